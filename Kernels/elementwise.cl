@@ -1,0 +1,78 @@
+// elementwise.cl: unary, binary (contiguous, scalar, broadcast), clamp, where, fill, strided copy.
+// Kernel names: elementwise_<op>, binary_<op>_{contig,scalar,bcast}.
+
+#define UNARY(NAME, EXPR)                                                            \
+  __kernel void elementwise_##NAME(__global const float* x, __global float* y,       \
+                                   float alpha) {                                    \
+    size_t i = get_global_id(0);                                                     \
+    float v = x[i];                                                                  \
+    y[i] = (EXPR);                                                                   \
+  }
+
+UNARY(neg, -v)
+UNARY(abs, fabs(v))
+UNARY(exp, exp(v))
+UNARY(log, log(v))
+UNARY(sqrt, sqrt(v))
+UNARY(rsqrt, rsqrt(v))
+UNARY(sin, sin(v))
+UNARY(cos, cos(v))
+UNARY(tanh, tanh(v))
+UNARY(sigmoid, gg_sigmoid(v))
+UNARY(relu, fmax(v, 0.0f))
+UNARY(leaky_relu, v >= 0.0f ? v : alpha * v)
+UNARY(silu, v * gg_sigmoid(v))
+UNARY(gelu, gg_gelu(v))
+
+#define BINARY(NAME, EXPR)                                                           \
+  __kernel void binary_##NAME##_contig(__global const float* a,                      \
+                                      __global const float* b, __global float* y) {  \
+    size_t i = get_global_id(0);                                                     \
+    float p = a[i], q = b[i];                                                        \
+    y[i] = (EXPR);                                                                   \
+  }                                                                                  \
+  __kernel void binary_##NAME##_scalar(__global const float* a, float s,             \
+                                      int scalarFirst, __global float* y) {          \
+    size_t i = get_global_id(0);                                                     \
+    float p = scalarFirst ? s : a[i], q = scalarFirst ? a[i] : s;                    \
+    y[i] = (EXPR);                                                                   \
+  }                                                                                  \
+  __kernel void binary_##NAME##_bcast(__global const float* a,                       \
+                                     __global const float* b, __global float* y,     \
+                                     int rank, int16 shape, int16 sa, int16 sb) {       \
+    size_t i = get_global_id(0);                                                     \
+    float p = a[gg_offset(i, rank, shape, sa)];                                      \
+    float q = b[gg_offset(i, rank, shape, sb)];                                      \
+    y[i] = (EXPR);                                                                   \
+  }
+
+BINARY(add, p + q)
+BINARY(sub, p - q)
+BINARY(mul, p * q)
+BINARY(div, p / q)
+BINARY(pow, pow(p, q))
+BINARY(maximum, fmax(p, q))
+BINARY(minimum, fmin(p, q))
+
+__kernel void elementwise_clamp(__global const float* x, __global float* y, float lo, float hi) {
+  size_t i = get_global_id(0);
+  y[i] = fmin(fmax(x[i], lo), hi);
+}
+
+// y = cond != 0 ? a : b, all three broadcast to y's shape.
+__kernel void elementwise_where(__global const float* c, __global const float* a,
+                                __global const float* b, __global float* y, int rank,
+                                int16 shape, int16 sc, int16 sa, int16 sb) {
+  size_t i = get_global_id(0);
+  y[i] = c[gg_offset(i, rank, shape, sc)] != 0.0f ? a[gg_offset(i, rank, shape, sa)]
+                                                  : b[gg_offset(i, rank, shape, sb)];
+}
+
+__kernel void elementwise_fill(__global float* y, float value) { y[get_global_id(0)] = value; }
+
+// y[yoff + Σ idx·ys] = x[xoff + Σ idx·xs] over every index of `shape`: permute, slice, concat.
+__kernel void elementwise_copy_strided(__global const float* x, __global float* y, int rank,
+                                       int16 shape, int16 xs, int xoff, int16 ys, int yoff) {
+  size_t i = get_global_id(0);
+  y[yoff + gg_offset(i, rank, shape, ys)] = x[xoff + gg_offset(i, rank, shape, xs)];
+}

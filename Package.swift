@@ -1,0 +1,51 @@
+// swift-tools-version: 6.0
+import PackageDescription
+
+let package = Package(
+  name: "gpugen",
+  platforms: [.macOS(.v13)],
+  products: [
+    .library(name: "GPUGenCore", targets: ["GPUGenCore"]),
+    .executable(name: "gpugen", targets: ["gpugen"]),
+  ],
+  dependencies: [
+    .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0")
+  ],
+  targets: [
+    // OpenCL 1.2 C API from ocl-icd-opencl-dev + opencl-headers.
+    .systemLibrary(
+      name: "COpenCL", pkgConfig: "OpenCL",
+      providers: [.apt(["ocl-icd-opencl-dev", "opencl-headers"])]),
+    // CBLAS from libopenblas-dev (cblas_sgemm).
+    .systemLibrary(
+      name: "CBLAS", pkgConfig: "openblas",
+      providers: [.apt(["libopenblas-dev"])]),
+    // OpenCL C sources, embedded in the binary at build time.
+    .target(
+      name: "GPUGenKernels",
+      path: "Kernels",
+      exclude: ["README.md"],
+      resources: [
+        .embedInCode("common.cl"),
+        .embedInCode("elementwise.cl"),
+        .embedInCode("reduce.cl"),
+        .embedInCode("gemm.cl"),
+        .embedInCode("bench.cl"),
+      ]),
+    // FMA-throughput loop measuring the CPU's FP32 peak (runtime ISA dispatch).
+    .target(name: "CPUPeak", cSettings: [.unsafeFlags(["-O3"])]),
+    .target(
+      name: "GPUGenCore",
+      dependencies: ["COpenCL", "CBLAS", "GPUGenKernels", "CPUPeak"]),
+    .executableTarget(
+      name: "gpugen",
+      dependencies: [
+        "GPUGenCore",
+        .product(name: "ArgumentParser", package: "swift-argument-parser"),
+      ]),
+    .testTarget(
+      name: "GPUGenCoreTests",
+      dependencies: ["GPUGenCore", "gpugen"]),
+  ],
+  swiftLanguageModes: [.v5]
+)

@@ -1,0 +1,147 @@
+// The device seam: one protocol that both the OpenCL and the native CPU backend implement in full.
+
+/// Elementwise unary operations.
+public enum UnaryOp: String, CaseIterable, Sendable {
+  case neg, abs, exp, log, sqrt, rsqrt, sin, cos, tanh, sigmoid, relu
+  case leakyRelu = "leaky_relu"
+  case silu, gelu
+}
+
+/// Elementwise binary operations (NumPy broadcasting).
+public enum BinaryOp: String, CaseIterable, Sendable {
+  case add, sub, mul, div, pow, maximum, minimum
+}
+
+/// Reductions over a set of axes.
+public enum ReduceOp: Int32, CaseIterable, Sendable {
+  case sum = 0
+  case mean = 1
+  case max = 2
+  case variance = 3
+}
+
+/// Activation applied in the GEMM epilogue. Raw values match `ACT_*` in Kernels/common.cl.
+public enum Activation: Int32, Sendable {
+  case none = 0
+  case relu = 1
+  case leakyRelu = 2
+  case silu = 3
+  case gelu = 4
+  case sigmoid = 5
+  case tanh = 6
+}
+
+/// Which way a GEMM bias is broadcast.
+public enum BiasMode: Int32, Sendable {
+  case none = 0
+  /// One value per column of C (length N): `y = x·Wᵀ + b`.
+  case perColumn = 1
+  /// One value per row of C (length M): convolution as `W · im2col`.
+  case perRow = 2
+}
+
+/// A row-major, strided-batched GEMM: C = act(alpha·op(A)·op(B) + beta·C + bias).
+public struct GemmDescriptor: Sendable, Equatable {
+  public var m: Int, n: Int, k: Int
+  public var transA = false, transB = false
+  public var alpha: Float = 1, beta: Float = 0
+  public var lda: Int, ldb: Int, ldc: Int
+  public var batch = 1
+  public var strideA = 0, strideB = 0, strideC = 0
+  public var biasMode = BiasMode.none
+  public var activation = Activation.none
+  public var activationAlpha: Float = 0.01
+
+  /// A dense GEMM with leading dimensions implied by the shapes.
+  public init(m: Int, n: Int, k: Int, transA: Bool = false, transB: Bool = false) {
+    self.m = m
+    self.n = n
+    self.k = k
+    self.transA = transA
+    self.transB = transB
+    lda = transA ? m : k
+    ldb = transB ? k : n
+    ldc = n
+    strideA = m * k
+    strideB = k * n
+    strideC = m * n
+  }
+}
+
+/// The layout of a broadcast elementwise operation: an output shape plus, per operand, element
+/// strides into that operand (0 along broadcast axes).
+public struct BroadcastLayout: Sendable, Equatable {
+  public var shape: [Int]
+  public var strides: [[Int]]
+  public var count: Int { shape.reduce(1, *) }
+}
+
+/// A strided copy: for every index `i` of `shape`, `y[yOffset + i·yStrides] = x[xOffset + i·xStrides]`.
+public struct StridedCopy: Sendable, Equatable {
+  public var shape: [Int]
+  public var xStrides: [Int], xOffset: Int
+  public var yStrides: [Int], yOffset: Int
+}
+
+/// Device memory: a handle owned by one backend. Returned to the backend's pool when released.
+public final class Buffer: @unchecked Sendable {
+  /// Backend-specific handle (`cl_mem` or a host pointer).
+  public let handle: UnsafeMutableRawPointer
+  /// Capacity in floats.
+  public let capacity: Int
+  let backend: any Backend
+
+  init(handle: UnsafeMutableRawPointer, capacity: Int, backend: any Backend) {
+    self.handle = handle
+    self.capacity = capacity
+    self.backend = backend
+  }
+
+  deinit { backend.recycle(handle: handle, capacity: capacity) }
+}
+
+/// Counters that make the engine's steady-state behaviour observable.
+public struct BackendStats: Sendable, Equatable {
+  /// Device buffers created (pool misses).
+  public var allocations = 0
+  /// Buffers served from the pool.
+  public var poolHits = 0
+  /// Kernel programs compiled from source.
+  public var programsCompiled = 0
+  /// Kernel programs loaded from the on-disk binary cache.
+  public var programsFromCache = 0
+  /// Kernel launches.
+  public var launches = 0
+}
+
+/// The device seam. Both backends implement every method.
+public protocol Backend: AnyObject {
+  /// A human-readable device name.
+  var name: String { get }
+  /// Counters (allocations, pool hits, compiles).
+  var stats: BackendStats { get }
+
+  // Memory.
+  func allocate(_ count: Int) throws -> Buffer
+  func recycle(handle: UnsafeMutableRawPointer, capacity: Int)
+  func freePool()
+  func upload(_ values: UnsafeBufferPointer<Float>, to buffer: Buffer) throws
+  func download(_ buffer: Buffer, count: Int) throws -> [Float]
+  func synchronize() throws
+
+  // Math. Every output buffer is distinct from the inputs unless stated otherwise.
+  func fill(_ y: Buffer, count: Int, value: Float) throws
+  func unary(_ op: UnaryOp, _ x: Buffer, _ y: Buffer, count: Int, alpha: Float) throws
+  func binary(_ op: BinaryOp, _ a: Buffer, _ b: Buffer, _ y: Buffer, layout: BroadcastLayout) throws
+  func binaryScalar(
+    _ op: BinaryOp, _ a: Buffer, scalar: Float, scalarFirst: Bool, _ y: Buffer, count: Int) throws
+  func clamp(_ x: Buffer, _ y: Buffer, count: Int, lower: Float, upper: Float) throws
+  func select(_ cond: Buffer, _ a: Buffer, _ b: Buffer, _ y: Buffer, layout: BroadcastLayout) throws
+  func copyStrided(_ x: Buffer, _ y: Buffer, _ copy: StridedCopy) throws
+  /// Reduces the middle axis of an (outer, r, inner) contiguous view into (outer, inner).
+  func reduce(
+    _ op: ReduceOp, _ x: Buffer, _ y: Buffer, outer: Int, r: Int, inner: Int, correction: Int) throws
+  /// Softmax (or log-softmax) along the middle axis of an (outer, r, inner) view.
+  func softmax(_ x: Buffer, _ y: Buffer, outer: Int, r: Int, inner: Int, log: Bool) throws
+  func gemm(_ d: GemmDescriptor, _ a: Buffer, _ b: Buffer, _ c: Buffer, bias: Buffer?) throws
+}

@@ -1,0 +1,351 @@
+// The native CPU backend: OpenBLAS for GEMM, Swift loops split across cores for everything else.
+import CBLAS
+import Foundation
+
+/// Runs gpugen's ops on the host CPU.
+public final class CPUBackend: Backend, @unchecked Sendable {
+  public let name: String
+  public var stats: BackendStats { lock.withLock { _stats } }
+  private var _stats = BackendStats()
+  private var pool: [Int: [UnsafeMutableRawPointer]] = [:]
+  private let lock = NSLock()
+
+  public init() {
+    name = "native CPU (\(Parallel.cores) cores, OpenBLAS)"
+  }
+
+  @inline(__always) func ptr(_ b: Buffer) -> UnsafeMutablePointer<Float> {
+    b.handle.assumingMemoryBound(to: Float.self)
+  }
+
+  // MARK: Memory
+
+  public func allocate(_ count: Int) throws -> Buffer {
+    let capacity = max(count, 1)
+    if let h = lock.withLock({ pool[capacity]?.popLast() }) {
+      lock.withLock { _stats.poolHits += 1 }
+      return Buffer(handle: h, capacity: capacity, backend: self)
+    }
+    let (bytes, overflow) = capacity.multipliedReportingOverflow(by: MemoryLayout<Float>.size)
+    if overflow { throw GPUGenError.outOfMemory(bytes: Int.max, device: name) }
+    var raw = Self.alignedAlloc(bytes)
+    if raw == nil {
+      freePool()
+      raw = Self.alignedAlloc(bytes)
+    }
+    guard let raw else { throw GPUGenError.outOfMemory(bytes: bytes, device: "cpu (\(name))") }
+    lock.withLock { _stats.allocations += 1 }
+    return Buffer(handle: raw, capacity: capacity, backend: self)
+  }
+
+  private static func alignedAlloc(_ bytes: Int) -> UnsafeMutableRawPointer? {
+    var p: UnsafeMutableRawPointer?
+    return posix_memalign(&p, 64, bytes) == 0 ? p : nil
+  }
+
+  public func recycle(handle: UnsafeMutableRawPointer, capacity: Int) {
+    lock.withLock { pool[capacity, default: []].append(handle) }
+  }
+
+  public func freePool() {
+    let all = lock.withLock { () -> [UnsafeMutableRawPointer] in
+      let a = pool.values.flatMap { $0 }
+      pool.removeAll()
+      return a
+    }
+    for p in all { free(p) }
+  }
+
+  public func upload(_ values: UnsafeBufferPointer<Float>, to buffer: Buffer) throws {
+    guard let base = values.baseAddress, values.count > 0 else { return }
+    ptr(buffer).update(from: base, count: values.count)
+  }
+
+  public func download(_ buffer: Buffer, count: Int) throws -> [Float] {
+    Array(UnsafeBufferPointer(start: ptr(buffer), count: count))
+  }
+
+  public func synchronize() throws {}
+
+  // MARK: Elementwise
+
+  public func fill(_ y: Buffer, count: Int, value: Float) throws {
+    let yp = ptr(y)
+    Parallel.forEach(count) { r in (yp + r.lowerBound).update(repeating: value, count: r.count) }
+  }
+
+  @inline(__always)
+  private func map(_ x: Buffer, _ y: Buffer, _ count: Int, cost: Int = 1, _ f: (Float) -> Float) {
+    let xp = ptr(x), yp = ptr(y)
+    Parallel.forEach(count, cost: cost) { r in
+      for i in r { yp[i] = f(xp[i]) }
+    }
+  }
+
+  public func unary(_ op: UnaryOp, _ x: Buffer, _ y: Buffer, count: Int, alpha: Float) throws {
+    switch op {
+    case .neg: map(x, y, count) { -$0 }
+    case .abs: map(x, y, count) { Swift.abs($0) }
+    case .exp: map(x, y, count, cost: 8) { Foundation.exp($0) }
+    case .log: map(x, y, count, cost: 8) { Foundation.log($0) }
+    case .sqrt: map(x, y, count) { $0.squareRoot() }
+    case .rsqrt: map(x, y, count) { 1 / $0.squareRoot() }
+    case .sin: map(x, y, count, cost: 8) { Foundation.sin($0) }
+    case .cos: map(x, y, count, cost: 8) { Foundation.cos($0) }
+    case .tanh: map(x, y, count, cost: 8) { Foundation.tanh($0) }
+    case .sigmoid: map(x, y, count, cost: 8) { 1 / (1 + Foundation.exp(-$0)) }
+    case .relu: map(x, y, count) { Swift.max($0, 0) }
+    case .leakyRelu: map(x, y, count) { $0 >= 0 ? $0 : alpha * $0 }
+    case .silu: map(x, y, count, cost: 8) { $0 / (1 + Foundation.exp(-$0)) }
+    case .gelu: map(x, y, count, cost: 8) { cpuGelu($0) }
+    }
+  }
+
+  @inline(__always)
+  private func zip(
+    _ a: Buffer, _ b: Buffer, _ y: Buffer, _ layout: BroadcastLayout, cost: Int = 1,
+    _ f: (Float, Float) -> Float
+  ) {
+    let ap = ptr(a), bp = ptr(b), yp = ptr(y)
+    let shape = layout.shape
+    if shape.isEmpty || layout.count == 0 {
+      if layout.count == 1 { yp[0] = f(ap[0], bp[0]) }
+      return
+    }
+    let inner = shape[shape.count - 1]
+    let sa = layout.strides[0].last!, sb = layout.strides[1].last!
+    let rows = layout.count / inner
+    if rows == 1 && sa == 1 && sb == 1 {
+      Parallel.forEach(inner, cost: cost) { r in
+        for i in r { yp[i] = f(ap[i], bp[i]) }
+      }
+      return
+    }
+    Parallel.forEach(rows, cost: inner * cost) { rr in
+      forEachRow(shape: shape, strides: layout.strides, rows: rr) { row, off in
+        let pa = ap + off[0], pb = bp + off[1], py = yp + row * inner
+        if sa == 1 && sb == 1 {
+          for j in 0..<inner { py[j] = f(pa[j], pb[j]) }
+        } else if sb == 0 {
+          let q = pb[0]
+          for j in 0..<inner { py[j] = f(pa[j * sa], q) }
+        } else if sa == 0 {
+          let p = pa[0]
+          for j in 0..<inner { py[j] = f(p, pb[j * sb]) }
+        } else {
+          for j in 0..<inner { py[j] = f(pa[j * sa], pb[j * sb]) }
+        }
+      }
+    }
+  }
+
+  public func binary(_ op: BinaryOp, _ a: Buffer, _ b: Buffer, _ y: Buffer, layout: BroadcastLayout) throws {
+    switch op {
+    case .add: zip(a, b, y, layout) { $0 + $1 }
+    case .sub: zip(a, b, y, layout) { $0 - $1 }
+    case .mul: zip(a, b, y, layout) { $0 * $1 }
+    case .div: zip(a, b, y, layout) { $0 / $1 }
+    case .pow: zip(a, b, y, layout, cost: 16) { Foundation.pow($0, $1) }
+    case .maximum: zip(a, b, y, layout) { cpuMax($0, $1) }
+    case .minimum: zip(a, b, y, layout) { cpuMin($0, $1) }
+    }
+  }
+
+  public func binaryScalar(
+    _ op: BinaryOp, _ a: Buffer, scalar s: Float, scalarFirst: Bool, _ y: Buffer, count: Int
+  ) throws {
+    switch (op, scalarFirst) {
+    case (.add, _): map(a, y, count) { $0 + s }
+    case (.mul, _): map(a, y, count) { $0 * s }
+    case (.maximum, _): map(a, y, count) { cpuMax($0, s) }
+    case (.minimum, _): map(a, y, count) { cpuMin($0, s) }
+    case (.sub, false): map(a, y, count) { $0 - s }
+    case (.sub, true): map(a, y, count) { s - $0 }
+    case (.div, false): map(a, y, count) { $0 / s }
+    case (.div, true): map(a, y, count) { s / $0 }
+    case (.pow, false): map(a, y, count, cost: 16) { Foundation.pow($0, s) }
+    case (.pow, true): map(a, y, count, cost: 16) { Foundation.pow(s, $0) }
+    }
+  }
+
+  public func clamp(_ x: Buffer, _ y: Buffer, count: Int, lower: Float, upper: Float) throws {
+    map(x, y, count) { cpuMin(cpuMax($0, lower), upper) }
+  }
+
+  public func select(_ cond: Buffer, _ a: Buffer, _ b: Buffer, _ y: Buffer, layout: BroadcastLayout) throws {
+    let cp = ptr(cond), ap = ptr(a), bp = ptr(b), yp = ptr(y)
+    let shape = layout.shape.isEmpty ? [1] : layout.shape
+    let strides = layout.shape.isEmpty ? [[0], [0], [0]] : layout.strides
+    let inner = shape.last!
+    guard inner > 0 else { return }
+    let rows = layout.count / inner
+    let (sc, sa, sb) = (strides[0].last!, strides[1].last!, strides[2].last!)
+    Parallel.forEach(rows, cost: inner) { rr in
+      forEachRow(shape: shape, strides: strides, rows: rr) { row, off in
+        let pc = cp + off[0], pa = ap + off[1], pb = bp + off[2], py = yp + row * inner
+        for j in 0..<inner { py[j] = pc[j * sc] != 0 ? pa[j * sa] : pb[j * sb] }
+      }
+    }
+  }
+
+  public func copyStrided(_ x: Buffer, _ y: Buffer, _ c: StridedCopy) throws {
+    let xp = ptr(x) + c.xOffset, yp = ptr(y) + c.yOffset
+    let count = c.shape.reduce(1, *)
+    if count == 0 { return }
+    if c.shape.isEmpty {
+      yp[0] = xp[0]
+      return
+    }
+    let inner = c.shape.last!
+    let sx = c.xStrides.last!, sy = c.yStrides.last!
+    Parallel.forEach(count / inner, cost: inner) { rr in
+      forEachRow(shape: c.shape, strides: [c.xStrides, c.yStrides], rows: rr) { _, off in
+        let px = xp + off[0], py = yp + off[1]
+        if sx == 1 && sy == 1 {
+          py.update(from: px, count: inner)
+        } else {
+          for j in 0..<inner { py[j * sy] = px[j * sx] }
+        }
+      }
+    }
+  }
+
+  // MARK: Reductions
+
+  public func reduce(
+    _ op: ReduceOp, _ x: Buffer, _ y: Buffer, outer: Int, r: Int, inner: Int, correction: Int
+  ) throws {
+    let xp = ptr(x), yp = ptr(y)
+    let n = outer * inner
+    let combine: (Float, Float) -> Float = op == .max ? { cpuMax($0, $1) } : { $0 + $1 }
+    let start: Float = op == .max ? -.infinity : 0
+    if inner == 1 {
+      Parallel.forEach(outer, cost: r) { rows in
+        for o in rows {
+          let p = xp + o * r
+          var acc = start
+          for j in 0..<r { acc = combine(acc, p[j]) }
+          switch op {
+          case .sum, .max: yp[o] = acc
+          case .mean: yp[o] = acc / Float(r)
+          case .variance:
+            let mean = acc / Float(r)
+            var ss: Float = 0
+            for j in 0..<r {
+              let d = p[j] - mean
+              ss += d * d
+            }
+            yp[o] = ss / Float(r - correction)
+          }
+        }
+      }
+      return
+    }
+    // inner > 1: accumulate whole rows of length `inner` (vectorisable), parallel over outer×inner.
+    Parallel.forEach(outer, cost: r * inner) { rows in
+      for o in rows {
+        let base = xp + o * r * inner, out = yp + o * inner
+        out.update(repeating: start, count: inner)
+        for j in 0..<r {
+          let row = base + j * inner
+          for i in 0..<inner { out[i] = combine(out[i], row[i]) }
+        }
+        switch op {
+        case .sum, .max: break
+        case .mean:
+          for i in 0..<inner { out[i] /= Float(r) }
+        case .variance:
+          let mean = UnsafeMutablePointer<Float>.allocate(capacity: inner)
+          defer { mean.deallocate() }
+          for i in 0..<inner {
+            mean[i] = out[i] / Float(r)
+            out[i] = 0
+          }
+          for j in 0..<r {
+            let row = base + j * inner
+            for i in 0..<inner {
+              let d = row[i] - mean[i]
+              out[i] += d * d
+            }
+          }
+          for i in 0..<inner { out[i] /= Float(r - correction) }
+        }
+      }
+    }
+    _ = n
+  }
+
+  public func softmax(_ x: Buffer, _ y: Buffer, outer: Int, r: Int, inner: Int, log: Bool) throws {
+    let xp = ptr(x), yp = ptr(y)
+    Parallel.forEach(outer * inner, cost: r * 8) { items in
+      for item in items {
+        let o = item / inner, i = item % inner
+        let base = o * r * inner + i
+        var m = -Float.infinity
+        for j in 0..<r { m = cpuMax(m, xp[base + j * inner]) }
+        var s: Float = 0
+        for j in 0..<r { s += Foundation.exp(xp[base + j * inner] - m) }
+        let ls = Foundation.log(s), inv = 1 / s
+        for j in 0..<r {
+          let v = xp[base + j * inner] - m
+          yp[base + j * inner] = log ? v - ls : Foundation.exp(v) * inv
+        }
+      }
+    }
+  }
+
+  // MARK: GEMM
+
+  public func gemm(_ d: GemmDescriptor, _ a: Buffer, _ b: Buffer, _ c: Buffer, bias: Buffer?) throws {
+    if d.m == 0 || d.n == 0 || d.batch == 0 { return }
+    let ap = ptr(a), bp = ptr(b), cp = ptr(c)
+    for i in 0..<d.batch {
+      let pa = ap + i * d.strideA, pb = bp + i * d.strideB, pc = cp + i * d.strideC
+      if d.k == 0 {
+        // BLAS leaves C untouched when K = 0 only if beta = 1; make beta·C explicit.
+        for r in 0..<d.m {
+          for j in 0..<d.n { pc[r * d.ldc + j] = d.beta == 0 ? 0 : d.beta * pc[r * d.ldc + j] }
+        }
+      } else {
+        cblas_sgemm(
+          CblasRowMajor, d.transA ? CblasTrans : CblasNoTrans, d.transB ? CblasTrans : CblasNoTrans,
+          Int32(d.m), Int32(d.n), Int32(d.k), d.alpha, pa, Int32(d.lda), pb, Int32(d.ldb), d.beta, pc,
+          Int32(d.ldc))
+      }
+    }
+    let biasMode = bias == nil ? BiasMode.none : d.biasMode
+    if biasMode == .none && d.activation == .none { return }
+    let biasp = bias.map(ptr)
+    let act = d.activation, alpha = d.activationAlpha
+    Parallel.forEach(d.batch * d.m, cost: d.n * 4) { rows in
+      for row in rows {
+        let bi = row / d.m, r = row % d.m
+        let pc = cp + bi * d.strideC + r * d.ldc
+        switch biasMode {
+        case .perColumn: for j in 0..<d.n { pc[j] += biasp![j] }
+        case .perRow:
+          let v = biasp![r]
+          for j in 0..<d.n { pc[j] += v }
+        case .none: break
+        }
+        if act != .none { for j in 0..<d.n { pc[j] = cpuActivate(pc[j], act, alpha) } }
+      }
+    }
+  }
+}
+
+@inline(__always) func cpuMax(_ a: Float, _ b: Float) -> Float { a.isNaN ? b : (b.isNaN ? a : Swift.max(a, b)) }
+@inline(__always) func cpuMin(_ a: Float, _ b: Float) -> Float { a.isNaN ? b : (b.isNaN ? a : Swift.min(a, b)) }
+@inline(__always) func cpuGelu(_ x: Float) -> Float { 0.5 * x * (1 + Foundation.erf(x * 0.70710678118654752)) }
+
+@inline(__always) func cpuActivate(_ v: Float, _ act: Activation, _ alpha: Float) -> Float {
+  switch act {
+  case .none: return v
+  case .relu: return Swift.max(v, 0)
+  case .leakyRelu: return v >= 0 ? v : alpha * v
+  case .silu: return v / (1 + Foundation.exp(-v))
+  case .gelu: return cpuGelu(v)
+  case .sigmoid: return 1 / (1 + Foundation.exp(-v))
+  case .tanh: return Foundation.tanh(v)
+  }
+}

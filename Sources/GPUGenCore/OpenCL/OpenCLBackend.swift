@@ -1,0 +1,346 @@
+// The OpenCL backend: one context and one in-order queue per device, programs compiled once
+// (memory + disk cache), a buffer pool, and every Backend op as a kernel launch.
+import COpenCL
+import Foundation
+import GPUGenKernels
+
+/// A kernel argument.
+enum KernelArg {
+  case mem(cl_mem)
+  case i32(Int32)
+  case i64(Int64)
+  case f32(Float)
+  /// Up to 16 ints passed as an OpenCL `int16` vector (shapes and strides).
+  case int16([Int])
+}
+
+/// Runs gpugen's ops on one OpenCL device.
+public final class OpenCLBackend: Backend, @unchecked Sendable {
+  public let info: OpenCLDeviceInfo
+  public var name: String { info.name }
+  public var stats: BackendStats {
+    poolLock.lock()
+    defer { poolLock.unlock() }
+    return _stats
+  }
+
+  let device: cl_device_id
+  let platform: cl_platform_id
+  let context: cl_context
+  let queue: cl_command_queue
+  let cache: BinaryCache
+  /// The GEMM tile configuration in use (default table, or the tuned winner from the cache).
+  public internal(set) var gemmConfig: GemmConfig
+
+  private var _stats = BackendStats()
+  private var pool: [Int: [cl_mem]] = [:]
+  private var programs: [String: cl_program] = [:]
+  private var kernels: [String: cl_kernel] = [:]
+  private let poolLock = NSLock()
+  private let queueLock = NSRecursiveLock()
+
+  init(_ ref: CLDeviceRef, cache: BinaryCache = BinaryCache()) throws {
+    info = ref.info
+    device = ref.device
+    platform = ref.platform
+    self.cache = cache
+    var status: cl_int = 0
+    var dev: cl_device_id? = ref.device
+    guard let ctx = clCreateContext(nil, 1, &dev, nil, nil, &status) else {
+      throw GPUGenError.openCL(call: "clCreateContext(\(ref.info.name))", status: status)
+    }
+    try clCheck(status, "clCreateContext(\(ref.info.name))")
+    context = ctx
+    guard let q = clCreateCommandQueue(ctx, ref.device, 0, &status) else {
+      clReleaseContext(ctx)
+      throw GPUGenError.openCL(call: "clCreateCommandQueue", status: status)
+    }
+    queue = q
+    gemmConfig = GemmConfig.defaultConfig(for: ref.info)
+    if let tuned = GemmConfig.loadTuned(for: ref.info, cache: cache), tuned.fits(ref.info) {
+      gemmConfig = tuned
+    }
+  }
+
+  deinit {
+    freePool()
+    for k in kernels.values { clReleaseKernel(k) }
+    for p in programs.values { clReleaseProgram(p) }
+    clReleaseCommandQueue(queue)
+    clReleaseContext(context)
+  }
+
+  // MARK: Programs
+
+  /// Default build options for every program.
+  static let baseOptions = "-cl-std=CL1.2"
+
+  /// Returns the program for a kernel family built with `options`, compiling it only if neither
+  /// the in-memory nor the on-disk cache has it.
+  func program(family: String, options: String = "") throws -> cl_program {
+    guard let body = KernelSources.families[family] else {
+      throw GPUGenError.invalidArgument("no kernel family '\(family)'")
+    }
+    let source = KernelSources.common + "\n" + body
+    return try program(source: source, file: "Kernels/\(family).cl", options: options)
+  }
+
+  /// Builds (or fetches from cache) a program from arbitrary source text.
+  func program(source: String, file: String, options: String) throws -> cl_program {
+    let fullOptions = (Self.baseOptions + " " + options).trimmingCharacters(in: .whitespaces)
+    let memoryKey = "\(file)|\(fullOptions)|\(source.hashValue)"
+    queueLock.lock()
+    defer { queueLock.unlock() }
+    if let p = programs[memoryKey] { return p }
+    let diskKey = BinaryCache.key(
+      platform: info.platform, device: info.name, driver: info.driverVersion, options: fullOptions,
+      source: source)
+    if let binary = cache.load(key: diskKey) {
+      if let p = try? buildFromBinary(binary, options: fullOptions) {
+        programs[memoryKey] = p
+        poolLock.withLock { _stats.programsFromCache += 1 }
+        return p
+      }
+      Diagnostics.warn("kernel cache entry \(cache.url(forKey: diskKey).path) was rejected by the driver; rebuilding it")
+    }
+    let p = try buildFromSource(source, file: file, options: fullOptions)
+    poolLock.withLock { _stats.programsCompiled += 1 }
+    programs[memoryKey] = p
+    if let binary = programBinary(p) { cache.store(key: diskKey, binary: binary) }
+    return p
+  }
+
+  /// Compiles `source` and throws its build log on failure. For tests and tools.
+  public func compile(source: String, file: String, options: String = "") throws {
+    _ = try program(source: source, file: file, options: options)
+  }
+
+  /// Compiles every kernel file in Kernels/ with its default options.
+  public func compileAllKernels() throws {
+    for family in KernelSources.families.keys.sorted() {
+      _ = try program(family: family, options: defaultOptions(family: family))
+    }
+  }
+
+  /// The tunable `-D` options a family is built with by default on this device.
+  func defaultOptions(family: String) -> String {
+    switch family {
+    case "gemm": return gemmConfig.options
+    case "bench": return "-DPEAK_VW=\(info.isGPU ? 1 : 16)"
+    default: return ""
+    }
+  }
+
+  private func buildFromSource(_ source: String, file: String, options: String) throws -> cl_program {
+    var status: cl_int = 0
+    let p: cl_program? = source.withCString { ptr in
+      var s: UnsafePointer<CChar>? = ptr
+      var len = strlen(ptr)
+      return clCreateProgramWithSource(context, 1, &s, &len, &status)
+    }
+    guard let program = p, status == CL_SUCCESS else {
+      throw GPUGenError.openCL(call: "clCreateProgramWithSource(\(file))", status: status)
+    }
+    var dev: cl_device_id? = device
+    let b = clBuildProgram(program, 1, &dev, options, nil, nil)
+    if b != CL_SUCCESS {
+      let log = buildLog(program)
+      clReleaseProgram(program)
+      if b == CL_BUILD_PROGRAM_FAILURE || b == CL_INVALID_BUILD_OPTIONS || !log.isEmpty {
+        throw GPUGenError.kernelBuild(
+          file: file, device: info.name, log: log.isEmpty ? clStatusName(b) : log)
+      }
+      throw GPUGenError.openCL(call: "clBuildProgram(\(file))", status: b)
+    }
+    return program
+  }
+
+  private func buildFromBinary(_ binary: [UInt8], options: String) throws -> cl_program {
+    var status: cl_int = 0
+    var binStatus: cl_int = 0
+    var dev: cl_device_id? = device
+    var len = binary.count
+    let p: cl_program? = binary.withUnsafeBufferPointer { buf in
+      var ptr: UnsafePointer<UInt8>? = buf.baseAddress
+      return clCreateProgramWithBinary(context, 1, &dev, &len, &ptr, &binStatus, &status)
+    }
+    guard let program = p, status == CL_SUCCESS, binStatus == CL_SUCCESS else {
+      if let p { clReleaseProgram(p) }
+      throw GPUGenError.openCL(call: "clCreateProgramWithBinary", status: status)
+    }
+    let b = clBuildProgram(program, 1, &dev, options, nil, nil)
+    guard b == CL_SUCCESS else {
+      clReleaseProgram(program)
+      throw GPUGenError.openCL(call: "clBuildProgram(binary)", status: b)
+    }
+    return program
+  }
+
+  private func buildLog(_ program: cl_program) -> String {
+    var size = 0
+    clGetProgramBuildInfo(program, device, cl_program_build_info(CL_PROGRAM_BUILD_LOG), 0, nil, &size)
+    guard size > 1 else { return "" }
+    var bytes = [CChar](repeating: 0, count: size + 1)
+    clGetProgramBuildInfo(program, device, cl_program_build_info(CL_PROGRAM_BUILD_LOG), size, &bytes, nil)
+    return String(cString: bytes).trimmingCharacters(in: .whitespacesAndNewlines)
+  }
+
+  private func programBinary(_ program: cl_program) -> [UInt8]? {
+    var size = 0
+    guard
+      clGetProgramInfo(program, cl_program_info(CL_PROGRAM_BINARY_SIZES), MemoryLayout<Int>.size, &size, nil)
+        == CL_SUCCESS, size > 0
+    else { return nil }
+    var bytes = [UInt8](repeating: 0, count: size)
+    let ok = bytes.withUnsafeMutableBufferPointer { buf -> Bool in
+      var ptr: UnsafeMutablePointer<UInt8>? = buf.baseAddress
+      return clGetProgramInfo(
+        program, cl_program_info(CL_PROGRAM_BINARIES), MemoryLayout<UnsafeMutablePointer<UInt8>?>.size,
+        &ptr, nil) == CL_SUCCESS
+    }
+    return ok ? bytes : nil
+  }
+
+  /// The kernel `name` of a family's program (cached).
+  func kernel(_ name: String, family: String, options: String? = nil) throws -> cl_kernel {
+    let opts = options ?? defaultOptions(family: family)
+    let key = "\(family)|\(opts)|\(name)"
+    queueLock.lock()
+    defer { queueLock.unlock() }
+    if let k = kernels[key] { return k }
+    let p = try program(family: family, options: opts)
+    var status: cl_int = 0
+    guard let k = clCreateKernel(p, name, &status), status == CL_SUCCESS else {
+      throw GPUGenError.openCL(call: "clCreateKernel(\(name))", status: status)
+    }
+    kernels[key] = k
+    return k
+  }
+
+  // MARK: Launching
+
+  /// Sets the arguments and enqueues `kernel` (no wait).
+  func launch(_ kernel: cl_kernel, _ name: String, _ args: [KernelArg], global: [Int], local: [Int]? = nil)
+    throws
+  {
+    if global.contains(0) { return }
+    queueLock.lock()
+    defer { queueLock.unlock() }
+    for (i, arg) in args.enumerated() {
+      let idx = cl_uint(i)
+      let s: cl_int
+      switch arg {
+      case .mem(var m): s = clSetKernelArg(kernel, idx, MemoryLayout<cl_mem>.size, &m)
+      case .i32(var v): s = clSetKernelArg(kernel, idx, 4, &v)
+      case .i64(var v): s = clSetKernelArg(kernel, idx, 8, &v)
+      case .f32(var v): s = clSetKernelArg(kernel, idx, 4, &v)
+      case .int16(let values):
+        var v = SIMD16<Int32>()
+        for (j, x) in values.prefix(16).enumerated() { v[j] = Int32(truncatingIfNeeded: x) }
+        s = clSetKernelArg(kernel, idx, 64, &v)
+      }
+      try clCheck(s, "clSetKernelArg(\(name), \(i))")
+    }
+    let dims = cl_uint(global.count)
+    let status: cl_int
+    if let local {
+      status = clEnqueueNDRangeKernel(queue, kernel, dims, nil, global, local, 0, nil, nil)
+    } else {
+      status = clEnqueueNDRangeKernel(queue, kernel, dims, nil, global, nil, 0, nil, nil)
+    }
+    try clCheck(status, "clEnqueueNDRangeKernel(\(name))")
+    poolLock.withLock { _stats.launches += 1 }
+  }
+
+  @inline(__always) func mem(_ b: Buffer) -> cl_mem { OpaquePointer(b.handle) }
+
+  // MARK: Memory
+
+  public func allocate(_ count: Int) throws -> Buffer {
+    let capacity = max(count, 1)
+    poolLock.lock()
+    if var list = pool[capacity], let h = list.popLast() {
+      pool[capacity] = list
+      _stats.poolHits += 1
+      poolLock.unlock()
+      return Buffer(handle: UnsafeMutableRawPointer(h), capacity: capacity, backend: self)
+    }
+    poolLock.unlock()
+    let bytes = capacity * MemoryLayout<Float>.size
+    let handle: cl_mem
+    do {
+      handle = try createBuffer(bytes: bytes)
+    } catch {
+      freePool()
+      do { handle = try createBuffer(bytes: bytes) } catch {
+        throw GPUGenError.outOfMemory(bytes: bytes, device: "\(info.name) (opencl:\(info.index))")
+      }
+    }
+    poolLock.withLock { _stats.allocations += 1 }
+    return Buffer(handle: UnsafeMutableRawPointer(handle), capacity: capacity, backend: self)
+  }
+
+  private func createBuffer(bytes: Int) throws -> cl_mem {
+    if info.maxAllocation > 0 && bytes > info.maxAllocation {
+      throw GPUGenError.openCL(call: "clCreateBuffer(\(bytes) bytes)", status: CL_INVALID_BUFFER_SIZE)
+    }
+    var status: cl_int = 0
+    guard let m = clCreateBuffer(context, cl_mem_flags(CL_MEM_READ_WRITE), bytes, nil, &status),
+      status == CL_SUCCESS
+    else { throw GPUGenError.openCL(call: "clCreateBuffer(\(bytes) bytes)", status: status) }
+    return m
+  }
+
+  public func recycle(handle: UnsafeMutableRawPointer, capacity: Int) {
+    poolLock.withLock { pool[capacity, default: []].append(OpaquePointer(handle)) }
+  }
+
+  public func freePool() {
+    let all = poolLock.withLock { () -> [cl_mem] in
+      let a = pool.values.flatMap { $0 }
+      pool.removeAll()
+      return a
+    }
+    for m in all { clReleaseMemObject(m) }
+  }
+
+  public func upload(_ values: UnsafeBufferPointer<Float>, to buffer: Buffer) throws {
+    guard values.count > 0 else { return }
+    precondition(values.count <= buffer.capacity)
+    // Non-blocking: the data is staged in a private copy that the driver frees once written.
+    let bytes = values.count * MemoryLayout<Float>.size
+    guard let staging = malloc(bytes) else { throw GPUGenError.outOfMemory(bytes: bytes, device: "host") }
+    memcpy(staging, values.baseAddress!, bytes)
+    var event: cl_event?
+    queueLock.lock()
+    defer { queueLock.unlock() }
+    let s = clEnqueueWriteBuffer(queue, mem(buffer), cl_bool(CL_FALSE), 0, bytes, staging, 0, nil, &event)
+    if s != CL_SUCCESS {
+      free(staging)
+      throw GPUGenError.openCL(call: "clEnqueueWriteBuffer", status: s)
+    }
+    let cb = clSetEventCallback(
+      event, CL_COMPLETE, { _, _, userData in free(userData) }, staging)
+    if cb != CL_SUCCESS {
+      clWaitForEvents(1, &event)
+      free(staging)
+    }
+    clReleaseEvent(event)
+  }
+
+  public func download(_ buffer: Buffer, count: Int) throws -> [Float] {
+    guard count > 0 else { return [] }
+    var out = [Float](repeating: 0, count: count)
+    queueLock.lock()
+    defer { queueLock.unlock() }
+    let s = out.withUnsafeMutableBytes { raw in
+      clEnqueueReadBuffer(queue, mem(buffer), cl_bool(CL_TRUE), 0, raw.count, raw.baseAddress, 0, nil, nil)
+    }
+    try clCheck(s, "clEnqueueReadBuffer")
+    return out
+  }
+
+  public func synchronize() throws {
+    try clCheck(clFinish(queue), "clFinish")
+  }
+}

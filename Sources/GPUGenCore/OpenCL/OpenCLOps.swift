@@ -1,0 +1,136 @@
+// Backend ops on OpenCL: each is one kernel launch from Kernels/*.cl.
+import COpenCL
+
+extension OpenCLBackend {
+  private func checkRank(_ rank: Int, _ op: String) throws {
+    if rank > Shape.maxStridedRank {
+      throw GPUGenError.invalidArgument("\(op): strided kernels support rank ≤ \(Shape.maxStridedRank) after collapsing, got \(rank)")
+    }
+  }
+
+  public func fill(_ y: Buffer, count: Int, value: Float) throws {
+    let k = try kernel("elementwise_fill", family: "elementwise")
+    try launch(k, "elementwise_fill", [.mem(mem(y)), .f32(value)], global: [count])
+  }
+
+  public func unary(_ op: UnaryOp, _ x: Buffer, _ y: Buffer, count: Int, alpha: Float) throws {
+    let name = "elementwise_\(op.rawValue)"
+    let k = try kernel(name, family: "elementwise")
+    try launch(k, name, [.mem(mem(x)), .mem(mem(y)), .f32(alpha)], global: [count])
+  }
+
+  public func binary(_ op: BinaryOp, _ a: Buffer, _ b: Buffer, _ y: Buffer, layout: BroadcastLayout) throws {
+    let contiguous = layout.shape.count <= 1 && layout.strides.allSatisfy { $0.allSatisfy { $0 == 1 } }
+    if contiguous {
+      let name = "binary_\(op.rawValue)_contig"
+      let k = try kernel(name, family: "elementwise")
+      try launch(k, name, [.mem(mem(a)), .mem(mem(b)), .mem(mem(y))], global: [layout.count])
+      return
+    }
+    try checkRank(layout.shape.count, op.rawValue)
+    let name = "binary_\(op.rawValue)_bcast"
+    let k = try kernel(name, family: "elementwise")
+    try launch(
+      k, name,
+      [
+        .mem(mem(a)), .mem(mem(b)), .mem(mem(y)), .i32(Int32(layout.shape.count)), .int16(layout.shape),
+        .int16(layout.strides[0]), .int16(layout.strides[1]),
+      ], global: [layout.count])
+  }
+
+  public func binaryScalar(
+    _ op: BinaryOp, _ a: Buffer, scalar: Float, scalarFirst: Bool, _ y: Buffer, count: Int
+  ) throws {
+    let name = "binary_\(op.rawValue)_scalar"
+    let k = try kernel(name, family: "elementwise")
+    try launch(
+      k, name, [.mem(mem(a)), .f32(scalar), .i32(scalarFirst ? 1 : 0), .mem(mem(y))], global: [count])
+  }
+
+  public func clamp(_ x: Buffer, _ y: Buffer, count: Int, lower: Float, upper: Float) throws {
+    let k = try kernel("elementwise_clamp", family: "elementwise")
+    try launch(k, "elementwise_clamp", [.mem(mem(x)), .mem(mem(y)), .f32(lower), .f32(upper)], global: [count])
+  }
+
+  public func select(_ cond: Buffer, _ a: Buffer, _ b: Buffer, _ y: Buffer, layout: BroadcastLayout) throws {
+    try checkRank(layout.shape.count, "where")
+    let k = try kernel("elementwise_where", family: "elementwise")
+    try launch(
+      k, "elementwise_where",
+      [
+        .mem(mem(cond)), .mem(mem(a)), .mem(mem(b)), .mem(mem(y)), .i32(Int32(layout.shape.count)),
+        .int16(layout.shape), .int16(layout.strides[0]), .int16(layout.strides[1]), .int16(layout.strides[2]),
+      ], global: [layout.count])
+  }
+
+  public func copyStrided(_ x: Buffer, _ y: Buffer, _ c: StridedCopy) throws {
+    try checkRank(c.shape.count, "copy")
+    let k = try kernel("elementwise_copy_strided", family: "elementwise")
+    try launch(
+      k, "elementwise_copy_strided",
+      [
+        .mem(mem(x)), .mem(mem(y)), .i32(Int32(c.shape.count)), .int16(c.shape), .int16(c.xStrides),
+        .i32(Int32(c.xOffset)), .int16(c.yStrides), .i32(Int32(c.yOffset)),
+      ], global: [c.shape.reduce(1, *)])
+  }
+
+  /// Work-group size of the row reductions (RLS in reduce.cl).
+  var reduceGroupSize: Int { min(64, info.maxWorkGroupSize) }
+
+  public func reduce(
+    _ op: ReduceOp, _ x: Buffer, _ y: Buffer, outer: Int, r: Int, inner: Int, correction: Int
+  ) throws {
+    let opts = "-DRLS=\(reduceGroupSize)"
+    if inner == 1 {
+      let k = try kernel("reduce_rows", family: "reduce", options: opts)
+      try launch(
+        k, "reduce_rows", [.mem(mem(x)), .mem(mem(y)), .i32(Int32(r)), .i32(op.rawValue), .i32(Int32(correction))],
+        global: [outer * reduceGroupSize], local: [reduceGroupSize])
+    } else {
+      let k = try kernel("reduce_axis", family: "reduce", options: opts)
+      try launch(
+        k, "reduce_axis",
+        [
+          .mem(mem(x)), .mem(mem(y)), .i32(Int32(r)), .i32(Int32(inner)), .i32(op.rawValue),
+          .i32(Int32(correction)),
+        ], global: [outer * inner])
+    }
+  }
+
+  public func softmax(_ x: Buffer, _ y: Buffer, outer: Int, r: Int, inner: Int, log: Bool) throws {
+    let opts = "-DRLS=\(reduceGroupSize)"
+    if inner == 1 {
+      let k = try kernel("reduce_softmax_rows", family: "reduce", options: opts)
+      try launch(
+        k, "reduce_softmax_rows", [.mem(mem(x)), .mem(mem(y)), .i32(Int32(r)), .i32(log ? 1 : 0)],
+        global: [outer * reduceGroupSize], local: [reduceGroupSize])
+    } else {
+      let k = try kernel("reduce_softmax_axis", family: "reduce", options: opts)
+      try launch(
+        k, "reduce_softmax_axis", [.mem(mem(x)), .mem(mem(y)), .i32(Int32(r)), .i32(Int32(inner)), .i32(log ? 1 : 0)],
+        global: [outer * inner])
+    }
+  }
+
+  public func gemm(_ d: GemmDescriptor, _ a: Buffer, _ b: Buffer, _ c: Buffer, bias: Buffer?) throws {
+    try gemm(d, a, b, c, bias: bias, config: gemmConfig)
+  }
+
+  /// GEMM with an explicit tile configuration (used by the tuner).
+  func gemm(_ d: GemmDescriptor, _ a: Buffer, _ b: Buffer, _ c: Buffer, bias: Buffer?, config g: GemmConfig)
+    throws
+  {
+    if d.m == 0 || d.n == 0 || d.batch == 0 { return }
+    let k = try kernel(g.kernelName, family: "gemm", options: g.options)
+    try launch(
+      k, g.kernelName,
+      [
+        .i32(Int32(d.m)), .i32(Int32(d.n)), .i32(Int32(d.k)), .f32(d.alpha), .f32(d.beta),
+        .mem(mem(a)), .i32(Int32(d.lda)), .i64(Int64(d.strideA)), .i32(d.transA ? 1 : 0),
+        .mem(mem(b)), .i32(Int32(d.ldb)), .i64(Int64(d.strideB)), .i32(d.transB ? 1 : 0),
+        .mem(mem(c)), .i32(Int32(d.ldc)), .i64(Int64(d.strideC)),
+        .mem(mem(bias ?? c)), .i32(bias == nil ? 0 : d.biasMode.rawValue), .i32(d.activation.rawValue),
+        .f32(d.activationAlpha),
+      ], global: g.globalSize(m: d.m, n: d.n, batch: d.batch), local: g.localSize)
+  }
+}

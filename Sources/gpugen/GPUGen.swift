@@ -1,0 +1,38 @@
+// The `gpugen` command line.
+import ArgumentParser
+import Foundation
+import GPUGenCore
+
+@main
+struct GPUGen: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "gpugen",
+    abstract: "A portable OpenCL engine for deep generative models, with a native CPU fallback.",
+    discussion: """
+      Devices: --device (or GPUGEN_DEVICE) takes auto, gpu, cpu, opencl or opencl:N.
+      Kernel binaries are cached under $GPUGEN_CACHE_DIR (default ~/.cache/gpugen).
+      """,
+    subcommands: [Devices.self, Bench.self])
+}
+
+/// Options shared by every command that runs on a device.
+struct DeviceOptions: ParsableArguments {
+  @Option(
+    name: .long,
+    help: ArgumentHelp(
+      "Device: auto (an OpenCL GPU, else the native CPU), gpu, cpu, opencl or opencl:N. Default: $GPUGEN_DEVICE or auto.",
+      valueName: "device"))
+  var device: String?
+
+  func resolve() throws -> Device { try Device.select(device) }
+}
+
+/// Runs `body`, turning engine errors into a message on stderr and the error's exit status.
+func reportingErrors<T>(_ body: () throws -> T) throws -> T {
+  do {
+    return try body()
+  } catch let e as GPUGenError {
+    FileHandle.standardError.write(Data("gpugen: error: \(e)\n".utf8))
+    throw ExitCode(e.exitCode)
+  }
+}
