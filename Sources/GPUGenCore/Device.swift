@@ -40,6 +40,13 @@ public final class Device: CustomStringConvertible, @unchecked Sendable {
   nonisolated(unsafe) private static var enumerated: [CLDeviceRef]?
   private static let lock = NSLock()
 
+  /// The devices created so far in this process (the CPU first).
+  public static var instantiated: [Device] {
+    lock.lock()
+    defer { lock.unlock() }
+    return [Device.cpu] + openCLCache.keys.sorted().compactMap { openCLCache[$0] }
+  }
+
   /// Every OpenCL device on every platform (empty when there is no OpenCL runtime or device).
   public static func openCLDevices() throws -> [OpenCLDeviceInfo] { try openCLRefs().map(\.info) }
 
@@ -74,7 +81,8 @@ public final class Device: CustomStringConvertible, @unchecked Sendable {
       if Environment.requireOpenCL { throw GPUGenError.openCLRequired(reason: "\(error)") }
     }
     if refs.isEmpty && Environment.requireOpenCL {
-      throw GPUGenError.openCLRequired(reason: "no OpenCL platform or device was found (is an ICD such as pocl-opencl-icd installed?)")
+      throw GPUGenError.openCLRequired(
+        reason: "no OpenCL platform or device was found (is an ICD such as pocl-opencl-icd installed?)")
     }
     var out = [Device.cpu]
     for r in refs { out.append(try openCL(r.info.index)) }
@@ -109,7 +117,8 @@ public final class Device: CustomStringConvertible, @unchecked Sendable {
     case "gpu":
       if let i = preferredGPUIndex() {
         do { return try openCL(i) } catch {
-          Diagnostics.warn("the OpenCL GPU opencl:\(i) failed to start (\(error)); using cpu (\(Device.cpu.name)) instead")
+          Diagnostics.warn(
+            "the OpenCL GPU opencl:\(i) failed to start (\(error)); using cpu (\(Device.cpu.name)) instead")
           return .cpu
         }
       }

@@ -1,7 +1,6 @@
 // Every error gpugen throws: named, with enough context to act on.
 import Foundation
 
-
 /// An error from gpugen's engine.
 public enum GPUGenError: Error, CustomStringConvertible, Equatable {
   /// An OpenCL call returned `status` (its `CL_*` name is in `statusName`).

@@ -25,7 +25,9 @@ extension Tensor {
     let (br, bc) = (b.shape[b.rank - 2], b.shape[b.rank - 1])
     let (m, k) = transA ? (ac, ar) : (ar, ac)
     let (k2, n) = transB ? (bc, br) : (br, bc)
-    guard k == k2 else { throw GPUGenError.shapeMismatch(op: "gemm (inner dimensions)", lhs: a.shape, rhs: b.shape) }
+    guard k == k2 else {
+      throw GPUGenError.shapeMismatch(op: "gemm (inner dimensions)", lhs: a.shape, rhs: b.shape)
+    }
     let outShape = (a.rank == 3 || b.rank == 3) ? [batch, m, n] : [m, n]
     var d = GemmDescriptor(m: m, n: n, k: k, transA: transA, transB: transB)
     d.alpha = alpha
@@ -38,7 +40,9 @@ extension Tensor {
     d.activationAlpha = activationAlpha
     let y: Tensor
     if let c, beta != 0 {
-      guard c.shape == outShape else { throw GPUGenError.shapeMismatch(op: "gemm (C)", lhs: c.shape, rhs: outShape) }
+      guard c.shape == outShape else {
+        throw GPUGenError.shapeMismatch(op: "gemm (C)", lhs: c.shape, rhs: outShape)
+      }
       try a.sameDevice(c, "gemm")
       y = try c.copy()
     } else {

@@ -37,8 +37,10 @@ extension Tensor {
     let y = try Tensor(uninitialized: out, on: device)
     guard y.count > 0 else { return y }
     let c = try Shape.collapse(
-      out, [Shape.broadcastStrides(shape, to: out), Shape.broadcastStrides(other.shape, to: out)], op: op.rawValue)
-    try backend.binary(op, buffer, other.buffer, y.buffer, layout: BroadcastLayout(shape: c.shape, strides: c.strides))
+      out, [Shape.broadcastStrides(shape, to: out), Shape.broadcastStrides(other.shape, to: out)],
+      op: op.rawValue)
+    try backend.binary(
+      op, buffer, other.buffer, y.buffer, layout: BroadcastLayout(shape: c.shape, strides: c.strides))
     return y
   }
 
@@ -74,10 +76,18 @@ extension Tensor {
   public static func - (a: Tensor, s: Float) throws -> Tensor { try a.binary(.sub, scalar: s) }
   public static func * (a: Tensor, s: Float) throws -> Tensor { try a.binary(.mul, scalar: s) }
   public static func / (a: Tensor, s: Float) throws -> Tensor { try a.binary(.div, scalar: s) }
-  public static func + (s: Float, a: Tensor) throws -> Tensor { try a.binary(.add, scalar: s, scalarFirst: true) }
-  public static func - (s: Float, a: Tensor) throws -> Tensor { try a.binary(.sub, scalar: s, scalarFirst: true) }
-  public static func * (s: Float, a: Tensor) throws -> Tensor { try a.binary(.mul, scalar: s, scalarFirst: true) }
-  public static func / (s: Float, a: Tensor) throws -> Tensor { try a.binary(.div, scalar: s, scalarFirst: true) }
+  public static func + (s: Float, a: Tensor) throws -> Tensor {
+    try a.binary(.add, scalar: s, scalarFirst: true)
+  }
+  public static func - (s: Float, a: Tensor) throws -> Tensor {
+    try a.binary(.sub, scalar: s, scalarFirst: true)
+  }
+  public static func * (s: Float, a: Tensor) throws -> Tensor {
+    try a.binary(.mul, scalar: s, scalarFirst: true)
+  }
+  public static func / (s: Float, a: Tensor) throws -> Tensor {
+    try a.binary(.div, scalar: s, scalarFirst: true)
+  }
   public static prefix func - (a: Tensor) throws -> Tensor { try a.neg() }
 
   /// Clamps every element into [lower, upper].
@@ -95,7 +105,8 @@ extension Tensor {
     let out = try Shape.broadcast(try Shape.broadcast(cond.shape, a.shape, "where"), b.shape, "where")
     let y = try Tensor(uninitialized: out, on: cond.device)
     guard y.count > 0 else { return y }
-    let c = try Shape.collapse(out, [cond, a, b].map { Shape.broadcastStrides($0.shape, to: out) }, op: "where")
+    let c = try Shape.collapse(
+      out, [cond, a, b].map { Shape.broadcastStrides($0.shape, to: out) }, op: "where")
     try cond.backend.select(
       cond.buffer, a.buffer, b.buffer, y.buffer, layout: BroadcastLayout(shape: c.shape, strides: c.strides))
     return y
@@ -109,14 +120,17 @@ extension Tensor {
   {
     let axesSet = Set(try (axes ?? Array(0..<rank)).map { try Shape.axis($0, rank: rank, "reduce") })
     let reduced = axesSet.sorted()
-    let outShape = keepDims
+    let outShape =
+      keepDims
       ? shape.enumerated().map { axesSet.contains($0.offset) ? 1 : $0.element }
       : shape.enumerated().filter { !axesSet.contains($0.offset) }.map(\.element)
     let r = reduced.map { shape[$0] }.reduce(1, *)
     let y = try Tensor(uninitialized: outShape, on: device)
     if y.count == 0 { return y }
     if r == 0 {
-      if op == .max { throw GPUGenError.invalidArgument("max: cannot reduce over an empty axis of shape \(shape)") }
+      if op == .max {
+        throw GPUGenError.invalidArgument("max: cannot reduce over an empty axis of shape \(shape)")
+      }
       try backend.fill(y.buffer, count: y.count, value: op == .sum ? 0 : .nan)
       return y
     }
@@ -186,7 +200,8 @@ extension Tensor {
     let xs = Shape.strides(shape)
     let c = try Shape.collapse(outShape, [p.map { xs[$0] }, Shape.strides(outShape)], op: "permute")
     try backend.copyStrided(
-      buffer, y.buffer, StridedCopy(shape: c.shape, xStrides: c.strides[0], xOffset: 0, yStrides: c.strides[1], yOffset: 0))
+      buffer, y.buffer,
+      StridedCopy(shape: c.shape, xStrides: c.strides[0], xOffset: 0, yStrides: c.strides[1], yOffset: 0))
     return y
   }
 
@@ -216,7 +231,8 @@ extension Tensor {
     let c = try Shape.collapse(outShape, [xs, Shape.strides(outShape)], op: "slice")
     try backend.copyStrided(
       buffer, y.buffer,
-      StridedCopy(shape: c.shape, xStrides: c.strides[0], xOffset: offset, yStrides: c.strides[1], yOffset: 0))
+      StridedCopy(shape: c.shape, xStrides: c.strides[0], xOffset: offset, yStrides: c.strides[1], yOffset: 0)
+    )
     return y
   }
 
@@ -229,9 +245,13 @@ extension Tensor {
     for t in tensors {
       try first.sameDevice(t, "concat")
       var s = t.shape
-      guard s.count == first.rank else { throw GPUGenError.shapeMismatch(op: "concat", lhs: first.shape, rhs: t.shape) }
+      guard s.count == first.rank else {
+        throw GPUGenError.shapeMismatch(op: "concat", lhs: first.shape, rhs: t.shape)
+      }
       s[a] = first.shape[a]
-      guard s == first.shape else { throw GPUGenError.shapeMismatch(op: "concat", lhs: first.shape, rhs: t.shape) }
+      guard s == first.shape else {
+        throw GPUGenError.shapeMismatch(op: "concat", lhs: first.shape, rhs: t.shape)
+      }
       outShape[a] += t.shape[a]
     }
     let y = try Tensor(uninitialized: outShape, on: first.device)
@@ -242,7 +262,9 @@ extension Tensor {
         let c = try Shape.collapse(t.shape, [Shape.strides(t.shape), ys], op: "concat")
         try first.backend.copyStrided(
           t.buffer, y.buffer,
-          StridedCopy(shape: c.shape, xStrides: c.strides[0], xOffset: 0, yStrides: c.strides[1], yOffset: offset * ys[a]))
+          StridedCopy(
+            shape: c.shape, xStrides: c.strides[0], xOffset: 0, yStrides: c.strides[1],
+            yOffset: offset * ys[a]))
       }
       offset += t.shape[a]
     }

@@ -79,13 +79,16 @@ public final class Tensor: CustomStringConvertible, @unchecked Sendable {
       s[i] = count / known
     }
     try Shape.validate(s)
-    guard Shape.count(s) == count else { throw GPUGenError.shapeMismatch(op: "reshape", lhs: shape, rhs: newShape) }
+    guard Shape.count(s) == count else {
+      throw GPUGenError.shapeMismatch(op: "reshape", lhs: shape, rhs: newShape)
+    }
     return Tensor(shape: s, device: device, buffer: buffer)
   }
 
   func sameDevice(_ other: Tensor, _ op: String) throws {
     guard other.device === device else {
-      throw GPUGenError.invalidArgument("\(op): tensors are on different devices (\(device.spec) and \(other.device.spec))")
+      throw GPUGenError.invalidArgument(
+        "\(op): tensors are on different devices (\(device.spec) and \(other.device.spec))")
     }
   }
 }
@@ -159,7 +162,9 @@ public enum Shape {
 
   /// Drops size-1 axes and merges neighbours that are contiguous in every operand.
   /// Throws when the collapsed rank exceeds `maxStridedRank` (the same limit on every backend).
-  static func collapse(_ shape: [Int], _ strides: [[Int]], op: String) throws -> (shape: [Int], strides: [[Int]]) {
+  static func collapse(_ shape: [Int], _ strides: [[Int]], op: String) throws -> (
+    shape: [Int], strides: [[Int]]
+  ) {
     let c = collapse(shape, strides)
     if c.shape.count > maxStridedRank {
       throw GPUGenError.invalidArgument(

@@ -53,7 +53,10 @@ struct BenchGemm: ParsableCommand {
   @Flag(help: "Print one JSON object per result.")
   var json = false
 
-  @Flag(help: "Search GEMM tile configurations on each OpenCL device; keep the fastest one that matches the CPU reference.")
+  @Flag(
+    help:
+      "Search GEMM tile configurations on each OpenCL device; keep the fastest one that matches the CPU reference."
+  )
   var tune = false
 
   @Option(help: "Minimum seconds of timing per result.")
@@ -73,24 +76,31 @@ struct BenchGemm: ParsableCommand {
         }
         let peak = try Benchmarks.peakGFLOPS(on: d)
         if !json {
-          print("\n\(d.spec) — \(d.name): peak \(String(format: "%.1f", peak)) GFLOP/s"
-            + (d.openCL.map { "; GEMM tiles \($0.gemmConfig)" } ?? ""))
+          print(
+            "\n\(d.spec) — \(d.name): peak \(String(format: "%.1f", peak)) GFLOP/s"
+              + (d.openCL.map { "; GEMM tiles \($0.gemmConfig)" } ?? ""))
           print("  impl      shape                         M      N      K        ms    GFLOP/s   % peak")
         }
         for (m, n, k, label) in shapes {
-          var rows: [(String, Double)] = [("gpugen", try Benchmarks.gemmMilliseconds(m: m, n: n, k: k, on: d, seconds: seconds))]
+          var rows: [(String, Double)] = [
+            ("gpugen", try Benchmarks.gemmMilliseconds(m: m, n: n, k: k, on: d, seconds: seconds))
+          ]
           if !d.isOpenCL {
             rows.append(("openblas", Benchmarks.openBLASMilliseconds(m: m, n: n, k: k, seconds: seconds)))
           }
           for (impl, ms) in rows {
             let gflops = 2.0 * Double(m) * Double(n) * Double(k) / ms / 1e6
             if json {
-              print(jsonLine([
-                "device": d.spec, "name": d.name, "impl": impl, "shape": label, "m": m, "n": n, "k": k,
-                "ms": ms, "gflops": gflops, "peak_gflops": peak, "percent_of_peak": 100 * gflops / peak,
-              ]))
+              print(
+                jsonLine([
+                  "device": d.spec, "name": d.name, "impl": impl, "shape": label, "m": m, "n": n, "k": k,
+                  "ms": ms, "gflops": gflops, "peak_gflops": peak, "percent_of_peak": 100 * gflops / peak,
+                ]))
             } else {
-              print(String(format: "  %-9@ %-24@ %6d %6d %6d %9.3f %10.1f %7.1f%%", impl, label, m, n, k, ms, gflops, 100 * gflops / peak))
+              print(
+                String(
+                  format: "  %-9@ %-24@ %6d %6d %6d %9.3f %10.1f %7.1f%%", impl, label, m, n, k, ms, gflops,
+                  100 * gflops / peak))
             }
           }
         }
@@ -112,7 +122,10 @@ struct BenchElementwise: ParsableCommand {
     try reportingErrors {
       let d = try deviceOptions.resolve()
       let r = try Benchmarks.elementwiseAdd(count: count, iterations: iterations, on: d)
-      print(String(format: "%@: add of %d floats ×%d: %.2f µs/op, %d buffer allocations in steady state", d.spec, count, iterations, r.microseconds, r.steadyAllocations))
+      print(
+        String(
+          format: "%@: add of %d floats ×%d: %.2f µs/op, %d buffer allocations in steady state", d.spec,
+          count, iterations, r.microseconds, r.steadyAllocations))
     }
   }
 }

@@ -27,11 +27,15 @@ struct Devices: ParsableCommand {
           var opencl: OpenCLDeviceInfo?
         }
         var entries = [
-          Entry(spec: "cpu", backend: "native", name: Device.cpu.name, auto: autoSpec == "cpu", gpu: gpuSpec == "cpu", opencl: nil)
+          Entry(
+            spec: "cpu", backend: "native", name: Device.cpu.name, auto: autoSpec == "cpu",
+            gpu: gpuSpec == "cpu", opencl: nil)
         ]
         for i in infos {
           let s = "opencl:\(i.index)"
-          entries.append(Entry(spec: s, backend: "opencl", name: i.name, auto: autoSpec == s, gpu: gpuSpec == s, opencl: i))
+          entries.append(
+            Entry(spec: s, backend: "opencl", name: i.name, auto: autoSpec == s, gpu: gpuSpec == s, opencl: i)
+          )
         }
         let enc = JSONEncoder()
         enc.outputFormatting = [.prettyPrinted, .sortedKeys]
@@ -46,7 +50,9 @@ struct Devices: ParsableCommand {
       }
       print("cpu\(marks("cpu"))")
       print("    \(Device.cpu.name)")
-      if infos.isEmpty { print("\nNo OpenCL platform or device found (install an ICD, e.g. pocl-opencl-icd).") }
+      if infos.isEmpty {
+        print("\nNo OpenCL platform or device found (install an ICD, e.g. pocl-opencl-icd).")
+      }
       var platform = ""
       for i in infos {
         if i.platform != platform {

@@ -11,7 +11,8 @@ final class CLITests: XCTestCase {
       URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent(),
       Bundle.main.bundleURL,
     ].map { $0.appendingPathComponent("gpugen") }
-    let exe = try XCTUnwrap(candidates.first { FileManager.default.isExecutableFile(atPath: $0.path) }, "\(candidates)")
+    let exe = try XCTUnwrap(
+      candidates.first { FileManager.default.isExecutableFile(atPath: $0.path) }, "\(candidates)")
     let p = Process()
     p.executableURL = exe
     p.arguments = args
@@ -41,7 +42,9 @@ final class CLITests: XCTestCase {
   }
 
   func testGPUFallbackPrintsOneWarningLine() throws {
-    let (status, out, err) = try gpugen(["bench", "elementwise", "--device", "gpu", "--iterations", "10", "--count", "64"])
+    let (status, out, err) = try gpugen([
+      "bench", "elementwise", "--device", "gpu", "--iterations", "10", "--count", "64",
+    ])
     XCTAssertEqual(status, 0, err)
     XCTAssertTrue(out.contains("µs/op"), out)
     let warnings = err.split(separator: "\n").filter { $0.contains("warning") }
@@ -60,7 +63,10 @@ final class CLITests: XCTestCase {
     XCTAssertEqual(list.filter { $0["gpu"] as? Bool == true }.count, 1)
     for entry in list.dropFirst() {
       let cl = try XCTUnwrap(entry["opencl"] as? [String: Any])
-      for key in ["name", "type", "vendor", "computeUnits", "clockMHz", "globalMemory", "localMemory", "maxWorkGroupSize", "openCLCVersion", "fp64"] {
+      for key in [
+        "name", "type", "vendor", "computeUnits", "clockMHz", "globalMemory", "localMemory",
+        "maxWorkGroupSize", "openCLCVersion", "fp64",
+      ] {
         XCTAssertNotNil(cl[key], key)
       }
     }
@@ -70,12 +76,18 @@ final class CLITests: XCTestCase {
   }
 
   func testBenchGemmJSON() throws {
-    let (status, out, err) = try gpugen(["bench", "gemm", "--size", "33", "--size", "64", "--device", "cpu", "--json", "--seconds", "0.01"])
+    let (status, out, err) = try gpugen([
+      "bench", "gemm", "--size", "33", "--size", "64", "--device", "cpu", "--json", "--seconds", "0.01",
+    ])
     XCTAssertEqual(status, 0, err)
-    let rows = out.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+    let rows = out.split(separator: "\n").compactMap {
+      try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]
+    }
     XCTAssertEqual(rows.count, 4, out)  // two sizes × (gpugen, openblas)
     for r in rows {
-      for key in ["device", "m", "n", "k", "ms", "gflops", "percent_of_peak"] { XCTAssertNotNil(r[key], "\(key) in \(r)") }
+      for key in ["device", "m", "n", "k", "ms", "gflops", "percent_of_peak"] {
+        XCTAssertNotNil(r[key], "\(key) in \(r)")
+      }
       XCTAssertEqual(r["device"] as? String, "cpu")
     }
     XCTAssertEqual(Set(rows.compactMap { $0["m"] as? Int }), [33, 64])

@@ -17,7 +17,11 @@ final class DeviceTests: XCTestCase {
     if let first = refs.first { XCTAssertEqual(try Device.select("opencl").spec, "opencl:\(first.index)") }
     // auto: an OpenCL GPU if any, else the native CPU.
     let auto = try Device.select("auto")
-    if let g = Device.preferredGPUIndex() { XCTAssertEqual(auto.spec, "opencl:\(g)") } else { XCTAssertTrue(auto === Device.cpu) }
+    if let g = Device.preferredGPUIndex() {
+      XCTAssertEqual(auto.spec, "opencl:\(g)")
+    } else {
+      XCTAssertTrue(auto === Device.cpu)
+    }
   }
 
   func testGPUFallsBackWithOneWarning() throws {

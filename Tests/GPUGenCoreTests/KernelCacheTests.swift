@@ -7,7 +7,8 @@ import XCTest
 
 final class KernelCacheTests: XCTestCase {
   func freshCacheDirectory() throws -> URL {
-    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("gpugen-cache-\(UUID().uuidString)")
+    let dir = FileManager.default.temporaryDirectory.appendingPathComponent(
+      "gpugen-cache-\(UUID().uuidString)")
     try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
     addTeardownBlock { try? FileManager.default.removeItem(at: dir) }
     return dir
@@ -24,7 +25,9 @@ final class KernelCacheTests: XCTestCase {
       let cl = try XCTUnwrap(device.openCL)
       XCTAssertNoThrow(try cl.compileAllKernels(), "on \(device)")
       // Both GEMM variants build wherever their tiles fit.
-      for g in [GemmConfig.defaultConfig(for: cl.info), GemmConfig(.tiled, tm: 4, tn: 4, wm: 8, wn: 8, kb: 16)] where g.fits(cl.info) {
+      for g in [
+        GemmConfig.defaultConfig(for: cl.info), GemmConfig(.tiled, tm: 4, tn: 4, wm: 8, wn: 8, kb: 16),
+      ] where g.fits(cl.info) {
         XCTAssertNoThrow(try cl.kernel(g.kernelName, family: "gemm", options: g.options), "\(g) on \(device)")
       }
     }
@@ -44,7 +47,8 @@ final class KernelCacheTests: XCTestCase {
       XCTAssertEqual(second.stats.programsFromCache, KernelSources.families.count)
       // The cached binaries compute correctly.
       let device = Device(kind: .openCL(ref.info), backend: second)
-      let y = try Tensor([1, 2, 3], shape: [3], on: device).add(try Tensor([10, 20, 30], shape: [3], on: device))
+      let y = try Tensor([1, 2, 3], shape: [3], on: device).add(
+        try Tensor([10, 20, 30], shape: [3], on: device))
       XCTAssertEqual(try y.toArray(), [11, 22, 33])
     }
   }

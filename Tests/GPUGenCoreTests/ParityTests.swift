@@ -104,7 +104,9 @@ final class ParityTests: XCTestCase {
             let y = try t.binary(op, scalar: 1.5, scalarFirst: first)
             let want = x.map { first ? refBinary(op, 1.5, Double($0)) : refBinary(op, Double($0), 1.5) }
             let tol = tolerance(op)
-            assertClose(try y.toArray(), want, rtol: tol.rtol, atol: tol.atol, "\(op) scalar first=\(first) n=\(n) on \(device)")
+            assertClose(
+              try y.toArray(), want, rtol: tol.rtol, atol: tol.atol,
+              "\(op) scalar first=\(first) n=\(n) on \(device)")
           }
         }
         // Operators route to the same kernels.
@@ -119,18 +121,24 @@ final class ParityTests: XCTestCase {
       for n in sizes {
         let x = randomValues(n, seed: 9, in: -3...3)
         let y = try Tensor(x, shape: [n], on: device).clamp(min: -1, max: 0.5)
-        assertClose(try y.toArray(), x.map { Swift.min(Swift.max(Double($0), -1), 0.5) }, rtol: 0, atol: 0, "clamp n=\(n)")
+        assertClose(
+          try y.toArray(), x.map { Swift.min(Swift.max(Double($0), -1), 0.5) }, rtol: 0, atol: 0,
+          "clamp n=\(n)")
       }
-      let cases: [([Int], [Int], [Int])] = [([7], [7], [7]), ([33, 1], [1, 129], [1]), ([], [2, 3], [3]), ([0, 2], [2], [1])]
+      let cases: [([Int], [Int], [Int])] = [
+        ([7], [7], [7]), ([33, 1], [1, 129], [1]), ([], [2, 3], [3]), ([0, 2], [2], [1]),
+      ]
       for (sc, sa, sb) in cases {
         let out = try Shape.broadcast(try Shape.broadcast(sc, sa), sb)
         let c = randomValues(Shape.count(sc), seed: 3).map { $0 > 0 ? Float(1) : 0 }
         let a = randomValues(Shape.count(sa), seed: 4), b = randomValues(Shape.count(sb), seed: 5)
         let y = try Tensor.where(
-          try Tensor(c, shape: sc, on: device), try Tensor(a, shape: sa, on: device), try Tensor(b, shape: sb, on: device))
+          try Tensor(c, shape: sc, on: device), try Tensor(a, shape: sa, on: device),
+          try Tensor(b, shape: sb, on: device))
         XCTAssertEqual(y.shape, out)
         let want = (0..<Shape.count(out)).map { i in
-          Ref.at(c.map(Double.init), sc, out, i) != 0 ? Ref.at(a.map(Double.init), sa, out, i) : Ref.at(b.map(Double.init), sb, out, i)
+          Ref.at(c.map(Double.init), sc, out, i) != 0
+            ? Ref.at(a.map(Double.init), sa, out, i) : Ref.at(b.map(Double.init), sb, out, i)
         }
         assertClose(try y.toArray(), want, rtol: 0, atol: 0, "where \(sc) \(sa) \(sb) on \(device)")
       }
@@ -138,7 +146,8 @@ final class ParityTests: XCTestCase {
   }
 
   /// Float64 reduction over `axes` of `x` with `shape`.
-  func refReduce(_ op: ReduceOp, _ x: [Double], _ shape: [Int], _ axes: Set<Int>, correction: Int) -> [Double] {
+  func refReduce(_ op: ReduceOp, _ x: [Double], _ shape: [Int], _ axes: Set<Int>, correction: Int) -> [Double]
+  {
     let outShape = shape.enumerated().map { axes.contains($0.offset) ? 1 : $0.element }
     var groups = [[Double]](repeating: [], count: Shape.count(outShape))
     for i in 0..<x.count {
@@ -174,20 +183,25 @@ final class ParityTests: XCTestCase {
           for keep in [false, true] {
             if op == .variance && axisSet.map({ shape[$0] }).reduce(1, *) == 1 { continue }
             let y = try t.reduce(op, axes: axes, keepDims: keep, correction: 1)
-            let expectShape = keep
+            let expectShape =
+              keep
               ? shape.enumerated().map { axisSet.contains($0.offset) ? 1 : $0.element }
               : shape.enumerated().filter { !axisSet.contains($0.offset) }.map(\.element)
-            XCTAssertEqual(y.shape, expectShape, "\(op) \(shape) axes \(String(describing: axes)) keep \(keep)")
+            XCTAssertEqual(
+              y.shape, expectShape, "\(op) \(shape) axes \(String(describing: axes)) keep \(keep)")
             let want = refReduce(op, x.map(Double.init), shape, axisSet, correction: 1)
-            assertClose(try y.toArray(), want, rtol: Tol.reduction.rtol, atol: Tol.reduction.atol,
-                        "\(op) \(shape) axes \(String(describing: axes)) on \(device)")
+            assertClose(
+              try y.toArray(), want, rtol: Tol.reduction.rtol, atol: Tol.reduction.atol,
+              "\(op) \(shape) axes \(String(describing: axes)) on \(device)")
           }
         }
       }
       // Population variance (correction 0) differs from the unbiased one.
       let x = randomValues(129, seed: 4)
       let v0 = try Tensor(x, shape: [129], on: device).variance(correction: 0).toArray()
-      assertClose(v0, refReduce(.variance, x.map(Double.init), [129], [0], correction: 0), rtol: 1e-4, atol: 1e-6, "var c=0")
+      assertClose(
+        v0, refReduce(.variance, x.map(Double.init), [129], [0], correction: 0), rtol: 1e-4, atol: 1e-6,
+        "var c=0")
       // Empty tensors: empty output; reducing an empty axis gives 0 (sum) or NaN (mean).
       let e = try Tensor([], shape: [0, 5], on: device)
       XCTAssertEqual(try e.sum(axes: [0]).toArray(), [0, 0, 0, 0, 0])
@@ -198,7 +212,9 @@ final class ParityTests: XCTestCase {
   }
 
   func testSoftmax() throws {
-    let cases: [([Int], Int)] = [([1000], 0), ([7, 33], -1), ([3, 129, 5], 1), ([2, 7, 1], 1), ([33, 1], 1), ([0, 4], 1)]
+    let cases: [([Int], Int)] = [
+      ([1000], 0), ([7, 33], -1), ([3, 129, 5], 1), ([2, 7, 1], 1), ([33, 1], 1), ([0, 4], 1),
+    ]
     for device in allDevices() {
       for (shape, axis) in cases {
         let x = randomValues(Shape.count(shape), seed: 31, in: -8...8)
@@ -213,10 +229,14 @@ final class ParityTests: XCTestCase {
               let idx = (0..<shape[a]).map { o * shape[a] * inner + $0 * inner + i }
               let m = idx.map { Double(x[$0]) }.max()!
               let s = idx.map { Foundation.exp(Double(x[$0]) - m) }.reduce(0, +)
-              for j in idx { want[j] = log ? Double(x[j]) - m - Foundation.log(s) : Foundation.exp(Double(x[j]) - m) / s }
+              for j in idx {
+                want[j] = log ? Double(x[j]) - m - Foundation.log(s) : Foundation.exp(Double(x[j]) - m) / s
+              }
             }
           }
-          assertClose(try y.toArray(), want, rtol: Tol.softmax.rtol, atol: Tol.softmax.atol, "softmax log=\(log) \(shape) axis \(axis) on \(device)")
+          assertClose(
+            try y.toArray(), want, rtol: Tol.softmax.rtol, atol: Tol.softmax.atol,
+            "softmax log=\(log) \(shape) axis \(axis) on \(device)")
         }
       }
     }
@@ -242,7 +262,9 @@ final class ParityTests: XCTestCase {
       let m = randomValues(129 * 33, seed: 42)
       let mt = try Tensor(m, shape: [129, 33], on: device).transposed()
       XCTAssertEqual(mt.shape, [33, 129])
-      assertClose(try mt.toArray(), (0..<(33 * 129)).map { Double(m[($0 % 129) * 33 + $0 / 129]) }, rtol: 0, atol: 0, "transpose")
+      assertClose(
+        try mt.toArray(), (0..<(33 * 129)).map { Double(m[($0 % 129) * 33 + $0 / 129]) }, rtol: 0, atol: 0,
+        "transpose")
       // reshape shares data; -1 inferred
       XCTAssertEqual(try t.reshaped([6, -1]).shape, [6, 20])
       XCTAssertThrowsError(try t.reshaped([7, -1]))
@@ -259,12 +281,16 @@ final class ParityTests: XCTestCase {
       // concat along axis 1, including an empty piece
       let a = randomValues(2 * 3 * 4, seed: 43), b = randomValues(2 * 1 * 4, seed: 44)
       let c = try Tensor.concat(
-        [try Tensor(a, shape: [2, 3, 4], on: device), try Tensor([], shape: [2, 0, 4], on: device), try Tensor(b, shape: [2, 1, 4], on: device)],
+        [
+          try Tensor(a, shape: [2, 3, 4], on: device), try Tensor([], shape: [2, 0, 4], on: device),
+          try Tensor(b, shape: [2, 1, 4], on: device),
+        ],
         axis: 1)
       XCTAssertEqual(c.shape, [2, 4, 4])
       let cw = (0..<32).map { i -> Double in
         let o = Ref.multiIndex(i, [2, 4, 4])
-        return o[1] < 3 ? Double(a[Ref.linear(o, [2, 3, 4])]) : Double(b[Ref.linear([o[0], 0, o[2]], [2, 1, 4])])
+        return o[1] < 3
+          ? Double(a[Ref.linear(o, [2, 3, 4])]) : Double(b[Ref.linear([o[0], 0, o[2]], [2, 1, 4])])
       }
       assertClose(try c.toArray(), cw, rtol: 0, atol: 0, "concat on \(device)")
       XCTAssertThrowsError(try Tensor.concat([t, try Tensor.zeros([2, 3, 4, 6], on: device)], axis: 1))
@@ -295,32 +321,42 @@ final class ParityTests: XCTestCase {
     return (out, mag)
   }
 
-  func assertGemm(_ got: [Float], _ want: [Double], _ mag: [Double], k: Int, _ what: String, file: StaticString = #filePath, line: UInt = #line) {
+  func assertGemm(
+    _ got: [Float], _ want: [Double], _ mag: [Double], k: Int, _ what: String, file: StaticString = #filePath,
+    line: UInt = #line
+  ) {
     // Deterministic float32 accumulation bound: |err| ≤ γ_K · Σ|a||b| (plus epilogue rounding).
     let gamma = Double(k + 4) * 6e-8
     XCTAssertEqual(got.count, want.count, what, file: file, line: line)
     for i in 0..<Swift.min(got.count, want.count) {
       let tol = gamma * mag[i] + 1e-6 * Swift.abs(want[i]) + 1e-6
       if !(Swift.abs(Double(got[i]) - want[i]) <= tol) {
-        XCTFail("\(what): element \(i) is \(got[i]), expected \(want[i]) (tol \(tol))", file: file, line: line)
+        XCTFail(
+          "\(what): element \(i) is \(got[i]), expected \(want[i]) (tol \(tol))", file: file, line: line)
         return
       }
     }
   }
 
   func testGemmShapesAndTransposes() throws {
-    let shapes = [(1, 1, 1), (7, 33, 129), (129, 7, 33), (33, 129, 1000), (1000, 1, 7), (65, 130, 67), (0, 5, 3), (5, 3, 0)]
+    let shapes = [
+      (1, 1, 1), (7, 33, 129), (129, 7, 33), (33, 129, 1000), (1000, 1, 7), (65, 130, 67), (0, 5, 3),
+      (5, 3, 0),
+    ]
     for device in allDevices() {
       for (m, n, k) in shapes {
         for transA in [false, true] {
           for transB in [false, true] {
-            let a = randomValues(m * k, seed: UInt64(m * 31 + k)), b = randomValues(k * n, seed: UInt64(n * 17 + k))
+            let a = randomValues(m * k, seed: UInt64(m * 31 + k)),
+              b = randomValues(k * n, seed: UInt64(n * 17 + k))
             let ta = try Tensor(a, shape: transA ? [k, m] : [m, k], on: device)
             let tb = try Tensor(b, shape: transB ? [n, k] : [k, n], on: device)
             let y = try Tensor.gemm(ta, tb, transA: transA, transB: transB)
             XCTAssertEqual(y.shape, [m, n])
             let r = refGemm(a, b, m: m, n: n, k: k, transA: transA, transB: transB, batch: 1, sharedB: false)
-            assertGemm(try y.toArray(), r.value, r.magnitude, k: k, "gemm \(m)×\(n)×\(k) tA=\(transA) tB=\(transB) on \(device)")
+            assertGemm(
+              try y.toArray(), r.value, r.magnitude, k: k,
+              "gemm \(m)×\(n)×\(k) tA=\(transA) tB=\(transB) on \(device)")
           }
         }
       }
@@ -332,7 +368,8 @@ final class ParityTests: XCTestCase {
     let acts: [Activation] = [.none, .relu, .leakyRelu, .silu, .gelu, .sigmoid, .tanh]
     for device in allDevices() {
       for sharedB in [false, true] {
-        let a = randomValues(batch * m * k, seed: 61), b = randomValues((sharedB ? 1 : batch) * k * n, seed: 62)
+        let a = randomValues(batch * m * k, seed: 61),
+          b = randomValues((sharedB ? 1 : batch) * k * n, seed: 62)
         let c = randomValues(batch * m * n, seed: 63)
         let ta = try Tensor(a, shape: [batch, k, m], on: device)
         let tb = try Tensor(b, shape: sharedB ? [k, n] : [batch, k, n], on: device)
@@ -342,7 +379,8 @@ final class ParityTests: XCTestCase {
           let bias = randomValues(biasLen, seed: 64)
           for act in acts {
             let y = try Tensor.gemm(
-              ta, tb, transA: true, alpha: 0.5, beta: 2, c: tc, bias: try Tensor(bias, shape: [biasLen], on: device),
+              ta, tb, transA: true, alpha: 0.5, beta: 2, c: tc,
+              bias: try Tensor(bias, shape: [biasLen], on: device),
               biasMode: mode, activation: act, activationAlpha: 0.1)
             XCTAssertEqual(y.shape, [batch, m, n])
             let want = (0..<(batch * m * n)).map { i -> Double in
@@ -358,8 +396,12 @@ final class ParityTests: XCTestCase {
               case .tanh: return Foundation.tanh(v)
               }
             }
-            let mag = r.magnitude.enumerated().map { 0.5 * $0.element + 2 * Double(Swift.abs(c[$0.offset])) + 1 }
-            assertGemm(try y.toArray(), want, mag.map { $0 * 4 }, k: k, "batched shared=\(sharedB) \(mode) \(act) on \(device)")
+            let mag = r.magnitude.enumerated().map {
+              0.5 * $0.element + 2 * Double(Swift.abs(c[$0.offset])) + 1
+            }
+            assertGemm(
+              try y.toArray(), want, mag.map { $0 * 4 }, k: k,
+              "batched shared=\(sharedB) \(mode) \(act) on \(device)")
           }
         }
         // C is an input only.

@@ -22,7 +22,9 @@ func openCLDevices(file: StaticString = #filePath, line: UInt = #line) -> [Devic
 
 /// Deterministic pseudo-random values in [lo, hi).
 func randomValues(_ n: Int, seed: UInt64, in range: ClosedRange<Float> = -1...1) -> [Float] {
-  Benchmarks.randomArray(n, seed: seed).map { range.lowerBound + ($0 + 1) / 2 * (range.upperBound - range.lowerBound) }
+  Benchmarks.randomArray(n, seed: seed).map {
+    range.lowerBound + ($0 + 1) / 2 * (range.upperBound - range.lowerBound)
+  }
 }
 
 /// Asserts |got − want| ≤ atol + rtol·|want| elementwise (NaN matches NaN).

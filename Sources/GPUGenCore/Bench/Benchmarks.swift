@@ -12,7 +12,9 @@ public enum Benchmarks {
     try body()
     var times: [Double] = []
     let start = DispatchTime.now().uptimeNanoseconds
-    while times.count < 3 || (Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9 < seconds && times.count < 1000) {
+    while times.count < 3
+      || (Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9 < seconds && times.count < 1000)
+    {
       let t0 = DispatchTime.now().uptimeNanoseconds
       try body()
       times.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e6)
@@ -76,7 +78,9 @@ public enum Benchmarks {
   }
 
   /// Median ms of an M×N×K GEMM (no transposes) on `device`, synchronised per run.
-  public static func gemmMilliseconds(m: Int, n: Int, k: Int, on device: Device, seconds: Double = 1) throws -> Double {
+  public static func gemmMilliseconds(m: Int, n: Int, k: Int, on device: Device, seconds: Double = 1) throws
+    -> Double
+  {
     let a = try Tensor(randomArray(m * k, seed: 1), shape: [m, k], on: device)
     let b = try Tensor(randomArray(k * n, seed: 2), shape: [k, n], on: device)
     return try medianMilliseconds(seconds: seconds) {
@@ -91,7 +95,8 @@ public enum Benchmarks {
     var c = [Float](repeating: 0, count: m * n)
     return medianMilliseconds(seconds: seconds) {
       cblas_sgemm(
-        CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(m), Int32(n), Int32(k), 1, a, Int32(k), b, Int32(n), 0, &c,
+        CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(m), Int32(n), Int32(k), 1, a, Int32(k), b, Int32(n),
+        0, &c,
         Int32(n))
     }
   }

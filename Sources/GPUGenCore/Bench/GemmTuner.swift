@@ -6,7 +6,9 @@ import Foundation
 public enum GemmTuner {
   /// Tunes, stores and activates the winner; returns it.
   @discardableResult
-  public static func tune(_ cl: OpenCLBackend, size: Int = 1024, log: (String) -> Void = { _ in }) throws -> GemmConfig {
+  public static func tune(_ cl: OpenCLBackend, size: Int = 1024, log: (String) -> Void = { _ in }) throws
+    -> GemmConfig
+  {
     let device = try Device.all().first { $0.backend === cl } ?? Device(kind: .openCL(cl.info), backend: cl)
     // Correctness shape: odd sizes and transposes exercise every edge path.
     let (cm, cn, ck) = (67, 45, 53)
@@ -40,14 +42,18 @@ public enum GemmTuner {
           try cl.synchronize()
         }
         let gflops = 2 * pow(Double(size), 3) / ms / 1e6
-        log(String(format: "  [%d/%d] %@: %.2f ms, %.1f GFLOP/s", i + 1, candidates.count, g.description, ms, gflops))
+        log(
+          String(
+            format: "  [%d/%d] %@: %.2f ms, %.1f GFLOP/s", i + 1, candidates.count, g.description, ms, gflops)
+        )
         if best == nil || ms < best!.1 { best = (g, ms) }
       } catch {
         log("  [\(i + 1)/\(candidates.count)] \(g): failed (\(error))")
       }
     }
     guard let (winner, _) = best else {
-      throw GPUGenError.invalidArgument("GEMM tuning found no configuration that matches the CPU reference on \(cl.info.name)")
+      throw GPUGenError.invalidArgument(
+        "GEMM tuning found no configuration that matches the CPU reference on \(cl.info.name)")
     }
     try winner.storeTuned(for: cl.info, cache: cl.cache)
     cl.gemmConfig = winner

@@ -334,9 +334,15 @@ public final class CPUBackend: Backend, @unchecked Sendable {
   }
 }
 
-@inline(__always) func cpuMax(_ a: Float, _ b: Float) -> Float { a.isNaN ? b : (b.isNaN ? a : Swift.max(a, b)) }
-@inline(__always) func cpuMin(_ a: Float, _ b: Float) -> Float { a.isNaN ? b : (b.isNaN ? a : Swift.min(a, b)) }
-@inline(__always) func cpuGelu(_ x: Float) -> Float { 0.5 * x * (1 + Foundation.erf(x * 0.70710678118654752)) }
+@inline(__always) func cpuMax(_ a: Float, _ b: Float) -> Float {
+  a.isNaN ? b : (b.isNaN ? a : Swift.max(a, b))
+}
+@inline(__always) func cpuMin(_ a: Float, _ b: Float) -> Float {
+  a.isNaN ? b : (b.isNaN ? a : Swift.min(a, b))
+}
+@inline(__always) func cpuGelu(_ x: Float) -> Float {
+  0.5 * x * (1 + Foundation.erf(x * 0.70710678118654752))
+}
 
 @inline(__always) func cpuActivate(_ v: Float, _ act: Activation, _ alpha: Float) -> Float {
   switch act {

@@ -39,7 +39,9 @@ public struct BinaryCache: Sendable {
     let sum = bytes[16..<24].enumerated().reduce(UInt64(0)) {
       $0 | (UInt64($1.element) << (8 * UInt64($1.offset)))
     }
-    guard bytes.count - 24 == length else { return corrupt("truncated: \(bytes.count - 24) of \(length) bytes") }
+    guard bytes.count - 24 == length else {
+      return corrupt("truncated: \(bytes.count - 24) of \(length) bytes")
+    }
     let payload = Array(bytes[24...])
     guard fnv1a64(payload) == sum else { return corrupt("checksum mismatch") }
     return payload

@@ -41,12 +41,15 @@ public struct GemmConfig: Codable, Hashable, Sendable, CustomStringConvertible {
     let groups = [(n + nwg - 1) / nwg, (m + mwg - 1) / mwg]
     return [groups[0] * localSize[0], groups[1] * localSize[1], batch]
   }
-  public var description: String { "\(variant.rawValue) TM=\(tm) TN=\(tn) WM=\(wm) WN=\(wn) KB=\(kb) (tile \(mwg)×\(nwg)×\(kb))" }
+  public var description: String {
+    "\(variant.rawValue) TM=\(tm) TN=\(tn) WM=\(wm) WN=\(wn) KB=\(kb) (tile \(mwg)×\(nwg)×\(kb))"
+  }
 
   /// Whether the device can run it (work-group size and local memory).
   func fits(_ info: OpenCLDeviceInfo) -> Bool {
     let localBytes = (kb * (mwg + nwg) + (variant == .packed ? mwg * nwg : 0)) * 4
-    return (variant == .packed || wm * wn <= info.maxWorkGroupSize) && localBytes <= info.localMemory && [2, 4, 8, 16].contains(tn)
+    return (variant == .packed || wm * wn <= info.maxWorkGroupSize) && localBytes <= info.localMemory
+      && [2, 4, 8, 16].contains(tn)
       && kb % 4 == 0 && mwg % 4 == 0 && nwg % 4 == 0
   }
 
@@ -73,7 +76,9 @@ public struct GemmConfig: Codable, Hashable, Sendable, CustomStringConvertible {
       for tm in [4, 6, 8] {
         for tn in [8, 16] {
           for (wm, wn) in [(8, 4), (8, 8), (16, 4), (4, 8)] {
-            for kb in [64, 128, 256] { out.append(GemmConfig(.packed, tm: tm, tn: tn, wm: wm, wn: wn, kb: kb)) }
+            for kb in [64, 128, 256] {
+              out.append(GemmConfig(.packed, tm: tm, tn: tn, wm: wm, wn: wn, kb: kb))
+            }
           }
         }
       }
@@ -85,7 +90,8 @@ public struct GemmConfig: Codable, Hashable, Sendable, CustomStringConvertible {
 
   static func tunedURL(for info: OpenCLDeviceInfo, cache: BinaryCache) -> URL {
     let key = BinaryCache.key(
-      platform: info.platform, device: info.name, driver: info.driverVersion, options: "gemm-tune", source: "v1")
+      platform: info.platform, device: info.name, driver: info.driverVersion, options: "gemm-tune",
+      source: "v1")
     return cache.directory.appendingPathComponent("gemm-tuned-\(key).json")
   }
 

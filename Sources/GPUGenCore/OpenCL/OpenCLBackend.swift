@@ -101,7 +101,8 @@ public final class OpenCLBackend: Backend, @unchecked Sendable {
         poolLock.withLock { _stats.programsFromCache += 1 }
         return p
       }
-      Diagnostics.warn("kernel cache entry \(cache.url(forKey: diskKey).path) was rejected by the driver; rebuilding it")
+      Diagnostics.warn(
+        "kernel cache entry \(cache.url(forKey: diskKey).path) was rejected by the driver; rebuilding it")
     }
     let p = try buildFromSource(source, file: file, options: fullOptions)
     poolLock.withLock { _stats.programsCompiled += 1 }

@@ -4,7 +4,8 @@ import COpenCL
 extension OpenCLBackend {
   private func checkRank(_ rank: Int, _ op: String) throws {
     if rank > Shape.maxStridedRank {
-      throw GPUGenError.invalidArgument("\(op): strided kernels support rank ≤ \(Shape.maxStridedRank) after collapsing, got \(rank)")
+      throw GPUGenError.invalidArgument(
+        "\(op): strided kernels support rank ≤ \(Shape.maxStridedRank) after collapsing, got \(rank)")
     }
   }
 
@@ -49,7 +50,8 @@ extension OpenCLBackend {
 
   public func clamp(_ x: Buffer, _ y: Buffer, count: Int, lower: Float, upper: Float) throws {
     let k = try kernel("elementwise_clamp", family: "elementwise")
-    try launch(k, "elementwise_clamp", [.mem(mem(x)), .mem(mem(y)), .f32(lower), .f32(upper)], global: [count])
+    try launch(
+      k, "elementwise_clamp", [.mem(mem(x)), .mem(mem(y)), .f32(lower), .f32(upper)], global: [count])
   }
 
   public func select(_ cond: Buffer, _ a: Buffer, _ b: Buffer, _ y: Buffer, layout: BroadcastLayout) throws {
@@ -84,7 +86,8 @@ extension OpenCLBackend {
     if inner == 1 {
       let k = try kernel("reduce_rows", family: "reduce", options: opts)
       try launch(
-        k, "reduce_rows", [.mem(mem(x)), .mem(mem(y)), .i32(Int32(r)), .i32(op.rawValue), .i32(Int32(correction))],
+        k, "reduce_rows",
+        [.mem(mem(x)), .mem(mem(y)), .i32(Int32(r)), .i32(op.rawValue), .i32(Int32(correction))],
         global: [outer * reduceGroupSize], local: [reduceGroupSize])
     } else {
       let k = try kernel("reduce_axis", family: "reduce", options: opts)
@@ -107,7 +110,8 @@ extension OpenCLBackend {
     } else {
       let k = try kernel("reduce_softmax_axis", family: "reduce", options: opts)
       try launch(
-        k, "reduce_softmax_axis", [.mem(mem(x)), .mem(mem(y)), .i32(Int32(r)), .i32(Int32(inner)), .i32(log ? 1 : 0)],
+        k, "reduce_softmax_axis",
+        [.mem(mem(x)), .mem(mem(y)), .i32(Int32(r)), .i32(Int32(inner)), .i32(log ? 1 : 0)],
         global: [outer * inner])
     }
   }

@@ -3,7 +3,6 @@ import ArgumentParser
 import Foundation
 import GPUGenCore
 
-@main
 struct GPUGen: ParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "gpugen",
@@ -28,7 +27,20 @@ struct DeviceOptions: ParsableArguments {
 }
 
 /// Runs `body`, turning engine errors into a message on stderr and the error's exit status.
+/// With GPUGEN_VERBOSE=1, prints each device's kernel compile/cache counts at the end.
 func reportingErrors<T>(_ body: () throws -> T) throws -> T {
+  defer {
+    if ProcessInfo.processInfo.environment["GPUGEN_VERBOSE"] == "1" {
+      fflush(stdout)
+      for d in Device.instantiated {
+        let s = d.backend.stats
+        FileHandle.standardError.write(
+          Data(
+            "gpugen: \(d.spec): \(s.programsCompiled) kernel programs compiled, \(s.programsFromCache) loaded from cache, \(s.allocations) buffers allocated\n"
+              .utf8))
+      }
+    }
+  }
   do {
     return try body()
   } catch let e as GPUGenError {
