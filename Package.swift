@@ -6,6 +6,8 @@ let package = Package(
   platforms: [.macOS(.v13)],
   products: [
     .library(name: "GPUGenCore", targets: ["GPUGenCore"]),
+    .library(name: "GPUGenNN", targets: ["GPUGenNN"]),
+    .library(name: "GPUGenModels", targets: ["GPUGenModels"]),
     .executable(name: "gpugen", targets: ["gpugen"]),
   ],
   dependencies: [
@@ -31,21 +33,41 @@ let package = Package(
         .embedInCode("reduce.cl"),
         .embedInCode("gemm.cl"),
         .embedInCode("bench.cl"),
+        .embedInCode("conv.cl"),
+        .embedInCode("norm.cl"),
+        .embedInCode("noise.cl"),
+        .embedInCode("sampler.cl"),
       ]),
     // FMA-throughput loop measuring the CPU's FP32 peak (runtime ISA dispatch).
     .target(name: "CPUPeak", cSettings: [.unsafeFlags(["-O3"])]),
     .target(
       name: "GPUGenCore",
       dependencies: ["COpenCL", "CBLAS", "GPUGenKernels", "CPUPeak"]),
+    // libpng from libpng-dev (PNG grids).
+    .systemLibrary(
+      name: "CPNG", pkgConfig: "libpng",
+      providers: [.apt(["libpng-dev"])]),
+    // Layers, safetensors, checkpoints.
+    .target(name: "GPUGenNN", dependencies: ["GPUGenCore"]),
+    // Diffusion (UNet, schedules, samplers), data and image I/O.
+    .target(name: "GPUGenModels", dependencies: ["GPUGenNN", "CPNG"]),
     .executableTarget(
       name: "gpugen",
       dependencies: [
-        "GPUGenCore",
+        "GPUGenCore", "GPUGenNN", "GPUGenModels",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ]),
     .testTarget(
       name: "GPUGenCoreTests",
       dependencies: ["GPUGenCore", "gpugen"]),
+    .testTarget(
+      name: "GPUGenNNTests",
+      dependencies: ["GPUGenNN"],
+      resources: [.copy("Fixtures")]),
+    .testTarget(
+      name: "GPUGenModelsTests",
+      dependencies: ["GPUGenModels"],
+      resources: [.copy("Fixtures")]),
   ],
   swiftLanguageModes: [.v5]
 )

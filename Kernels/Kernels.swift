@@ -11,6 +11,10 @@ public enum KernelSources {
     "reduce": text(PackageResources.reduce_cl),
     "gemm": text(PackageResources.gemm_cl),
     "bench": text(PackageResources.bench_cl),
+    "conv": text(PackageResources.conv_cl),
+    "norm": text(PackageResources.norm_cl),
+    "noise": text(PackageResources.noise_cl),
+    "sampler": text(PackageResources.sampler_cl),
   ]
 
   private static func text(_ bytes: [UInt8]) -> String { String(decoding: bytes, as: UTF8.self) }

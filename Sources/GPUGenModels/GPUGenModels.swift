@@ -1,0 +1,2 @@
+// GPUGenModels: diffusion (UNet, schedules, samplers), data and image I/O, built on GPUGenNN.
+@_exported import GPUGenNN

@@ -1,0 +1,2 @@
+// GPUGenNN: layers, safetensors and checkpoints, built on GPUGenCore.
+@_exported import GPUGenCore
