@@ -144,4 +144,39 @@ public protocol Backend: AnyObject {
   /// Softmax (or log-softmax) along the middle axis of an (outer, r, inner) view.
   func softmax(_ x: Buffer, _ y: Buffer, outer: Int, r: Int, inner: Int, log: Bool) throws
   func gemm(_ d: GemmDescriptor, _ a: Buffer, _ b: Buffer, _ c: Buffer, bias: Buffer?) throws
+
+  // Convolution and normalisation.
+  /// Unfolds NCHW `x` into `col` of shape (C·KH·KW, N·HO·WO), zero-padded, so a convolution is one GEMM.
+  func im2col(_ x: Buffer, _ col: Buffer, _ g: ConvGeometry) throws
+  /// Group normalisation of (N, C, HW) with per-channel `gamma`/`beta`, optionally followed by SiLU.
+  func groupNorm(
+    _ x: Buffer, _ y: Buffer, gamma: Buffer, beta: Buffer, n: Int, c: Int, hw: Int, groups: Int, eps: Float,
+    silu: Bool) throws
+}
+
+/// The geometry of a 2-D convolution over an NCHW batch.
+public struct ConvGeometry: Sendable, Equatable {
+  public var n: Int, c: Int, h: Int, w: Int
+  public var kh: Int, kw: Int
+  public var strideH: Int, strideW: Int
+  /// Zero padding before (top, left) and after (bottom, right) the image.
+  public var padT: Int, padL: Int, padB: Int, padR: Int
+
+  public init(
+    n: Int, c: Int, h: Int, w: Int, kh: Int, kw: Int, strideH: Int = 1, strideW: Int = 1, padT: Int = 0,
+    padL: Int = 0, padB: Int = 0, padR: Int = 0
+  ) {
+    (self.n, self.c, self.h, self.w, self.kh, self.kw) = (n, c, h, w, kh, kw)
+    (self.strideH, self.strideW, self.padT, self.padL, self.padB, self.padR) = (
+      strideH, strideW, padT, padL, padB, padR
+    )
+  }
+
+  /// Output height and width.
+  public var ho: Int { (h + padT + padB - kh) / strideH + 1 }
+  public var wo: Int { (w + padL + padR - kw) / strideW + 1 }
+  /// Rows of the unfolded matrix (C·KH·KW).
+  public var k: Int { c * kh * kw }
+  /// Columns of the unfolded matrix (N·HO·WO).
+  public var columns: Int { n * ho * wo }
 }

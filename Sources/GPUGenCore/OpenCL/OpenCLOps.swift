@@ -138,3 +138,30 @@ extension OpenCLBackend {
       ], global: g.globalSize(m: d.m, n: d.n, batch: d.batch), local: g.localSize)
   }
 }
+
+extension OpenCLBackend {
+  public func im2col(_ x: Buffer, _ col: Buffer, _ g: ConvGeometry) throws {
+    let k = try kernel("conv_im2col", family: "conv")
+    try launch(
+      k, "conv_im2col",
+      [
+        .mem(mem(x)), .mem(mem(col)), .i32(Int32(g.n)), .i32(Int32(g.c)), .i32(Int32(g.h)), .i32(Int32(g.w)),
+        .i32(Int32(g.kh)), .i32(Int32(g.kw)), .i32(Int32(g.strideH)), .i32(Int32(g.strideW)),
+        .i32(Int32(g.padT)), .i32(Int32(g.padL)), .i32(Int32(g.ho)), .i32(Int32(g.wo)),
+      ], global: [g.k * g.columns])
+  }
+
+  public func groupNorm(
+    _ x: Buffer, _ y: Buffer, gamma: Buffer, beta: Buffer, n: Int, c: Int, hw: Int, groups: Int, eps: Float,
+    silu: Bool
+  ) throws {
+    let ls = reduceGroupSize
+    let k = try kernel("norm_group", family: "norm", options: "-DNLS=\(ls)")
+    try launch(
+      k, "norm_group",
+      [
+        .mem(mem(x)), .mem(mem(y)), .mem(mem(gamma)), .mem(mem(beta)), .i32(Int32(c)), .i32(Int32(hw)),
+        .i32(Int32(groups)), .f32(eps), .i32(silu ? 1 : 0),
+      ], global: [n * groups * ls], local: [ls])
+  }
+}

@@ -1,0 +1,128 @@
+// Neural-network forward ops on tensors: convolution, group norm, linear, upsampling, attention.
+import Foundation
+
+extension Tensor {
+  /// 2-D convolution of an NCHW batch with `weight` (Cout, Cin, KH, KW) and optional `bias` (Cout).
+  /// Padding is (top, left, bottom, right); the activation is fused into the GEMM epilogue.
+  public func conv2d(
+    weight: Tensor, bias: Tensor? = nil, stride: (Int, Int) = (1, 1),
+    padding: (Int, Int, Int, Int) = (0, 0, 0, 0),
+    activation: Activation = .none
+  ) throws -> Tensor {
+    guard rank == 4, weight.rank == 4, weight.shape[1] == shape[1] else {
+      throw GPUGenError.shapeMismatch(op: "conv2d (input NCHW vs weight OIHW)", lhs: shape, rhs: weight.shape)
+    }
+    guard stride.0 > 0, stride.1 > 0, [padding.0, padding.1, padding.2, padding.3].allSatisfy({ $0 >= 0 })
+    else {
+      throw GPUGenError.invalidArgument("conv2d: stride must be positive and padding non-negative")
+    }
+    try sameDevice(weight, "conv2d")
+    let g = ConvGeometry(
+      n: shape[0], c: shape[1], h: shape[2], w: shape[3], kh: weight.shape[2], kw: weight.shape[3],
+      strideH: stride.0, strideW: stride.1, padT: padding.0, padL: padding.1, padB: padding.2, padR: padding.3
+    )
+    guard g.ho > 0, g.wo > 0 else {
+      throw GPUGenError.shapeMismatch(
+        op: "conv2d (kernel larger than padded input)", lhs: shape, rhs: weight.shape)
+    }
+    let cout = weight.shape[0]
+    let pointwise = g.kh == 1 && g.kw == 1 && stride == (1, 1) && padding == (0, 0, 0, 0)
+    let col: Tensor
+    if pointwise && g.n == 1 {
+      col = try reshaped([g.c, g.h * g.w])
+    } else if pointwise {
+      col = try reshaped([g.n, g.c, g.h * g.w]).permuted([1, 0, 2]).reshaped([g.c, g.columns])
+    } else {
+      col = try Tensor(uninitialized: [g.k, g.columns], on: device)
+      if col.count > 0 { try backend.im2col(buffer, col.buffer, g) }
+    }
+    let out = try Tensor.gemm(
+      try weight.reshaped([cout, g.k]), col, bias: bias, biasMode: .perRow, activation: activation)
+    if g.n == 1 { return try out.reshaped([1, cout, g.ho, g.wo]) }
+    return try out.reshaped([cout, g.n, g.ho * g.wo]).permuted([1, 0, 2]).reshaped([g.n, cout, g.ho, g.wo])
+  }
+
+  /// 2-D convolution with symmetric padding.
+  public func conv2d(weight: Tensor, bias: Tensor? = nil, stride: Int = 1, padding: Int = 0) throws -> Tensor
+  {
+    try conv2d(
+      weight: weight, bias: bias, stride: (stride, stride), padding: (padding, padding, padding, padding))
+  }
+
+  /// Group normalisation of (N, C, …) over each group of C/groups channels, with per-channel affine
+  /// `weight`/`bias` (C), optionally followed by SiLU.
+  public func groupNorm(groups: Int, weight: Tensor, bias: Tensor, eps: Float = 1e-5, silu: Bool = false)
+    throws
+    -> Tensor
+  {
+    guard rank >= 2, groups > 0, shape[1] % groups == 0 else {
+      throw GPUGenError.invalidArgument("groupNorm: \(groups) groups do not divide the channels of \(shape)")
+    }
+    guard weight.count == shape[1], bias.count == shape[1] else {
+      throw GPUGenError.shapeMismatch(op: "groupNorm (affine)", lhs: shape, rhs: weight.shape)
+    }
+    let y = try Tensor(uninitialized: shape, on: device)
+    let hw = shape[2...].reduce(1, *)
+    if count > 0 {
+      try backend.groupNorm(
+        buffer, y.buffer, gamma: weight.buffer, beta: bias.buffer, n: shape[0], c: shape[1], hw: hw,
+        groups: groups,
+        eps: eps, silu: silu)
+    }
+    return y
+  }
+
+  /// `x · weightᵀ + bias` over the last axis, with `weight` (out, in) as PyTorch stores it.
+  public func linear(weight: Tensor, bias: Tensor? = nil, activation: Activation = .none) throws -> Tensor {
+    guard weight.rank == 2, rank >= 1, shape[rank - 1] == weight.shape[1] else {
+      throw GPUGenError.shapeMismatch(op: "linear", lhs: shape, rhs: weight.shape)
+    }
+    let rows = count / Swift.max(shape[rank - 1], 1)
+    let y = try Tensor.gemm(
+      try reshaped([rows, shape[rank - 1]]), weight, transB: true, bias: bias, biasMode: .perColumn,
+      activation: activation)
+    return try y.reshaped(Array(shape.dropLast()) + [weight.shape[0]])
+  }
+
+  /// Nearest-neighbour ×2 upsampling of the last two axes (N, C, H, W) → (N, C, 2H, 2W).
+  public func upsampleNearest2x() throws -> Tensor {
+    guard rank >= 2 else {
+      throw GPUGenError.invalidArgument("upsampleNearest2x: need rank ≥ 2, got \(shape)")
+    }
+    let (h, w) = (shape[rank - 2], shape[rank - 1])
+    let lead = shape.dropLast(2).reduce(1, *)
+    let y = try Tensor(uninitialized: Array(shape.dropLast(2)) + [2 * h, 2 * w], on: device)
+    guard y.count > 0 else { return y }
+    // y viewed as (lead, H, 2, W, 2) reads x with stride 0 along both repeat axes.
+    try backend.copyStrided(
+      buffer, y.buffer,
+      StridedCopy(
+        shape: [lead, h, 2, w, 2], xStrides: [h * w, w, 0, 1, 0], xOffset: 0,
+        yStrides: [4 * h * w, 4 * w, 2 * w, 2, 1], yOffset: 0))
+    return y
+  }
+
+  /// softmax(Q·Kᵀ·scale)·V for (B, L, D) queries and (B, S, D) keys/values (B = batch × heads).
+  public static func attention(query q: Tensor, key k: Tensor, value v: Tensor, scale: Float? = nil) throws
+    -> Tensor
+  {
+    guard q.rank == 3, k.rank == 3, v.rank == 3, q.shape[0] == k.shape[0], q.shape[2] == k.shape[2],
+      k.shape[0] == v.shape[0], k.shape[1] == v.shape[1]
+    else { throw GPUGenError.shapeMismatch(op: "attention (query vs key)", lhs: q.shape, rhs: k.shape) }
+    let s = scale ?? 1 / Float(q.shape[2]).squareRoot()
+    let scores = try Tensor.gemm(q, k, transB: true, alpha: s)
+    return try Tensor.gemm(try scores.softmax(axis: -1), v)
+  }
+
+  /// One-hot rows (N, classes) for integer labels, on `device`.
+  public static func oneHot(_ labels: [Int], classes: Int, on device: Device) throws -> Tensor {
+    var v = [Float](repeating: 0, count: labels.count * classes)
+    for (i, l) in labels.enumerated() {
+      guard l >= 0 && l < classes else {
+        throw GPUGenError.invalidArgument("class label \(l) is out of range 0..<\(classes)")
+      }
+      v[i * classes + l] = 1
+    }
+    return try Tensor(v, shape: [labels.count, classes], on: device)
+  }
+}
