@@ -1,0 +1,84 @@
+// PNG files through libpng's simplified API (no setjmp), for sample grids and input images.
+import CPNG
+import Foundation
+
+/// 8-bit grayscale or RGB images.
+public struct Image8: Equatable, Sendable {
+  public var width: Int, height: Int
+  /// 1 (gray) or 3 (RGB).
+  public var channels: Int
+  /// Row-major interleaved pixels.
+  public var pixels: [UInt8]
+
+  public init(width: Int, height: Int, channels: Int, pixels: [UInt8]) {
+    (self.width, self.height, self.channels, self.pixels) = (width, height, channels, pixels)
+  }
+
+  /// Writes the image as a PNG file.
+  public func writePNG(to url: URL) throws {
+    guard channels == 1 || channels == 3, pixels.count == width * height * channels else {
+      throw ModelError.input("PNG: \(pixels.count) bytes do not make a \(width)×\(height)×\(channels) image")
+    }
+    var image = png_image()
+    image.version = UInt32(PNG_IMAGE_VERSION)
+    image.width = UInt32(width)
+    image.height = UInt32(height)
+    image.format = channels == 1 ? 0 : 2  // PNG_FORMAT_GRAY, PNG_FORMAT_RGB (macros Swift cannot import)
+    let ok = pixels.withUnsafeBytes { buf in
+      png_image_write_to_file(&image, url.path, 0, buf.baseAddress, Int32(width * channels), nil)
+    }
+    if ok == 0 {
+      let msg = withUnsafeBytes(of: image.message) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+      png_image_free(&image)
+      throw ModelError.malformed(url.path, "could not write PNG: \(msg)")
+    }
+  }
+
+  /// Reads a PNG file, converted to gray (channels 1) or RGB (channels 3).
+  public static func readPNG(from url: URL, channels: Int) throws -> Image8 {
+    guard FileManager.default.fileExists(atPath: url.path) else { throw ModelError.missing(url.path) }
+    var image = png_image()
+    image.version = UInt32(PNG_IMAGE_VERSION)
+    func fail(_ what: String) -> ModelError {
+      let msg = withUnsafeBytes(of: image.message) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+      return ModelError.malformed(url.path, "\(what): \(msg)")
+    }
+    guard png_image_begin_read_from_file(&image, url.path) != 0 else { throw fail("not a readable PNG") }
+    image.format = channels == 1 ? 0 : 2  // PNG_FORMAT_GRAY, PNG_FORMAT_RGB (macros Swift cannot import)
+    var pixels = [UInt8](repeating: 0, count: Int(image.width) * Int(image.height) * channels)
+    let ok = pixels.withUnsafeMutableBytes { png_image_finish_read(&image, nil, $0.baseAddress, 0, nil) }
+    guard ok != 0 else {
+      png_image_free(&image)
+      throw fail("could not decode PNG")
+    }
+    return Image8(width: Int(image.width), height: Int(image.height), channels: channels, pixels: pixels)
+  }
+
+  /// Tiles NCHW images with values in [-1, 1] into a grid with `columns` columns and a 2-pixel gutter.
+  public static func grid(_ values: [Float], shape: [Int], columns: Int? = nil, gutter: Int = 2) throws
+    -> Image8
+  {
+    guard shape.count == 4, shape[1] == 1 || shape[1] == 3, values.count == shape.reduce(1, *), shape[0] > 0
+    else {
+      throw ModelError.input("image grid needs (N, 1 or 3, H, W) values, got shape \(shape)")
+    }
+    let (n, c, h, w) = (shape[0], shape[1], shape[2], shape[3])
+    let cols = Swift.max(1, Swift.min(columns ?? Int(Double(n).squareRoot().rounded(.up)), n))
+    let rows = (n + cols - 1) / cols
+    let width = cols * w + (cols + 1) * gutter, height = rows * h + (rows + 1) * gutter
+    var px = [UInt8](repeating: 0, count: width * height * c)
+    for i in 0..<n {
+      let ox = gutter + (i % cols) * (w + gutter), oy = gutter + (i / cols) * (h + gutter)
+      for ch in 0..<c {
+        for y in 0..<h {
+          for x in 0..<w {
+            let v = values[((i * c + ch) * h + y) * w + x]
+            let b = v.isNaN ? 0 : UInt8(Swift.max(0, Swift.min(255, ((v + 1) * 127.5).rounded())))
+            px[((oy + y) * width + ox + x) * c + ch] = b
+          }
+        }
+      }
+    }
+    return Image8(width: width, height: height, channels: c, pixels: px)
+  }
+}
