@@ -74,7 +74,7 @@ public final class UNet2D {
   let time1: Linear, time2: Linear
   let classTable: Tensor?
   let downs: [Block]
-  let mid: Block
+  let mid: Block?
   let ups: [Block]
   let normOut: Norm
   let convOut: Conv
@@ -163,7 +163,7 @@ public final class UNet2D {
     self.downs = downs
 
     let last = ch[ch.count - 1]
-    mid = Block(
+    mid = !c.hasMidBlock ? nil : Block(
       resnets: [
         try resnet("mid_block.resnets.0", last, last, scale: c.midBlockScaleFactor),
         try resnet("mid_block.resnets.1", last, last, scale: c.midBlockScaleFactor),
@@ -274,9 +274,11 @@ public final class UNet2D {
         skips.append(h)
       }
     }
-    h = try resnet(mid.resnets[0], h, embAct)
-    if let a = mid.attentions.first { h = try attend(a, h) }
-    h = try resnet(mid.resnets[1], h, embAct)
+    if let mid {
+      h = try resnet(mid.resnets[0], h, embAct)
+      if let a = mid.attentions.first { h = try attend(a, h) }
+      h = try resnet(mid.resnets[1], h, embAct)
+    }
     for b in ups {
       for (j, r) in b.resnets.enumerated() {
         h = try Tensor.concat([h, skips.removeLast()], axis: 1)

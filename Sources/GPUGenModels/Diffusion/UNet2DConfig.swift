@@ -22,11 +22,14 @@ public struct UNet2DConfig: Equatable, Sendable {
   public var normEps: Double = 1e-5
   public var addAttention = true
   public var numClassEmbeds: Int? = nil
+  public var timeEmbeddingDim: Int? = nil
+  /// False when `mid_block_type` is null (no mid block).
+  public var hasMidBlock = true
 
   public init() {}
 
   /// Channels of the time embedding (4 × the first block's channels).
-  public var timeEmbedDim: Int { blockOutChannels[0] * 4 }
+  public var timeEmbedDim: Int { timeEmbeddingDim ?? blockOutChannels[0] * 4 }
 
   static let downTypes: Set = ["DownBlock2D", "AttnDownBlock2D"]
   static let upTypes: Set = ["UpBlock2D", "AttnUpBlock2D"]
@@ -104,6 +107,9 @@ public struct UNet2DConfig: Equatable, Sendable {
       case "class_embed_type":
         if !(v is NSNull) { throw bad(key, "only null (a class-embedding table) is supported, got \(v)") }
       case "num_class_embeds": numClassEmbeds = v is NSNull ? nil : try int(key, v)
+      case "time_embedding_dim": timeEmbeddingDim = v is NSNull ? nil : try int(key, v)
+      case "mid_block_type":
+        if v is NSNull { hasMidBlock = false } else { try only(key, v, "UNetMidBlock2D") }
       default: throw ModelError.unsupported(source, "unknown field \(key)")
       }
     }
