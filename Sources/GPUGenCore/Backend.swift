@@ -152,6 +152,12 @@ public protocol Backend: AnyObject {
   func groupNorm(
     _ x: Buffer, _ y: Buffer, gamma: Buffer, beta: Buffer, n: Int, c: Int, hw: Int, groups: Int, eps: Float,
     silu: Bool) throws
+
+  // Sampling.
+  /// One fused sampler update over (samples, perSample) with Philox noise (see `SamplerUpdate`).
+  func samplerStep(
+    _ x: Buffer, _ m: Buffer, prev: Buffer?, out: Buffer, aux: Buffer?, update: SamplerUpdate, samples: Int,
+    perSample: Int, firstSample: Int, seed: UInt64, step: Int, stream: Int) throws
 }
 
 /// The geometry of a 2-D convolution over an NCHW batch.

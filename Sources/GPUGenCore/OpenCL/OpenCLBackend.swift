@@ -10,6 +10,10 @@ enum KernelArg {
   case i32(Int32)
   case i64(Int64)
   case f32(Float)
+  case u32(UInt32)
+  /// OpenCL `float8` / `float4` vectors.
+  case float8([Float])
+  case float4([Float])
   /// Up to 16 ints passed as an OpenCL `int16` vector (shapes and strides).
   case int16([Int])
 }
@@ -235,6 +239,15 @@ public final class OpenCLBackend: Backend, @unchecked Sendable {
       case .i32(var v): s = clSetKernelArg(kernel, idx, 4, &v)
       case .i64(var v): s = clSetKernelArg(kernel, idx, 8, &v)
       case .f32(var v): s = clSetKernelArg(kernel, idx, 4, &v)
+      case .u32(var v): s = clSetKernelArg(kernel, idx, 4, &v)
+      case .float8(let values):
+        var v = SIMD8<Float>()
+        for (j, x) in values.prefix(8).enumerated() { v[j] = x }
+        s = clSetKernelArg(kernel, idx, 32, &v)
+      case .float4(let values):
+        var v = SIMD4<Float>()
+        for (j, x) in values.prefix(4).enumerated() { v[j] = x }
+        s = clSetKernelArg(kernel, idx, 16, &v)
       case .int16(let values):
         var v = SIMD16<Int32>()
         for (j, x) in values.prefix(16).enumerated() { v[j] = Int32(truncatingIfNeeded: x) }
