@@ -144,4 +144,11 @@ public protocol Backend: AnyObject {
   /// Softmax (or log-softmax) along the middle axis of an (outer, r, inner) view.
   func softmax(_ x: Buffer, _ y: Buffer, outer: Int, r: Int, inner: Int, log: Bool) throws
   func gemm(_ d: GemmDescriptor, _ a: Buffer, _ b: Buffer, _ c: Buffer, bias: Buffer?) throws
+
+  // Noise.
+  /// Fills `y` (samples × perSample, row-major) with standard normals: Philox4x32-10 with key = `seed`
+  /// and counter (block, firstSample + i, step, stream) gives elements 4·block..<4·block+4 of row i
+  /// (Box–Muller). Callers validate that firstSample + samples, step and stream fit in 32 bits.
+  func randomNormal(
+    _ y: Buffer, samples: Int, perSample: Int, firstSample: Int, seed: UInt64, step: Int, stream: Int) throws
 }

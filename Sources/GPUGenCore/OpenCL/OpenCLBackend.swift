@@ -8,6 +8,7 @@ import GPUGenKernels
 enum KernelArg {
   case mem(cl_mem)
   case i32(Int32)
+  case u32(UInt32)
   case i64(Int64)
   case f32(Float)
   /// Up to 16 ints passed as an OpenCL `int16` vector (shapes and strides).
@@ -233,6 +234,7 @@ public final class OpenCLBackend: Backend, @unchecked Sendable {
       switch arg {
       case .mem(var m): s = clSetKernelArg(kernel, idx, MemoryLayout<cl_mem>.size, &m)
       case .i32(var v): s = clSetKernelArg(kernel, idx, 4, &v)
+      case .u32(var v): s = clSetKernelArg(kernel, idx, 4, &v)
       case .i64(var v): s = clSetKernelArg(kernel, idx, 8, &v)
       case .f32(var v): s = clSetKernelArg(kernel, idx, 4, &v)
       case .int16(let values):
