@@ -153,6 +153,13 @@ public protocol Backend: AnyObject {
     _ x: Buffer, _ y: Buffer, gamma: Buffer, beta: Buffer, n: Int, c: Int, hw: Int, groups: Int, eps: Float,
     silu: Bool) throws
 
+  // Noise.
+  /// Fills `y` (samples × perSample, row-major) with standard normals: Philox4x32-10 with key = `seed`
+  /// and counter (block, firstSample + i, step, stream) gives elements 4·block..<4·block+4 of row i
+  /// (Box–Muller). Callers validate that firstSample + samples, step and stream fit in 32 bits.
+  func randomNormal(
+    _ y: Buffer, samples: Int, perSample: Int, firstSample: Int, seed: UInt64, step: Int, stream: Int) throws
+
   // Sampling.
   /// One fused sampler update over (samples, perSample) with Philox noise (see `SamplerUpdate`).
   func samplerStep(

@@ -1,0 +1,35 @@
+// Reproducible Gaussian noise: Philox4x32-10 keyed by the seed, counted by (block, sample, step, stream).
+
+/// Checks the arguments of `Backend.randomNormal`: every counter word must fit in 32 bits.
+func checkNoiseArguments(samples: Int, perSample: Int, firstSample: Int, step: Int, stream: Int) throws {
+  let limit = Int(UInt32.max)
+  func check(_ ok: Bool, _ what: String) throws {
+    if !ok { throw GPUGenError.invalidArgument("randomNormal: \(what)") }
+  }
+  try check(samples >= 0 && perSample >= 0, "negative size (\(samples) samples of \(perSample))")
+  try check(
+    firstSample >= 0 && firstSample <= limit && (samples == 0 || firstSample + samples - 1 <= limit),
+    "samples \(firstSample)..<\(firstSample + samples) do not fit in 32 bits")
+  try check(perSample <= Int(Int32.max), "\(perSample) elements per sample is more than 2³¹ − 1")
+  try check(step >= 0 && step <= limit, "step \(step) is not in 0...\(limit)")
+  try check(stream >= 0 && stream <= limit, "stream \(stream) is not in 0...\(limit)")
+}
+
+extension Tensor {
+  /// Standard normal noise of `shape`, whose axis 0 is the sample axis: sample `firstSample + i` gets
+  /// the same values whatever the batch size or device (within float tolerance), a function of
+  /// (seed, sample, step, stream) only. Use `stream` to draw independent noises for the same step.
+  public static func randomNormal(
+    shape: [Int], seed: UInt64, step: Int = 0, stream: Int = 0, firstSample: Int = 0, on device: Device = .cpu
+  ) throws -> Tensor {
+    guard let samples = shape.first else {
+      throw GPUGenError.invalidArgument("randomNormal: the shape needs a sample axis (rank ≥ 1), got []")
+    }
+    let y = try Tensor(uninitialized: shape, on: device)
+    let perSample = Shape.count(Array(shape.dropFirst()))
+    try device.backend.randomNormal(
+      y.buffer, samples: samples, perSample: perSample, firstSample: firstSample, seed: seed, step: step,
+      stream: stream)
+    return y
+  }
+}
