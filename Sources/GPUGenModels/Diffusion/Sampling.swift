@@ -1,0 +1,109 @@
+// The sampling loop: initial noise, one UNet evaluation and one fused update per planned step.
+import Foundation
+
+/// A sampler's whole schedule as a list of model evaluations, each followed by a fused update.
+public struct SamplingPlan: Sendable {
+  /// One model evaluation and the update that follows it.
+  public struct Evaluation: Sendable {
+    /// The timestep passed to the model.
+    public var timestep: Double
+    /// The model sees `inputScale · x` (Euler-family samplers scale by 1/√(σ²+1)).
+    public var inputScale: Double
+    /// The fused update applied after the evaluation.
+    public var update: SamplerUpdate
+    /// Whether this update draws fresh noise.
+    public var stochastic: Bool { update.cz != 0 }
+  }
+
+  /// The initial noise is N(0, 1) · initNoiseSigma.
+  public var initNoiseSigma: Double
+  public var evaluations: [Evaluation]
+}
+
+/// What to sample.
+public struct SampleRequest: Sendable {
+  /// Number of images.
+  public var count: Int
+  /// Images per UNet batch.
+  public var batchSize: Int
+  public var seed: UInt64
+  /// Class label per image (cycled), for class-conditional models.
+  public var classLabels: [Int]?
+  /// Initial noise (count × C × H × W, N(0, 1) before scaling), instead of Philox noise.
+  public var initialNoise: [Float]?
+
+  public init(count: Int, batchSize: Int, seed: UInt64, classLabels: [Int]? = nil, initialNoise: [Float]? = nil) {
+    (self.count, self.batchSize, self.seed, self.classLabels, self.initialNoise) = (
+      count, batchSize, seed, classLabels, initialNoise
+    )
+  }
+}
+
+/// Runs plans with a UNet.
+public struct DiffusionSampler {
+  public let unet: UNet2D
+  public let plan: SamplingPlan
+
+  public init(unet: UNet2D, plan: SamplingPlan) {
+    self.unet = unet
+    self.plan = plan
+  }
+
+  /// The (C, H, W) of one image.
+  public var imageShape: [Int] {
+    [unet.config.inChannels, unet.config.sampleSize, unet.config.sampleSize]
+  }
+
+  /// Samples `request.count` images; returns (count, C, H, W) values. `progress` is called after
+  /// every model evaluation; `trajectory` (if given) receives x̂₀ of the first batch after each step.
+  public func sample(
+    _ request: SampleRequest, progress: (Int) -> Void = { _ in }, trajectory: ((Int, Tensor) throws -> Void)? = nil
+  ) throws -> [Float] {
+    let device = unet.device
+    let per = imageShape.reduce(1, *)
+    guard request.count > 0, request.batchSize > 0 else { throw ModelError.input("--n and --batch-size must be positive") }
+    if let noise = request.initialNoise, noise.count != request.count * per {
+      throw ModelError.input("initial noise has \(noise.count) values; \(request.count) images of \(imageShape) need \(request.count * per)")
+    }
+    if unet.config.numClassEmbeds != nil && (request.classLabels ?? []).isEmpty {
+      throw ModelError.input("this model is class-conditional: give --class")
+    }
+    if unet.config.numClassEmbeds == nil && request.classLabels != nil {
+      throw ModelError.input("--class was given but this model is not class-conditional")
+    }
+    var result = [Float]()
+    result.reserveCapacity(request.count * per)
+    var start = 0
+    while start < request.count {
+      let n = Swift.min(request.batchSize, request.count - start)
+      let shape = [n] + imageShape
+      var x: Tensor
+      if let noise = request.initialNoise {
+        x = try Tensor(Array(noise[(start * per)..<((start + n) * per)]), shape: shape, on: device)
+      } else {
+        x = try Tensor.randomNormal(shape: shape, seed: request.seed, step: 0, stream: 0, firstSample: start, on: device)
+      }
+      if plan.initNoiseSigma != 1 { x = try x.mul(Float(plan.initNoiseSigma)) }
+      let labels = request.classLabels.map { l in (0..<n).map { l[(start + $0) % l.count] } }
+      var prev: Tensor?
+      for (s, e) in plan.evaluations.enumerated() {
+        let input = e.inputScale == 1 ? x : try x.mul(Float(e.inputScale))
+        let m = try unet(input, timesteps: [e.timestep], classLabels: labels)
+        if let trajectory, start == 0 {
+          var u = SamplerUpdate()
+          (u.ax, u.am, u.clipRange, u.c0) = (e.update.ax, e.update.am, e.update.clipRange, 1)
+          try trajectory(s, try Tensor.samplerStep(x: x, modelOutput: m, prev: nil, update: u, seed: 0, step: 0).out)
+        }
+        let r = try Tensor.samplerStep(
+          x: x, modelOutput: m, prev: prev, update: e.update, seed: request.seed, step: s + 1, stream: 0,
+          firstSample: start)
+        x = r.out
+        if let aux = r.aux { prev = aux }
+        progress(1)
+      }
+      result += try x.toArray()
+      start += n
+    }
+    return result
+  }
+}
