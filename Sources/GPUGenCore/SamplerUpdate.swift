@@ -32,7 +32,8 @@ extension Tensor {
   /// `update.usesPrev`. Noise for sample i comes from Philox(seed, firstSample + i, step, stream).
   /// Returns the new sample and, when `update.writesAux`, the auxiliary output.
   public static func samplerStep(
-    x: Tensor, modelOutput m: Tensor, prev: Tensor?, update: SamplerUpdate, seed: UInt64, step: Int, stream: Int = 0,
+    x: Tensor, modelOutput m: Tensor, prev: Tensor?, update: SamplerUpdate, seed: UInt64, step: Int,
+    stream: Int = 0,
     firstSample: Int = 0
   ) throws -> (out: Tensor, aux: Tensor?) {
     guard x.shape == m.shape, x.rank >= 1 else {
@@ -41,7 +42,8 @@ extension Tensor {
     try x.sameDevice(m, "samplerStep")
     if update.usesPrev {
       guard let prev, prev.shape == x.shape else {
-        throw GPUGenError.shapeMismatch(op: "samplerStep (previous output)", lhs: x.shape, rhs: prev?.shape ?? [])
+        throw GPUGenError.shapeMismatch(
+          op: "samplerStep (previous output)", lhs: x.shape, rhs: prev?.shape ?? [])
       }
       try x.sameDevice(prev, "samplerStep")
     }
@@ -50,8 +52,10 @@ extension Tensor {
     let samples = x.shape[0], perSample = x.count / Swift.max(samples, 1)
     if x.count > 0 {
       try x.backend.samplerStep(
-        x.buffer, m.buffer, prev: update.usesPrev ? prev!.buffer : nil, out: out.buffer, aux: aux?.buffer, update: update,
-        samples: samples, perSample: perSample, firstSample: firstSample, seed: seed, step: step, stream: stream)
+        x.buffer, m.buffer, prev: update.usesPrev ? prev!.buffer : nil, out: out.buffer, aux: aux?.buffer,
+        update: update,
+        samples: samples, perSample: perSample, firstSample: firstSample, seed: seed, step: step,
+        stream: stream)
     }
     return (out, aux)
   }

@@ -18,25 +18,33 @@ final class SamplerStepTests: XCTestCase {
 
   func testFusedUpdateMatchesTheReferenceOnEveryDevice() throws {
     let (n, per) = (3, 33)  // 33 is not a multiple of the 4-element Philox block
-    let x = randomValues(n * per, seed: 1), m = randomValues(n * per, seed: 2), p = randomValues(n * per, seed: 3)
+    let x = randomValues(n * per, seed: 1), m = randomValues(n * per, seed: 2),
+      p = randomValues(n * per, seed: 3)
     for device in allDevices() {
       for flags in 0..<16 {
         let u = update(clip: flags & 1 != 0, prev: flags & 2 != 0, noise: flags & 4 != 0, aux: flags & 8 != 0)
         let (out, aux) = try Tensor.samplerStep(
-          x: try Tensor(x, shape: [n, per], on: device), modelOutput: try Tensor(m, shape: [n, per], on: device),
-          prev: try Tensor(p, shape: [n, per], on: device), update: u, seed: 42, step: 7, stream: 1, firstSample: 5)
+          x: try Tensor(x, shape: [n, per], on: device),
+          modelOutput: try Tensor(m, shape: [n, per], on: device),
+          prev: try Tensor(p, shape: [n, per], on: device), update: u, seed: 42, step: 7, stream: 1,
+          firstSample: 5)
         XCTAssertEqual(aux == nil, !u.writesAux)
         var wantOut: [Double] = [], wantAux: [Double] = []
         for i in 0..<n {
           for e in 0..<per {
-            let z = Philox4x32.normals(seed: 42, sample: UInt32(5 + i), step: 7, stream: 1, block: UInt32(e / 4))[e % 4]
-            let r = u.apply(x: Double(x[i * per + e]), m: Double(m[i * per + e]), prev: Double(p[i * per + e]), z: Double(z))
+            let z = Philox4x32.normals(
+              seed: 42, sample: UInt32(5 + i), step: 7, stream: 1, block: UInt32(e / 4))[e % 4]
+            let r = u.apply(
+              x: Double(x[i * per + e]), m: Double(m[i * per + e]), prev: Double(p[i * per + e]), z: Double(z)
+            )
             wantOut.append(r.out)
             wantAux.append(r.aux)
           }
         }
         assertClose(try out.toArray(), wantOut, rtol: 1e-5, atol: 1e-5, "update flags \(flags) on \(device)")
-        if let aux { assertClose(try aux.toArray(), wantAux, rtol: 1e-5, atol: 1e-6, "aux flags \(flags) on \(device)") }
+        if let aux {
+          assertClose(try aux.toArray(), wantAux, rtol: 1e-5, atol: 1e-6, "aux flags \(flags) on \(device)")
+        }
       }
     }
   }
@@ -46,7 +54,8 @@ final class SamplerStepTests: XCTestCase {
     u.cz = 1
     for device in allDevices() {
       let zeros = try Tensor.zeros([4, 10], on: device)
-      let (out, _) = try Tensor.samplerStep(x: zeros, modelOutput: zeros, prev: nil, update: u, seed: 9, step: 3, stream: 0)
+      let (out, _) = try Tensor.samplerStep(
+        x: zeros, modelOutput: zeros, prev: nil, update: u, seed: 9, step: 3, stream: 0)
       let ref = try Tensor.randomNormal(shape: [4, 10], seed: 9, step: 3, stream: 0, on: device)
       assertClose(try out.toArray(), try ref.toArray().map(Double.init), rtol: 0, atol: 0, "on \(device)")
     }

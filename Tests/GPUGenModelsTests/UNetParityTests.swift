@@ -24,7 +24,9 @@ final class UNetParityTests: XCTestCase {
     for device in try devices() {
       let unet = try UNet2DModelLoader.load(from: dir, device: device)
       let input = try Tensor(x.values, shape: x.shape, on: device)
-      for (tKey, outKey) in [("timestep", "output"), ("timestep_float", "output_float"), ("timestep_scalar", "output_scalar")] {
+      for (tKey, outKey) in [
+        ("timestep", "output"), ("timestep_float", "output_float"), ("timestep_scalar", "output_scalar"),
+      ] {
         let t = try XCTUnwrap(io[tKey]).values.map(Double.init)
         let want = try XCTUnwrap(io[outKey])
         let got = try unet(input, timesteps: t, classLabels: labels)
@@ -33,7 +35,8 @@ final class UNetParityTests: XCTestCase {
         let maxAbs = want.values.map { Swift.abs($0) }.max() ?? 0
         let err = zip(g, want.values).map { Swift.abs($0 - $1) }.max() ?? .infinity
         XCTAssertLessThanOrEqual(
-          err, 1e-4 * maxAbs, "\(name) \(tKey) on \(device): max abs error \(err), output max abs \(maxAbs)", file: file,
+          err, 1e-4 * maxAbs, "\(name) \(tKey) on \(device): max abs error \(err), output max abs \(maxAbs)",
+          file: file,
           line: line)
       }
     }
@@ -49,13 +52,16 @@ final class UNetParityTests: XCTestCase {
     for (key, value, needle) in [
       ("down_block_types", ["CrossAttnDownBlock2D", "DownBlock2D"] as Any, "CrossAttnDownBlock2D"),
       ("act_fn", "gelu", "act_fn"), ("time_embedding_type", "fourier", "time_embedding_type"),
-      ("resnet_time_scale_shift", "scale_shift", "resnet_time_scale_shift"), ("some_new_field", 3, "some_new_field"),
+      ("resnet_time_scale_shift", "scale_shift", "resnet_time_scale_shift"),
+      ("some_new_field", 3, "some_new_field"),
       ("class_embed_type", "timestep", "class_embed_type"),
     ] {
       var o = obj
       o[key] = value
       let data = try JSONSerialization.data(withJSONObject: o)
-      XCTAssertThrowsError(try UNet2DConfig(json: data), key) { XCTAssertTrue("\($0)".contains(needle), "\($0)") }
+      XCTAssertThrowsError(try UNet2DConfig(json: data), key) {
+        XCTAssertTrue("\($0)".contains(needle), "\($0)")
+      }
     }
     obj["norm_num_groups"] = 3
     XCTAssertThrowsError(try UNet2DConfig(json: try JSONSerialization.data(withJSONObject: obj)))
@@ -64,21 +70,29 @@ final class UNetParityTests: XCTestCase {
   func testMissingAndMisshapenWeightsAreNamed() throws {
     let dir = try fixture("noattn")
     let config = try UNet2DConfig(json: try Data(contentsOf: dir.appendingPathComponent("config.json")))
-    let weights = try SafeTensors.read(contentsOf: dir.appendingPathComponent("diffusion_pytorch_model.safetensors")).tensors
+    let weights = try SafeTensors.read(
+      contentsOf: dir.appendingPathComponent("diffusion_pytorch_model.safetensors")
+    ).tensors
     var missing = weights
     missing["conv_out.bias"] = nil
     XCTAssertThrowsError(
-      try UNet2D(config: config, weights: { missing[$0].map { ($0.shape, $0.values) } }, names: Array(missing.keys), device: .cpu)
+      try UNet2D(
+        config: config, weights: { missing[$0].map { ($0.shape, $0.values) } }, names: Array(missing.keys),
+        device: .cpu)
     ) { XCTAssertTrue("\($0)".contains("conv_out.bias"), "\($0)") }
     var wrong = weights
     wrong["conv_in.weight"] = TensorData(shape: [1, 1, 1, 1], values: [0])
     XCTAssertThrowsError(
-      try UNet2D(config: config, weights: { wrong[$0].map { ($0.shape, $0.values) } }, names: Array(wrong.keys), device: .cpu)
+      try UNet2D(
+        config: config, weights: { wrong[$0].map { ($0.shape, $0.values) } }, names: Array(wrong.keys),
+        device: .cpu)
     ) { XCTAssertTrue("\($0)".contains("conv_in.weight"), "\($0)") }
     var extra = weights
     extra["stray.weight"] = TensorData(shape: [1], values: [0])
     XCTAssertThrowsError(
-      try UNet2D(config: config, weights: { extra[$0].map { ($0.shape, $0.values) } }, names: Array(extra.keys), device: .cpu)
+      try UNet2D(
+        config: config, weights: { extra[$0].map { ($0.shape, $0.values) } }, names: Array(extra.keys),
+        device: .cpu)
     ) { XCTAssertTrue("\($0)".contains("stray.weight"), "\($0)") }
   }
 }

@@ -17,7 +17,8 @@ extension CPUBackend {
         let z: SIMD4<Float> =
           cz != 0
           ? Philox4x32.normals(
-            seed: seed, sample: UInt32(truncatingIfNeeded: firstSample + i), step: UInt32(truncatingIfNeeded: step),
+            seed: seed, sample: UInt32(truncatingIfNeeded: firstSample + i),
+            step: UInt32(truncatingIfNeeded: step),
             stream: UInt32(truncatingIfNeeded: stream), block: UInt32(j)) : .zero
         let base = i * perSample + 4 * j
         for e in 0..<Swift.min(4, perSample - 4 * j) {

@@ -21,7 +21,8 @@ extension OpenCLBackend {
         .mem(mem(x)), .mem(mem(m)), .mem(mem(prev ?? x)), .mem(mem(out)), .mem(mem(aux ?? out)),
         .i32(Int32(perSample)), .i32(Int32(blocks)), .u32(UInt32(truncatingIfNeeded: firstSample)),
         .u32(UInt32(truncatingIfNeeded: seed)), .u32(UInt32(truncatingIfNeeded: seed >> 32)),
-        .u32(UInt32(truncatingIfNeeded: step)), .u32(UInt32(truncatingIfNeeded: stream)), .float8(coef), .float4(coef2),
+        .u32(UInt32(truncatingIfNeeded: step)), .u32(UInt32(truncatingIfNeeded: stream)), .float8(coef),
+        .float4(coef2),
         .i32(flags),
       ], global: [samples * blocks])
   }

@@ -13,16 +13,24 @@ public struct DiffusionModelFolder: Equatable, Sendable {
   public static func resolve(_ url: URL) throws -> DiffusionModelFolder {
     let fm = FileManager.default
     var isDir: ObjCBool = false
-    guard fm.fileExists(atPath: url.path, isDirectory: &isDir) else { throw ModelError.missing("model folder \(url.path)") }
-    guard isDir.boolValue else { throw ModelError.malformed(url.path, "expected a model folder, found a file") }
+    guard fm.fileExists(atPath: url.path, isDirectory: &isDir) else {
+      throw ModelError.missing("model folder \(url.path)")
+    }
+    guard isDir.boolValue else {
+      throw ModelError.malformed(url.path, "expected a model folder, found a file")
+    }
     let index = url.appendingPathComponent("model_index.json")
     if fm.fileExists(atPath: index.path) {
-      guard let data = try? Data(contentsOf: index), (try? JSONSerialization.jsonObject(with: data)) is [String: Any]
+      guard let data = try? Data(contentsOf: index),
+        (try? JSONSerialization.jsonObject(with: data)) is [String: Any]
       else { throw ModelError.malformed(index.path, "not a JSON object") }
       let unet = url.appendingPathComponent("unet")
-      guard fm.fileExists(atPath: unet.path) else { throw ModelError.missing("\(unet.path) (the pipeline's UNet folder)") }
+      guard fm.fileExists(atPath: unet.path) else {
+        throw ModelError.missing("\(unet.path) (the pipeline's UNet folder)")
+      }
       let sched = url.appendingPathComponent("scheduler/scheduler_config.json")
-      return DiffusionModelFolder(unet: unet, schedulerConfig: fm.fileExists(atPath: sched.path) ? sched : nil)
+      return DiffusionModelFolder(
+        unet: unet, schedulerConfig: fm.fileExists(atPath: sched.path) ? sched : nil)
     }
     return DiffusionModelFolder(unet: url, schedulerConfig: nil)
   }
@@ -38,11 +46,16 @@ public enum UNet2DModelLoader {
     let configURL = dir.appendingPathComponent("config.json")
     guard let data = try? Data(contentsOf: configURL) else { throw ModelError.missing(configURL.path) }
     let config = try UNet2DConfig(json: data, source: configURL.path)
-    guard let weightsURL = weightFiles.map({ dir.appendingPathComponent($0) }).first(where: {
-      FileManager.default.fileExists(atPath: $0.path)
-    }) else {
-      if FileManager.default.fileExists(atPath: dir.appendingPathComponent("diffusion_pytorch_model.bin").path) {
-        throw ModelError.unsupported(dir.path, "PyTorch .bin weights; save the model with safe_serialization=True")
+    guard
+      let weightsURL = weightFiles.map({ dir.appendingPathComponent($0) }).first(where: {
+        FileManager.default.fileExists(atPath: $0.path)
+      })
+    else {
+      if FileManager.default.fileExists(
+        atPath: dir.appendingPathComponent("diffusion_pytorch_model.bin").path)
+      {
+        throw ModelError.unsupported(
+          dir.path, "PyTorch .bin weights; save the model with safe_serialization=True")
       }
       throw ModelError.missing("\(dir.appendingPathComponent(weightFiles[0]).path)")
     }
@@ -52,6 +65,7 @@ public enum UNet2DModelLoader {
     }
     let tensors = file.tensors
     return try UNet2D(
-      config: config, weights: { tensors[$0].map { ($0.shape, $0.values) } }, names: Array(tensors.keys), device: device)
+      config: config, weights: { tensors[$0].map { ($0.shape, $0.values) } }, names: Array(tensors.keys),
+      device: device)
   }
 }

@@ -32,7 +32,9 @@ public struct SampleRequest: Sendable {
   /// Initial noise (count × C × H × W, N(0, 1) before scaling), instead of Philox noise.
   public var initialNoise: [Float]?
 
-  public init(count: Int, batchSize: Int, seed: UInt64, classLabels: [Int]? = nil, initialNoise: [Float]? = nil) {
+  public init(
+    count: Int, batchSize: Int, seed: UInt64, classLabels: [Int]? = nil, initialNoise: [Float]? = nil
+  ) {
     (self.count, self.batchSize, self.seed, self.classLabels, self.initialNoise) = (
       count, batchSize, seed, classLabels, initialNoise
     )
@@ -57,13 +59,18 @@ public struct DiffusionSampler {
   /// Samples `request.count` images; returns (count, C, H, W) values. `progress` is called after
   /// every model evaluation; `trajectory` (if given) receives x̂₀ of the first batch after each step.
   public func sample(
-    _ request: SampleRequest, progress: (Int) -> Void = { _ in }, trajectory: ((Int, Tensor) throws -> Void)? = nil
+    _ request: SampleRequest, progress: (Int) -> Void = { _ in },
+    trajectory: ((Int, Tensor) throws -> Void)? = nil
   ) throws -> [Float] {
     let device = unet.device
     let per = imageShape.reduce(1, *)
-    guard request.count > 0, request.batchSize > 0 else { throw ModelError.input("--n and --batch-size must be positive") }
+    guard request.count > 0, request.batchSize > 0 else {
+      throw ModelError.input("--n and --batch-size must be positive")
+    }
     if let noise = request.initialNoise, noise.count != request.count * per {
-      throw ModelError.input("initial noise has \(noise.count) values; \(request.count) images of \(imageShape) need \(request.count * per)")
+      throw ModelError.input(
+        "initial noise has \(noise.count) values; \(request.count) images of \(imageShape) need \(request.count * per)"
+      )
     }
     if unet.config.numClassEmbeds != nil && (request.classLabels ?? []).isEmpty {
       throw ModelError.input("this model is class-conditional: give --class")
@@ -81,7 +88,8 @@ public struct DiffusionSampler {
       if let noise = request.initialNoise {
         x = try Tensor(Array(noise[(start * per)..<((start + n) * per)]), shape: shape, on: device)
       } else {
-        x = try Tensor.randomNormal(shape: shape, seed: request.seed, step: 0, stream: 0, firstSample: start, on: device)
+        x = try Tensor.randomNormal(
+          shape: shape, seed: request.seed, step: 0, stream: 0, firstSample: start, on: device)
       }
       if plan.initNoiseSigma != 1 { x = try x.mul(Float(plan.initNoiseSigma)) }
       let labels = request.classLabels.map { l in (0..<n).map { l[(start + $0) % l.count] } }
@@ -92,7 +100,8 @@ public struct DiffusionSampler {
         if let trajectory, start == 0 {
           var u = SamplerUpdate()
           (u.ax, u.am, u.clipRange, u.c0) = (e.update.ax, e.update.am, e.update.clipRange, 1)
-          try trajectory(s, try Tensor.samplerStep(x: x, modelOutput: m, prev: nil, update: u, seed: 0, step: 0).out)
+          try trajectory(
+            s, try Tensor.samplerStep(x: x, modelOutput: m, prev: nil, update: u, seed: 0, step: 0).out)
         }
         let r = try Tensor.samplerStep(
           x: x, modelOutput: m, prev: prev, update: e.update, seed: request.seed, step: s + 1, stream: 0,

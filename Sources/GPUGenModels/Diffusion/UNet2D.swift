@@ -163,18 +163,21 @@ public final class UNet2D {
     self.downs = downs
 
     let last = ch[ch.count - 1]
-    mid = !c.hasMidBlock ? nil : Block(
-      resnets: [
-        try resnet("mid_block.resnets.0", last, last, scale: c.midBlockScaleFactor),
-        try resnet("mid_block.resnets.1", last, last, scale: c.midBlockScaleFactor),
-      ],
-      attentions: c.addAttention
-        ? [
-          try attention(
-            "mid_block.attentions.0", last, headDim: c.attentionHeadDim ?? last,
-            groups: c.attnNormNumGroups ?? groups,
-            scale: c.midBlockScaleFactor)
-        ] : [], resample: nil)
+    mid =
+      !c.hasMidBlock
+      ? nil
+      : Block(
+        resnets: [
+          try resnet("mid_block.resnets.0", last, last, scale: c.midBlockScaleFactor),
+          try resnet("mid_block.resnets.1", last, last, scale: c.midBlockScaleFactor),
+        ],
+        attentions: c.addAttention
+          ? [
+            try attention(
+              "mid_block.attentions.0", last, headDim: c.attentionHeadDim ?? last,
+              groups: c.attnNormNumGroups ?? groups,
+              scale: c.midBlockScaleFactor)
+          ] : [], resample: nil)
 
     var ups: [Block] = []
     let rev = Array(ch.reversed())

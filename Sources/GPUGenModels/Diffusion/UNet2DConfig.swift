@@ -39,34 +39,38 @@ public struct UNet2DConfig: Equatable, Sendable {
 
   /// Parses config.json; any unsupported field, value or block type is an error naming it.
   public init(json data: Data, source: String = "config.json") throws {
-    guard let obj = try? JSONSerialization.jsonObject(with: data), let dict = obj as? [String: Any] else {
+    guard let dict = try? JSONDecoder().decode([String: ConfigValue].self, from: data) else {
       throw ModelError.malformed(source, "not a JSON object")
     }
     func bad(_ key: String, _ why: String) -> ModelError { .unsupported(source, "\(key): \(why)") }
-    func int(_ key: String, _ v: Any) throws -> Int {
-      if let n = v as? NSNumber, n.doubleValue == n.doubleValue.rounded(), !(v is Bool) { return n.intValue }
+    func int(_ key: String, _ v: ConfigValue) throws -> Int {
+      if case .number(let d) = v, d == d.rounded(), Swift.abs(d) < 1e15 { return Int(d) }
       throw bad(key, "expected an integer, got \(v)")
     }
-    func double(_ key: String, _ v: Any) throws -> Double {
-      if let n = v as? NSNumber, !(v is Bool) { return n.doubleValue }
+    func double(_ key: String, _ v: ConfigValue) throws -> Double {
+      if case .number(let d) = v { return d }
       throw bad(key, "expected a number, got \(v)")
     }
-    func bool(_ key: String, _ v: Any) throws -> Bool {
-      if let b = v as? Bool { return b }
+    func bool(_ key: String, _ v: ConfigValue) throws -> Bool {
+      if case .bool(let b) = v { return b }
       throw bad(key, "expected true/false, got \(v)")
     }
-    func strings(_ key: String, _ v: Any) throws -> [String] {
-      if let a = v as? [String] { return a }
+    func strings(_ key: String, _ v: ConfigValue) throws -> [String] {
+      if case .array(let a) = v {
+        return try a.map {
+          if case .string(let s) = $0 { return s }
+          throw bad(key, "expected a list of strings, got \(v)")
+        }
+      }
       throw bad(key, "expected a list of strings, got \(v)")
     }
-    func ints(_ key: String, _ v: Any) throws -> [Int] {
-      guard let a = v as? [Any] else { throw bad(key, "expected a list of integers, got \(v)") }
+    func ints(_ key: String, _ v: ConfigValue) throws -> [Int] {
+      guard case .array(let a) = v else { throw bad(key, "expected a list of integers, got \(v)") }
       return try a.map { try int(key, $0) }
     }
     /// The field must be null/absent or equal to the one value gpugen implements.
-    func only(_ key: String, _ v: Any, _ allowed: String) throws {
-      if v is NSNull { return }
-      if let s = v as? String, s == allowed { return }
+    func only(_ key: String, _ v: ConfigValue, _ allowed: String) throws {
+      if v == .null || v == .string(allowed) { return }
       throw bad(key, "only \(allowed) is supported, got \(v)")
     }
 
@@ -74,8 +78,8 @@ public struct UNet2DConfig: Equatable, Sendable {
       switch key {
       case _ where Self.ignored.contains(key): continue
       case "sample_size":
-        if let a = v as? [Any] {
-          let s = try a.map { try int(key, $0) }
+        if case .array = v {
+          let s = try ints(key, v)
           guard s.count == 2, s[0] == s[1] else {
             throw bad(key, "only square samples are supported, got \(s)")
           }
@@ -98,18 +102,18 @@ public struct UNet2DConfig: Equatable, Sendable {
       case "downsample_type", "upsample_type": try only(key, v, "conv")
       case "dropout": dropout = try double(key, v)
       case "act_fn": try only(key, v, "silu")
-      case "attention_head_dim": attentionHeadDim = v is NSNull ? nil : try int(key, v)
+      case "attention_head_dim": attentionHeadDim = v == .null ? nil : try int(key, v)
       case "norm_num_groups": normNumGroups = try int(key, v)
-      case "attn_norm_num_groups": attnNormNumGroups = v is NSNull ? nil : try int(key, v)
+      case "attn_norm_num_groups": attnNormNumGroups = v == .null ? nil : try int(key, v)
       case "norm_eps": normEps = try double(key, v)
       case "resnet_time_scale_shift": try only(key, v, "default")
       case "add_attention": addAttention = try bool(key, v)
       case "class_embed_type":
-        if !(v is NSNull) { throw bad(key, "only null (a class-embedding table) is supported, got \(v)") }
-      case "num_class_embeds": numClassEmbeds = v is NSNull ? nil : try int(key, v)
-      case "time_embedding_dim": timeEmbeddingDim = v is NSNull ? nil : try int(key, v)
+        if v != .null { throw bad(key, "only null (a class-embedding table) is supported, got \(v)") }
+      case "num_class_embeds": numClassEmbeds = v == .null ? nil : try int(key, v)
+      case "time_embedding_dim": timeEmbeddingDim = v == .null ? nil : try int(key, v)
       case "mid_block_type":
-        if v is NSNull { hasMidBlock = false } else { try only(key, v, "UNetMidBlock2D") }
+        if v == .null { hasMidBlock = false } else { try only(key, v, "UNetMidBlock2D") }
       default: throw ModelError.unsupported(source, "unknown field \(key)")
       }
     }
@@ -161,6 +165,44 @@ public enum ModelError: Error, CustomStringConvertible, Equatable {
     case .unsupported(let file, let why): return "unsupported in \(file): \(why)"
     case .weight(let name, let why): return "weight \(name): \(why)"
     case .input(let why): return why
+    }
+  }
+}
+
+/// A JSON value of a config file (JSONDecoder keeps booleans and numbers apart on every platform).
+enum ConfigValue: Decodable, Equatable, CustomStringConvertible {
+  case null
+  case bool(Bool)
+  case number(Double)
+  case string(String)
+  case array([ConfigValue])
+  case object([String: ConfigValue])
+
+  init(from decoder: Decoder) throws {
+    let c = try decoder.singleValueContainer()
+    if c.decodeNil() {
+      self = .null
+    } else if let b = try? c.decode(Bool.self) {
+      self = .bool(b)
+    } else if let d = try? c.decode(Double.self) {
+      self = .number(d)
+    } else if let s = try? c.decode(String.self) {
+      self = .string(s)
+    } else if let a = try? c.decode([ConfigValue].self) {
+      self = .array(a)
+    } else {
+      self = .object(try c.decode([String: ConfigValue].self))
+    }
+  }
+
+  var description: String {
+    switch self {
+    case .null: return "null"
+    case .bool(let b): return "\(b)"
+    case .number(let d): return d == d.rounded() && Swift.abs(d) < 1e15 ? "\(Int(d))" : "\(d)"
+    case .string(let s): return "\"\(s)\""
+    case .array(let a): return "[" + a.map(\.description).joined(separator: ", ") + "]"
+    case .object: return "{…}"
     }
   }
 }
