@@ -77,21 +77,21 @@ final class UNetParityTests: XCTestCase {
     missing["conv_out.bias"] = nil
     XCTAssertThrowsError(
       try UNet2D(
-        config: config, weights: { missing[$0].map { ($0.shape, $0.values) } }, names: Array(missing.keys),
+        config: config, weights: { n, _ in missing[n].map { ($0.shape, $0.values) } }, names: Array(missing.keys),
         device: .cpu)
     ) { XCTAssertTrue("\($0)".contains("conv_out.bias"), "\($0)") }
     var wrong = weights
     wrong["conv_in.weight"] = TensorData(shape: [1, 1, 1, 1], values: [0])
     XCTAssertThrowsError(
       try UNet2D(
-        config: config, weights: { wrong[$0].map { ($0.shape, $0.values) } }, names: Array(wrong.keys),
+        config: config, weights: { n, _ in wrong[n].map { ($0.shape, $0.values) } }, names: Array(wrong.keys),
         device: .cpu)
     ) { XCTAssertTrue("\($0)".contains("conv_in.weight"), "\($0)") }
     var extra = weights
     extra["stray.weight"] = TensorData(shape: [1], values: [0])
     XCTAssertThrowsError(
       try UNet2D(
-        config: config, weights: { extra[$0].map { ($0.shape, $0.values) } }, names: Array(extra.keys),
+        config: config, weights: { n, _ in extra[n].map { ($0.shape, $0.values) } }, names: Array(extra.keys),
         device: .cpu)
     ) { XCTAssertTrue("\($0)".contains("stray.weight"), "\($0)") }
   }

@@ -1,8 +1,9 @@
 // A denoiser that is architecture- and weight-compatible with diffusers' UNet2DModel.
 import Foundation
 
-/// Host-side weights by diffusers parameter name: (shape, row-major Float32 values).
-public typealias WeightLookup = (String) -> (shape: [Int], values: [Float])?
+/// Host-side weights by diffusers parameter name: (shape, row-major Float32 values). The second
+/// argument is the shape the config expects (weights read from a file ignore it).
+public typealias WeightLookup = (_ name: String, _ expectedShape: [Int]) -> (shape: [Int], values: [Float])?
 
 /// Loads parameters onto a device by name, checking shapes and recording which names were used.
 final class ParameterLoader {
@@ -18,7 +19,7 @@ final class ParameterLoader {
   /// The tensor `name` (or the first of its aliases present), which must have `shape`.
   func load(_ name: String, _ shape: [Int], aliases: [String] = []) throws -> Tensor {
     for n in [name] + aliases {
-      guard let w = lookup(n) else { continue }
+      guard let w = lookup(n, shape) else { continue }
       guard w.shape == shape else {
         throw ModelError.weight(n, "shape \(w.shape) does not match the config's \(shape)")
       }
