@@ -156,7 +156,7 @@ public protocol Backend: AnyObject {
   // Noise.
   /// Fills `y` (samples × perSample, row-major) with standard normals: Philox4x32-10 with key = `seed`
   /// and counter (block, firstSample + i, step, stream) gives elements 4·block..<4·block+4 of row i
-  /// (Box–Muller). Callers validate that firstSample + samples, step and stream fit in 32 bits.
+  /// (Box–Muller). Throws `invalidArgument` unless every counter word (sample, step, stream) fits in 32 bits.
   func randomNormal(
     _ y: Buffer, samples: Int, perSample: Int, firstSample: Int, seed: UInt64, step: Int, stream: Int) throws
 
