@@ -57,8 +57,7 @@ struct BenchUNet: ParsableCommand {
           }
         }
         if sampleBatch > 0 {
-          let schedule = try NoiseSchedule.load(schedulerConfig: nil)
-          let plan = try SamplerPlanner.plan(.dpmpp2m, schedule: schedule, steps: steps, eta: 0, karras: false)
+          let plan = try SamplerPlanner.plan(.dpmpp2m, schedulerConfig: nil, steps: steps)
           let sampler = DiffusionSampler(unet: unet, plan: plan)
           let labels = c.numClassEmbeds.map { k in (0..<k).map { $0 } }
           let req = SampleRequest(count: sampleBatch, batchSize: sampleBatch, seed: 0, classLabels: labels)

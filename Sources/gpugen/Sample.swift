@@ -62,6 +62,12 @@ struct Sample: ParsableCommand {
       do { try sample() } catch let e as ModelError {
         FileHandle.standardError.write(Data("gpugen: error: \(e)\n".utf8))
         throw ExitCode(2)
+      } catch let e as SchedulerConfigError {
+        FileHandle.standardError.write(Data("gpugen: error: scheduler config: \(e)\n".utf8))
+        throw ExitCode(2)
+      } catch let e as SafeTensorsError {
+        FileHandle.standardError.write(Data("gpugen: error: weights: \(e)\n".utf8))
+        throw ExitCode(2)
       }
     }
   }
@@ -90,8 +96,8 @@ struct Sample: ParsableCommand {
     if let l = labels, let classes = unet.config.numClassEmbeds, let bad = l.first(where: { $0 >= classes }) {
       throw ModelError.input("--class \(bad) is out of range: the model has classes 0..<\(classes)")
     }
-    let schedule = try NoiseSchedule.load(schedulerConfig: folder.schedulerConfig)
-    let plan = try SamplerPlanner.plan(kind, schedule: schedule, steps: steps, eta: eta, karras: karras)
+    let plan = try SamplerPlanner.plan(
+      kind, schedulerConfig: folder.schedulerConfig, steps: steps, eta: eta, karras: karras)
     var initial: [Float]?
     if let path = noise {
       let a = try NPY.read(from: URL(fileURLWithPath: path))

@@ -1,0 +1,221 @@
+// The samplers as plans: per step, the timestep the model sees, the input scaling and the coefficients
+// of the fused update (Kernels/sampler.cl), derived in Double from the schedule exactly as the matching
+// diffusers scheduler's `step` computes them.
+import Foundation
+
+/// The samplers `gpugen sample --sampler` offers.
+public enum SamplerKind: String, CaseIterable, Sendable {
+  case ddpm, ddim
+  case dpmpp2m = "dpmpp-2m"
+  case euler
+  case eulerA = "euler-a"
+  case heun
+
+  /// The diffusers scheduler class this sampler reproduces.
+  public var family: SchedulerFamily {
+    switch self {
+    case .ddpm: return .ddpm
+    case .ddim: return .ddim
+    case .dpmpp2m: return .dpmSolverMultistep
+    case .euler: return .eulerDiscrete
+    case .eulerA: return .eulerAncestralDiscrete
+    case .heun: return .heunDiscrete
+    }
+  }
+}
+
+/// Builds sampling plans.
+public enum SamplerPlanner {
+  /// The scheduler config a sampler uses: the model's scheduler_config.json read as the sampler's
+  /// diffusers class (as `Scheduler.from_config(pipe.scheduler.config)` does), or that class's defaults.
+  public static func config(_ kind: SamplerKind, schedulerConfig url: URL?, karras: Bool = false) throws
+    -> SchedulerConfig
+  {
+    var c = try url.map { try SchedulerConfig(contentsOf: $0, family: kind.family) } ?? SchedulerConfig(family: kind.family)
+    if kind == .dpmpp2m {
+      c.algorithmType = .dpmSolverPlusPlus
+      c.solverOrder = 2
+    }
+    if karras {
+      guard [.dpmpp2m, .euler, .heun].contains(kind) else {
+        throw ModelError.input("--karras applies to dpmpp-2m, euler and heun, not \(kind.rawValue)")
+      }
+      c.useKarrasSigmas = true
+    }
+    try c.validate()
+    return c
+  }
+
+  /// The plan for `kind` with `steps` steps (nil: 1000 for DDPM, else 20) and DDIM's `eta`.
+  public static func plan(
+    _ kind: SamplerKind, schedulerConfig url: URL?, steps: Int?, eta: Double = 0, karras: Bool = false
+  ) throws -> SamplingPlan {
+    let c = try config(kind, schedulerConfig: url, karras: karras)
+    let schedule = try NoiseSchedule(config: c)
+    return try plan(kind, schedule: schedule, steps: steps ?? (kind == .ddpm ? c.numTrainTimesteps : 20), eta: eta)
+  }
+
+  /// x̂₀ and ε̂ as linear combinations of (x, model output) for ᾱ = `a`.
+  static func discretePrediction(_ p: PredictionType, a: Double, into u: inout SamplerUpdate) {
+    let sa = a.squareRoot(), sb = (1 - a).squareRoot()
+    switch p {
+    case .epsilon: (u.ax, u.am, u.ex, u.em) = (1 / sa, -sb / sa, 0, 1)
+    case .vPrediction: (u.ax, u.am, u.ex, u.em) = (sa, -sb, sb, sa)
+    case .sample: (u.ax, u.am, u.ex, u.em) = (0, 1, 1 / sb, -sa / sb)
+    }
+  }
+
+  /// x̂₀ for the sigma-space samplers (Euler, Heun): x is in σ-scaled space.
+  static func sigmaPrediction(_ p: PredictionType, sigma s: Double, into u: inout SamplerUpdate) {
+    switch p {
+    case .epsilon: (u.ax, u.am) = (1, -s)
+    case .vPrediction: (u.ax, u.am) = (1 / (s * s + 1), -s / (s * s + 1).squareRoot())
+    case .sample: (u.ax, u.am) = (0, 1)
+    }
+  }
+
+  /// The plan for a schedule already built for `kind`'s family.
+  public static func plan(_ kind: SamplerKind, schedule: NoiseSchedule, steps n: Int, eta: Double = 0) throws
+    -> SamplingPlan
+  {
+    let c = schedule.config
+    guard c.family == kind.family else {
+      throw ModelError.input("schedule is for \(c.family.rawValue), not \(kind.family.rawValue)")
+    }
+    let inf = try schedule.inference(numInferenceSteps: n)
+    let ac = schedule.alphasCumprod
+    let T = c.numTrainTimesteps
+    let clip = c.clipSample ? c.clipSampleRange : nil
+    var evals: [SamplingPlan.Evaluation] = []
+    func add(_ t: Double, _ scale: Double, _ u: SamplerUpdate) {
+      evals.append(SamplingPlan.Evaluation(timestep: t, inputScale: scale, update: u))
+    }
+    switch kind {
+    case .ddpm, .ddim:
+      for tv in inf.timesteps {
+        let t = Int(tv), prev = t - T / n
+        guard t >= 0 && t < T else { throw ModelError.input("timestep \(t) lies outside the \(T) training steps") }
+        let a = ac[t]
+        var u = SamplerUpdate()
+        discretePrediction(c.predictionType, a: a, into: &u)
+        u.clipRange = clip
+        if kind == .ddpm {
+          let aPrev = prev >= 0 ? ac[prev] : 1
+          let curAlpha = a / aPrev, curBeta = 1 - curAlpha
+          u.c0 = aPrev.squareRoot() * curBeta / (1 - a)
+          u.cx = curAlpha.squareRoot() * (1 - aPrev) / (1 - a)
+          u.cz = t > 0 ? schedule.ddpmNoiseStd(timestep: t, previousTimestep: prev) : 0
+        } else {
+          let aPrev = prev >= 0 ? ac[prev] : schedule.finalAlphaCumprod
+          let variance = (1 - aPrev) / (1 - a) * (1 - a / aPrev)
+          let std = eta * variance.squareRoot()
+          u.c0 = aPrev.squareRoot()
+          u.ce = Swift.max(1 - aPrev - std * std, 0).squareRoot()
+          u.cz = eta > 0 ? std : 0
+        }
+        add(tv, 1, u)
+      }
+      return SamplingPlan(initNoiseSigma: 1, evaluations: evals)
+
+    case .dpmpp2m:
+      let sig = inf.sigmas
+      func alphaSigma(_ s: Double) -> (Double, Double) {
+        let a = 1 / (s * s + 1).squareRoot()
+        return (a, s * a)
+      }
+      func lambda(_ s: Double) -> Double {
+        let (a, sg) = alphaSigma(s)
+        return Foundation.log(a) - Foundation.log(sg)
+      }
+      var lowerOrderNums = 0
+      for (i, tv) in inf.timesteps.enumerated() {
+        let (aS, sS) = alphaSigma(sig[i])
+        var u = SamplerUpdate()
+        switch c.predictionType {
+        case .epsilon: (u.ax, u.am) = (1 / aS, -sS / aS)
+        case .vPrediction: (u.ax, u.am) = (aS, -sS)
+        case .sample: (u.ax, u.am) = (0, 1)
+        }
+        u.writesAux = true
+        (u.dx, u.d0) = (0, 1)
+        let lowerOrderFinal =
+          i == inf.timesteps.count - 1
+          && (c.eulerAtFinal || (c.lowerOrderFinal && inf.timesteps.count < 15) || c.finalSigmasType == .zero)
+        let firstOrder = c.solverOrder == 1 || lowerOrderNums < 1 || lowerOrderFinal
+        let st = sig[i + 1]
+        if st == 0 {
+          (u.cx, u.c0) = (0, 1)  // σ_t = 0: the update returns x̂₀
+        } else {
+          let (aT, sT) = alphaSigma(st)
+          let h = lambda(st) - lambda(sig[i])
+          let em1 = Foundation.expm1(-h)
+          u.cx = sT / sS
+          if firstOrder {
+            u.c0 = -aT * em1
+          } else {
+            let r0 = (lambda(sig[i]) - lambda(sig[i - 1])) / h
+            u.usesPrev = true
+            switch c.solverType {
+            case .midpoint:
+              u.c0 = -aT * em1 * (1 + 0.5 / r0)
+              u.cp = 0.5 * aT * em1 / r0
+            case .heun:
+              let k = aT * (em1 / h + 1) / r0
+              u.c0 = -aT * em1 + k
+              u.cp = -k
+            }
+          }
+        }
+        if lowerOrderNums < c.solverOrder { lowerOrderNums += 1 }
+        add(tv, 1, u)
+      }
+      return SamplingPlan(initNoiseSigma: inf.initNoiseSigma, evaluations: evals)
+
+    case .euler, .eulerA:
+      let sig = inf.sigmas
+      for (i, tv) in inf.timesteps.enumerated() {
+        let s = sig[i], sn = sig[i + 1]
+        var u = SamplerUpdate()
+        sigmaPrediction(c.predictionType, sigma: s, into: &u)
+        var dt = sn - s
+        if kind == .eulerA {
+          let up = (sn * sn * (s * s - sn * sn) / (s * s)).squareRoot()
+          let down = Swift.max(sn * sn - up * up, 0).squareRoot()
+          dt = down - s
+          u.cz = up
+        }
+        (u.cx, u.c0) = (1 + dt / s, -dt / s)
+        add(tv, 1 / (s * s + 1).squareRoot(), u)
+      }
+      return SamplingPlan(initNoiseSigma: inf.initNoiseSigma, evaluations: evals)
+
+    case .heun:
+      let sig = inf.sigmas
+      var dt = 0.0
+      for (k, tv) in inf.timesteps.enumerated() {
+        var u = SamplerUpdate()
+        u.clipRange = clip
+        if k % 2 == 0 {
+          // First order: Euler step to σ_next, and the half-step state for the correction.
+          let s = sig[k], sn = sig[k + 1]
+          sigmaPrediction(c.predictionType, sigma: s, into: &u)
+          dt = sn - s
+          (u.cx, u.c0) = (1 + dt / s, -dt / s)
+          if k + 1 < inf.timesteps.count {
+            u.writesAux = true
+            (u.dx, u.d0) = (1 + dt / (2 * s), -dt / (2 * s))
+          }
+          add(tv, 1 / (s * s + 1).squareRoot(), u)
+        } else {
+          // Second order: average the two slopes (prev holds x + dt/2 · d₁).
+          let sn = sig[k]
+          sigmaPrediction(c.predictionType, sigma: sn, into: &u)
+          u.usesPrev = true
+          (u.cp, u.cx, u.c0) = (1, dt / (2 * sn), -dt / (2 * sn))
+          add(tv, 1 / (sn * sn + 1).squareRoot(), u)
+        }
+      }
+      return SamplingPlan(initNoiseSigma: inf.initNoiseSigma, evaluations: evals)
+    }
+  }
+}
