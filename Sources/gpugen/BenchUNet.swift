@@ -19,7 +19,8 @@ struct BenchUNet: ParsableCommand {
   @Option(help: "Device(s): a device spec, or 'all' (default).")
   var device: String = "all"
 
-  @Option(name: .customLong("batch"), parsing: .upToNextOption, help: "Batch sizes for the per-evaluation timing.")
+  @Option(
+    name: .customLong("batch"), parsing: .upToNextOption, help: "Batch sizes for the per-evaluation timing.")
   var batches: [Int] = [1, 16, 64]
 
   @Option(help: "Batch size of the sampling run (0 skips it).")
@@ -39,13 +40,15 @@ struct BenchUNet: ParsableCommand {
       for d in try benchDevices(device) {
         let unet: UNet2D
         if let model {
-          unet = try UNet2DModelLoader.load(from: try DiffusionModelFolder.resolve(URL(fileURLWithPath: model)).unet, device: d)
+          unet = try UNet2DModelLoader.load(
+            from: try DiffusionModelFolder.resolve(URL(fileURLWithPath: model)).unet, device: d)
         } else {
           unet = try ReferenceUNet.make(on: d)
         }
         let c = unet.config
         for b in batches {
-          let x = try Tensor.randomNormal(shape: [b, c.inChannels, c.sampleSize, c.sampleSize], seed: 1, on: d)
+          let x = try Tensor.randomNormal(
+            shape: [b, c.inChannels, c.sampleSize, c.sampleSize], seed: 1, on: d)
           let labels = c.numClassEmbeds.map { k in (0..<b).map { $0 % k } }
           let ms = try Benchmarks.medianMilliseconds(seconds: seconds) {
             _ = try unet(x, timesteps: [500], classLabels: labels).toArray()
@@ -67,9 +70,16 @@ struct BenchUNet: ParsableCommand {
           let s = Date().timeIntervalSince(t0)
           let ips = Double(sampleBatch) / s
           if json {
-            print(jsonLine(["impl": "gpugen", "device": d.spec, "what": "dpmpp2m_\(steps)", "batch": sampleBatch, "seconds": s, "images_per_s": ips]))
+            print(
+              jsonLine([
+                "impl": "gpugen", "device": d.spec, "what": "dpmpp2m_\(steps)", "batch": sampleBatch,
+                "seconds": s, "images_per_s": ips,
+              ]))
           } else {
-            print(String(format: "%@ DPM++ 2M %d steps, batch %d: %.2f s, %.2f images/s", d.spec, steps, sampleBatch, s, ips))
+            print(
+              String(
+                format: "%@ DPM++ 2M %d steps, batch %d: %.2f s, %.2f images/s", d.spec, steps, sampleBatch,
+                s, ips))
           }
         }
       }

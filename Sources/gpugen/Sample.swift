@@ -75,7 +75,9 @@ struct Sample: ParsableCommand {
   func sample() throws {
     let t0 = Date()
     guard let kind = SamplerKind(rawValue: sampler.lowercased()) else {
-      throw ModelError.input("unknown sampler '\(sampler)'; choose one of \(SamplerKind.allCases.map(\.rawValue).joined(separator: ", "))")
+      throw ModelError.input(
+        "unknown sampler '\(sampler)'; choose one of \(SamplerKind.allCases.map(\.rawValue).joined(separator: ", "))"
+      )
     }
     guard n > 0 else { throw ModelError.input("--n must be positive") }
     if let b = batchSize, b <= 0 { throw ModelError.input("--batch-size must be positive") }
@@ -108,7 +110,8 @@ struct Sample: ParsableCommand {
       initial = a.values
     }
     let batch = min(batchSize ?? min(n, 64), n)
-    let request = SampleRequest(count: n, batchSize: batch, seed: seed, classLabels: labels, initialNoise: initial)
+    let request = SampleRequest(
+      count: n, batchSize: batch, seed: seed, classLabels: labels, initialNoise: initial)
     let sampler = DiffusionSampler(unet: unet, plan: plan)
     let batches = (n + batch - 1) / batch
     let startup = Date().timeIntervalSince(t0)
@@ -142,7 +145,8 @@ struct Sample: ParsableCommand {
     }
     print(
       String(
-        format: "%@: %d images in %.2f s (%.2f images/s, %.1f steps/s; startup %.2f s) → %@", device.description, n,
+        format: "%@: %d images in %.2f s (%.2f images/s, %.1f steps/s; startup %.2f s) → %@",
+        device.description, n,
         seconds, Double(n) / seconds, Double(plan.evaluations.count * batches) / seconds, startup, out))
   }
 }

@@ -77,7 +77,8 @@ final class UNetParityTests: XCTestCase {
     missing["conv_out.bias"] = nil
     XCTAssertThrowsError(
       try UNet2D(
-        config: config, weights: { n, _ in missing[n].map { ($0.shape, $0.values) } }, names: Array(missing.keys),
+        config: config, weights: { n, _ in missing[n].map { ($0.shape, $0.values) } },
+        names: Array(missing.keys),
         device: .cpu)
     ) { XCTAssertTrue("\($0)".contains("conv_out.bias"), "\($0)") }
     var wrong = weights

@@ -21,9 +21,12 @@ public enum DefaultModel {
     }
     for c in candidates {
       let model = c.appendingPathComponent("DefaultModel")
-      if FileManager.default.fileExists(atPath: model.appendingPathComponent("model_index.json").path) { return model }
+      if FileManager.default.fileExists(atPath: model.appendingPathComponent("model_index.json").path) {
+        return model
+      }
     }
     throw ModelError.missing(
-      "bundled default model (looked for \(bundleName)/DefaultModel next to the executable); pass --model DIR or set GPUGEN_DEFAULT_MODEL")
+      "bundled default model (looked for \(bundleName)/DefaultModel next to the executable); pass --model DIR or set GPUGEN_DEFAULT_MODEL"
+    )
   }
 }

@@ -65,7 +65,8 @@ public enum UNet2DModelLoader {
     }
     let tensors = file.tensors
     return try UNet2D(
-      config: config, weights: { name, _ in tensors[name].map { ($0.shape, $0.values) } }, names: Array(tensors.keys),
+      config: config, weights: { name, _ in tensors[name].map { ($0.shape, $0.values) } },
+      names: Array(tensors.keys),
       device: device)
   }
 }

@@ -34,7 +34,8 @@ public enum ReferenceUNet {
         var values = [Float]()
         values.reserveCapacity(count)
         for block in 0..<((count + 3) / 4) {
-          let z = Philox4x32.normals(seed: seed, sample: UInt32(index), step: 0, stream: 7, block: UInt32(block))
+          let z = Philox4x32.normals(
+            seed: seed, sample: UInt32(index), step: 0, stream: 7, block: UInt32(block))
           for e in 0..<4 where values.count < count { values.append(z[e] * scale) }
         }
         return (shape, values)

@@ -31,7 +31,9 @@ public enum SamplerPlanner {
   public static func config(_ kind: SamplerKind, schedulerConfig url: URL?, karras: Bool = false) throws
     -> SchedulerConfig
   {
-    var c = try url.map { try SchedulerConfig(contentsOf: $0, family: kind.family) } ?? SchedulerConfig(family: kind.family)
+    var c =
+      try url.map { try SchedulerConfig(contentsOf: $0, family: kind.family) }
+      ?? SchedulerConfig(family: kind.family)
     if kind == .dpmpp2m {
       c.algorithmType = .dpmSolverPlusPlus
       c.solverOrder = 2
@@ -52,12 +54,15 @@ public enum SamplerPlanner {
   ) throws -> SamplingPlan {
     let c = try config(kind, schedulerConfig: url, karras: karras)
     let schedule = try NoiseSchedule(config: c)
-    return try plan(kind, schedule: schedule, steps: steps ?? (kind == .ddpm ? c.numTrainTimesteps : 20), eta: eta)
+    return try plan(
+      kind, schedule: schedule, steps: steps ?? (kind == .ddpm ? c.numTrainTimesteps : 20), eta: eta)
   }
 
-  /// x̂₀ and ε̂ as linear combinations of (x, model output) for ᾱ = `a`.
-  static func discretePrediction(_ p: PredictionType, a: Double, into u: inout SamplerUpdate) {
-    let sa = a.squareRoot(), sb = (1 - a).squareRoot()
+  /// x̂₀ and ε̂ as linear combinations of (x, model output) for ᾱ = `a` (rounded like diffusers' float32).
+  static func discretePrediction(
+    _ p: PredictionType, a: Double, r: (Double) -> Double, into u: inout SamplerUpdate
+  ) {
+    let sa = r(a.squareRoot()), sb = r(r(1 - a).squareRoot())
     switch p {
     case .epsilon: (u.ax, u.am, u.ex, u.em) = (1 / sa, -sb / sa, 0, 1)
     case .vPrediction: (u.ax, u.am, u.ex, u.em) = (sa, -sb, sb, sa)
@@ -86,6 +91,8 @@ public enum SamplerPlanner {
     let ac = schedule.alphasCumprod
     let T = c.numTrainTimesteps
     let clip = c.clipSample ? c.clipSampleRange : nil
+    // diffusers computes step coefficients in float32: round where it rounds.
+    let r = schedule.precision.round
     var evals: [SamplingPlan.Evaluation] = []
     func add(_ t: Double, _ scale: Double, _ u: SamplerUpdate) {
       evals.append(SamplingPlan.Evaluation(timestep: t, inputScale: scale, update: u))
@@ -94,23 +101,26 @@ public enum SamplerPlanner {
     case .ddpm, .ddim:
       for tv in inf.timesteps {
         let t = Int(tv), prev = t - T / n
-        guard t >= 0 && t < T else { throw ModelError.input("timestep \(t) lies outside the \(T) training steps") }
+        guard t >= 0 && t < T else {
+          throw ModelError.input("timestep \(t) lies outside the \(T) training steps")
+        }
         let a = ac[t]
         var u = SamplerUpdate()
-        discretePrediction(c.predictionType, a: a, into: &u)
+        discretePrediction(c.predictionType, a: a, r: r, into: &u)
         u.clipRange = clip
+        let bt = r(1 - a)
         if kind == .ddpm {
           let aPrev = prev >= 0 ? ac[prev] : 1
-          let curAlpha = a / aPrev, curBeta = 1 - curAlpha
-          u.c0 = aPrev.squareRoot() * curBeta / (1 - a)
-          u.cx = curAlpha.squareRoot() * (1 - aPrev) / (1 - a)
+          let bPrev = r(1 - aPrev), curAlpha = r(a / aPrev), curBeta = r(1 - curAlpha)
+          u.c0 = r(r(r(aPrev.squareRoot()) * curBeta) / bt)
+          u.cx = r(r(r(curAlpha.squareRoot()) * bPrev) / bt)
           u.cz = t > 0 ? schedule.ddpmNoiseStd(timestep: t, previousTimestep: prev) : 0
         } else {
           let aPrev = prev >= 0 ? ac[prev] : schedule.finalAlphaCumprod
-          let variance = (1 - aPrev) / (1 - a) * (1 - a / aPrev)
-          let std = eta * variance.squareRoot()
-          u.c0 = aPrev.squareRoot()
-          u.ce = Swift.max(1 - aPrev - std * std, 0).squareRoot()
+          let variance = r(r(r(1 - aPrev) / bt) * r(1 - r(a / aPrev)))
+          let std = r(eta * r(variance.squareRoot()))
+          u.c0 = r(aPrev.squareRoot())
+          u.ce = r(Swift.max(r(r(1 - aPrev) - r(std * std)), 0).squareRoot())
           u.cz = eta > 0 ? std : 0
         }
         add(tv, 1, u)
