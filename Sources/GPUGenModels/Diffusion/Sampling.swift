@@ -41,20 +41,35 @@ public struct SampleRequest: Sendable {
   }
 }
 
-/// Runs plans with a UNet.
+/// A model the samplers can drive: ε̂ (or v̂ / x̂₀) for a batch at one timestep.
+public protocol Denoiser {
+  /// The device the model runs on.
+  var device: Device { get }
+  /// (C, H, W) of one sample.
+  var imageShape: [Int] { get }
+  /// Number of classes when class-conditional, else nil.
+  var classCount: Int? { get }
+  /// Evaluates the model on x (N, C, H, W).
+  func callAsFunction(_ x: Tensor, timesteps: [Double], classLabels: [Int]?) throws -> Tensor
+}
+
+extension UNet2D: Denoiser {
+  public var imageShape: [Int] { [config.inChannels, config.sampleSize, config.sampleSize] }
+  public var classCount: Int? { config.numClassEmbeds }
+}
+
+/// Runs plans with a denoiser.
 public struct DiffusionSampler {
-  public let unet: UNet2D
+  public let unet: any Denoiser
   public let plan: SamplingPlan
 
-  public init(unet: UNet2D, plan: SamplingPlan) {
+  public init(unet: any Denoiser, plan: SamplingPlan) {
     self.unet = unet
     self.plan = plan
   }
 
   /// The (C, H, W) of one image.
-  public var imageShape: [Int] {
-    [unet.config.inChannels, unet.config.sampleSize, unet.config.sampleSize]
-  }
+  public var imageShape: [Int] { unet.imageShape }
 
   /// Samples `request.count` images; returns (count, C, H, W) values. `progress` is called after
   /// every model evaluation; `trajectory` (if given) receives x̂₀ of the first batch after each step.
@@ -72,10 +87,10 @@ public struct DiffusionSampler {
         "initial noise has \(noise.count) values; \(request.count) images of \(imageShape) need \(request.count * per)"
       )
     }
-    if unet.config.numClassEmbeds != nil && (request.classLabels ?? []).isEmpty {
+    if unet.classCount != nil && (request.classLabels ?? []).isEmpty {
       throw ModelError.input("this model is class-conditional: give --class")
     }
-    if unet.config.numClassEmbeds == nil && request.classLabels != nil {
+    if unet.classCount == nil && request.classLabels != nil {
       throw ModelError.input("--class was given but this model is not class-conditional")
     }
     var result = [Float]()
