@@ -3,17 +3,24 @@
 // col has shape (C·KH·KW, N·HO·WO): row r = (c, ky, kx), column q = (n, oy, ox), so that
 // out(Cout, N·HO·WO) = W(Cout, C·KH·KW) · col is one large GEMM for the whole batch.
 
-// One work-item per element of col. Zero padding: padT/padL before the image, implicit after it.
+// batchMajor = 0: col is (C·KH·KW, N·HO·WO) (one GEMM for the batch); 1: col is (N, C·KH·KW, HO·WO)
+// (a strided-batched GEMM whose output is NCHW directly).
+// One work-item per (output row oy, image n, col row r = (c, ky, kx)): it writes the WO contiguous
+// values of that row of col, so index arithmetic is per row, not per element.
+// Global size (HO, N, C·KH·KW). Zero padding: padT/padL before the image, implicit after it.
 __kernel void conv_im2col(__global const float* x, __global float* col, int N, int C, int H, int W,
-                          int KH, int KW, int strideH, int strideW, int padT, int padL, int HO, int WO) {
-  const long gid = get_global_id(0);
-  const long P = (long)HO * WO, Q = (long)N * P;
-  const long r = gid / Q, q = gid % Q;
+                          int KH, int KW, int strideH, int strideW, int padT, int padL, int HO, int WO,
+                          int batchMajor) {
+  const int oy = get_global_id(0), n = get_global_id(1), r = get_global_id(2);
   const int kx = r % KW, ky = (r / KW) % KH, c = r / (KW * KH);
-  const int n = q / P, p = q % P;
-  const int oy = p / WO, ox = p % WO;
-  const int iy = oy * strideH - padT + ky, ix = ox * strideW - padL + kx;
-  float v = 0.0f;
-  if (iy >= 0 && iy < H && ix >= 0 && ix < W) v = x[(((long)n * C + c) * H + iy) * W + ix];
-  col[gid] = v;
+  const long plane = batchMajor ? (long)n * C * KH * KW + r : (long)r * N + n;
+  __global float* out = col + plane * HO * WO + (long)oy * WO;
+  const int iy = oy * strideH - padT + ky;
+  if (iy < 0 || iy >= H) {
+    for (int ox = 0; ox < WO; ox++) out[ox] = 0.0f;
+    return;
+  }
+  __global const float* src = x + (((long)n * C + c) * H + iy) * W;
+  int ix = kx - padL;
+  for (int ox = 0; ox < WO; ox++, ix += strideW) out[ox] = (ix >= 0 && ix < W) ? src[ix] : 0.0f;
 }

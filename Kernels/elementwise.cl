@@ -71,8 +71,15 @@ __kernel void elementwise_where(__global const float* c, __global const float* a
 __kernel void elementwise_fill(__global float* y, float value) { y[get_global_id(0)] = value; }
 
 // y[yoff + Σ idx·ys] = x[xoff + Σ idx·xs] over every index of `shape`: permute, slice, concat.
-__kernel void elementwise_copy_strided(__global const float* x, __global float* y, int rank,
-                                       int16 shape, int16 xs, int xoff, int16 ys, int yoff) {
-  size_t i = get_global_id(0);
-  y[yoff + gg_offset(i, rank, shape, ys)] = x[xoff + gg_offset(i, rank, shape, xs)];
+// Global size (shape[rank-1], shape[rank-2], product of the outer axes): only the outer index is
+// decomposed, the two innermost axes come straight from the NDRange. `shape`, `xs`, `ys` hold the
+// outer axes (rank - 2 of them); (n1, xs1, ys1) and (n0, xs0, ys0) the two innermost.
+__kernel void elementwise_copy_strided(__global const float* x, __global float* y, int outerRank,
+                                       int16 shape, int16 xs, int xoff, int16 ys, int yoff,
+                                       int xs1, int ys1, int xs0, int ys0) {
+  const int i0 = get_global_id(0), i1 = get_global_id(1);
+  const long o = get_global_id(2);
+  const long xo = xoff + gg_offset(o, outerRank, shape, xs) + (long)i1 * xs1 + (long)i0 * xs0;
+  const long yo = yoff + gg_offset(o, outerRank, shape, ys) + (long)i1 * ys1 + (long)i0 * ys0;
+  y[yo] = x[xo];
 }

@@ -148,22 +148,35 @@ void gemm_packed(int M, int N, int K, float alpha, float beta,
   C += batch * strideC;
   for (int e = 0; e < MWG * NWG; e += TN) vstoreTN((floatTN)(0.0f), 0, Cs + e);
 
+  // B rows are contiguous along n when B is not transposed: a work-group whose columns are all in
+  // range reads them in place (no packing; packing costs as much as the math when M is small).
+  const int directB = !transB && n0 + NWG <= N;
   for (int k0 = 0; k0 < K; k0 += KB) {
     gemm_load_tile(As, A, lda, M, K, m0, k0, MWG, !transA, 0, 1);
-    gemm_load_tile(Bs, B, ldb, N, K, n0, k0, NWG, transB, 0, 1);
+    if (!directB) gemm_load_tile(Bs, B, ldb, N, K, n0, k0, NWG, transB, 0, 1);
     const int kmax = min(KB, K - k0);
+    __global const float* bg = B + (long)k0 * ldb + n0;
     for (int bi = 0; bi < WM; bi++) {
       for (int bj = 0; bj < WN; bj++) {
         __local float* cp = Cs + bi * TM * NWG + bj * TN;
         __local const float* ap = As + bi * TM;
-        __local const float* bp = Bs + bj * TN;
         floatTN acc[TM];
 #pragma unroll
         for (int i = 0; i < TM; i++) acc[i] = vloadTN(0, cp + i * NWG);
-        for (int kk = 0; kk < kmax; kk++) {
-          floatTN b = vloadTN(0, bp + kk * NWG);
+        if (directB) {
+          __global const float* bp = bg + bj * TN;
+          for (int kk = 0; kk < kmax; kk++) {
+            floatTN b = vloadTN(0, bp + (long)kk * ldb);
 #pragma unroll
-          for (int i = 0; i < TM; i++) acc[i] = fma((floatTN)(ap[kk * MWG + i]), b, acc[i]);
+            for (int i = 0; i < TM; i++) acc[i] = fma((floatTN)(ap[kk * MWG + i]), b, acc[i]);
+          }
+        } else {
+          __local const float* bp = Bs + bj * TN;
+          for (int kk = 0; kk < kmax; kk++) {
+            floatTN b = vloadTN(0, bp + kk * NWG);
+#pragma unroll
+            for (int i = 0; i < TM; i++) acc[i] = fma((floatTN)(ap[kk * MWG + i]), b, acc[i]);
+          }
         }
 #pragma unroll
         for (int i = 0; i < TM; i++) vstoreTN(acc[i], 0, cp + i * NWG);

@@ -146,7 +146,8 @@ public protocol Backend: AnyObject {
   func gemm(_ d: GemmDescriptor, _ a: Buffer, _ b: Buffer, _ c: Buffer, bias: Buffer?) throws
 
   // Convolution and normalisation.
-  /// Unfolds NCHW `x` into `col` of shape (C·KH·KW, N·HO·WO), zero-padded, so a convolution is one GEMM.
+  /// Unfolds NCHW `x` into `col` of shape (C·KH·KW, N·HO·WO) (or (N, C·KH·KW, HO·WO) when
+  /// `g.batchMajor`), zero-padded, so a convolution is one GEMM (or one strided-batched GEMM).
   func im2col(_ x: Buffer, _ col: Buffer, _ g: ConvGeometry) throws
   /// Group normalisation of (N, C, HW) with per-channel `gamma`/`beta`, optionally followed by SiLU.
   func groupNorm(
@@ -174,6 +175,8 @@ public struct ConvGeometry: Sendable, Equatable {
   public var strideH: Int, strideW: Int
   /// Zero padding before (top, left) and after (bottom, right) the image.
   public var padT: Int, padL: Int, padB: Int, padR: Int
+  /// Unfold to (N, C·KH·KW, HO·WO) instead of (C·KH·KW, N·HO·WO).
+  public var batchMajor = false
 
   public init(
     n: Int, c: Int, h: Int, w: Int, kh: Int, kw: Int, strideH: Int = 1, strideW: Int = 1, padT: Int = 0,

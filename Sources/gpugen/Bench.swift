@@ -47,6 +47,9 @@ struct BenchGemm: ParsableCommand {
   @Option(name: .customLong("size"), parsing: .upToNextOption, help: "Square sizes n (repeatable).")
   var sizes: [Int] = []
 
+  @Option(name: .customLong("shape"), parsing: .upToNextOption, help: "GEMM shapes MxNxK (repeatable).")
+  var shapes: [String] = []
+
   @Option(help: "Device(s): a device spec, or 'all' (default).")
   var device: String = "all"
 
@@ -64,10 +67,18 @@ struct BenchGemm: ParsableCommand {
 
   func run() throws {
     try reportingErrors {
-      let shapes: [(Int, Int, Int, String)] =
-        sizes.isEmpty
+      var custom: [(Int, Int, Int, String)] = []
+      for s in shapes {
+        let p = s.lowercased().split(separator: "x").compactMap { Int($0) }
+        guard p.count == 3, p.allSatisfy({ $0 > 0 }) else {
+          throw GPUGenError.invalidArgument("--shape takes MxNxK with positive sizes, got '\(s)'")
+        }
+        custom.append((p[0], p[1], p[2], "custom"))
+      }
+      let problems: [(Int, Int, Int, String)] =
+        sizes.isEmpty && custom.isEmpty
         ? [256, 512, 1024, 2048].map { ($0, $0, $0, "square") } + [(64, 65536, 576, "conv3x3 64→64 im2col")]
-        : sizes.map { ($0, $0, $0, "square") }
+        : sizes.map { ($0, $0, $0, "square") } + custom
       for s in sizes where s <= 0 { throw GPUGenError.invalidArgument("--size must be positive, got \(s)") }
       for d in try benchDevices(device) {
         if tune, let cl = d.openCL {
@@ -81,7 +92,7 @@ struct BenchGemm: ParsableCommand {
               + (d.openCL.map { "; GEMM tiles \($0.gemmConfig)" } ?? ""))
           print("  impl      shape                         M      N      K        ms    GFLOP/s   % peak")
         }
-        for (m, n, k, label) in shapes {
+        for (m, n, k, label) in problems {
           var rows: [(String, Double)] = [
             ("gpugen", try Benchmarks.gemmMilliseconds(m: m, n: n, k: k, on: d, seconds: seconds))
           ]

@@ -10,12 +10,12 @@ extension CPUBackend {
     Parallel.forEach(g.k, cost: q) { rows in
       for r in rows {
         let kx = r % g.kw, ky = (r / g.kw) % g.kh, c = r / (g.kw * g.kh)
-        let out = cp + r * q
         for n in 0..<g.n {
+          let out = g.batchMajor ? cp + (n * g.k + r) * p : cp + r * q + n * p
           let plane = xp + (n * g.c + c) * g.h * g.w
           for oy in 0..<ho {
             let iy = oy * g.strideH - g.padT + ky
-            let row = out + n * p + oy * wo
+            let row = out + oy * wo
             guard iy >= 0 && iy < g.h else {
               row.update(repeating: 0, count: wo)
               continue

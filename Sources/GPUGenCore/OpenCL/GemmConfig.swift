@@ -28,6 +28,15 @@ public struct GemmConfig: Codable, Hashable, Sendable, CustomStringConvertible {
     self.kb = kb
   }
 
+  /// Parses "variant,TM,TN,WM,WN,KB" (as GPUGEN_GEMM_CONFIG takes it).
+  public init?(spec: String) {
+    let p = spec.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+    guard p.count == 6, let v = Variant(rawValue: p[0]) else { return nil }
+    let n = p.dropFirst().compactMap { Int($0) }
+    guard n.count == 5 else { return nil }
+    self.init(v, tm: n[0], tn: n[1], wm: n[2], wn: n[3], kb: n[4])
+  }
+
   public var mwg: Int { wm * tm }
   public var nwg: Int { wn * tn }
   /// The `-D` build options selecting this configuration.
@@ -45,6 +54,21 @@ public struct GemmConfig: Codable, Hashable, Sendable, CustomStringConvertible {
     "\(variant.rawValue) TM=\(tm) TN=\(tn) WM=\(wm) WN=\(wn) KB=\(kb) (tile \(mwg)×\(nwg)×\(kb))"
   }
 
+  /// For the packed variant, shrinks the tile to the problem: a 32-row GEMM does not compute 128-row
+  /// tiles of zeros. (Each distinct shrink is one more cached program.)
+  func fitted(m: Int, n: Int) -> GemmConfig {
+    guard variant == .packed else { return self }
+    func pow2(atLeast v: Int) -> Int {
+      var p = 1
+      while p < v { p *= 2 }
+      return p
+    }
+    var g = self
+    g.wm = Swift.min(wm, pow2(atLeast: (m + tm - 1) / tm))
+    g.wn = Swift.min(wn, pow2(atLeast: (n + tn - 1) / tn))
+    return g
+  }
+
   /// Whether the device can run it (work-group size and local memory).
   func fits(_ info: OpenCLDeviceInfo) -> Bool {
     let localBytes = (kb * (mwg + nwg) + (variant == .packed ? mwg * nwg : 0)) * 4
@@ -56,7 +80,7 @@ public struct GemmConfig: Codable, Hashable, Sendable, CustomStringConvertible {
   /// The default table: CPUs want large register blocks and few work-items; GPUs want many
   /// work-items with small register blocks.
   static func defaultConfig(for info: OpenCLDeviceInfo) -> GemmConfig {
-    if !info.isGPU { return GemmConfig(.packed, tm: 8, tn: 16, wm: 16, wn: 4, kb: 64) }
+    if !info.isGPU { return GemmConfig(.packed, tm: 8, tn: 16, wm: 4, wn: 16, kb: 64) }
     if info.maxWorkGroupSize >= 256 { return GemmConfig(.tiled, tm: 4, tn: 4, wm: 16, wn: 16, kb: 16) }
     return GemmConfig(.tiled, tm: 4, tn: 4, wm: 8, wn: 8, kb: 16)
   }
@@ -75,7 +99,7 @@ public struct GemmConfig: Codable, Hashable, Sendable, CustomStringConvertible {
     } else {
       for tm in [4, 6, 8] {
         for tn in [8, 16] {
-          for (wm, wn) in [(8, 4), (8, 8), (16, 4), (4, 8)] {
+          for (wm, wn) in [(8, 4), (8, 8), (16, 4), (4, 8), (4, 16), (8, 16), (2, 16)] {
             for kb in [64, 128, 256] {
               out.append(GemmConfig(.packed, tm: tm, tn: tn, wm: wm, wn: wn, kb: kb))
             }

@@ -1,6 +1,7 @@
 // The OpenCL backend: one context and one in-order queue per device, programs compiled once
 // (memory + disk cache), a buffer pool, and every Backend op as a kernel launch.
 import COpenCL
+import Dispatch
 import Foundation
 import GPUGenKernels
 
@@ -37,6 +38,15 @@ public final class OpenCLBackend: Backend, @unchecked Sendable {
   public internal(set) var gemmConfig: GemmConfig
 
   private var _stats = BackendStats()
+  /// GPUGEN_PROFILE=1: synchronise after every kernel and accumulate its time (slows everything down).
+  static let profiling = Environment.get("GPUGEN_PROFILE") == "1"
+  private var kernelTimes: [String: (count: Int, ns: UInt64)] = [:]
+
+  /// Per-kernel launch counts and total milliseconds, slowest first (GPUGEN_PROFILE=1 only).
+  public var kernelProfile: [(name: String, count: Int, ms: Double)] {
+    poolLock.withLock { kernelTimes.map { ($0.key, $0.value.count, Double($0.value.ns) / 1e6) } }
+      .sorted { $0.ms > $1.ms }
+  }
   private var pool: [Int: [cl_mem]] = [:]
   private var programs: [String: cl_program] = [:]
   private var kernels: [String: cl_kernel] = [:]
@@ -63,6 +73,13 @@ public final class OpenCLBackend: Backend, @unchecked Sendable {
     gemmConfig = GemmConfig.defaultConfig(for: ref.info)
     if let tuned = GemmConfig.loadTuned(for: ref.info, cache: cache), tuned.fits(ref.info) {
       gemmConfig = tuned
+    }
+    if let spec = Environment.get("GPUGEN_GEMM_CONFIG") {
+      guard let g = GemmConfig(spec: spec), g.fits(ref.info) else {
+        throw GPUGenError.invalidArgument(
+          "GPUGEN_GEMM_CONFIG='\(spec)' is not a usable 'variant,TM,TN,WM,WN,KB' on \(ref.info.name)")
+      }
+      gemmConfig = g
     }
   }
 
@@ -231,6 +248,11 @@ public final class OpenCLBackend: Backend, @unchecked Sendable {
     if global.contains(0) { return }
     queueLock.lock()
     defer { queueLock.unlock() }
+    var profileStart: UInt64?
+    if Self.profiling {
+      try clCheck(clFinish(queue), "clFinish")
+      profileStart = DispatchTime.now().uptimeNanoseconds
+    }
     for (i, arg) in args.enumerated() {
       let idx = cl_uint(i)
       let s: cl_int
@@ -264,6 +286,13 @@ public final class OpenCLBackend: Backend, @unchecked Sendable {
     }
     try clCheck(status, "clEnqueueNDRangeKernel(\(name))")
     poolLock.withLock { _stats.launches += 1 }
+    if let t0 = profileStart {
+      try clCheck(clFinish(queue), "clFinish")
+      let ns = DispatchTime.now().uptimeNanoseconds - t0
+      poolLock.withLock {
+        kernelTimes[name, default: (0, 0)].count += 1; kernelTimes[name]!.ns += ns
+      }
+    }
   }
 
   @inline(__always) func mem(_ b: Buffer) -> cl_mem { OpaquePointer(b.handle) }

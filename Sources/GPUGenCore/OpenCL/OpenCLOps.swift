@@ -67,17 +67,27 @@ extension OpenCLBackend {
 
   public func copyStrided(_ x: Buffer, _ y: Buffer, _ c: StridedCopy) throws {
     try checkRank(c.shape.count, "copy")
+    // Pad to rank ≥ 2; the two innermost axes map to NDRange dimensions 0 and 1.
+    let pad = max(0, 2 - c.shape.count)
+    let shape = Array(repeating: 1, count: pad) + c.shape
+    let xs = Array(repeating: 0, count: pad) + c.xStrides, ys = Array(repeating: 0, count: pad) + c.yStrides
+    let r = shape.count
+    let outer = shape[..<(r - 2)].reduce(1, *)
     let k = try kernel("elementwise_copy_strided", family: "elementwise")
     try launch(
       k, "elementwise_copy_strided",
       [
-        .mem(mem(x)), .mem(mem(y)), .i32(Int32(c.shape.count)), .int16(c.shape), .int16(c.xStrides),
-        .i32(Int32(c.xOffset)), .int16(c.yStrides), .i32(Int32(c.yOffset)),
-      ], global: [c.shape.reduce(1, *)])
+        .mem(mem(x)), .mem(mem(y)), .i32(Int32(r - 2)), .int16(Array(shape[..<(r - 2)])),
+        .int16(Array(xs[..<(r - 2)])),
+        .i32(Int32(c.xOffset)), .int16(Array(ys[..<(r - 2)])), .i32(Int32(c.yOffset)), .i32(Int32(xs[r - 2])),
+        .i32(Int32(ys[r - 2])), .i32(Int32(xs[r - 1])), .i32(Int32(ys[r - 1])),
+      ], global: [shape[r - 1], shape[r - 2], outer])
   }
 
   /// Work-group size of the row reductions (RLS in reduce.cl).
-  var reduceGroupSize: Int { min(64, info.maxWorkGroupSize) }
+  /// CPU devices run one work-item per row: PoCL executes a work-group as a loop, and barrier trees
+  /// only add overhead there.
+  var reduceGroupSize: Int { info.isGPU ? min(64, info.maxWorkGroupSize) : 1 }
 
   public func reduce(
     _ op: ReduceOp, _ x: Buffer, _ y: Buffer, outer: Int, r: Int, inner: Int, correction: Int
@@ -117,7 +127,7 @@ extension OpenCLBackend {
   }
 
   public func gemm(_ d: GemmDescriptor, _ a: Buffer, _ b: Buffer, _ c: Buffer, bias: Buffer?) throws {
-    try gemm(d, a, b, c, bias: bias, config: gemmConfig)
+    try gemm(d, a, b, c, bias: bias, config: gemmConfig.fitted(m: d.m, n: d.n))
   }
 
   /// GEMM with an explicit tile configuration (used by the tuner).
@@ -148,7 +158,8 @@ extension OpenCLBackend {
         .mem(mem(x)), .mem(mem(col)), .i32(Int32(g.n)), .i32(Int32(g.c)), .i32(Int32(g.h)), .i32(Int32(g.w)),
         .i32(Int32(g.kh)), .i32(Int32(g.kw)), .i32(Int32(g.strideH)), .i32(Int32(g.strideW)),
         .i32(Int32(g.padT)), .i32(Int32(g.padL)), .i32(Int32(g.ho)), .i32(Int32(g.wo)),
-      ], global: [g.k * g.columns])
+        .i32(g.batchMajor ? 1 : 0),
+      ], global: [g.ho, g.n, g.k])
   }
 
   public func groupNorm(
