@@ -50,7 +50,9 @@ let package = Package(
     // Layers, safetensors, checkpoints.
     .target(name: "GPUGenNN", dependencies: ["GPUGenCore"]),
     // Diffusion (UNet, schedules, samplers), data and image I/O.
-    .target(name: "GPUGenModels", dependencies: ["GPUGenNN", "CPNG"]),
+    .target(
+      name: "GPUGenModels", dependencies: ["GPUGenNN", "CPNG"],
+      resources: [.copy("Resources/DefaultModel")]),
     .executableTarget(
       name: "gpugen",
       dependencies: [

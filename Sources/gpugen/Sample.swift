@@ -42,8 +42,13 @@ struct Sample: ParsableCommand {
   @Option(help: "Random seed.")
   var seed: UInt64 = 0
 
-  @Option(name: .customLong("class"), help: "Class label, or a comma-separated list cycled over the images.")
+  @Option(
+    name: .customLong("class"),
+    help: "Class label, or a comma-separated list cycled over the images (default: every class in turn).")
   var classes: String?
+
+  @Option(help: "Nearest-neighbour zoom of the PNG grid.")
+  var zoom = 2
 
   @Option(help: "Output PNG grid.")
   var out: String = "grid.png"
@@ -110,8 +115,10 @@ struct Sample: ParsableCommand {
       initial = a.values
     }
     let batch = min(batchSize ?? min(n, 64), n)
+    // A class-conditional model without --class cycles through every class.
+    let classLabels = labels ?? unet.config.numClassEmbeds.map { Array(0..<$0) }
     let request = SampleRequest(
-      count: n, batchSize: batch, seed: seed, classLabels: labels, initialNoise: initial)
+      count: n, batchSize: batch, seed: seed, classLabels: classLabels, initialNoise: initial)
     let sampler = DiffusionSampler(unet: unet, plan: plan)
     let batches = (n + batch - 1) / batch
     let startup = Date().timeIntervalSince(t0)
@@ -132,7 +139,8 @@ struct Sample: ParsableCommand {
         })
     let seconds = Date().timeIntervalSince(sampleStart)
     let shape = [n] + sampler.imageShape
-    try Image8.grid(images, shape: shape).writePNG(to: URL(fileURLWithPath: out))
+    guard zoom >= 1 && zoom <= 16 else { throw ModelError.input("--zoom must be 1…16") }
+    try Image8.grid(images, shape: shape).zoomed(zoom).writePNG(to: URL(fileURLWithPath: out))
     if let npy { try NPY.write(images, shape: shape, to: URL(fileURLWithPath: npy)) }
     if let trajectory {
       // Rows: images; columns: steps.
@@ -141,7 +149,7 @@ struct Sample: ParsableCommand {
       var tiles: [Float] = []
       for r in 0..<rows { for s in strip { tiles += s[(r * per)..<((r + 1) * per)] } }
       try Image8.grid(tiles, shape: [rows * strip.count] + sampler.imageShape, columns: strip.count)
-        .writePNG(to: URL(fileURLWithPath: trajectory))
+        .zoomed(zoom).writePNG(to: URL(fileURLWithPath: trajectory))
     }
     print(
       String(

@@ -383,10 +383,15 @@ public struct SchedulerConfig: Sendable, Equatable {
     // A null variance_type behaves as fixed_small in DDPM and as the default (none) in DPM-Solver.
     if let v = f["variance_type"], v != .null {
       if family == .dpmSolverMultistep {
-        throw SchedulerConfigError.unsupported(
-          field: "variance_type", value: v.summary, reason: "learned variances are not supported")
+        // DPM-Solver only acts on the learned types (it drops the variance channels); any other value,
+        // such as a DDPM config's "fixed_small" read through from_config, is ignored as diffusers does.
+        if v == .string("learned") || v == .string("learned_range") {
+          throw SchedulerConfigError.unsupported(
+            field: "variance_type", value: v.summary, reason: "learned variances are not supported")
+        }
+      } else if let t = try choice("variance_type", DDPMVarianceType.self) {
+        varianceType = t
       }
-      if let t = try choice("variance_type", DDPMVarianceType.self) { varianceType = t }
     }
     if let v = try integer("solver_order") { solverOrder = v }
     if let v = f["algorithm_type"], v.string == "deis" {

@@ -54,6 +54,21 @@ public struct Image8: Equatable, Sendable {
     return Image8(width: Int(image.width), height: Int(image.height), channels: channels, pixels: pixels)
   }
 
+  /// The image enlarged `factor` times by pixel repetition.
+  public func zoomed(_ factor: Int) -> Image8 {
+    guard factor > 1 else { return self }
+    let w = width * factor, h = height * factor
+    var px = [UInt8](repeating: 0, count: w * h * channels)
+    for y in 0..<h {
+      for x in 0..<w {
+        for c in 0..<channels {
+          px[(y * w + x) * channels + c] = pixels[((y / factor) * width + x / factor) * channels + c]
+        }
+      }
+    }
+    return Image8(width: w, height: h, channels: channels, pixels: px)
+  }
+
   /// Tiles NCHW images with values in [-1, 1] into a grid with `columns` columns and a 2-pixel gutter.
   public static func grid(_ values: [Float], shape: [Int], columns: Int? = nil, gutter: Int = 2) throws
     -> Image8
