@@ -68,7 +68,7 @@ let package = Package(
       resources: [.copy("Fixtures")]),
     .testTarget(
       name: "GPUGenModelsTests",
-      dependencies: ["GPUGenModels"],
+      dependencies: ["GPUGenModels", "gpugen"],
       resources: [.copy("Fixtures")]),
   ],
   swiftLanguageModes: [.v5]
