@@ -97,6 +97,10 @@ struct Sample: ParsableCommand {
       }
     }
     let device = try deviceOptions.resolve()
+    // Load (or, on a first run, compile) every kernel program up front so startup is measured honestly.
+    let k0 = Date()
+    try device.openCL?.compileAllKernels()
+    let kernelSeconds = Date().timeIntervalSince(k0)
     let folderURL = try model.map { URL(fileURLWithPath: $0) } ?? DefaultModel.url()
     let folder = try DiffusionModelFolder.resolve(folderURL)
     let unet = try UNet2DModelLoader.load(from: folder.unet, device: device)
@@ -153,8 +157,8 @@ struct Sample: ParsableCommand {
     }
     print(
       String(
-        format: "%@: %d images in %.2f s (%.2f images/s, %.1f steps/s; startup %.2f s) → %@",
-        device.description, n,
-        seconds, Double(n) / seconds, Double(plan.evaluations.count * batches) / seconds, startup, out))
+        format: "%@: %d images in %.2f s (%.2f images/s, %.1f steps/s; startup %.2f s, of which kernels %.2f s) → %@",
+        device.description, n, seconds, Double(n) / seconds, Double(plan.evaluations.count * batches) / seconds, startup,
+        kernelSeconds, out))
   }
 }
