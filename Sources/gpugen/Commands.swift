@@ -38,7 +38,7 @@ func reportingErrors<T>(_ body: () throws -> T) throws -> T {
           Data(
             "gpugen: \(d.spec): \(s.programsCompiled) kernel programs compiled, \(s.programsFromCache) loaded from cache, \(s.allocations) buffers allocated\n"
               .utf8))
-        for k in d.openCL?.kernelProfile ?? [] {
+        for k in (d.openCL?.kernelProfile ?? []) + ((d.backend as? CPUBackend)?.opProfile ?? []) {
           FileHandle.standardError.write(
             Data(String(format: "gpugen:   %-28@ %7d launches %10.1f ms\n", k.name, k.count, k.ms).utf8))
         }

@@ -157,8 +157,10 @@ struct Sample: ParsableCommand {
     }
     print(
       String(
-        format: "%@: %d images in %.2f s (%.2f images/s, %.1f steps/s; startup %.2f s, of which kernels %.2f s) → %@",
-        device.description, n, seconds, Double(n) / seconds, Double(plan.evaluations.count * batches) / seconds, startup,
+        format:
+          "%@: %d images in %.2f s (%.2f images/s, %.1f steps/s; startup %.2f s, of which kernels %.2f s) → %@",
+        device.description, n, seconds, Double(n) / seconds,
+        Double(plan.evaluations.count * batches) / seconds, startup,
         kernelSeconds, out))
   }
 }

@@ -9,4 +9,14 @@ double gpugen_fma_loop(int64_t iters, float* sink);
 
 /// The vector ISA gpugen_fma_loop uses on this CPU.
 const char* gpugen_fma_isa(void);
+/// y = x·scale + shift, then SiLU when `silu` (group norm's affine + activation).
+void gpugen_affine(const float* x, float* y, long n, float scale, float shift, int silu);
+/// y = e^x (Cephes polynomial, ≤ 2 ulp).
+void gpugen_exp(const float* x, float* y, long n);
+/// y = 1 / (1 + e^−x).
+void gpugen_sigmoid(const float* x, float* y, long n);
+/// Σ x (16 float partial sums, added in double).
+double gpugen_sum(const float* x, long n);
+/// Σ (x − mean)².
+double gpugen_squared_deviation(const float* x, long n, float mean);
 #endif

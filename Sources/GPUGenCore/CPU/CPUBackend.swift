@@ -1,5 +1,7 @@
 // The native CPU backend: OpenBLAS for GEMM, Swift loops split across cores for everything else.
 import CBLAS
+import CPUPeak
+import Dispatch
 import Foundation
 
 /// Runs gpugen's ops on the host CPU.
@@ -12,6 +14,30 @@ public final class CPUBackend: Backend, @unchecked Sendable {
 
   public init() {
     name = "native CPU (\(Parallel.cores) cores, OpenBLAS)"
+  }
+
+  /// GPUGEN_PROFILE=1: accumulate the time of each backend op.
+  static let profiling = Environment.get("GPUGEN_PROFILE") == "1"
+  private var opTimes: [String: (count: Int, ns: UInt64)] = [:]
+
+  /// Per-op call counts and total milliseconds, slowest first (GPUGEN_PROFILE=1 only).
+  public var opProfile: [(name: String, count: Int, ms: Double)] {
+    lock.withLock { opTimes.map { ($0.key, $0.value.count, Double($0.value.ns) / 1e6) } }.sorted {
+      $0.ms > $1.ms
+    }
+  }
+
+  @inline(__always) func timed<T>(_ name: String, _ body: () throws -> T) rethrows -> T {
+    guard Self.profiling else { return try body() }
+    let t0 = DispatchTime.now().uptimeNanoseconds
+    defer {
+      let ns = DispatchTime.now().uptimeNanoseconds - t0
+      lock.withLock {
+        opTimes[name, default: (0, 0)].count += 1
+        opTimes[name]!.ns += ns
+      }
+    }
+    return try body()
   }
 
   @inline(__always) func ptr(_ b: Buffer) -> UnsafeMutablePointer<Float> {
@@ -70,8 +96,10 @@ public final class CPUBackend: Backend, @unchecked Sendable {
   // MARK: Elementwise
 
   public func fill(_ y: Buffer, count: Int, value: Float) throws {
-    let yp = ptr(y)
-    Parallel.forEach(count) { r in (yp + r.lowerBound).update(repeating: value, count: r.count) }
+    try timed("fill") {
+      let yp = ptr(y)
+      Parallel.forEach(count) { r in (yp + r.lowerBound).update(repeating: value, count: r.count) }
+    }
   }
 
   @inline(__always)
@@ -82,22 +110,38 @@ public final class CPUBackend: Backend, @unchecked Sendable {
     }
   }
 
+  /// y = f(x) through a C loop, split across cores.
+  @inline(__always)
+  private func cmap(
+    _ x: Buffer, _ y: Buffer, _ count: Int,
+    _ f: (UnsafePointer<Float>?, UnsafeMutablePointer<Float>?, Int) -> Void
+  ) {
+    let xp = ptr(x), yp = ptr(y)
+    Parallel.forEach(count, cost: 8) { r in f(xp + r.lowerBound, yp + r.lowerBound, r.count) }
+  }
+
   public func unary(_ op: UnaryOp, _ x: Buffer, _ y: Buffer, count: Int, alpha: Float) throws {
-    switch op {
-    case .neg: map(x, y, count) { -$0 }
-    case .abs: map(x, y, count) { Swift.abs($0) }
-    case .exp: map(x, y, count, cost: 8) { Foundation.exp($0) }
-    case .log: map(x, y, count, cost: 8) { Foundation.log($0) }
-    case .sqrt: map(x, y, count) { $0.squareRoot() }
-    case .rsqrt: map(x, y, count) { 1 / $0.squareRoot() }
-    case .sin: map(x, y, count, cost: 8) { Foundation.sin($0) }
-    case .cos: map(x, y, count, cost: 8) { Foundation.cos($0) }
-    case .tanh: map(x, y, count, cost: 8) { Foundation.tanh($0) }
-    case .sigmoid: map(x, y, count, cost: 8) { 1 / (1 + Foundation.exp(-$0)) }
-    case .relu: map(x, y, count) { Swift.max($0, 0) }
-    case .leakyRelu: map(x, y, count) { $0 >= 0 ? $0 : alpha * $0 }
-    case .silu: map(x, y, count, cost: 8) { $0 / (1 + Foundation.exp(-$0)) }
-    case .gelu: map(x, y, count, cost: 8) { cpuGelu($0) }
+    try timed("unary") {
+      switch op {
+      case .neg: map(x, y, count) { -$0 }
+      case .abs: map(x, y, count) { Swift.abs($0) }
+      case .exp: cmap(x, y, count, gpugen_exp)
+      case .log: map(x, y, count, cost: 8) { Foundation.log($0) }
+      case .sqrt: map(x, y, count) { $0.squareRoot() }
+      case .rsqrt: map(x, y, count) { 1 / $0.squareRoot() }
+      case .sin: map(x, y, count, cost: 8) { Foundation.sin($0) }
+      case .cos: map(x, y, count, cost: 8) { Foundation.cos($0) }
+      case .tanh: map(x, y, count, cost: 8) { Foundation.tanh($0) }
+      case .sigmoid: cmap(x, y, count, gpugen_sigmoid)
+      case .relu: map(x, y, count) { Swift.max($0, 0) }
+      case .leakyRelu: map(x, y, count) { $0 >= 0 ? $0 : alpha * $0 }
+      case .silu:
+        let xp = ptr(x), yp = ptr(y)
+        Parallel.forEach(count, cost: 8) { r in
+          gpugen_affine(xp + r.lowerBound, yp + r.lowerBound, r.count, 1, 0, 1)
+        }
+      case .gelu: map(x, y, count, cost: 8) { cpuGelu($0) }
+      }
     }
   }
 
@@ -140,71 +184,81 @@ public final class CPUBackend: Backend, @unchecked Sendable {
   }
 
   public func binary(_ op: BinaryOp, _ a: Buffer, _ b: Buffer, _ y: Buffer, layout: BroadcastLayout) throws {
-    switch op {
-    case .add: zip(a, b, y, layout) { $0 + $1 }
-    case .sub: zip(a, b, y, layout) { $0 - $1 }
-    case .mul: zip(a, b, y, layout) { $0 * $1 }
-    case .div: zip(a, b, y, layout) { $0 / $1 }
-    case .pow: zip(a, b, y, layout, cost: 16) { Foundation.pow($0, $1) }
-    case .maximum: zip(a, b, y, layout) { cpuMax($0, $1) }
-    case .minimum: zip(a, b, y, layout) { cpuMin($0, $1) }
+    try timed("binary") {
+      switch op {
+      case .add: zip(a, b, y, layout) { $0 + $1 }
+      case .sub: zip(a, b, y, layout) { $0 - $1 }
+      case .mul: zip(a, b, y, layout) { $0 * $1 }
+      case .div: zip(a, b, y, layout) { $0 / $1 }
+      case .pow: zip(a, b, y, layout, cost: 16) { Foundation.pow($0, $1) }
+      case .maximum: zip(a, b, y, layout) { cpuMax($0, $1) }
+      case .minimum: zip(a, b, y, layout) { cpuMin($0, $1) }
+      }
     }
   }
 
   public func binaryScalar(
     _ op: BinaryOp, _ a: Buffer, scalar s: Float, scalarFirst: Bool, _ y: Buffer, count: Int
   ) throws {
-    switch (op, scalarFirst) {
-    case (.add, _): map(a, y, count) { $0 + s }
-    case (.mul, _): map(a, y, count) { $0 * s }
-    case (.maximum, _): map(a, y, count) { cpuMax($0, s) }
-    case (.minimum, _): map(a, y, count) { cpuMin($0, s) }
-    case (.sub, false): map(a, y, count) { $0 - s }
-    case (.sub, true): map(a, y, count) { s - $0 }
-    case (.div, false): map(a, y, count) { $0 / s }
-    case (.div, true): map(a, y, count) { s / $0 }
-    case (.pow, false): map(a, y, count, cost: 16) { Foundation.pow($0, s) }
-    case (.pow, true): map(a, y, count, cost: 16) { Foundation.pow(s, $0) }
+    try timed("binaryScalar") {
+      switch (op, scalarFirst) {
+      case (.add, _): map(a, y, count) { $0 + s }
+      case (.mul, _): map(a, y, count) { $0 * s }
+      case (.maximum, _): map(a, y, count) { cpuMax($0, s) }
+      case (.minimum, _): map(a, y, count) { cpuMin($0, s) }
+      case (.sub, false): map(a, y, count) { $0 - s }
+      case (.sub, true): map(a, y, count) { s - $0 }
+      case (.div, false): map(a, y, count) { $0 / s }
+      case (.div, true): map(a, y, count) { s / $0 }
+      case (.pow, false): map(a, y, count, cost: 16) { Foundation.pow($0, s) }
+      case (.pow, true): map(a, y, count, cost: 16) { Foundation.pow(s, $0) }
+      }
     }
   }
 
   public func clamp(_ x: Buffer, _ y: Buffer, count: Int, lower: Float, upper: Float) throws {
-    map(x, y, count) { cpuMin(cpuMax($0, lower), upper) }
+    try timed("clamp") {
+      map(x, y, count) { cpuMin(cpuMax($0, lower), upper) }
+    }
   }
 
   public func select(_ cond: Buffer, _ a: Buffer, _ b: Buffer, _ y: Buffer, layout: BroadcastLayout) throws {
-    let cp = ptr(cond), ap = ptr(a), bp = ptr(b), yp = ptr(y)
-    let shape = layout.shape.isEmpty ? [1] : layout.shape
-    let strides = layout.shape.isEmpty ? [[0], [0], [0]] : layout.strides
-    let inner = shape.last!
-    guard inner > 0 else { return }
-    let rows = layout.count / inner
-    let (sc, sa, sb) = (strides[0].last!, strides[1].last!, strides[2].last!)
-    Parallel.forEach(rows, cost: inner) { rr in
-      forEachRow(shape: shape, strides: strides, rows: rr) { row, off in
-        let pc = cp + off[0], pa = ap + off[1], pb = bp + off[2], py = yp + row * inner
-        for j in 0..<inner { py[j] = pc[j * sc] != 0 ? pa[j * sa] : pb[j * sb] }
+    try timed("select") {
+      let cp = ptr(cond), ap = ptr(a), bp = ptr(b), yp = ptr(y)
+      let shape = layout.shape.isEmpty ? [1] : layout.shape
+      let strides = layout.shape.isEmpty ? [[0], [0], [0]] : layout.strides
+      let inner = shape.last!
+      guard inner > 0 else { return }
+      let rows = layout.count / inner
+      let (sc, sa, sb) = (strides[0].last!, strides[1].last!, strides[2].last!)
+      Parallel.forEach(rows, cost: inner) { rr in
+        forEachRow(shape: shape, strides: strides, rows: rr) { row, off in
+          let pc = cp + off[0], pa = ap + off[1], pb = bp + off[2], py = yp + row * inner
+          for j in 0..<inner { py[j] = pc[j * sc] != 0 ? pa[j * sa] : pb[j * sb] }
+        }
       }
     }
   }
 
   public func copyStrided(_ x: Buffer, _ y: Buffer, _ c: StridedCopy) throws {
-    let xp = ptr(x) + c.xOffset, yp = ptr(y) + c.yOffset
-    let count = c.shape.reduce(1, *)
-    if count == 0 { return }
-    if c.shape.isEmpty {
-      yp[0] = xp[0]
-      return
-    }
-    let inner = c.shape.last!
-    let sx = c.xStrides.last!, sy = c.yStrides.last!
-    Parallel.forEach(count / inner, cost: inner) { rr in
-      forEachRow(shape: c.shape, strides: [c.xStrides, c.yStrides], rows: rr) { _, off in
-        let px = xp + off[0], py = yp + off[1]
-        if sx == 1 && sy == 1 {
-          py.update(from: px, count: inner)
-        } else {
-          for j in 0..<inner { py[j * sy] = px[j * sx] }
+    try timed("copyStrided") {
+      let xp = ptr(x) + c.xOffset, yp = ptr(y) + c.yOffset
+      let count = c.shape.reduce(1, *)
+      if count == 0 { return }
+      if c.shape.isEmpty {
+        yp[0] = xp[0]
+        return
+      }
+      let inner = c.shape.last!
+      let sx = c.xStrides.last!, sy = c.yStrides.last!
+      Parallel.forEach(count / inner, cost: inner) { rr in
+        forEachRow(shape: c.shape, strides: [c.xStrides, c.yStrides], rows: rr) { _, off in
+          let px = xp + off[0], py = yp + off[1]
+          if sx == 1 && sy == 1 {
+            py.update(from: px, count: inner)
+          } else {
+            for j in 0..<inner { py[j * sy] = px[j * sx] }
+          }
         }
       }
     }
@@ -215,80 +269,84 @@ public final class CPUBackend: Backend, @unchecked Sendable {
   public func reduce(
     _ op: ReduceOp, _ x: Buffer, _ y: Buffer, outer: Int, r: Int, inner: Int, correction: Int
   ) throws {
-    let xp = ptr(x), yp = ptr(y)
-    let n = outer * inner
-    let combine: (Float, Float) -> Float = op == .max ? { cpuMax($0, $1) } : { $0 + $1 }
-    let start: Float = op == .max ? -.infinity : 0
-    if inner == 1 {
-      Parallel.forEach(outer, cost: r) { rows in
-        for o in rows {
-          let p = xp + o * r
-          var acc = start
-          for j in 0..<r { acc = combine(acc, p[j]) }
-          switch op {
-          case .sum, .max: yp[o] = acc
-          case .mean: yp[o] = acc / Float(r)
-          case .variance:
-            let mean = acc / Float(r)
-            var ss: Float = 0
-            for j in 0..<r {
-              let d = p[j] - mean
-              ss += d * d
+    try timed("reduce") {
+      let xp = ptr(x), yp = ptr(y)
+      let n = outer * inner
+      let combine: (Float, Float) -> Float = op == .max ? { cpuMax($0, $1) } : { $0 + $1 }
+      let start: Float = op == .max ? -.infinity : 0
+      if inner == 1 {
+        Parallel.forEach(outer, cost: r) { rows in
+          for o in rows {
+            let p = xp + o * r
+            var acc = start
+            for j in 0..<r { acc = combine(acc, p[j]) }
+            switch op {
+            case .sum, .max: yp[o] = acc
+            case .mean: yp[o] = acc / Float(r)
+            case .variance:
+              let mean = acc / Float(r)
+              var ss: Float = 0
+              for j in 0..<r {
+                let d = p[j] - mean
+                ss += d * d
+              }
+              yp[o] = ss / Float(r - correction)
             }
-            yp[o] = ss / Float(r - correction)
           }
         }
+        return
       }
-      return
-    }
-    // inner > 1: accumulate whole rows of length `inner` (vectorisable), parallel over outer×inner.
-    Parallel.forEach(outer, cost: r * inner) { rows in
-      for o in rows {
-        let base = xp + o * r * inner, out = yp + o * inner
-        out.update(repeating: start, count: inner)
-        for j in 0..<r {
-          let row = base + j * inner
-          for i in 0..<inner { out[i] = combine(out[i], row[i]) }
-        }
-        switch op {
-        case .sum, .max: break
-        case .mean:
-          for i in 0..<inner { out[i] /= Float(r) }
-        case .variance:
-          let mean = UnsafeMutablePointer<Float>.allocate(capacity: inner)
-          defer { mean.deallocate() }
-          for i in 0..<inner {
-            mean[i] = out[i] / Float(r)
-            out[i] = 0
-          }
+      // inner > 1: accumulate whole rows of length `inner` (vectorisable), parallel over outer×inner.
+      Parallel.forEach(outer, cost: r * inner) { rows in
+        for o in rows {
+          let base = xp + o * r * inner, out = yp + o * inner
+          out.update(repeating: start, count: inner)
           for j in 0..<r {
             let row = base + j * inner
-            for i in 0..<inner {
-              let d = row[i] - mean[i]
-              out[i] += d * d
-            }
+            for i in 0..<inner { out[i] = combine(out[i], row[i]) }
           }
-          for i in 0..<inner { out[i] /= Float(r - correction) }
+          switch op {
+          case .sum, .max: break
+          case .mean:
+            for i in 0..<inner { out[i] /= Float(r) }
+          case .variance:
+            let mean = UnsafeMutablePointer<Float>.allocate(capacity: inner)
+            defer { mean.deallocate() }
+            for i in 0..<inner {
+              mean[i] = out[i] / Float(r)
+              out[i] = 0
+            }
+            for j in 0..<r {
+              let row = base + j * inner
+              for i in 0..<inner {
+                let d = row[i] - mean[i]
+                out[i] += d * d
+              }
+            }
+            for i in 0..<inner { out[i] /= Float(r - correction) }
+          }
         }
       }
+      _ = n
     }
-    _ = n
   }
 
   public func softmax(_ x: Buffer, _ y: Buffer, outer: Int, r: Int, inner: Int, log: Bool) throws {
-    let xp = ptr(x), yp = ptr(y)
-    Parallel.forEach(outer * inner, cost: r * 8) { items in
-      for item in items {
-        let o = item / inner, i = item % inner
-        let base = o * r * inner + i
-        var m = -Float.infinity
-        for j in 0..<r { m = cpuMax(m, xp[base + j * inner]) }
-        var s: Float = 0
-        for j in 0..<r { s += Foundation.exp(xp[base + j * inner] - m) }
-        let ls = Foundation.log(s), inv = 1 / s
-        for j in 0..<r {
-          let v = xp[base + j * inner] - m
-          yp[base + j * inner] = log ? v - ls : Foundation.exp(v) * inv
+    try timed("softmax") {
+      let xp = ptr(x), yp = ptr(y)
+      Parallel.forEach(outer * inner, cost: r * 8) { items in
+        for item in items {
+          let o = item / inner, i = item % inner
+          let base = o * r * inner + i
+          var m = -Float.infinity
+          for j in 0..<r { m = cpuMax(m, xp[base + j * inner]) }
+          var s: Float = 0
+          for j in 0..<r { s += Foundation.exp(xp[base + j * inner] - m) }
+          let ls = Foundation.log(s), inv = 1 / s
+          for j in 0..<r {
+            let v = xp[base + j * inner] - m
+            yp[base + j * inner] = log ? v - ls : Foundation.exp(v) * inv
+          }
         }
       }
     }
@@ -297,38 +355,40 @@ public final class CPUBackend: Backend, @unchecked Sendable {
   // MARK: GEMM
 
   public func gemm(_ d: GemmDescriptor, _ a: Buffer, _ b: Buffer, _ c: Buffer, bias: Buffer?) throws {
-    if d.m == 0 || d.n == 0 || d.batch == 0 { return }
-    let ap = ptr(a), bp = ptr(b), cp = ptr(c)
-    for i in 0..<d.batch {
-      let pa = ap + i * d.strideA, pb = bp + i * d.strideB, pc = cp + i * d.strideC
-      if d.k == 0 {
-        // BLAS leaves C untouched when K = 0 only if beta = 1; make beta·C explicit.
-        for r in 0..<d.m {
-          for j in 0..<d.n { pc[r * d.ldc + j] = d.beta == 0 ? 0 : d.beta * pc[r * d.ldc + j] }
+    try timed("gemm") {
+      if d.m == 0 || d.n == 0 || d.batch == 0 { return }
+      let ap = ptr(a), bp = ptr(b), cp = ptr(c)
+      for i in 0..<d.batch {
+        let pa = ap + i * d.strideA, pb = bp + i * d.strideB, pc = cp + i * d.strideC
+        if d.k == 0 {
+          // BLAS leaves C untouched when K = 0 only if beta = 1; make beta·C explicit.
+          for r in 0..<d.m {
+            for j in 0..<d.n { pc[r * d.ldc + j] = d.beta == 0 ? 0 : d.beta * pc[r * d.ldc + j] }
+          }
+        } else {
+          cblas_sgemm(
+            CblasRowMajor, d.transA ? CblasTrans : CblasNoTrans, d.transB ? CblasTrans : CblasNoTrans,
+            Int32(d.m), Int32(d.n), Int32(d.k), d.alpha, pa, Int32(d.lda), pb, Int32(d.ldb), d.beta, pc,
+            Int32(d.ldc))
         }
-      } else {
-        cblas_sgemm(
-          CblasRowMajor, d.transA ? CblasTrans : CblasNoTrans, d.transB ? CblasTrans : CblasNoTrans,
-          Int32(d.m), Int32(d.n), Int32(d.k), d.alpha, pa, Int32(d.lda), pb, Int32(d.ldb), d.beta, pc,
-          Int32(d.ldc))
       }
-    }
-    let biasMode = bias == nil ? BiasMode.none : d.biasMode
-    if biasMode == .none && d.activation == .none { return }
-    let biasp = bias.map(ptr)
-    let act = d.activation, alpha = d.activationAlpha
-    Parallel.forEach(d.batch * d.m, cost: d.n * 4) { rows in
-      for row in rows {
-        let bi = row / d.m, r = row % d.m
-        let pc = cp + bi * d.strideC + r * d.ldc
-        switch biasMode {
-        case .perColumn: for j in 0..<d.n { pc[j] += biasp![j] }
-        case .perRow:
-          let v = biasp![r]
-          for j in 0..<d.n { pc[j] += v }
-        case .none: break
+      let biasMode = bias == nil ? BiasMode.none : d.biasMode
+      if biasMode == .none && d.activation == .none { return }
+      let biasp = bias.map(ptr)
+      let act = d.activation, alpha = d.activationAlpha
+      Parallel.forEach(d.batch * d.m, cost: d.n * 4) { rows in
+        for row in rows {
+          let bi = row / d.m, r = row % d.m
+          let pc = cp + bi * d.strideC + r * d.ldc
+          switch biasMode {
+          case .perColumn: for j in 0..<d.n { pc[j] += biasp![j] }
+          case .perRow:
+            let v = biasp![r]
+            for j in 0..<d.n { pc[j] += v }
+          case .none: break
+          }
+          if act != .none { for j in 0..<d.n { pc[j] = cpuActivate(pc[j], act, alpha) } }
         }
-        if act != .none { for j in 0..<d.n { pc[j] = cpuActivate(pc[j], act, alpha) } }
       }
     }
   }
