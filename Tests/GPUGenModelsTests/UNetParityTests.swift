@@ -16,17 +16,23 @@ final class UNetParityTests: XCTestCase {
     return all
   }
 
-  func check(_ name: String, file: StaticString = #filePath, line: UInt = #line) throws {
+  func check(
+    _ name: String,
+    timesteps keys: [(String, String)] = [
+      ("timestep", "output"), ("timestep_float", "output_float"), ("timestep_scalar", "output_scalar"),
+    ], file: StaticString = #filePath, line: UInt = #line
+  ) throws {
     let dir = try fixture(name)
     let io = try SafeTensors.read(contentsOf: dir.appendingPathComponent("io.safetensors")).tensors
     let x = try XCTUnwrap(io["sample"])
-    let labels = io["class_labels"].map { $0.values.map { Int($0) } }
+    let config = try UNet2DConfig(json: try Data(contentsOf: dir.appendingPathComponent("config.json")))
+    let labels =
+      io["class_labels"].map { $0.values.map { Int($0) } }
+      ?? config.numClassEmbeds.map { k in (0..<x.shape[0]).map { [0, 2, 1][$0 % 3] % k } }
     for device in try devices() {
       let unet = try UNet2DModelLoader.load(from: dir, device: device)
       let input = try Tensor(x.values, shape: x.shape, on: device)
-      for (tKey, outKey) in [
-        ("timestep", "output"), ("timestep_float", "output_float"), ("timestep_scalar", "output_scalar"),
-      ] {
+      for (tKey, outKey) in keys {
         let t = try XCTUnwrap(io[tKey]).values.map(Double.init)
         let want = try XCTUnwrap(io[outKey])
         let got = try unet(input, timesteps: t, classLabels: labels)
@@ -45,6 +51,11 @@ final class UNetParityTests: XCTestCase {
   func testNoAttention() throws { try check("noattn") }
   func testAttentionAtTwoResolutions() throws { try check("attn2") }
   func testClassConditional() throws { try check("classcond") }
+  /// downsample_padding 0, attention_head_dim null, center_input_sample, mid_block_scale_factor 1.5,
+  /// time_embedding_dim, attention in the outermost blocks, 3 → 2 channels (make_extra_fixtures.py).
+  func testPaddingZeroAndNonDefaults() throws { try check("pad0", timesteps: [("timestep", "output")]) }
+  /// mid_block_type null, class-conditional, 8 norm groups of 1 channel (make_extra_fixtures.py).
+  func testNoMidBlock() throws { try check("nomid", timesteps: [("timestep", "output")]) }
 
   func testUnsupportedConfigFieldsAreNamed() throws {
     let base = try Data(contentsOf: try fixture("noattn").appendingPathComponent("config.json"))
