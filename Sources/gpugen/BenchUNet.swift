@@ -64,7 +64,8 @@ struct BenchUNet: ParsableCommand {
           let sampler = DiffusionSampler(unet: unet, plan: plan)
           let labels = c.numClassEmbeds.map { k in (0..<k).map { $0 } }
           let req = SampleRequest(count: sampleBatch, batchSize: sampleBatch, seed: 0, classLabels: labels)
-          _ = try sampler.sample(SampleRequest(count: 1, batchSize: 1, seed: 0, classLabels: labels))  // warm-up
+          // Warm-up.
+          _ = try sampler.sample(SampleRequest(count: 1, batchSize: 1, seed: 0, classLabels: labels))
           let t0 = Date()
           _ = try sampler.sample(req)
           let s = Date().timeIntervalSince(t0)

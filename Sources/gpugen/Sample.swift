@@ -28,7 +28,7 @@ struct Sample: ParsableCommand {
   var batchSize: Int?
 
   @Option(help: "Sampler: \(SamplerKind.allCases.map(\.rawValue).joined(separator: ", ")).")
-  var sampler: String = "dpmpp-2m"
+  var sampler: String = "ddim"
 
   @Option(help: "Sampling steps (DDPM defaults to the model's training steps when not given).")
   var steps: Int?
