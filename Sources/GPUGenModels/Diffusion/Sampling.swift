@@ -123,6 +123,8 @@ public struct DiffusionSampler {
           firstSample: start)
         x = r.out
         if let aux = r.aux { prev = aux }
+        // OpenCL runs ahead of the host: wait for the step so the progress bar reports real steps/s.
+        try device.backend.synchronize()
         progress(1)
       }
       result += try x.toArray()
