@@ -72,3 +72,30 @@ GG_CLONES double gpugen_squared_deviation(const float* x, long n, float mean) {
   }
   return s;
 }
+
+GG_CLONES void gpugen_softmax_row(const float* x, float* y, long n, int logMode) {
+  float m = -__builtin_inff();
+  for (long i = 0; i < n; i++) m = x[i] > m ? x[i] : m;
+  float acc[16] = {0};
+  long i = 0;
+  for (; i + 16 <= n; i += 16)
+    for (int j = 0; j < 16; j++) {
+      float e = gg_expf(x[i + j] - m);
+      y[i + j] = e;
+      acc[j] += e;
+    }
+  double s = 0;
+  for (int j = 0; j < 16; j++) s += acc[j];
+  for (; i < n; i++) {
+    float e = gg_expf(x[i] - m);
+    y[i] = e;
+    s += e;
+  }
+  if (logMode) {
+    float ls = (float)__builtin_log(s);
+    for (long j = 0; j < n; j++) y[j] = x[j] - m - ls;
+  } else {
+    float inv = (float)(1.0 / s);
+    for (long j = 0; j < n; j++) y[j] *= inv;
+  }
+}

@@ -149,6 +149,12 @@ public protocol Backend: AnyObject {
   /// Unfolds NCHW `x` into `col` of shape (C·KH·KW, N·HO·WO) (or (N, C·KH·KW, HO·WO) when
   /// `g.batchMajor`), zero-padded, so a convolution is one GEMM (or one strided-batched GEMM).
   func im2col(_ x: Buffer, _ col: Buffer, _ g: ConvGeometry) throws
+  /// 2-D convolution of NCHW `x` with `weight` (Cout, C, KH, KW) into `y` (N, Cout, HO, WO), with the bias
+  /// and activation fused.
+  func conv2d(
+    _ x: Buffer, weight: Buffer, bias: Buffer?, _ y: Buffer, _ g: ConvGeometry, cout: Int,
+    activation: Activation,
+    activationAlpha: Float) throws
   /// Group normalisation of (N, C, HW) with per-channel `gamma`/`beta`, optionally followed by SiLU.
   func groupNorm(
     _ x: Buffer, _ y: Buffer, gamma: Buffer, beta: Buffer, n: Int, c: Int, hw: Int, groups: Int, eps: Float,

@@ -26,36 +26,18 @@ extension Tensor {
         op: "conv2d (kernel larger than padded input)", lhs: shape, rhs: weight.shape)
     }
     let cout = weight.shape[0]
-    let w2 = try weight.reshaped([cout, g.k])
-    let pointwise = g.kh == 1 && g.kw == 1 && stride == (1, 1) && padding == (0, 0, 0, 0)
-    // OpenCL: a strided-batched GEMM per image writes NCHW directly. CPU: one large GEMM over the
-    // whole batch (OpenBLAS is fastest on big problems), then one permute.
-    let batched = device.isOpenCL || g.n == 1
-    if batched {
-      var gb = g
-      gb.batchMajor = true
-      let col: Tensor
-      if pointwise {
-        col = try reshaped([g.n, g.c, g.h * g.w])
-      } else {
-        col = try Tensor(uninitialized: [g.n, g.k, g.ho * g.wo], on: device)
-        if col.count > 0 { try backend.im2col(buffer, col.buffer, gb) }
-      }
-      let out = try Tensor.gemm(w2, col, bias: bias, biasMode: .perRow, activation: activation)
-      return try out.reshaped([g.n, cout, g.ho, g.wo])
+    if let bias, bias.count != cout {
+      throw GPUGenError.shapeMismatch(op: "conv2d (bias)", lhs: bias.shape, rhs: [cout])
     }
-    let col: Tensor
-    if pointwise {
-      col = try reshaped([g.n, g.c, g.h * g.w]).permuted([1, 0, 2]).reshaped([g.c, g.columns])
-    } else {
-      col = try Tensor(uninitialized: [g.k, g.columns], on: device)
-      if col.count > 0 { try backend.im2col(buffer, col.buffer, g) }
+    let y = try Tensor(uninitialized: [g.n, cout, g.ho, g.wo], on: device)
+    if y.count > 0 {
+      try backend.conv2d(
+        buffer, weight: weight.buffer, bias: bias?.buffer, y.buffer, g, cout: cout, activation: activation,
+        activationAlpha: 0.01)
     }
-    let out = try Tensor.gemm(w2, col, bias: bias, biasMode: .perRow, activation: activation)
-    return try out.reshaped([cout, g.n, g.ho * g.wo]).permuted([1, 0, 2]).reshaped([g.n, cout, g.ho, g.wo])
+    return y
   }
 
-  /// 2-D convolution with symmetric padding.
   public func conv2d(weight: Tensor, bias: Tensor? = nil, stride: Int = 1, padding: Int = 0) throws -> Tensor
   {
     try conv2d(

@@ -19,4 +19,6 @@ void gpugen_sigmoid(const float* x, float* y, long n);
 double gpugen_sum(const float* x, long n);
 /// Σ (x − mean)².
 double gpugen_squared_deviation(const float* x, long n, float mean);
+/// Softmax (or log-softmax) of one contiguous row.
+void gpugen_softmax_row(const float* x, float* y, long n, int logMode);
 #endif

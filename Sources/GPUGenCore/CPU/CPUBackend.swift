@@ -334,6 +334,12 @@ public final class CPUBackend: Backend, @unchecked Sendable {
   public func softmax(_ x: Buffer, _ y: Buffer, outer: Int, r: Int, inner: Int, log: Bool) throws {
     try timed("softmax") {
       let xp = ptr(x), yp = ptr(y)
+      if inner == 1 {
+        Parallel.forEach(outer, cost: r * 8) { rows in
+          for o in rows { gpugen_softmax_row(xp + o * r, yp + o * r, r, log ? 1 : 0) }
+        }
+        return
+      }
       Parallel.forEach(outer * inner, cost: r * 8) { items in
         for item in items {
           let o = item / inner, i = item % inner

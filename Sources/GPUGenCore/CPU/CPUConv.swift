@@ -1,39 +1,97 @@
 // Convolution unfolding and group normalisation on the native CPU backend.
+import CBLAS
 import CPUPeak
+import Dispatch
 import Foundation
 
 extension CPUBackend {
   public func im2col(_ x: Buffer, _ col: Buffer, _ g: ConvGeometry) throws {
-    try timed("im2col") {
-      let xp = ptr(x), cp = ptr(col)
-      let (ho, wo) = (g.ho, g.wo)
-      let p = ho * wo, q = g.n * p
-      // One task per row (c, ky, kx) of col; each writes N·HO·WO contiguous values.
-      Parallel.forEach(g.k, cost: q) { rows in
-        for r in rows {
-          let kx = r % g.kw, ky = (r / g.kw) % g.kh, c = r / (g.kw * g.kh)
-          for n in 0..<g.n {
-            let out = g.batchMajor ? cp + (n * g.k + r) * p : cp + r * q + n * p
-            let plane = xp + (n * g.c + c) * g.h * g.w
-            for oy in 0..<ho {
-              let iy = oy * g.strideH - g.padT + ky
-              let row = out + oy * wo
-              guard iy >= 0 && iy < g.h else {
-                row.update(repeating: 0, count: wo)
-                continue
-              }
-              let src = plane + iy * g.w
-              // Columns whose input is inside the row: [lo, hi). Outside them the value is padding.
-              let first = g.padL - kx
-              let lo = Swift.min(wo, Swift.max(0, (first + g.strideW - 1) / g.strideW))
-              let hi = Swift.max(lo, Swift.min(wo, (g.w + first + g.strideW - 1) / g.strideW))
-              if lo > 0 { row.update(repeating: 0, count: lo) }
-              if g.strideW == 1 {
-                if hi > lo { (row + lo).update(from: src + (lo - first), count: hi - lo) }
-              } else {
-                for ox in lo..<hi { row[ox] = src[ox * g.strideW - first] }
-              }
-              if hi < wo { (row + hi).update(repeating: 0, count: wo - hi) }
+    timed("im2col") { unfold(ptr(x), into: ptr(col), g) }
+  }
+
+  /// The im2col loop; rows are split across cores when `parallel`.
+  func unfold(
+    _ xp: UnsafeMutablePointer<Float>, into cp: UnsafeMutablePointer<Float>, _ g: ConvGeometry,
+    parallel: Bool = true
+  ) {
+    let (ho, wo) = (g.ho, g.wo)
+    let p = ho * wo, q = g.n * p
+    // One task per row (c, ky, kx) of col; each writes N·HO·WO contiguous values.
+    let task: (Range<Int>) -> Void = { rows in
+      for r in rows {
+        let kx = r % g.kw, ky = (r / g.kw) % g.kh, c = r / (g.kw * g.kh)
+        for n in 0..<g.n {
+          let out = g.batchMajor ? cp + (n * g.k + r) * p : cp + r * q + n * p
+          let plane = xp + (n * g.c + c) * g.h * g.w
+          for oy in 0..<ho {
+            let iy = oy * g.strideH - g.padT + ky
+            let row = out + oy * wo
+            guard iy >= 0 && iy < g.h else {
+              row.update(repeating: 0, count: wo)
+              continue
+            }
+            let src = plane + iy * g.w
+            // Columns whose input is inside the row: [lo, hi). Outside them the value is padding.
+            let first = g.padL - kx
+            let lo = Swift.min(wo, Swift.max(0, (first + g.strideW - 1) / g.strideW))
+            let hi = Swift.max(lo, Swift.min(wo, (g.w + first + g.strideW - 1) / g.strideW))
+            if lo > 0 { row.update(repeating: 0, count: lo) }
+            if g.strideW == 1 {
+              if hi > lo { (row + lo).update(from: src + (lo - first), count: hi - lo) }
+            } else {
+              for ox in lo..<hi { row[ox] = src[ox * g.strideW - first] }
+            }
+            if hi < wo { (row + hi).update(repeating: 0, count: wo - hi) }
+          }
+        }
+      }
+    }
+    if parallel { Parallel.forEach(g.k, cost: q, task) } else { task(0..<g.k) }
+  }
+
+  /// Images are split across cores; each core unfolds one image at a time into a private, cache-sized
+  /// buffer and runs a single-threaded GEMM on it, writing NCHW with the bias and activation fused. A single
+  /// image (or fewer images than cores) uses one multi-threaded GEMM instead.
+  public func conv2d(
+    _ x: Buffer, weight: Buffer, bias: Buffer?, _ y: Buffer, _ g: ConvGeometry, cout: Int,
+    activation: Activation,
+    activationAlpha: Float
+  ) throws {
+    timed("conv2d") {
+      let xp = ptr(x), wp = ptr(weight), yp = ptr(y), bp = bias.map(ptr)
+      let p = g.ho * g.wo, k = g.k
+      let pointwise =
+        g.kh == 1 && g.kw == 1 && g.strideH == 1 && g.strideW == 1 && g.padT + g.padL + g.padB + g.padR == 0
+      let workers = g.n >= Parallel.cores ? Parallel.cores : 1
+      let threads = openblas_get_num_threads()
+      if workers > 1 { openblas_set_num_threads(1) }
+      defer { if workers > 1 { openblas_set_num_threads(threads) } }
+      DispatchQueue.concurrentPerform(iterations: workers) { wi in
+        let col = pointwise ? nil : UnsafeMutablePointer<Float>.allocate(capacity: k * p)
+        defer { col?.deallocate() }
+        for n in stride(from: wi, to: g.n, by: workers) {
+          let src: UnsafeMutablePointer<Float>
+          if let col {
+            var one = g
+            one.n = 1
+            one.batchMajor = true
+            unfold(xp + n * g.c * g.h * g.w, into: col, one, parallel: workers == 1)
+            src = col
+          } else {
+            src = xp + n * g.c * p
+          }
+          let out = yp + n * cout * p
+          cblas_sgemm(
+            CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(cout), Int32(p), Int32(k), 1, wp, Int32(k), src,
+            Int32(p),
+            0, out, Int32(p))
+          guard bp != nil || activation != .none else { continue }
+          for r in 0..<cout {
+            let row = out + r * p, b = bp?[r] ?? 0
+            if activation == .silu {
+              gpugen_affine(row, row, p, 1, b, 1)
+            } else {
+              for j in 0..<p { row[j] = cpuActivate(row[j] + b, activation, activationAlpha) }
             }
           }
         }

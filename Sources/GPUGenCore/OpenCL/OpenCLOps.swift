@@ -162,6 +162,34 @@ extension OpenCLBackend {
       ], global: [g.ho, g.n, g.k])
   }
 
+  /// im2col into a batch-major (N, C·KH·KW, HO·WO) matrix, then one strided-batched GEMM that writes
+  /// NCHW directly (the weight is shared by every image); 1×1 convolutions skip the unfolding.
+  public func conv2d(
+    _ x: Buffer, weight: Buffer, bias: Buffer?, _ y: Buffer, _ g: ConvGeometry, cout: Int,
+    activation: Activation,
+    activationAlpha: Float
+  ) throws {
+    var gb = g
+    gb.batchMajor = true
+    let p = g.ho * g.wo
+    let pointwise =
+      g.kh == 1 && g.kw == 1 && g.strideH == 1 && g.strideW == 1 && g.padT + g.padL + g.padB + g.padR == 0
+    var col: Buffer?
+    if !pointwise {
+      col = try allocate(g.n * g.k * p)
+      try im2col(x, col!, gb)
+    }
+    var d = GemmDescriptor(m: cout, n: p, k: g.k)
+    d.batch = g.n
+    d.strideA = 0
+    d.strideB = g.k * p
+    d.strideC = cout * p
+    d.biasMode = bias == nil ? .none : .perRow
+    d.activation = activation
+    d.activationAlpha = activationAlpha
+    try gemm(d, weight, col ?? x, y, bias: bias)
+  }
+
   public func groupNorm(
     _ x: Buffer, _ y: Buffer, gamma: Buffer, beta: Buffer, n: Int, c: Int, hw: Int, groups: Int, eps: Float,
     silu: Bool
