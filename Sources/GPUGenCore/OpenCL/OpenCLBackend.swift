@@ -38,6 +38,8 @@ public final class OpenCLBackend: Backend, @unchecked Sendable {
   public internal(set) var gemmConfig: GemmConfig
 
   private var _stats = BackendStats()
+  /// Forces the work-group size of the row reductions (tests run the GPU path on CPU devices).
+  var reduceGroupSizeOverride: Int?
   /// GPUGEN_PROFILE=1: synchronise after every kernel and accumulate its time (slows everything down).
   static let profiling = Environment.get("GPUGEN_PROFILE") == "1"
   private var kernelTimes: [String: (count: Int, ns: UInt64)] = [:]

@@ -87,7 +87,7 @@ extension OpenCLBackend {
   /// Work-group size of the row reductions (RLS in reduce.cl).
   /// CPU devices run one work-item per row: PoCL executes a work-group as a loop, and barrier trees
   /// only add overhead there.
-  var reduceGroupSize: Int { info.isGPU ? min(64, info.maxWorkGroupSize) : 1 }
+  var reduceGroupSize: Int { reduceGroupSizeOverride ?? (info.isGPU ? min(64, info.maxWorkGroupSize) : 1) }
 
   public func reduce(
     _ op: ReduceOp, _ x: Buffer, _ y: Buffer, outer: Int, r: Int, inner: Int, correction: Int
