@@ -189,7 +189,13 @@ public enum SafeTensors {
       header.makeIterator(), from: UTF8.self, to: UTF32.self, stoppingOnError: true, into: { _ in })
     guard !hadError else { throw SafeTensorsError.headerNotUTF8 }
 
-    let json = try JSONParser.parse(header)
+    let json: JSONNode
+    do { json = try JSONParser.parse(header) } catch let e as JSONParseError {
+      if let d = e.duplicate {
+        throw SafeTensorsError.duplicateKey(key: d.key, in: d.context, offset: e.offset)
+      }
+      throw SafeTensorsError.invalidJSON(offset: e.offset, reason: e.reason)
+    }
     guard case .object(let members) = json else { throw SafeTensorsError.headerNotObject(found: json.kind) }
     var metadata: [String: String] = [:]
     var entries: [Entry] = []
@@ -213,7 +219,7 @@ public enum SafeTensors {
     return SafeTensorsFile(tensors: tensors, metadata: metadata, order: entries.map(\.name))
   }
 
-  private static func parseMetadata(_ value: JSONValue) throws -> [String: String] {
+  private static func parseMetadata(_ value: JSONNode) throws -> [String: String] {
     if case .null = value { return [:] }  // the reference reads `null` as no metadata
     guard case .object(let members) = value else {
       throw SafeTensorsError.metadataNotObject(found: value.kind)
@@ -227,16 +233,16 @@ public enum SafeTensors {
   }
 
   /// A JSON integer literal's value (nil when it does not fit in `Int`) and text; nil for anything else.
-  private static func integer(_ value: JSONValue) -> (value: Int?, text: String)? {
+  private static func integer(_ value: JSONNode) -> (value: Int?, text: String)? {
     guard case .number(let text) = value, !text.contains(where: { $0 == "." || $0 == "e" || $0 == "E" })
     else { return nil }
     return (Int(text), text)
   }
 
-  private static func parseEntry(name: String, _ value: JSONValue, headerIndex: Int) throws -> Entry {
+  private static func parseEntry(name: String, _ value: JSONNode, headerIndex: Int) throws -> Entry {
     func invalid(_ reason: String) -> SafeTensorsError { .invalidTensorEntry(name: name, reason: reason) }
     guard case .object(let fields) = value else { throw invalid("expected an object, found \(value.kind)") }
-    func field(_ key: String) throws -> JSONValue {
+    func field(_ key: String) throws -> JSONNode {
       guard let v = fields.first(where: { $0.key == key })?.value else { throw invalid("missing \"\(key)\"") }
       return v
     }
@@ -293,7 +299,7 @@ public enum SafeTensors {
   }
 
   /// JSON-like text of a value, for error messages.
-  private static func describe(_ value: JSONValue) -> String {
+  private static func describe(_ value: JSONNode) -> String {
     switch value {
     case .array(let elements): return "[" + elements.map(describe).joined(separator: ", ") + "]"
     case .number(let text): return text

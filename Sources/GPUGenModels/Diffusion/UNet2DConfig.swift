@@ -39,39 +39,40 @@ public struct UNet2DConfig: Equatable, Sendable {
 
   /// Parses config.json; any unsupported field, value or block type is an error naming it.
   public init(json data: Data, source: String = "config.json") throws {
-    guard let dict = try? JSONDecoder().decode([String: ConfigValue].self, from: data) else {
+    guard let value = try? JSONValue(parsing: String(decoding: data, as: UTF8.self)), let dict = value.object
+    else {
       throw ModelError.malformed(source, "not a JSON object")
     }
     func bad(_ key: String, _ why: String) -> ModelError { .unsupported(source, "\(key): \(why)") }
-    func int(_ key: String, _ v: ConfigValue) throws -> Int {
+    func int(_ key: String, _ v: JSONValue) throws -> Int {
       if case .number(let d) = v, d == d.rounded(), Swift.abs(d) < 1e15 { return Int(d) }
-      throw bad(key, "expected an integer, got \(v)")
+      throw bad(key, "expected an integer, got \(v.summary)")
     }
-    func double(_ key: String, _ v: ConfigValue) throws -> Double {
+    func double(_ key: String, _ v: JSONValue) throws -> Double {
       if case .number(let d) = v { return d }
-      throw bad(key, "expected a number, got \(v)")
+      throw bad(key, "expected a number, got \(v.summary)")
     }
-    func bool(_ key: String, _ v: ConfigValue) throws -> Bool {
+    func bool(_ key: String, _ v: JSONValue) throws -> Bool {
       if case .bool(let b) = v { return b }
-      throw bad(key, "expected true/false, got \(v)")
+      throw bad(key, "expected true/false, got \(v.summary)")
     }
-    func strings(_ key: String, _ v: ConfigValue) throws -> [String] {
+    func strings(_ key: String, _ v: JSONValue) throws -> [String] {
       if case .array(let a) = v {
         return try a.map {
           if case .string(let s) = $0 { return s }
-          throw bad(key, "expected a list of strings, got \(v)")
+          throw bad(key, "expected a list of strings, got \(v.summary)")
         }
       }
-      throw bad(key, "expected a list of strings, got \(v)")
+      throw bad(key, "expected a list of strings, got \(v.summary)")
     }
-    func ints(_ key: String, _ v: ConfigValue) throws -> [Int] {
-      guard case .array(let a) = v else { throw bad(key, "expected a list of integers, got \(v)") }
+    func ints(_ key: String, _ v: JSONValue) throws -> [Int] {
+      guard case .array(let a) = v else { throw bad(key, "expected a list of integers, got \(v.summary)") }
       return try a.map { try int(key, $0) }
     }
     /// The field must be null/absent or equal to the one value gpugen implements.
-    func only(_ key: String, _ v: ConfigValue, _ allowed: String) throws {
+    func only(_ key: String, _ v: JSONValue, _ allowed: String) throws {
       if v == .null || v == .string(allowed) { return }
-      throw bad(key, "only \(allowed) is supported, got \(v)")
+      throw bad(key, "only \(allowed) is supported, got \(v.summary)")
     }
 
     for (key, v) in dict {
@@ -109,7 +110,7 @@ public struct UNet2DConfig: Equatable, Sendable {
       case "resnet_time_scale_shift": try only(key, v, "default")
       case "add_attention": addAttention = try bool(key, v)
       case "class_embed_type":
-        if v != .null { throw bad(key, "only null (a class-embedding table) is supported, got \(v)") }
+        if v != .null { throw bad(key, "only null (a class-embedding table) is supported, got \(v.summary)") }
       case "num_class_embeds": numClassEmbeds = v == .null ? nil : try int(key, v)
       case "time_embedding_dim": timeEmbeddingDim = v == .null ? nil : try int(key, v)
       case "mid_block_type":
@@ -165,44 +166,6 @@ public enum ModelError: Error, CustomStringConvertible, Equatable {
     case .unsupported(let file, let why): return "unsupported in \(file): \(why)"
     case .weight(let name, let why): return "weight \(name): \(why)"
     case .input(let why): return why
-    }
-  }
-}
-
-/// A JSON value of a config file (JSONDecoder keeps booleans and numbers apart on every platform).
-enum ConfigValue: Decodable, Equatable, CustomStringConvertible {
-  case null
-  case bool(Bool)
-  case number(Double)
-  case string(String)
-  case array([ConfigValue])
-  case object([String: ConfigValue])
-
-  init(from decoder: Decoder) throws {
-    let c = try decoder.singleValueContainer()
-    if c.decodeNil() {
-      self = .null
-    } else if let b = try? c.decode(Bool.self) {
-      self = .bool(b)
-    } else if let d = try? c.decode(Double.self) {
-      self = .number(d)
-    } else if let s = try? c.decode(String.self) {
-      self = .string(s)
-    } else if let a = try? c.decode([ConfigValue].self) {
-      self = .array(a)
-    } else {
-      self = .object(try c.decode([String: ConfigValue].self))
-    }
-  }
-
-  var description: String {
-    switch self {
-    case .null: return "null"
-    case .bool(let b): return "\(b)"
-    case .number(let d): return d == d.rounded() && Swift.abs(d) < 1e15 ? "\(Int(d))" : "\(d)"
-    case .string(let s): return "\"\(s)\""
-    case .array(let a): return "[" + a.map(\.description).joined(separator: ", ") + "]"
-    case .object: return "{…}"
     }
   }
 }

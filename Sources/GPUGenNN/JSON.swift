@@ -1,11 +1,12 @@
-// A small strict JSON (RFC 8259) parser and string writer for safetensors headers. Foundation's
-// JSONSerialization silently keeps one of two duplicate keys; this parser rejects them, keeps object
-// keys in file order, and keeps numbers as their source text so integers are read without rounding.
+// The one JSON parser of gpugen (RFC 8259), with two options: safetensors headers reject duplicate keys
+// (Foundation's JSONSerialization silently keeps one of them), and diffusers' config files may hold the
+// non-standard NaN, Infinity and -Infinity that Python writes. Object keys stay in file order and numbers
+// stay as their source text, so integers are read without rounding.
 
 /// A parsed JSON value; objects keep their members in source order.
-indirect enum JSONValue {
-  case object([(key: String, value: JSONValue)])
-  case array([JSONValue])
+indirect enum JSONNode {
+  case object([(key: String, value: JSONNode)])
+  case array([JSONNode])
   case string(String)
   /// The number's source text (already checked against the JSON number grammar).
   case number(String)
@@ -25,18 +26,36 @@ indirect enum JSONValue {
   }
 }
 
+/// Why a JSON text did not parse: a message and the byte offset, or a duplicate key with its location.
+struct JSONParseError: Error {
+  let offset: Int
+  let reason: String
+  /// The repeated key and the member path it sits in, when that is the problem.
+  var duplicate: (key: String, context: String)?
+}
+
 /// Parses one JSON document from UTF-8 bytes (already validated as UTF-8), allowing surrounding whitespace.
 struct JSONParser {
   /// Deepest nesting of arrays and objects accepted (serde_json's default limit is 128).
   static let maxDepth = 128
 
   private let bytes: UnsafeRawBufferPointer
+  private let rejectDuplicateKeys: Bool
+  private let allowNonFinite: Bool
   private var index = 0
   private var depth = 0
+  private var subject = "the header"
 
-  /// Parses `bytes` as a single JSON value; throws `SafeTensorsError.invalidJSON` or `.duplicateKey`.
-  static func parse(_ bytes: UnsafeRawBufferPointer) throws -> JSONValue {
-    var parser = JSONParser(bytes: bytes)
+  /// Parses `bytes` as a single JSON value. Duplicate keys are an error when `rejectDuplicateKeys`
+  /// (else both members are kept, in order); `allowNonFinite` accepts NaN, Infinity and -Infinity.
+  /// `subject` names the document in messages ("the header" of a safetensors file).
+  static func parse(
+    _ bytes: UnsafeRawBufferPointer, rejectDuplicateKeys: Bool = true, allowNonFinite: Bool = false,
+    subject: String = "the header"
+  ) throws -> JSONNode {
+    var parser = JSONParser(
+      bytes: bytes, rejectDuplicateKeys: rejectDuplicateKeys, allowNonFinite: allowNonFinite)
+    parser.subject = subject
     parser.skipWhitespace()
     let value = try parser.parseValue(context: "the header")
     parser.skipWhitespace()
@@ -44,11 +63,13 @@ struct JSONParser {
     return value
   }
 
-  private init(bytes: UnsafeRawBufferPointer) { self.bytes = bytes }
-
-  private func error(_ reason: String) -> SafeTensorsError {
-    SafeTensorsError.invalidJSON(offset: index, reason: reason)
+  private init(bytes: UnsafeRawBufferPointer, rejectDuplicateKeys: Bool, allowNonFinite: Bool) {
+    self.bytes = bytes
+    self.rejectDuplicateKeys = rejectDuplicateKeys
+    self.allowNonFinite = allowNonFinite
   }
+
+  private func error(_ reason: String) -> JSONParseError { JSONParseError(offset: index, reason: reason) }
 
   private var current: UInt8? { index < bytes.count ? bytes[index] : nil }
 
@@ -56,7 +77,7 @@ struct JSONParser {
     while let c = current, c == 0x20 || c == 0x09 || c == 0x0a || c == 0x0d { index += 1 }
   }
 
-  private mutating func expect(_ literal: StaticString, _ value: JSONValue) throws -> JSONValue {
+  private mutating func expect(_ literal: StaticString, _ value: JSONNode) throws -> JSONNode {
     let text = UnsafeRawBufferPointer(start: literal.utf8Start, count: literal.utf8CodeUnitCount)
     guard index + text.count <= bytes.count, text.indices.allSatisfy({ bytes[index + $0] == text[$0] })
     else { throw error("invalid literal") }
@@ -65,8 +86,17 @@ struct JSONParser {
   }
 
   /// `context` names the enclosing object member, for duplicate-key errors.
-  private mutating func parseValue(context: String) throws -> JSONValue {
-    guard let c = current else { throw error("unexpected end of the header") }
+  private mutating func parseValue(context: String) throws -> JSONNode {
+    guard let c = current else { throw error("unexpected end of \(subject)") }
+    if allowNonFinite {
+      switch c {
+      case UInt8(ascii: "N"): return try expect("NaN", .number("NaN"))
+      case UInt8(ascii: "I"): return try expect("Infinity", .number("Infinity"))
+      case UInt8(ascii: "-") where index + 1 < bytes.count && bytes[index + 1] == UInt8(ascii: "I"):
+        return try expect("-Infinity", .number("-Infinity"))
+      default: break
+      }
+    }
     switch c {
     case UInt8(ascii: "{"): return try parseObject(context: context)
     case UInt8(ascii: "["): return try parseArray(context: context)
@@ -84,10 +114,10 @@ struct JSONParser {
     if depth > Self.maxDepth { throw error("nesting deeper than \(Self.maxDepth) levels") }
   }
 
-  private mutating func parseObject(context: String) throws -> JSONValue {
+  private mutating func parseObject(context: String) throws -> JSONNode {
     try enter()
     index += 1  // {
-    var members: [(key: String, value: JSONValue)] = []
+    var members: [(key: String, value: JSONNode)] = []
     var seen = Set<String>()
     skipWhitespace()
     if current == UInt8(ascii: "}") {
@@ -102,8 +132,10 @@ struct JSONParser {
       let key = try parseString()
       // Swift strings compare by canonical equivalence, so keys that differ only in Unicode
       // normalisation also count as duplicates (they would collide in a Swift dictionary).
-      guard seen.insert(key).inserted else {
-        throw SafeTensorsError.duplicateKey(key: key, in: context, offset: keyOffset)
+      if !seen.insert(key).inserted && rejectDuplicateKeys {
+        var e = JSONParseError(offset: keyOffset, reason: "duplicate key \"\(key)\"")
+        e.duplicate = (key, context)
+        throw e
       }
       skipWhitespace()
       guard current == UInt8(ascii: ":") else { throw error("expected ':' after a key") }
@@ -123,10 +155,10 @@ struct JSONParser {
     }
   }
 
-  private mutating func parseArray(context: String) throws -> JSONValue {
+  private mutating func parseArray(context: String) throws -> JSONNode {
     try enter()
     index += 1  // [
-    var elements: [JSONValue] = []
+    var elements: [JSONNode] = []
     skipWhitespace()
     if current == UInt8(ascii: "]") {
       index += 1
@@ -148,7 +180,7 @@ struct JSONParser {
     }
   }
 
-  private mutating func parseNumber() throws -> JSONValue {
+  private mutating func parseNumber() throws -> JSONNode {
     let start = index
     func digits() -> Int {
       let s = index
