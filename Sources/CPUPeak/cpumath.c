@@ -99,3 +99,73 @@ GG_CLONES void gpugen_softmax_row(const float* x, float* y, long n, int logMode)
     for (long j = 0; j < n; j++) y[j] *= inv;
   }
 }
+
+typedef float gg_v16 __attribute__((ext_vector_type(16)));
+// Unaligned 16-float load/store (macros: a function taking a 16-lane vector would change the ABI).
+#define gg_load16(p) ({ gg_v16 v_; __builtin_memcpy(&v_, (p), sizeof v_); v_; })
+#define gg_store16(p, v) do { gg_v16 w_ = (v); __builtin_memcpy((p), &w_, sizeof w_); } while (0)
+
+// Direct stride-1 convolution of one image, y (Cout, HO, WO) = w (Cout, C, KH, KW) ⊛ x (C, H, W), for
+// WO a multiple of 16. The image is copied once into a zero-padded buffer (C, HO+KH−1, WO+KW−1); for
+// every (c, ky, kx) the 16 or 32 outputs of a row segment read a contiguous run of that buffer, so no
+// im2col matrix is written. Output channels go 8 at a time with their weights packed k-major; each
+// 8 × 32 block of outputs lives in 16 vector registers.
+GG_CLONES void gpugen_conv_s1(const float* x, const float* w, float* y, int C, int H, int W, int Cout, int KH,
+                              int KW, int pt, int pl, int HO, int WO, float* xpad, float* wpack) {
+  const int Hp = HO + KH - 1, Wp = WO + KW - 1, K = C * KH * KW;
+  for (int c = 0; c < C; c++)
+    for (int yy = 0; yy < Hp; yy++) {
+      float* row = xpad + ((long)c * Hp + yy) * Wp;
+      const int iy = yy - pt;
+      for (int xx = 0; xx < Wp; xx++) {
+        const int ix = xx - pl;
+        row[xx] = (iy >= 0 && iy < H && ix >= 0 && ix < W) ? x[((long)c * H + iy) * W + ix] : 0.0f;
+      }
+    }
+  const long plane = (long)HO * WO;
+  for (int i0 = 0; i0 < Cout; i0 += 8) {
+    const int mr = Cout - i0 < 8 ? Cout - i0 : 8;
+    for (int k = 0; k < K; k++)
+      for (int r = 0; r < 8; r++) wpack[k * 8 + r] = r < mr ? w[(long)(i0 + r) * K + k] : 0.0f;
+    for (int oy = 0; oy < HO; oy++) {
+      int ox0 = 0;
+      for (; ox0 + 32 <= WO; ox0 += 32) {
+        gg_v16 c00 = 0, c01 = 0, c10 = 0, c11 = 0, c20 = 0, c21 = 0, c30 = 0, c31 = 0;
+        gg_v16 c40 = 0, c41 = 0, c50 = 0, c51 = 0, c60 = 0, c61 = 0, c70 = 0, c71 = 0;
+        const float* a = wpack;
+        for (int c = 0; c < C; c++)
+          for (int ky = 0; ky < KH; ky++) {
+            const float* brow = xpad + ((long)c * Hp + oy + ky) * Wp + ox0;
+            for (int kx = 0; kx < KW; kx++, a += 8) {
+              const gg_v16 b0 = gg_load16(brow + kx), b1 = gg_load16(brow + kx + 16);
+              c00 += a[0] * b0; c01 += a[0] * b1; c10 += a[1] * b0; c11 += a[1] * b1;
+              c20 += a[2] * b0; c21 += a[2] * b1; c30 += a[3] * b0; c31 += a[3] * b1;
+              c40 += a[4] * b0; c41 += a[4] * b1; c50 += a[5] * b0; c51 += a[5] * b1;
+              c60 += a[6] * b0; c61 += a[6] * b1; c70 += a[7] * b0; c71 += a[7] * b1;
+            }
+          }
+        gg_v16 rows[16] = {c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51, c60, c61, c70, c71};
+        for (int r = 0; r < mr; r++) {
+          float* out = y + (long)(i0 + r) * plane + (long)oy * WO + ox0;
+          gg_store16(out, rows[2 * r]);
+          gg_store16(out + 16, rows[2 * r + 1]);
+        }
+      }
+      for (; ox0 + 16 <= WO; ox0 += 16) {
+        gg_v16 c0 = 0, c1 = 0, c2 = 0, c3 = 0, c4 = 0, c5 = 0, c6 = 0, c7 = 0;
+        const float* a = wpack;
+        for (int c = 0; c < C; c++)
+          for (int ky = 0; ky < KH; ky++) {
+            const float* brow = xpad + ((long)c * Hp + oy + ky) * Wp + ox0;
+            for (int kx = 0; kx < KW; kx++, a += 8) {
+              const gg_v16 b = gg_load16(brow + kx);
+              c0 += a[0] * b; c1 += a[1] * b; c2 += a[2] * b; c3 += a[3] * b;
+              c4 += a[4] * b; c5 += a[5] * b; c6 += a[6] * b; c7 += a[7] * b;
+            }
+          }
+        gg_v16 rows[8] = {c0, c1, c2, c3, c4, c5, c6, c7};
+        for (int r = 0; r < mr; r++) gg_store16(y + (long)(i0 + r) * plane + (long)oy * WO + ox0, rows[r]);
+      }
+    }
+  }
+}

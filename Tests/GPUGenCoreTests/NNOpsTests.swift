@@ -46,6 +46,9 @@ final class NNOpsTests: XCTestCase {
       (3, 4, 8, 8, 6, 3, 3, 2, (1, 1, 1, 1)), (2, 5, 9, 9, 3, 3, 3, 2, (0, 0, 1, 1)),
       (2, 33, 5, 6, 7, 1, 1, 1, (0, 0, 0, 0)), (1, 7, 4, 4, 129, 1, 1, 1, (0, 0, 0, 0)),
       (2, 2, 6, 5, 3, 2, 3, 1, (0, 2, 1, 0)), (1, 16, 16, 16, 16, 3, 3, 1, (1, 1, 1, 1)),
+      // Rows of 16k outputs on several images: the CPU's direct (no im2col) path, 8-channel blocks + remainder.
+      (2, 5, 16, 32, 7, 3, 3, 1, (1, 1, 1, 1)), (3, 4, 18, 34, 9, 3, 3, 1, (0, 0, 0, 0)),
+      (2, 3, 15, 15, 10, 2, 3, 1, (1, 2, 0, 1)), (4, 17, 16, 48, 16, 3, 3, 1, (1, 1, 1, 1)),
     ]
     for device in allDevices() {
       for (ci, t) in cases.enumerated() {

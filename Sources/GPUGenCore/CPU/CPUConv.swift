@@ -66,10 +66,39 @@ extension CPUBackend {
       let threads = openblas_get_num_threads()
       if workers > 1 { openblas_set_num_threads(1) }
       defer { if workers > 1 { openblas_set_num_threads(threads) } }
+      // Bias and activation on one image's output, while it is in cache.
+      func epilogue(_ out: UnsafeMutablePointer<Float>) {
+        guard bp != nil || activation != .none else { return }
+        for r in 0..<cout {
+          let row = out + r * p, b = bp?[r] ?? 0
+          if activation == .silu {
+            gpugen_affine(row, row, p, 1, b, 1)
+          } else {
+            for j in 0..<p { row[j] = cpuActivate(row[j] + b, activation, activationAlpha) }
+          }
+        }
+      }
       DispatchQueue.concurrentPerform(iterations: workers) { wi in
-        let col = pointwise ? nil : UnsafeMutablePointer<Float>.allocate(capacity: k * p)
-        defer { col?.deallocate() }
+        // Stride-1 convolutions with rows of 16k outputs run directly (no im2col); the rest unfold.
+        let direct = !pointwise && workers > 1 && g.strideH == 1 && g.strideW == 1 && g.wo % 16 == 0
+        let col = pointwise || direct ? nil : UnsafeMutablePointer<Float>.allocate(capacity: k * p)
+        let padded = (g.ho + g.kh - 1) * (g.wo + g.kw - 1) * g.c
+        let xpad = direct ? UnsafeMutablePointer<Float>.allocate(capacity: padded) : nil
+        let wpack = direct ? UnsafeMutablePointer<Float>.allocate(capacity: 8 * k) : nil
+        defer {
+          col?.deallocate()
+          xpad?.deallocate()
+          wpack?.deallocate()
+        }
         for n in stride(from: wi, to: g.n, by: workers) {
+          let out = yp + n * cout * p
+          if let xpad, let wpack {
+            gpugen_conv_s1(
+              xp + n * g.c * g.h * g.w, wp, out, Int32(g.c), Int32(g.h), Int32(g.w), Int32(cout), Int32(g.kh),
+              Int32(g.kw), Int32(g.padT), Int32(g.padL), Int32(g.ho), Int32(g.wo), xpad, wpack)
+            epilogue(out)
+            continue
+          }
           let src: UnsafeMutablePointer<Float>
           if let col {
             var one = g
@@ -80,20 +109,11 @@ extension CPUBackend {
           } else {
             src = xp + n * g.c * p
           }
-          let out = yp + n * cout * p
           cblas_sgemm(
             CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(cout), Int32(p), Int32(k), 1, wp, Int32(k), src,
             Int32(p),
             0, out, Int32(p))
-          guard bp != nil || activation != .none else { continue }
-          for r in 0..<cout {
-            let row = out + r * p, b = bp?[r] ?? 0
-            if activation == .silu {
-              gpugen_affine(row, row, p, 1, b, 1)
-            } else {
-              for j in 0..<p { row[j] = cpuActivate(row[j] + b, activation, activationAlpha) }
-            }
-          }
+          epilogue(out)
         }
       }
     }
