@@ -105,8 +105,8 @@ typedef float gg_v16 __attribute__((ext_vector_type(16)));
 #define gg_load16(p) ({ gg_v16 v_; __builtin_memcpy(&v_, (p), sizeof v_); v_; })
 #define gg_store16(p, v) do { gg_v16 w_ = (v); __builtin_memcpy((p), &w_, sizeof w_); } while (0)
 
-// Direct stride-1 convolution of one image, y (Cout, HO, WO) = w (Cout, C, KH, KW) ⊛ x (C, H, W), for
-// WO a multiple of 16. The image is copied once into a zero-padded buffer (C, HO+KH−1, WO+KW−1); for
+// Direct stride-1 convolution of one image, y (Cout, HO, WO) = w (Cout, C, KH, KW) ⊛ x (C, H, W). The
+// image is copied once into a zero-padded buffer (C, HO+KH−1, WO+KW−1) plus 16 spare floats; for
 // every (c, ky, kx) the 16 or 32 outputs of a row segment read a contiguous run of that buffer, so no
 // im2col matrix is written. Output channels go 8 at a time with their weights packed k-major; each
 // 8 × 32 block of outputs lives in 16 vector registers.
@@ -151,7 +151,10 @@ GG_CLONES void gpugen_conv_s1(const float* x, const float* w, float* y, int C, i
           gg_store16(out + 16, rows[2 * r + 1]);
         }
       }
-      for (; ox0 + 16 <= WO; ox0 += 16) {
+      // 16 columns at a time; the last block may be partial: it reads past the row (the buffer has 16
+      // spare floats at its end) and stores only the valid outputs.
+      for (; ox0 < WO; ox0 += 16) {
+        const int nr = WO - ox0 < 16 ? WO - ox0 : 16;
         gg_v16 c0 = 0, c1 = 0, c2 = 0, c3 = 0, c4 = 0, c5 = 0, c6 = 0, c7 = 0;
         const float* a = wpack;
         for (int c = 0; c < C; c++)
@@ -164,7 +167,16 @@ GG_CLONES void gpugen_conv_s1(const float* x, const float* w, float* y, int C, i
             }
           }
         gg_v16 rows[8] = {c0, c1, c2, c3, c4, c5, c6, c7};
-        for (int r = 0; r < mr; r++) gg_store16(y + (long)(i0 + r) * plane + (long)oy * WO + ox0, rows[r]);
+        for (int r = 0; r < mr; r++) {
+          float* out = y + (long)(i0 + r) * plane + (long)oy * WO + ox0;
+          if (nr == 16) {
+            gg_store16(out, rows[r]);
+          } else {
+            float tmp[16];
+            gg_store16(tmp, rows[r]);
+            for (int j = 0; j < nr; j++) out[j] = tmp[j];
+          }
+        }
       }
     }
   }

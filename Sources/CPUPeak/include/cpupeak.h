@@ -21,8 +21,8 @@ double gpugen_sum(const float* x, long n);
 double gpugen_squared_deviation(const float* x, long n, float mean);
 /// Softmax (or log-softmax) of one contiguous row.
 void gpugen_softmax_row(const float* x, float* y, long n, int logMode);
-/// Direct stride-1 convolution of one image (WO must be a multiple of 16); `xpad` holds
-/// C·(HO+KH−1)·(WO+KW−1) floats, `wpack` 8·C·KH·KW.
+/// Direct stride-1 convolution of one image; `xpad` holds C·(HO+KH−1)·(WO+KW−1) + 16 floats,
+/// `wpack` 8·C·KH·KW.
 void gpugen_conv_s1(const float* x, const float* w, float* y, int C, int H, int W, int Cout, int KH, int KW, int pt,
                     int pl, int HO, int WO, float* xpad, float* wpack);
 #endif

@@ -79,10 +79,10 @@ extension CPUBackend {
         }
       }
       DispatchQueue.concurrentPerform(iterations: workers) { wi in
-        // Stride-1 convolutions with rows of 16k outputs run directly (no im2col); the rest unfold.
-        let direct = !pointwise && workers > 1 && g.strideH == 1 && g.strideW == 1 && g.wo % 16 == 0
+        // Stride-1 convolutions run directly (no im2col); strided ones unfold.
+        let direct = !pointwise && workers > 1 && g.strideH == 1 && g.strideW == 1
         let col = pointwise || direct ? nil : UnsafeMutablePointer<Float>.allocate(capacity: k * p)
-        let padded = (g.ho + g.kh - 1) * (g.wo + g.kw - 1) * g.c
+        let padded = (g.ho + g.kh - 1) * (g.wo + g.kw - 1) * g.c + 16
         let xpad = direct ? UnsafeMutablePointer<Float>.allocate(capacity: padded) : nil
         let wpack = direct ? UnsafeMutablePointer<Float>.allocate(capacity: 8 * k) : nil
         defer {
