@@ -195,6 +195,16 @@ extension OpenCLBackend {
     silu: Bool
   ) throws {
     let ls = reduceGroupSize
+    if ls == 1 {
+      let k = try kernel("norm_group_vec", family: "norm", options: "-DNLS=1")
+      try launch(
+        k, "norm_group_vec",
+        [
+          .mem(mem(x)), .mem(mem(y)), .mem(mem(gamma)), .mem(mem(beta)), .i32(Int32(c)), .i32(Int32(hw)),
+          .i32(Int32(groups)), .f32(eps), .i32(silu ? 1 : 0),
+        ], global: [n * groups])
+      return
+    }
     let k = try kernel("norm_group", family: "norm", options: "-DNLS=\(ls)")
     try launch(
       k, "norm_group",
