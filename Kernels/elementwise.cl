@@ -37,13 +37,19 @@ UNARY(gelu, gg_gelu(v))
     float p = scalarFirst ? s : a[i], q = scalarFirst ? a[i] : s;                    \
     y[i] = (EXPR);                                                                   \
   }                                                                                  \
+  /* Global size (n0, n1, outer): the two innermost axes come from the NDRange, only the outer    \
+     index is decomposed (outerRank axes in shape/sa/sb); y is contiguous. */                    \
   __kernel void binary_##NAME##_bcast(__global const float* a,                       \
                                      __global const float* b, __global float* y,     \
-                                     int rank, int16 shape, int16 sa, int16 sb) {       \
-    size_t i = get_global_id(0);                                                     \
-    float p = a[gg_offset(i, rank, shape, sa)];                                      \
-    float q = b[gg_offset(i, rank, shape, sb)];                                      \
-    y[i] = (EXPR);                                                                   \
+                                     int outerRank, int16 shape, int16 sa, int16 sb, \
+                                     int sa1, int sb1, int sa0, int sb0) {           \
+    const int i0 = get_global_id(0), i1 = get_global_id(1);                          \
+    const long o = get_global_id(2);                                                 \
+    const long n0 = get_global_size(0), n1 = get_global_size(1);                    \
+    const long ao = gg_offset(o, outerRank, shape, sa) + (long)i1 * sa1 + (long)i0 * sa0; \
+    const long bo = gg_offset(o, outerRank, shape, sb) + (long)i1 * sb1 + (long)i0 * sb0; \
+    float p = a[ao], q = b[bo];                                                      \
+    y[(o * n1 + i1) * n0 + i0] = (EXPR);                                             \
   }
 
 BINARY(add, p + q)

@@ -31,12 +31,20 @@ extension OpenCLBackend {
     try checkRank(layout.shape.count, op.rawValue)
     let name = "binary_\(op.rawValue)_bcast"
     let k = try kernel(name, family: "elementwise")
+    // Pad to rank ≥ 2; the two innermost axes map to NDRange dimensions 0 and 1.
+    let pad = max(0, 2 - layout.shape.count)
+    let shape = Array(repeating: 1, count: pad) + layout.shape
+    let sa = Array(repeating: 0, count: pad) + layout.strides[0],
+      sb = Array(repeating: 0, count: pad) + layout.strides[1]
+    let r = shape.count
     try launch(
       k, name,
       [
-        .mem(mem(a)), .mem(mem(b)), .mem(mem(y)), .i32(Int32(layout.shape.count)), .int16(layout.shape),
-        .int16(layout.strides[0]), .int16(layout.strides[1]),
-      ], global: [layout.count])
+        .mem(mem(a)), .mem(mem(b)), .mem(mem(y)), .i32(Int32(r - 2)), .int16(Array(shape[..<(r - 2)])),
+        .int16(Array(sa[..<(r - 2)])), .int16(Array(sb[..<(r - 2)])), .i32(Int32(sa[r - 2])),
+        .i32(Int32(sb[r - 2])),
+        .i32(Int32(sa[r - 1])), .i32(Int32(sb[r - 1])),
+      ], global: [shape[r - 1], shape[r - 2], shape[..<(r - 2)].reduce(1, *)])
   }
 
   public func binaryScalar(
