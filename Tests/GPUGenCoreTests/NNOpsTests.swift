@@ -165,3 +165,48 @@ final class NNOpsTests: XCTestCase {
     }
   }
 }
+
+/// Parameters with defaults that the main parity tests leave at their defaults.
+final class NNOpsParameterTests: XCTestCase {
+  func testActivationEpsAndScaleParametersAreApplied() throws {
+    for device in allDevices() {
+      let x = try Tensor(
+        randomValues(2 * 3 * 16 * 16, seed: 1, in: -2...2), shape: [2, 3, 16, 16], on: device)
+      let w = try Tensor(randomValues(4 * 3 * 3 * 3, seed: 2), shape: [4, 3, 3, 3], on: device)
+      let b = try Tensor(randomValues(4, seed: 3), shape: [4], on: device)
+      let plain = try x.conv2d(weight: w, bias: b, padding: (1, 1, 1, 1))
+      for act in [Activation.relu, .silu, .sigmoid, .tanh, .gelu, .leakyRelu] {
+        let fused = try x.conv2d(weight: w, bias: b, padding: (1, 1, 1, 1), activation: act)
+        let op: UnaryOp = [
+          .relu: .relu, .silu: .silu, .sigmoid: .sigmoid, .tanh: .tanh, .gelu: .gelu, .leakyRelu: .leakyRelu,
+        ][act]!
+        assertClose(
+          try fused.toArray(), try plain.apply(op).toArray().map(Double.init), rtol: 1e-4, atol: 1e-5,
+          "conv \(act) on \(device)")
+      }
+      let v = try Tensor(randomValues(5 * 7, seed: 4), shape: [5, 7], on: device)
+      let lw = try Tensor(randomValues(3 * 7, seed: 5), shape: [3, 7], on: device)
+      assertClose(
+        try v.linear(weight: lw, activation: .relu).toArray(),
+        try v.linear(weight: lw).relu().toArray().map(Double.init),
+        rtol: 1e-5, atol: 1e-6, "linear relu on \(device)")
+      let gamma = try Tensor.full(1, shape: [3], on: device), beta = try Tensor.zeros([3], on: device)
+      let small = try x.groupNorm(groups: 3, weight: gamma, bias: beta, eps: 1e-5).toArray()
+      let large = try x.groupNorm(groups: 3, weight: gamma, bias: beta, eps: 10).toArray()
+      // var(x) ≈ 4/3 here, so eps = 10 shrinks the output by about √((4/3 + 10) / (4/3)) ≈ 2.9.
+      let ratio = small.map { Swift.abs($0) }.reduce(0, +) / large.map { Swift.abs($0) }.reduce(0, +)
+      XCTAssertEqual(ratio, 2.9, accuracy: 0.2, "groupNorm eps on \(device)")
+      let q = try Tensor(randomValues(2 * 4 * 8, seed: 6), shape: [2, 4, 8], on: device)
+      let a1 = try Tensor.attention(query: q, key: q, value: q).toArray()
+      let a2 = try Tensor.attention(query: q, key: q, value: q, scale: 0).toArray()
+      // scale 0: uniform attention, so every query row is the mean of the values.
+      let mean = try q.mean(axes: [1], keepDims: true).toArray()
+      for bi in 0..<2 {
+        for i in 0..<4 {
+          for d in 0..<8 { XCTAssertEqual(a2[(bi * 4 + i) * 8 + d], mean[bi * 8 + d], accuracy: 1e-5) }
+        }
+      }
+      XCTAssertNotEqual(a1, a2)
+    }
+  }
+}
