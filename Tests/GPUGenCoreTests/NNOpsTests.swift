@@ -49,6 +49,8 @@ final class NNOpsTests: XCTestCase {
       // Rows of 16k outputs on several images: the CPU's direct (no im2col) path, 8-channel blocks + remainder.
       (2, 5, 16, 32, 7, 3, 3, 1, (1, 1, 1, 1)), (3, 4, 18, 34, 9, 3, 3, 1, (0, 0, 0, 0)),
       (2, 3, 15, 15, 10, 2, 3, 1, (1, 2, 0, 1)), (4, 17, 16, 48, 16, 3, 3, 1, (1, 1, 1, 1)),
+      // 8-wide rows: four output rows per register block, plus leftover rows.
+      (2, 6, 8, 8, 11, 3, 3, 1, (1, 1, 1, 1)), (2, 3, 10, 8, 9, 3, 3, 1, (1, 1, 1, 1)),
     ]
     for device in allDevices() {
       for (ci, t) in cases.enumerated() {
