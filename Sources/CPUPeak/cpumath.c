@@ -106,6 +106,19 @@ typedef float gg_v8 __attribute__((ext_vector_type(8)));
 #define gg_load16(p) ({ gg_v16 v_; __builtin_memcpy(&v_, (p), sizeof v_); v_; })
 #define gg_store16(p, v) do { gg_v16 w_ = (v); __builtin_memcpy((p), &w_, sizeof w_); } while (0)
 #define gg_load8(p) ({ gg_v8 v_; __builtin_memcpy(&v_, (p), sizeof v_); v_; })
+// The 8 × 32 register block of the direct convolution: 8 output channels × two 16-lane vectors.
+#define GG_ACC_8X2                                                                            \
+  gg_v16 c00 = 0, c01 = 0, c10 = 0, c11 = 0, c20 = 0, c21 = 0, c30 = 0, c31 = 0, c40 = 0, c41 = 0, \
+         c50 = 0, c51 = 0, c60 = 0, c61 = 0, c70 = 0, c71 = 0
+#define GG_FMA_8X2(a, b0, b1)                                                      \
+  do {                                                                             \
+    c00 += a[0] * b0; c01 += a[0] * b1; c10 += a[1] * b0; c11 += a[1] * b1;       \
+    c20 += a[2] * b0; c21 += a[2] * b1; c30 += a[3] * b0; c31 += a[3] * b1;       \
+    c40 += a[4] * b0; c41 += a[4] * b1; c50 += a[5] * b0; c51 += a[5] * b1;       \
+    c60 += a[6] * b0; c61 += a[6] * b1; c70 += a[7] * b0; c71 += a[7] * b1;       \
+  } while (0)
+#define GG_ROWS_8X2(name) \
+  gg_v16 name[16] = {c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51, c60, c61, c70, c71}
 // Two 8-float runs (for example two 8-wide image rows) as one 16-lane vector.
 #define gg_join8(a, b) __builtin_shufflevector((a), (b), 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15)
 
@@ -136,8 +149,7 @@ GG_CLONES void gpugen_conv_s1(const float* x, const float* w, float* y, int C, i
       // 8-wide images: four output rows at a time fill two 16-lane vectors (no idle lanes).
       for (; oyStart + 4 <= HO; oyStart += 4) {
         const int oy = oyStart;
-        gg_v16 c00 = 0, c01 = 0, c10 = 0, c11 = 0, c20 = 0, c21 = 0, c30 = 0, c31 = 0;
-        gg_v16 c40 = 0, c41 = 0, c50 = 0, c51 = 0, c60 = 0, c61 = 0, c70 = 0, c71 = 0;
+        GG_ACC_8X2;
         const float* a = wpack;
         for (int c = 0; c < C; c++)
           for (int ky = 0; ky < KH; ky++) {
@@ -145,13 +157,10 @@ GG_CLONES void gpugen_conv_s1(const float* x, const float* w, float* y, int C, i
             for (int kx = 0; kx < KW; kx++, a += 8) {
               const gg_v16 b0 = gg_join8(gg_load8(r0 + kx), gg_load8(r0 + Wp + kx));
               const gg_v16 b1 = gg_join8(gg_load8(r0 + 2 * Wp + kx), gg_load8(r0 + 3 * Wp + kx));
-              c00 += a[0] * b0; c01 += a[0] * b1; c10 += a[1] * b0; c11 += a[1] * b1;
-              c20 += a[2] * b0; c21 += a[2] * b1; c30 += a[3] * b0; c31 += a[3] * b1;
-              c40 += a[4] * b0; c41 += a[4] * b1; c50 += a[5] * b0; c51 += a[5] * b1;
-              c60 += a[6] * b0; c61 += a[6] * b1; c70 += a[7] * b0; c71 += a[7] * b1;
+              GG_FMA_8X2(a, b0, b1);
             }
           }
-        gg_v16 rows[16] = {c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51, c60, c61, c70, c71};
+        GG_ROWS_8X2(rows);
         for (int r = 0; r < mr; r++) {
           float* out = y + (long)(i0 + r) * plane + (long)oy * 8;  // rows oy…oy+3 are contiguous
           gg_store16(out, rows[2 * r]);
@@ -162,21 +171,17 @@ GG_CLONES void gpugen_conv_s1(const float* x, const float* w, float* y, int C, i
     for (int oy = oyStart; oy < HO; oy++) {
       int ox0 = 0;
       for (; ox0 + 32 <= WO; ox0 += 32) {
-        gg_v16 c00 = 0, c01 = 0, c10 = 0, c11 = 0, c20 = 0, c21 = 0, c30 = 0, c31 = 0;
-        gg_v16 c40 = 0, c41 = 0, c50 = 0, c51 = 0, c60 = 0, c61 = 0, c70 = 0, c71 = 0;
+        GG_ACC_8X2;
         const float* a = wpack;
         for (int c = 0; c < C; c++)
           for (int ky = 0; ky < KH; ky++) {
             const float* brow = xpad + ((long)c * Hp + oy + ky) * Wp + ox0;
             for (int kx = 0; kx < KW; kx++, a += 8) {
               const gg_v16 b0 = gg_load16(brow + kx), b1 = gg_load16(brow + kx + 16);
-              c00 += a[0] * b0; c01 += a[0] * b1; c10 += a[1] * b0; c11 += a[1] * b1;
-              c20 += a[2] * b0; c21 += a[2] * b1; c30 += a[3] * b0; c31 += a[3] * b1;
-              c40 += a[4] * b0; c41 += a[4] * b1; c50 += a[5] * b0; c51 += a[5] * b1;
-              c60 += a[6] * b0; c61 += a[6] * b1; c70 += a[7] * b0; c71 += a[7] * b1;
+              GG_FMA_8X2(a, b0, b1);
             }
           }
-        gg_v16 rows[16] = {c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51, c60, c61, c70, c71};
+        GG_ROWS_8X2(rows);
         for (int r = 0; r < mr; r++) {
           float* out = y + (long)(i0 + r) * plane + (long)oy * WO + ox0;
           gg_store16(out, rows[2 * r]);

@@ -47,9 +47,11 @@ extension Tensor {
       }
       try x.sameDevice(prev, "samplerStep")
     }
+    let samples = x.shape[0], perSample = x.count / Swift.max(samples, 1)
+    try checkNoiseArguments(
+      samples: samples, perSample: perSample, firstSample: firstSample, step: step, stream: stream)
     let out = try Tensor(uninitialized: x.shape, on: x.device)
     let aux = update.writesAux ? try Tensor(uninitialized: x.shape, on: x.device) : nil
-    let samples = x.shape[0], perSample = x.count / Swift.max(samples, 1)
     if x.count > 0 {
       try x.backend.samplerStep(
         x.buffer, m.buffer, prev: update.usesPrev ? prev!.buffer : nil, out: out.buffer, aux: aux?.buffer,
