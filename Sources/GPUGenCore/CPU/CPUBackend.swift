@@ -271,8 +271,7 @@ public final class CPUBackend: Backend, @unchecked Sendable {
   ) throws {
     try timed("reduce") {
       let xp = ptr(x), yp = ptr(y)
-      let n = outer * inner
-      let combine: (Float, Float) -> Float = op == .max ? { cpuMax($0, $1) } : { $0 + $1 }
+        let combine: (Float, Float) -> Float = op == .max ? { cpuMax($0, $1) } : { $0 + $1 }
       let start: Float = op == .max ? -.infinity : 0
       if inner == 1 {
         Parallel.forEach(outer, cost: r) { rows in
@@ -327,8 +326,7 @@ public final class CPUBackend: Backend, @unchecked Sendable {
           }
         }
       }
-      _ = n
-    }
+      }
   }
 
   public func softmax(_ x: Buffer, _ y: Buffer, outer: Int, r: Int, inner: Int, log: Bool) throws {
