@@ -75,7 +75,9 @@ final class SafeTensorsPythonTests: XCTestCase {
       throw XCTSkip("python3 with numpy and safetensors is not installed")
     }
     let dir = try temporaryDirectory(self)
-    let specials: [Float] = [0, -0.0, .infinity, -.infinity, .nan, 1e-45, 3.4028235e38, -1.0 / 3.0]
+    let specials: [Float] = [
+      0, -0.0, .infinity, -.infinity, .nan, Float(bitPattern: 1), 3.4028235e38, -1.0 / 3.0,
+    ]
     var rng = SystemRandomNumberGenerator()
     let random = (0..<24).map { _ in Float.random(in: -70000...70000, using: &rng) }
     let tiny = (0..<8).map { _ in Float.random(in: -1e-5...1e-5, using: &rng) }

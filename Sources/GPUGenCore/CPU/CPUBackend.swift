@@ -96,7 +96,7 @@ public final class CPUBackend: Backend, @unchecked Sendable {
   // MARK: Elementwise
 
   public func fill(_ y: Buffer, count: Int, value: Float) throws {
-    try timed("fill") {
+    timed("fill") {
       let yp = ptr(y)
       Parallel.forEach(count) { r in (yp + r.lowerBound).update(repeating: value, count: r.count) }
     }
@@ -121,7 +121,7 @@ public final class CPUBackend: Backend, @unchecked Sendable {
   }
 
   public func unary(_ op: UnaryOp, _ x: Buffer, _ y: Buffer, count: Int, alpha: Float) throws {
-    try timed("unary") {
+    timed("unary") {
       switch op {
       case .neg: map(x, y, count) { -$0 }
       case .abs: map(x, y, count) { Swift.abs($0) }
@@ -184,7 +184,7 @@ public final class CPUBackend: Backend, @unchecked Sendable {
   }
 
   public func binary(_ op: BinaryOp, _ a: Buffer, _ b: Buffer, _ y: Buffer, layout: BroadcastLayout) throws {
-    try timed("binary") {
+    timed("binary") {
       switch op {
       case .add: zip(a, b, y, layout) { $0 + $1 }
       case .sub: zip(a, b, y, layout) { $0 - $1 }
@@ -200,7 +200,7 @@ public final class CPUBackend: Backend, @unchecked Sendable {
   public func binaryScalar(
     _ op: BinaryOp, _ a: Buffer, scalar s: Float, scalarFirst: Bool, _ y: Buffer, count: Int
   ) throws {
-    try timed("binaryScalar") {
+    timed("binaryScalar") {
       switch (op, scalarFirst) {
       case (.add, _): map(a, y, count) { $0 + s }
       case (.mul, _): map(a, y, count) { $0 * s }
@@ -217,13 +217,13 @@ public final class CPUBackend: Backend, @unchecked Sendable {
   }
 
   public func clamp(_ x: Buffer, _ y: Buffer, count: Int, lower: Float, upper: Float) throws {
-    try timed("clamp") {
+    timed("clamp") {
       map(x, y, count) { cpuMin(cpuMax($0, lower), upper) }
     }
   }
 
   public func select(_ cond: Buffer, _ a: Buffer, _ b: Buffer, _ y: Buffer, layout: BroadcastLayout) throws {
-    try timed("select") {
+    timed("select") {
       let cp = ptr(cond), ap = ptr(a), bp = ptr(b), yp = ptr(y)
       let shape = layout.shape.isEmpty ? [1] : layout.shape
       let strides = layout.shape.isEmpty ? [[0], [0], [0]] : layout.strides
@@ -241,7 +241,7 @@ public final class CPUBackend: Backend, @unchecked Sendable {
   }
 
   public func copyStrided(_ x: Buffer, _ y: Buffer, _ c: StridedCopy) throws {
-    try timed("copyStrided") {
+    timed("copyStrided") {
       let xp = ptr(x) + c.xOffset, yp = ptr(y) + c.yOffset
       let count = c.shape.reduce(1, *)
       if count == 0 { return }
@@ -269,9 +269,9 @@ public final class CPUBackend: Backend, @unchecked Sendable {
   public func reduce(
     _ op: ReduceOp, _ x: Buffer, _ y: Buffer, outer: Int, r: Int, inner: Int, correction: Int
   ) throws {
-    try timed("reduce") {
+    timed("reduce") {
       let xp = ptr(x), yp = ptr(y)
-        let combine: (Float, Float) -> Float = op == .max ? { cpuMax($0, $1) } : { $0 + $1 }
+      let combine: (Float, Float) -> Float = op == .max ? { cpuMax($0, $1) } : { $0 + $1 }
       let start: Float = op == .max ? -.infinity : 0
       if inner == 1 {
         Parallel.forEach(outer, cost: r) { rows in
@@ -326,11 +326,11 @@ public final class CPUBackend: Backend, @unchecked Sendable {
           }
         }
       }
-      }
+    }
   }
 
   public func softmax(_ x: Buffer, _ y: Buffer, outer: Int, r: Int, inner: Int, log: Bool) throws {
-    try timed("softmax") {
+    timed("softmax") {
       let xp = ptr(x), yp = ptr(y)
       if inner == 1 {
         Parallel.forEach(outer, cost: r * 8) { rows in
@@ -359,7 +359,7 @@ public final class CPUBackend: Backend, @unchecked Sendable {
   // MARK: GEMM
 
   public func gemm(_ d: GemmDescriptor, _ a: Buffer, _ b: Buffer, _ c: Buffer, bias: Buffer?) throws {
-    try timed("gemm") {
+    timed("gemm") {
       if d.m == 0 || d.n == 0 || d.batch == 0 { return }
       let ap = ptr(a), bp = ptr(b), cp = ptr(c)
       for i in 0..<d.batch {

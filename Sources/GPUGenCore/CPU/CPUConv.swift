@@ -123,7 +123,7 @@ extension CPUBackend {
     _ x: Buffer, _ y: Buffer, gamma: Buffer, beta: Buffer, n: Int, c: Int, hw: Int, groups: Int, eps: Float,
     silu: Bool
   ) throws {
-    try timed("groupNorm") {
+    timed("groupNorm") {
       let xp = ptr(x), yp = ptr(y), gp = ptr(gamma), bp = ptr(beta)
       let cpg = c / groups, count = cpg * hw
       Parallel.forEach(n * groups, cost: count * 4) { items in
