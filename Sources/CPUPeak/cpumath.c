@@ -130,14 +130,19 @@ typedef float gg_v8 __attribute__((ext_vector_type(8)));
 GG_CLONES void gpugen_conv_s1(const float* x, const float* w, float* y, int C, int H, int W, int Cout, int KH,
                               int KW, int pt, int pl, int HO, int WO, float* xpad, float* wpack) {
   const int Hp = HO + KH - 1, Wp = WO + KW - 1, K = C * KH * KW;
+  // Columns [pl, pl + n) of a padded row hold input columns [0, n); the rest is zero.
+  const int n = W < Wp - pl ? W : Wp - pl;
   for (int c = 0; c < C; c++)
     for (int yy = 0; yy < Hp; yy++) {
       float* row = xpad + ((long)c * Hp + yy) * Wp;
       const int iy = yy - pt;
-      for (int xx = 0; xx < Wp; xx++) {
-        const int ix = xx - pl;
-        row[xx] = (iy >= 0 && iy < H && ix >= 0 && ix < W) ? x[((long)c * H + iy) * W + ix] : 0.0f;
+      if (iy < 0 || iy >= H || n <= 0) {
+        __builtin_memset(row, 0, sizeof(float) * Wp);
+        continue;
       }
+      for (int xx = 0; xx < pl; xx++) row[xx] = 0.0f;
+      __builtin_memcpy(row + pl, x + ((long)c * H + iy) * W, sizeof(float) * n);
+      for (int xx = pl + n; xx < Wp; xx++) row[xx] = 0.0f;
     }
   const long plane = (long)HO * WO;
   for (int i0 = 0; i0 < Cout; i0 += 8) {
