@@ -4,8 +4,6 @@ extension CPUBackend {
   public func randomNormal(
     _ y: Buffer, samples: Int, perSample: Int, firstSample: Int, seed: UInt64, step: Int, stream: Int
   ) throws {
-    try checkNoiseArguments(
-      samples: samples, perSample: perSample, firstSample: firstSample, step: step, stream: stream)
     let blocks = (perSample + 3) / 4
     if samples == 0 || blocks == 0 { return }
     let yp = ptr(y)

@@ -1,6 +1,7 @@
 // Reproducible Gaussian noise: Philox4x32-10 keyed by the seed, counted by (block, sample, step, stream).
 
-/// Checks the arguments of `Backend.randomNormal`: every counter word must fit in 32 bits.
+/// Checks the arguments of a noise draw (`Tensor.randomNormal`, `Tensor.samplerStep`): every counter word
+/// must fit in 32 bits. Backends trust their callers, as the protocol documents.
 func checkNoiseArguments(samples: Int, perSample: Int, firstSample: Int, step: Int, stream: Int) throws {
   let limit = Int(UInt32.max)
   func check(_ ok: Bool, _ what: String) throws {
@@ -25,8 +26,10 @@ extension Tensor {
     guard let samples = shape.first else {
       throw GPUGenError.invalidArgument("randomNormal: the shape needs a sample axis (rank ≥ 1), got []")
     }
-    let y = try Tensor(uninitialized: shape, on: device)
     let perSample = Shape.count(Array(shape.dropFirst()))
+    try checkNoiseArguments(
+      samples: samples, perSample: perSample, firstSample: firstSample, step: step, stream: stream)
+    let y = try Tensor(uninitialized: shape, on: device)
     try device.backend.randomNormal(
       y.buffer, samples: samples, perSample: perSample, firstSample: firstSample, seed: seed, step: step,
       stream: stream)
