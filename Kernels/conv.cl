@@ -24,3 +24,29 @@ __kernel void conv_im2col(__global const float* x, __global float* col, int N, i
   int ix = kx - padL;
   for (int ox = 0; ox < WO; ox++, ix += strideW) out[ox] = (ix >= 0 && ix < W) ? src[ix] : 0.0f;
 }
+
+// The adjoint of conv_im2col: one work-item per element (n, c, iy, ix) of x, which gathers, in a
+// fixed order, every col entry that im2col copied from it. Global size (W, H, N·C).
+__kernel void conv_col2im(__global const float* col, __global float* x, int N, int C, int H, int W,
+                          int KH, int KW, int strideH, int strideW, int padT, int padL, int HO, int WO,
+                          int batchMajor) {
+  const int ix = get_global_id(0), iy = get_global_id(1), nc = get_global_id(2);
+  const int n = nc / C, c = nc % C;
+  float acc = 0.0f;
+  for (int ky = 0; ky < KH; ky++) {
+    const int ty = iy + padT - ky;
+    if (ty < 0 || ty % strideH != 0) continue;
+    const int oy = ty / strideH;
+    if (oy >= HO) continue;
+    for (int kx = 0; kx < KW; kx++) {
+      const int tx = ix + padL - kx;
+      if (tx < 0 || tx % strideW != 0) continue;
+      const int ox = tx / strideW;
+      if (ox >= WO) continue;
+      const int r = (c * KH + ky) * KW + kx;
+      const long plane = batchMajor ? (long)n * C * KH * KW + r : (long)r * N + n;
+      acc += col[plane * HO * WO + (long)oy * WO + ox];
+    }
+  }
+  x[((long)nc * H + iy) * W + ix] = acc;
+}

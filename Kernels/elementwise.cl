@@ -89,3 +89,34 @@ __kernel void elementwise_copy_strided(__global const float* x, __global float* 
   const long yo = yoff + gg_offset(o, outerRank, shape, ys) + (long)i1 * ys1 + (long)i0 * ys0;
   y[yo] = x[xo];
 }
+
+// Gradients of the unary ops: dx = dy · f'(x). Kernel names: grad_<op>.
+#define UNARY_GRAD(NAME, EXPR)                                                       \
+  __kernel void grad_##NAME(__global const float* x, __global const float* dy,       \
+                            __global float* dx, float alpha) {                       \
+    size_t i = get_global_id(0);                                                     \
+    float v = x[i], g = dy[i];                                                       \
+    dx[i] = (EXPR);                                                                  \
+  }
+
+UNARY_GRAD(neg, -g)
+UNARY_GRAD(abs, v > 0.0f ? g : (v < 0.0f ? -g : 0.0f))
+UNARY_GRAD(exp, g * exp(v))
+UNARY_GRAD(log, g / v)
+UNARY_GRAD(sqrt, g * 0.5f / sqrt(v))
+UNARY_GRAD(rsqrt, -0.5f * g / (v * sqrt(v)))
+UNARY_GRAD(sin, g * cos(v))
+UNARY_GRAD(cos, -g * sin(v))
+UNARY_GRAD(tanh, g * (1.0f - tanh(v) * tanh(v)))
+UNARY_GRAD(sigmoid, g * gg_sigmoid(v) * (1.0f - gg_sigmoid(v)))
+UNARY_GRAD(relu, v > 0.0f ? g : 0.0f)
+UNARY_GRAD(leaky_relu, v > 0.0f ? g : alpha * g)
+UNARY_GRAD(silu, g * gg_sigmoid(v) * (1.0f + v * (1.0f - gg_sigmoid(v))))
+UNARY_GRAD(gelu, g * (0.5f * (1.0f + erf(v * 0.70710678118654752f)) +
+                      v * exp(-0.5f * v * v) * 0.39894228040143268f))
+
+__kernel void grad_clamp(__global const float* x, __global const float* dy, __global float* dx,
+                         float lo, float hi) {
+  size_t i = get_global_id(0);
+  dx[i] = (x[i] >= lo && x[i] <= hi) ? dy[i] : 0.0f;
+}

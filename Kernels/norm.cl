@@ -87,3 +87,60 @@ __kernel void norm_group_vec(__global const float* x, __global float* y, __globa
     }
   }
 }
+
+// Group norm (+ SiLU) backward. One work-group per (n, group). dA (the gradient at the affine output,
+// through SiLU' when `silu`) is staged in dx; per channel, dgamma[n, c] = Σ dA·x̂ and
+// dbeta[n, c] = Σ dA; then dx = rstd·(dA·γ − mean(dA·γ) − x̂·mean(dA·γ·x̂)).
+__kernel __attribute__((reqd_work_group_size(NLS, 1, 1)))
+void norm_group_backward(__global const float* x, __global const float* dy,
+                         __global const float* gamma, __global const float* beta,
+                         __global float* dx, __global float* dgamma, __global float* dbeta,
+                         int C, int HW, int G, float eps, int silu) {
+  __local float scratch[NLS];
+  const int ng = get_group_id(0), l = get_local_id(0);
+  const int n = ng / G, g = ng % G, cpg = C / G;
+  const long base = ((long)n * C + (long)g * cpg) * HW;
+  const int count = cpg * HW;
+  float s = 0.0f;
+  for (int i = l; i < count; i += NLS) s += x[base + i];
+  const float mean = gn_group_sum(s, scratch) / count;
+  float q = 0.0f;
+  for (int i = l; i < count; i += NLS) { float d = x[base + i] - mean; q += d * d; }
+  const float rstd = rsqrt(gn_group_sum(q, scratch) / count + eps);
+  float s1 = 0.0f, s2 = 0.0f;
+  for (int ch = 0; ch < cpg; ch++) {
+    const int c = g * cpg + ch;
+    const float ga = gamma[c], be = beta[c];
+    const long cb = base + (long)ch * HW;
+    float sg = 0.0f, sb = 0.0f;
+    for (int i = l; i < HW; i += NLS) {
+      const float xh = (x[cb + i] - mean) * rstd;
+      float d = dy[cb + i];
+      if (silu) {
+        const float a = xh * ga + be;
+        const float sig = gg_sigmoid(a);
+        d *= sig * (1.0f + a * (1.0f - sig));
+      }
+      dx[cb + i] = d;
+      sg += d * xh;
+      sb += d;
+    }
+    sg = gn_group_sum(sg, scratch);
+    sb = gn_group_sum(sb, scratch);
+    if (l == 0) {
+      dgamma[(long)n * C + c] = sg;
+      dbeta[(long)n * C + c] = sb;
+    }
+    s1 += sb * ga;
+    s2 += sg * ga;
+  }
+  const float m1 = s1 / count, m2 = s2 / count;
+  for (int ch = 0; ch < cpg; ch++) {
+    const float ga = gamma[g * cpg + ch];
+    const long cb = base + (long)ch * HW;
+    for (int i = l; i < HW; i += NLS) {
+      const float xh = (x[cb + i] - mean) * rstd;
+      dx[cb + i] = rstd * (dx[cb + i] * ga - m1 - xh * m2);
+    }
+  }
+}

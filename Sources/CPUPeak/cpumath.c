@@ -223,3 +223,77 @@ GG_CLONES void gpugen_conv_s1(const float* x, const float* w, float* y, int C, i
     }
   }
 }
+
+// Group-norm (+ optional SiLU) backward for one (n, group): x, dy and dx point at the group's cpg·hw
+// values; gamma/beta at its cpg channels. Writes dx and, per channel, dgamma = Σ dA·x̂ and dbeta = Σ dA
+// where dA is the gradient at the affine output (after the SiLU derivative when `silu`).
+GG_CLONES void gpugen_groupnorm_backward(const float* x, const float* dy, const float* gamma, const float* beta,
+                                         float* dx, float* dgamma, float* dbeta, long cpg, long hw, float eps,
+                                         int silu) {
+  const long count = cpg * hw;
+  const float mean = (float)(gpugen_sum(x, count) / (double)count);
+  const float var = (float)(gpugen_squared_deviation(x, count, mean) / (double)count);
+  const float rstd = 1.0f / __builtin_sqrtf(var + eps);
+  double s1 = 0, s2 = 0;  // Σ dA·γ and Σ dA·γ·x̂ over the group
+  for (long ch = 0; ch < cpg; ch++) {
+    const float g = gamma[ch], b = beta[ch];
+    const float* xs = x + ch * hw;
+    const float* ds = dy + ch * hw;
+    float* da = dx + ch * hw;  // dA is staged in dx
+    float accG[16] = {0}, accB[16] = {0};
+    long i = 0;
+    for (; i + 16 <= hw; i += 16) {
+      for (int j = 0; j < 16; j++) {
+        const float xh = (xs[i + j] - mean) * rstd;
+        float d = ds[i + j];
+        if (silu) {
+          const float a = xh * g + b;
+          const float s = 1.0f / (1.0f + gg_expf(-a));
+          d *= s * (1.0f + a * (1.0f - s));
+        }
+        da[i + j] = d;
+        accG[j] += d * xh;
+        accB[j] += d;
+      }
+    }
+    double sg = 0, sb = 0;
+    for (int j = 0; j < 16; j++) {
+      sg += accG[j];
+      sb += accB[j];
+    }
+    for (; i < hw; i++) {
+      const float xh = (xs[i] - mean) * rstd;
+      float d = ds[i];
+      if (silu) {
+        const float a = xh * g + b;
+        const float s = 1.0f / (1.0f + gg_expf(-a));
+        d *= s * (1.0f + a * (1.0f - s));
+      }
+      da[i] = d;
+      sg += d * xh;
+      sb += d;
+    }
+    dgamma[ch] = (float)sg;
+    dbeta[ch] = (float)sb;
+    s1 += sb * g;
+    s2 += sg * g;
+  }
+  const float m1 = (float)(s1 / (double)count), m2 = (float)(s2 / (double)count);
+  for (long ch = 0; ch < cpg; ch++) {
+    const float g = gamma[ch];
+    const float* xs = x + ch * hw;
+    float* d = dx + ch * hw;
+    for (long i = 0; i < hw; i++) {
+      const float xh = (xs[i] - mean) * rstd;
+      d[i] = rstd * (d[i] * g - m1 - xh * m2);
+    }
+  }
+}
+
+// dx = dy · SiLU'(x) = dy · σ(x)·(1 + x·(1 − σ(x))).
+GG_CLONES void gpugen_silu_grad(const float* x, const float* dy, float* dx, long n) {
+  for (long i = 0; i < n; i++) {
+    const float s = 1.0f / (1.0f + gg_expf(-x[i]));
+    dx[i] = dy[i] * s * (1.0f + x[i] * (1.0f - s));
+  }
+}

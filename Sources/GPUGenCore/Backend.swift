@@ -160,6 +160,22 @@ public protocol Backend: AnyObject {
     _ x: Buffer, _ y: Buffer, gamma: Buffer, beta: Buffer, n: Int, c: Int, hw: Int, groups: Int, eps: Float,
     silu: Bool) throws
 
+  // Gradients (the backward halves that are not compositions of the forward ops).
+  /// `dx = dy · f′(x)` for a unary op (`alpha` as in `unary`). ReLU′ and leaky ReLU′ at 0 are 0 and
+  /// `alpha`, |x|′ at 0 is 0 (as in PyTorch).
+  func unaryGrad(_ op: UnaryOp, _ x: Buffer, _ dy: Buffer, _ dx: Buffer, count: Int, alpha: Float) throws
+  /// `dx = dy` where `lower ≤ x ≤ upper`, else 0 (clamp's gradient, as in PyTorch).
+  func clampGrad(_ x: Buffer, _ dy: Buffer, _ dx: Buffer, count: Int, lower: Float, upper: Float) throws
+  /// The adjoint of `im2col`: every element of NCHW `x` becomes the sum of the `col` entries that
+  /// `im2col` copies from it (the whole of `x` is written). Used by conv2d's input gradient and by
+  /// transposed convolution.
+  func col2im(_ col: Buffer, _ x: Buffer, _ g: ConvGeometry) throws
+  /// Group norm (+ fused SiLU) backward over (N, C, HW): writes `dx`, and per (n, c) the partial sums
+  /// `dgamma` = Σ_hw dA·x̂ and `dbeta` = Σ_hw dA (each (N, C); the caller sums over N).
+  func groupNormBackward(
+    _ x: Buffer, _ dy: Buffer, gamma: Buffer, beta: Buffer, dx: Buffer, dgamma: Buffer, dbeta: Buffer, n: Int,
+    c: Int, hw: Int, groups: Int, eps: Float, silu: Bool) throws
+
   // Noise.
   /// Fills `y` (samples × perSample, row-major) with standard normals: Philox4x32-10 with key = `seed`
   /// and counter (block, firstSample + i, step, stream) gives elements 4·block..<4·block+4 of row i

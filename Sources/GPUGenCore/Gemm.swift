@@ -12,6 +12,12 @@ extension Tensor {
     c: Tensor? = nil, bias: Tensor? = nil, biasMode: BiasMode = .perColumn, activation: Activation = .none,
     activationAlpha: Float = 0.01
   ) throws -> Tensor {
+    if activation != .none, Tape.recording([a, b, c, bias]) != nil {
+      // Training: keep the pre-activation so that the activation's gradient can be taken.
+      let z = try gemm(
+        a, b, transA: transA, transB: transB, alpha: alpha, beta: beta, c: c, bias: bias, biasMode: biasMode)
+      return try z.apply(activation.unaryOp, alpha: activationAlpha)
+    }
     try a.sameDevice(b, "gemm")
     guard (2...3).contains(a.rank), (2...3).contains(b.rank) else {
       throw GPUGenError.shapeMismatch(op: "gemm (operands must be 2-D or 3-D)", lhs: a.shape, rhs: b.shape)
@@ -44,7 +50,7 @@ extension Tensor {
         throw GPUGenError.shapeMismatch(op: "gemm (C)", lhs: c.shape, rhs: outShape)
       }
       try a.sameDevice(c, "gemm")
-      y = try c.copy()
+      y = try Tape.noGrad { try c.copy() }
     } else {
       y = try Tensor(uninitialized: outShape, on: a.device)
     }
@@ -57,6 +63,13 @@ extension Tensor {
       d.biasMode = biasMode
     }
     try a.backend.gemm(d, a.buffer, b.buffer, y.buffer, bias: bias?.buffer)
+    var inputs = [a, b]
+    if let c, beta != 0 { inputs.append(c) }
+    if let bias { inputs.append(bias) }
+    Tape.record(y, inputs) { [d] dy, needs in
+      try Tensor.gemmBackward(
+        a, b, c: c != nil && beta != 0 ? c : nil, bias: bias, d: d, dy: dy, needs: needs)
+    }
     return y
   }
 

@@ -9,6 +9,10 @@ extension Tensor {
     padding: (Int, Int, Int, Int) = (0, 0, 0, 0),
     activation: Activation = .none
   ) throws -> Tensor {
+    if activation != .none, Tape.recording([self, weight, bias]) != nil {
+      return try conv2d(weight: weight, bias: bias, stride: stride, padding: padding).apply(
+        activation.unaryOp)
+    }
     guard rank == 4, weight.rank == 4, weight.shape[1] == shape[1] else {
       throw GPUGenError.shapeMismatch(op: "conv2d (input NCHW vs weight OIHW)", lhs: shape, rhs: weight.shape)
     }
@@ -34,6 +38,14 @@ extension Tensor {
       try backend.conv2d(
         buffer, weight: weight.buffer, bias: bias?.buffer, y.buffer, g, cout: cout, activation: activation,
         activationAlpha: 0.01)
+    }
+    Tape.record(y, [self, weight] + (bias.map { [$0] } ?? [])) { dy, needs in
+      var grads: [Tensor?] = [
+        needs[0] ? try Tensor.convInputGradient(dy, weight: weight, g) : nil,
+        needs[1] ? try Tensor.convWeightGradient(self, dy, g, cout: cout).reshaped(weight.shape) : nil,
+      ]
+      if let bias { grads.append(needs[2] ? try dy.sum(axes: [0, 2, 3]).reshaped(bias.shape) : nil) }
+      return grads
     }
     return y
   }
@@ -63,6 +75,10 @@ extension Tensor {
         buffer, y.buffer, gamma: weight.buffer, beta: bias.buffer, n: shape[0], c: shape[1], hw: hw,
         groups: groups,
         eps: eps, silu: silu)
+    }
+    Tape.record(y, [self, weight, bias]) { dy, needs in
+      try Tensor.groupNormBackward(
+        self, dy, weight: weight, bias: bias, groups: groups, eps: eps, silu: silu, needs: needs)
     }
     return y
   }
@@ -94,6 +110,9 @@ extension Tensor {
       StridedCopy(
         shape: [lead, h, 2, w, 2], xStrides: [h * w, w, 0, 1, 0], xOffset: 0,
         yStrides: [4 * h * w, 4 * w, 2 * w, 2, 1], yOffset: 0))
+    Tape.record(y, [self]) { [shape] dy, _ in
+      [try dy.reshaped([lead, h, 2, w, 2]).sum(axes: [2, 4]).reshaped(shape)]
+    }
     return y
   }
 

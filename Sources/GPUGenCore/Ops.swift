@@ -10,6 +10,7 @@ extension Tensor {
   public func apply(_ op: UnaryOp, alpha: Float = 0.01) throws -> Tensor {
     let y = try Tensor(uninitialized: shape, on: device)
     if count > 0 { try backend.unary(op, buffer, y.buffer, count: count, alpha: alpha) }
+    Tape.record(y, [self]) { dy, _ in [try dy.unaryGradient(op, x: self, alpha: alpha)] }
     return y
   }
 
@@ -41,6 +42,9 @@ extension Tensor {
       op: op.rawValue)
     try backend.binary(
       op, buffer, other.buffer, y.buffer, layout: BroadcastLayout(shape: c.shape, strides: c.strides))
+    Tape.record(y, [self, other]) { dy, needs in
+      try Tensor.binaryBackward(op, self, other, y, dy, needs)
+    }
     return y
   }
 
@@ -49,6 +53,9 @@ extension Tensor {
     let y = try Tensor(uninitialized: shape, on: device)
     if count > 0 {
       try backend.binaryScalar(op, buffer, scalar: s, scalarFirst: scalarFirst, y.buffer, count: count)
+    }
+    Tape.record(y, [self]) { dy, _ in
+      [try Tensor.binaryScalarBackward(op, self, s, scalarFirst: scalarFirst, y, dy)]
     }
     return y
   }
@@ -95,6 +102,7 @@ extension Tensor {
     guard lower <= upper else { throw GPUGenError.invalidArgument("clamp: min \(lower) > max \(upper)") }
     let y = try Tensor(uninitialized: shape, on: device)
     if count > 0 { try backend.clamp(buffer, y.buffer, count: count, lower: lower, upper: upper) }
+    Tape.record(y, [self]) { dy, _ in [try dy.clampGradient(x: self, lower: lower, upper: upper)] }
     return y
   }
 
@@ -109,6 +117,13 @@ extension Tensor {
       out, [cond, a, b].map { Shape.broadcastStrides($0.shape, to: out) }, op: "where")
     try cond.backend.select(
       cond.buffer, a.buffer, b.buffer, y.buffer, layout: BroadcastLayout(shape: c.shape, strides: c.strides))
+    Tape.record(y, [a, b]) { dy, needs in
+      let zero = try Tensor.zeros([], on: dy.device)
+      return [
+        needs[0] ? try Tensor.where(cond, dy, zero).sumTo(a.shape) : nil,
+        needs[1] ? try Tensor.where(cond, zero, dy).sumTo(b.shape) : nil,
+      ]
+    }
     return y
   }
 
@@ -155,6 +170,9 @@ extension Tensor {
       inner = 1
     }
     try backend.reduce(op, src.buffer, y.buffer, outer: outer, r: r, inner: inner, correction: correction)
+    Tape.record(y, [src]) { [outer, inner] dy, _ in
+      [try Tensor.reduceBackward(op, src, y, dy, outer: outer, r: r, inner: inner, correction: correction)]
+    }
     return y
   }
 
@@ -183,6 +201,7 @@ extension Tensor {
     guard count > 0 else { return y }
     let outer = shape[..<a].reduce(1, *), inner = shape[(a + 1)...].reduce(1, *)
     try backend.softmax(buffer, y.buffer, outer: outer, r: shape[a], inner: inner, log: log)
+    Tape.record(y, [self]) { dy, _ in [try Tensor.softmaxBackward(y, dy, axis: a, log: log)] }
     return y
   }
 
@@ -202,6 +221,11 @@ extension Tensor {
     try backend.copyStrided(
       buffer, y.buffer,
       StridedCopy(shape: c.shape, xStrides: c.strides[0], xOffset: 0, yStrides: c.strides[1], yOffset: 0))
+    Tape.record(y, [self]) { dy, _ in
+      var inverse = [Int](repeating: 0, count: p.count)
+      for (i, axis) in p.enumerated() { inverse[axis] = i }
+      return [try dy.permuted(inverse)]
+    }
     return y
   }
 
@@ -233,6 +257,15 @@ extension Tensor {
       buffer, y.buffer,
       StridedCopy(shape: c.shape, xStrides: c.strides[0], xOffset: offset, yStrides: c.strides[1], yOffset: 0)
     )
+    Tape.record(y, [self]) { [shape] dy, _ in
+      // Scatter dy back into zeros with the forward copy's strides swapped.
+      let dx = try Tensor.zeros(shape, on: dy.device)
+      try dy.backend.copyStrided(
+        dy.buffer, dx.buffer,
+        StridedCopy(
+          shape: c.shape, xStrides: c.strides[1], xOffset: 0, yStrides: c.strides[0], yOffset: offset))
+      return [dx]
+    }
     return y
   }
 
@@ -267,6 +300,13 @@ extension Tensor {
             yOffset: offset * ys[a]))
       }
       offset += t.shape[a]
+    }
+    Tape.record(y, tensors) { dy, needs in
+      var start = 0
+      return try tensors.enumerated().map { i, t in
+        defer { start += t.shape[a] }
+        return needs[i] ? try dy.slice(axis: a, start: start, end: start + t.shape[a]) : nil
+      }
     }
     return y
   }

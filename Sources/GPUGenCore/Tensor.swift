@@ -65,6 +65,7 @@ public final class Tensor: CustomStringConvertible, @unchecked Sendable {
     let y = try Tensor(uninitialized: shape, on: device)
     let c = StridedCopy(shape: [count], xStrides: [1], xOffset: 0, yStrides: [1], yOffset: 0)
     if count > 0 { try device.backend.copyStrided(buffer, y.buffer, c) }
+    Tape.record(y, [self]) { dy, _ in [dy] }
     return y
   }
 
@@ -82,7 +83,9 @@ public final class Tensor: CustomStringConvertible, @unchecked Sendable {
     guard Shape.count(s) == count else {
       throw GPUGenError.shapeMismatch(op: "reshape", lhs: shape, rhs: newShape)
     }
-    return Tensor(shape: s, device: device, buffer: buffer)
+    let y = Tensor(shape: s, device: device, buffer: buffer)
+    Tape.record(y, [self]) { [shape] dy, _ in [try dy.reshaped(shape)] }
+    return y
   }
 
   func sameDevice(_ other: Tensor, _ op: String) throws {

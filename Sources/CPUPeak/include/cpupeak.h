@@ -25,4 +25,9 @@ void gpugen_softmax_row(const float* x, float* y, long n, int logMode);
 /// `wpack` 8·C·KH·KW.
 void gpugen_conv_s1(const float* x, const float* w, float* y, int C, int H, int W, int Cout, int KH, int KW, int pt,
                     int pl, int HO, int WO, float* xpad, float* wpack);
+/// Group-norm (+ SiLU) backward of one (n, group): dx, and per-channel dgamma = Σ dA·x̂, dbeta = Σ dA.
+void gpugen_groupnorm_backward(const float* x, const float* dy, const float* gamma, const float* beta, float* dx,
+                               float* dgamma, float* dbeta, long cpg, long hw, float eps, int silu);
+/// dx = dy · SiLU'(x).
+void gpugen_silu_grad(const float* x, const float* dy, float* dx, long n);
 #endif
