@@ -10,6 +10,8 @@ final class ParameterLoader {
   let lookup: WeightLookup
   let device: Device
   var used: Set<String> = []
+  /// Every parameter loaded, by its canonical (current diffusers) name, in creation order.
+  var loaded: [(name: String, tensor: Tensor)] = []
 
   init(_ lookup: @escaping WeightLookup, device: Device) {
     self.lookup = lookup
@@ -24,7 +26,9 @@ final class ParameterLoader {
         throw ModelError.weight(n, "shape \(w.shape) does not match the config's \(shape)")
       }
       used.insert(n)
-      return try Tensor(w.values, shape: shape, on: device)
+      let t = try Tensor(w.values, shape: shape, on: device)
+      loaded.append((name, t))
+      return t
     }
     throw ModelError.weight(name, "missing from the weights file")
   }
@@ -79,6 +83,9 @@ public final class UNet2D {
   let ups: [Block]
   let normOut: Norm
   let convOut: Conv
+  /// Every parameter by its diffusers name, in creation order (the tensors the forward pass reads, so
+  /// updating them in place updates the model).
+  public let parameters: [(name: String, tensor: Tensor)]
 
   /// Builds the network from `config`, loading every parameter through `weights` (diffusers names).
   /// Missing, misshapen or unexpected weights are errors naming the weight.
@@ -207,6 +214,7 @@ public final class UNet2D {
     normOut = try norm("conv_norm_out", ch[0])
     convOut = try conv("conv_out", ch[0], c.outChannels)
 
+    parameters = p.loaded
     let unexpected = Set(names).subtracting(p.used)
     if let first = unexpected.sorted().first {
       throw ModelError.weight(first, "is not used by this config (\(unexpected.count) unexpected weights)")

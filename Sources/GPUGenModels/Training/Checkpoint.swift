@@ -1,0 +1,200 @@
+// Checkpoints of a training run: a diffusers pipeline folder (EMA weights in unet/) plus the raw weights,
+// optimizer state and step in training_state/. Written atomically: every file is written and fsynced in
+// a temporary folder, which is fsynced and renamed to checkpoint-<step>; the `checkpoint` symlink is then
+// switched with one rename and the parent folder fsynced. A kill at any moment leaves the previous
+// checkpoint (or the new one) complete.
+import Foundation
+
+extension DiffusionTrainer {
+  /// The name of the symlink to the latest checkpoint inside the output folder.
+  public static let latestLink = "checkpoint"
+
+  /// Writes the checkpoint of the current step into `outDir` and returns its folder.
+  @discardableResult
+  public func writeCheckpoint(to outDir: URL) throws -> URL {
+    let fm = FileManager.default
+    try fm.createDirectory(at: outDir, withIntermediateDirectories: true)
+    let name = String(format: "checkpoint-%08d", step)
+    let tmp = outDir.appendingPathComponent(".\(name).tmp-\(getpid())")
+    try? fm.removeItem(at: tmp)
+    for sub in ["unet", "scheduler", "training_state"] {
+      try fm.createDirectory(at: tmp.appendingPathComponent(sub), withIntermediateDirectories: true)
+    }
+    let pipeline: [String: Any] = [
+      "_class_name": "DDPMPipeline", "_diffusers_version": "0.42.1", "scheduler": ["diffusers", "DDPMScheduler"],
+      "unet": ["diffusers", "UNet2DModel"],
+    ]
+    try writeSynced(
+      try JSONSerialization.data(withJSONObject: pipeline, options: [.prettyPrinted, .sortedKeys]),
+      to: tmp.appendingPathComponent("model_index.json"))
+    try writeSynced(
+      try JSONSerialization.data(withJSONObject: schedulerJSON, options: [.prettyPrinted, .sortedKeys]),
+      to: tmp.appendingPathComponent("scheduler/scheduler_config.json"))
+    try writeSynced(try config.diffusersJSONData(), to: tmp.appendingPathComponent("unet/config.json"))
+    try writeSynced(
+      Data(try SafeTensors.encode(try named(ema.shadow), metadata: ["format": "pt"])),
+      to: tmp.appendingPathComponent("unet/diffusion_pytorch_model.safetensors"))
+    try writeSynced(
+      Data(try SafeTensors.encode(try named(parameters), metadata: ["format": "pt"])),
+      to: tmp.appendingPathComponent("training_state/model.safetensors"))
+    let opt = try optimizer.exportState(names: names)
+    try writeSynced(
+      Data(
+        try SafeTensors.encode(
+          try opt.tensors.keys.sorted().map { ($0, try opt.tensors[$0]!.toTensorData()) },
+          metadata: ["step": "\(opt.step)"])),
+      to: tmp.appendingPathComponent("training_state/optimizer.safetensors"))
+    let state = CheckpointState(
+      step: step, optimizerStep: opt.step, emaStep: ema.optimizationStep, options: options,
+      device: device.spec, dataCount: data.count)
+    try writeSynced(
+      try JSONEncoder.sorted.encode(state), to: tmp.appendingPathComponent("training_state/state.json"))
+    for sub in ["unet", "scheduler", "training_state", ""] { try fsyncPath(tmp.appendingPathComponent(sub)) }
+
+    let final = outDir.appendingPathComponent(name)
+    if fm.fileExists(atPath: final.path) { try fm.removeItem(at: final) }
+    try rename(tmp, final)
+    try fsyncPath(outDir)
+    // Switch the `checkpoint` link with one rename, then drop older checkpoints.
+    let link = outDir.appendingPathComponent(DiffusionTrainer.latestLink)
+    let linkTmp = outDir.appendingPathComponent(".\(DiffusionTrainer.latestLink).tmp-\(getpid())")
+    try? fm.removeItem(at: linkTmp)
+    try fm.createSymbolicLink(atPath: linkTmp.path, withDestinationPath: name)
+    try rename(linkTmp, link)
+    try fsyncPath(outDir)
+    for old in try fm.contentsOfDirectory(atPath: outDir.path)
+    where old.hasPrefix("checkpoint-") && old != name {
+      try? fm.removeItem(at: outDir.appendingPathComponent(old))
+    }
+    return final
+  }
+
+  private func named(_ tensors: [Tensor]) throws -> [(name: String, tensor: TensorData)] {
+    try zip(names, tensors).map { ($0, try $1.toTensorData()) }.sorted { $0.name < $1.name }
+  }
+
+  /// Resumes the run whose latest checkpoint is in `outDir`: model, optimizer, EMA and step, bit for bit.
+  /// `steps` replaces the saved total step count when given.
+  public static func resume(from outDir: URL, data: TrainingImages, device: Device, steps: Int? = nil) throws
+    -> DiffusionTrainer
+  {
+    let dir = try latestCheckpoint(in: outDir)
+    func read(_ path: String) throws -> SafeTensorsFile {
+      do { return try SafeTensors.read(contentsOf: dir.appendingPathComponent(path)) } catch {
+        throw TrainingError.checkpoint("\(dir.appendingPathComponent(path).path): \(error)")
+      }
+    }
+    let stateURL = dir.appendingPathComponent("training_state/state.json")
+    guard let stateData = try? Data(contentsOf: stateURL),
+      let state = try? JSONDecoder().decode(CheckpointState.self, from: stateData)
+    else { throw TrainingError.checkpoint("\(stateURL.path) is missing or malformed") }
+    var options = state.options
+    if let steps { options.steps = steps }
+    let config = try UNet2DConfig(
+      json: try Data(contentsOf: dir.appendingPathComponent("unet/config.json")), source: "unet/config.json")
+    let schedURL = dir.appendingPathComponent("scheduler/scheduler_config.json")
+    guard let schedData = try? Data(contentsOf: schedURL),
+      let sched = try? JSONSerialization.jsonObject(with: schedData) as? [String: Any]
+    else { throw TrainingError.checkpoint("\(schedURL.path) is missing or malformed") }
+    let raw = try read("training_state/model.safetensors")
+    let trainer = try DiffusionTrainer(
+      config: config, schedulerJSON: sched, weights: raw.tensors, data: data, options: options, device: device)
+    let emaFile = try read("unet/diffusion_pytorch_model.safetensors")
+    let shadow = try trainer.names.map { name -> Tensor in
+      guard let t = emaFile.tensors[name] else { throw TrainingError.checkpoint("EMA weight \(name) is missing") }
+      return try Tensor(t, on: device)
+    }
+    try trainer.ema.importState(shadow: shadow, optimizationStep: state.emaStep)
+    let opt = try read("training_state/optimizer.safetensors")
+    try trainer.optimizer.importState(
+      try opt.tensors.mapValues { try Tensor($0, on: device) }, step: state.optimizerStep, names: trainer.names)
+    trainer.step = state.step
+    return trainer
+  }
+
+  /// The folder the `checkpoint` link points at (or, if a kill came between the two renames, the newest
+  /// complete checkpoint-<step> folder).
+  public static func latestCheckpoint(in outDir: URL) throws -> URL {
+    let fm = FileManager.default
+    let link = outDir.appendingPathComponent(latestLink)
+    if let target = try? fm.destinationOfSymbolicLink(atPath: link.path) {
+      let dir = outDir.appendingPathComponent(target)
+      if fm.fileExists(atPath: dir.appendingPathComponent("training_state/state.json").path) { return dir }
+    }
+    let candidates = ((try? fm.contentsOfDirectory(atPath: outDir.path)) ?? [])
+      .filter { $0.hasPrefix("checkpoint-") }.sorted().reversed()
+    for c in candidates
+    where fm.fileExists(atPath: outDir.appendingPathComponent("\(c)/training_state/state.json").path) {
+      return outDir.appendingPathComponent(c)
+    }
+    throw TrainingError.checkpoint("no checkpoint in \(outDir.path) to resume from")
+  }
+}
+
+/// training_state/state.json.
+struct CheckpointState: Codable {
+  var step: Int
+  var optimizerStep: Int
+  var emaStep: Int
+  var options: DiffusionTrainingOptions
+  var device: String
+  var dataCount: Int
+}
+
+extension JSONEncoder {
+  static var sorted: JSONEncoder {
+    let e = JSONEncoder()
+    e.outputFormatting = [.prettyPrinted, .sortedKeys]
+    return e
+  }
+}
+
+/// Writes `data` to `url` and fsyncs it.
+func writeSynced(_ data: Data, to url: URL) throws {
+  let fd = open(url.path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+  guard fd >= 0 else { throw TrainingError.checkpoint("cannot create \(url.path): \(String(cString: strerror(errno)))") }
+  defer { close(fd) }
+  try data.withUnsafeBytes { raw in
+    var off = 0
+    while off < raw.count {
+      let n = write(fd, raw.baseAddress! + off, raw.count - off)
+      if n < 0 {
+        if errno == EINTR { continue }
+        throw TrainingError.checkpoint("cannot write \(url.path): \(String(cString: strerror(errno)))")
+      }
+      off += n
+    }
+  }
+  guard fsync(fd) == 0 else { throw TrainingError.checkpoint("fsync \(url.path) failed") }
+}
+
+/// fsync of a file or folder.
+func fsyncPath(_ url: URL) throws {
+  let fd = open(url.path, O_RDONLY | O_CLOEXEC)
+  guard fd >= 0 else { throw TrainingError.checkpoint("cannot open \(url.path) to fsync") }
+  defer { close(fd) }
+  guard fsync(fd) == 0 else { throw TrainingError.checkpoint("fsync \(url.path) failed") }
+}
+
+func rename(_ from: URL, _ to: URL) throws {
+  guard Foundation.rename(from.path, to.path) == 0 else {
+    throw TrainingError.checkpoint(
+      "cannot rename \(from.path) to \(to.path): \(String(cString: strerror(errno)))")
+  }
+}
+
+extension DiffusionTrainer {
+  /// The options saved with the latest checkpoint in `outDir`.
+  public static func savedOptions(in outDir: URL) throws -> DiffusionTrainingOptions {
+    let url = try latestCheckpoint(in: outDir).appendingPathComponent("training_state/state.json")
+    guard let d = try? Data(contentsOf: url), let s = try? JSONDecoder().decode(CheckpointState.self, from: d)
+    else { throw TrainingError.checkpoint("\(url.path) is missing or malformed") }
+    return s.options
+  }
+
+  /// The UNet config of the latest checkpoint in `outDir`.
+  public static func savedConfig(in outDir: URL) throws -> UNet2DConfig {
+    let url = try latestCheckpoint(in: outDir).appendingPathComponent("unet/config.json")
+    return try UNet2DConfig(json: try Data(contentsOf: url), source: url.path)
+  }
+}

@@ -1,0 +1,288 @@
+// Training a UNet2DModel denoiser with the L2 loss (docs/TRAINING.md is the contract this follows).
+import Foundation
+
+/// Everything that defines a training run (saved in each checkpoint's state.json).
+public struct DiffusionTrainingOptions: Codable, Equatable, Sendable {
+  public var data = "fashion-mnist"
+  public var steps = 20_000
+  public var batchSize = 64
+  public var lr = 1e-4
+  public var warmup = 500
+  /// "constant" or "cosine" (after the warmup).
+  public var lrSchedule = "constant"
+  /// "epsilon" or "v_prediction".
+  public var prediction = "epsilon"
+  public var emaDecay = 0.9999
+  public var emaWarmup = false
+  public var clipGrad = 1.0
+  public var weightDecay = 0.0
+  public var checkpointEvery = 500
+  public var sampleEvery = 500
+  public var seed: UInt64 = 0
+
+  public init() {}
+
+  /// Errors for values no run can use.
+  public func validate() throws {
+    func bad(_ s: String) -> TrainingError { .invalidOption(s) }
+    if steps < 0 { throw bad("--steps must be ≥ 0") }
+    if batchSize <= 0 { throw bad("--batch-size must be positive") }
+    if !(lr > 0) || !lr.isFinite { throw bad("--lr must be a positive number") }
+    if warmup < 0 { throw bad("--warmup must be ≥ 0") }
+    if !["constant", "cosine"].contains(lrSchedule) { throw bad("--lr-schedule must be constant or cosine") }
+    if !["epsilon", "v_prediction"].contains(prediction) {
+      throw bad("--prediction must be epsilon or v (v_prediction)")
+    }
+    if !(emaDecay >= 0 && emaDecay < 1) { throw bad("--ema-decay must be in [0, 1)") }
+    if !(clipGrad >= 0) || !clipGrad.isFinite { throw bad("--clip-grad must be ≥ 0 (0 disables clipping)") }
+    if !(weightDecay >= 0) || !weightDecay.isFinite { throw bad("--weight-decay must be ≥ 0") }
+    if checkpointEvery <= 0 { throw bad("--checkpoint-every must be positive") }
+    if sampleEvery < 0 { throw bad("--sample-every must be ≥ 0 (0 disables sample grids)") }
+  }
+}
+
+/// Why training stopped early.
+public enum TrainingError: Error, CustomStringConvertible, Equatable {
+  case invalidOption(String)
+  /// A NaN or Inf appeared; `term` names it (the loss, or the gradient of a parameter).
+  case diverged(step: Int, term: String, value: Float)
+  case checkpoint(String)
+
+  public var description: String {
+    switch self {
+    case .invalidOption(let s): return s
+    case .diverged(let step, let term, let value):
+      return "training diverged at step \(step): \(term) is \(value); the last checkpoint is intact"
+    case .checkpoint(let s): return "checkpoint: \(s)"
+    }
+  }
+}
+
+/// One optimizer step's figures.
+public struct TrainingStepStats: Sendable {
+  public var step: Int
+  public var loss: Float
+  public var lr: Float
+  public var gradNorm: Float
+  public var emaDecay: Double
+}
+
+/// A training run: the model, its optimizer and EMA, the data and the step counter.
+public final class DiffusionTrainer {
+  public let config: UNet2DConfig
+  public let options: DiffusionTrainingOptions
+  public let schedulerJSON: [String: Any]
+  public let device: Device
+  public let unet: UNet2D
+  public let names: [String]
+  public let parameters: [Tensor]
+  public let optimizer: Optimizer
+  public let ema: EMA
+  public let schedule: NoiseSchedule
+  let learningRate: LearningRate
+  let data: TrainingImages
+  /// Optimizer steps done.
+  public private(set) var step = 0
+  private var order: (epoch: Int, indices: [Int])?
+
+  /// The DDPM scheduler config a new run writes (linear betas, 1000 steps; trailing spacing so that
+  /// few-step samplers start at the last timestep).
+  public static func defaultSchedulerJSON(prediction: String) -> [String: Any] {
+    [
+      "_class_name": "DDPMScheduler", "num_train_timesteps": 1000, "beta_start": 0.0001, "beta_end": 0.02,
+      "beta_schedule": "linear", "variance_type": "fixed_small", "clip_sample": true,
+      "clip_sample_range": 1.0, "prediction_type": prediction, "timestep_spacing": "trailing",
+      "steps_offset": 0, "rescale_betas_zero_snr": false, "thresholding": false,
+    ]
+  }
+
+  /// A new run: PyTorch's default initialisation drawn from Philox (docs/TRAINING.md).
+  public convenience init(
+    config: UNet2DConfig, data: TrainingImages, options: DiffusionTrainingOptions, device: Device
+  ) throws {
+    let weights = try DiffusionTrainer.initialWeights(config: config, seed: options.seed)
+    try self.init(
+      config: config, schedulerJSON: DiffusionTrainer.defaultSchedulerJSON(prediction: options.prediction),
+      weights: weights, data: data, options: options, device: device)
+  }
+
+  init(
+    config: UNet2DConfig, schedulerJSON: [String: Any], weights: [String: TensorData], data: TrainingImages,
+    options: DiffusionTrainingOptions, device: Device
+  ) throws {
+    try options.validate()
+    guard data.channels == config.inChannels, data.size == config.sampleSize else {
+      throw TrainingError.invalidOption(
+        "the data is \(data.channels)×\(data.size)×\(data.size) but the model expects "
+          + "\(config.inChannels)×\(config.sampleSize)×\(config.sampleSize)")
+    }
+    guard data.count >= options.batchSize else {
+      throw TrainingError.invalidOption(
+        "--batch-size \(options.batchSize) is larger than the dataset (\(data.count) images)")
+    }
+    if let k = config.numClassEmbeds {
+      guard data.labels != nil else {
+        throw TrainingError.invalidOption("the model is class-conditional but the data has no labels")
+      }
+      guard data.classCount <= k else {
+        throw TrainingError.invalidOption("the data has \(data.classCount) classes but the model embeds \(k)")
+      }
+    }
+    self.config = config
+    self.options = options
+    self.schedulerJSON = schedulerJSON
+    self.device = device
+    self.data = data
+    unet = try UNet2D(
+      config: config, weights: { name, _ in weights[name].map { ($0.shape, $0.values) } },
+      names: Array(weights.keys), device: device)
+    names = unet.parameters.map(\.name)
+    parameters = unet.parameters.map(\.tensor)
+    optimizer = try Optimizer(
+      parameters: parameters,
+      config: .adamW(beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: options.weightDecay))
+    ema = try EMA(
+      parameters: parameters, maxDecay: options.emaDecay, useWarmup: options.emaWarmup, invGamma: 1,
+      power: 0.75)
+    let text = String(
+      decoding: try JSONSerialization.data(withJSONObject: schedulerJSON, options: [.sortedKeys]), as: UTF8.self)
+    schedule = try NoiseSchedule(config: try SchedulerConfig(json: text, family: .ddpm))
+    learningRate = LearningRate(
+      base: options.lr, warmupSteps: options.warmup,
+      schedule: options.lrSchedule == "cosine" ? .cosine(totalSteps: options.steps) : .constant)
+  }
+
+  /// PyTorch's default initialisation for every parameter of `config`, drawn from Philox stream
+  /// 20 + i for the i-th parameter in name order.
+  public static func initialWeights(config: UNet2DConfig, seed: UInt64) throws -> [String: TensorData] {
+    var shapes: [String: [Int]] = [:]
+    // A dry build on the CPU collects every parameter name and shape.
+    _ = try Tape.noGrad {
+      try UNet2D(
+        config: config,
+        weights: { name, shape in
+          shapes[name] = shape
+          return (shape, [Float](repeating: 0, count: shape.reduce(1, *)))
+        }, names: [], device: .cpu)
+    }
+    var out: [String: TensorData] = [:]
+    for (i, name) in shapes.keys.sorted().enumerated() {
+      let shape = shapes[name]!
+      let count = shape.reduce(1, *)
+      let stream = Init.stream(parameterIndex: i)
+      let values: [Float]
+      if name == "class_embedding.weight" {
+        values = try Init.normalValues(count: count, seed: seed, stream: stream)
+      } else if name.hasSuffix(".weight") && shape.count >= 2 {
+        let bound = Init.defaultBound(fanIn: try Init.fanIn(weightShape: shape))
+        values = try Init.uniformValues(count: count, bound: bound, seed: seed, stream: stream)
+      } else if name.hasSuffix(".bias"), let w = shapes[String(name.dropLast(5)) + ".weight"], w.count >= 2 {
+        let bound = Init.defaultBound(fanIn: try Init.fanIn(weightShape: w))
+        values = try Init.uniformValues(count: count, bound: bound, seed: seed, stream: stream)
+      } else {
+        // Normalisation layers: weight 1, bias 0.
+        values = [Float](repeating: name.hasSuffix(".weight") ? 1 : 0, count: count)
+      }
+      out[name] = TensorData(shape: shape, values: values)
+    }
+    return out
+  }
+
+  // MARK: Data, timesteps and noise (docs/TRAINING.md)
+
+  /// The dataset indices of global step `s`'s batch.
+  public func batchIndices(step s: Int) -> [Int] {
+    let perEpoch = data.count / options.batchSize
+    let epoch = s / perEpoch, pos = (s % perEpoch) * options.batchSize
+    if order?.epoch != epoch {
+      order = (epoch, DiffusionTrainer.epochOrder(seed: options.seed, count: data.count, epoch: epoch))
+    }
+    return Array(order!.indices[pos..<(pos + options.batchSize)])
+  }
+
+  /// The stable argsort of Philox words (stream 10): epoch `epoch`'s order of `count` images.
+  public static func epochOrder(seed: UInt64, count: Int, epoch: Int) -> [Int] {
+    let key = Philox4x32.key(seed: seed)
+    let keys = (0..<count).map { i in
+      Philox4x32.block(counter: SIMD4(0, UInt32(i), UInt32(epoch), 10), key: key)[0]
+    }
+    return (0..<count).sorted { keys[$0] != keys[$1] ? keys[$0] < keys[$1] : $0 < $1 }
+  }
+
+  /// The training timesteps of global step `s` (stream 11).
+  public static func timesteps(seed: UInt64, batch: Int, step s: Int, trainSteps: Int) -> [Int] {
+    let key = Philox4x32.key(seed: seed)
+    return (0..<batch).map { j in
+      Int(Philox4x32.block(counter: SIMD4(0, UInt32(j), UInt32(s), 11), key: key)[0] % UInt32(trainSteps))
+    }
+  }
+
+  // MARK: Training
+
+  /// One optimizer step. Throws `TrainingError.diverged` (before touching the weights) on a NaN/Inf.
+  public func trainStep() throws -> TrainingStepStats {
+    let s = step
+    let b = options.batchSize
+    let per = data.imageElements
+    let idx = batchIndices(step: s)
+    var x0v = [Float](repeating: 0, count: b * per)
+    data.images.withUnsafeBufferPointer { src in
+      x0v.withUnsafeMutableBufferPointer { dst in
+        for (row, i) in idx.enumerated() {
+          (dst.baseAddress! + row * per).update(from: src.baseAddress! + i * per, count: per)
+        }
+      }
+    }
+    let shape = [b, data.channels, data.size, data.size]
+    let x0 = try Tensor(x0v, shape: shape, on: device)
+    let t = DiffusionTrainer.timesteps(
+      seed: options.seed, batch: b, step: s, trainSteps: schedule.numTrainTimesteps)
+    let noise = try Tensor.randomNormal(shape: shape, seed: options.seed, step: s, stream: 12, on: device)
+    let a = t.map { Float(schedule.alphasCumprod[$0]).squareRoot() }
+    let sg = t.map { Float(1 - schedule.alphasCumprod[$0]).squareRoot() }
+    let at = try Tensor(a, shape: [b, 1, 1, 1], on: device), st = try Tensor(sg, shape: [b, 1, 1, 1], on: device)
+    let xt = try x0 * at + noise * st
+    let target = options.prediction == "v_prediction" ? try noise * at - x0 * st : noise
+    let labels = config.numClassEmbeds != nil ? idx.map { data.labels![$0] } : nil
+
+    let tape = Tape()
+    tape.watch(parameters)
+    let loss = try tape.record {
+      try Tensor.mseLoss(try unet(xt, timesteps: t.map(Double.init), classLabels: labels), target)
+    }
+    let lossValue = try loss.toArray()[0]
+    guard lossValue.isFinite else {
+      tape.reset()
+      throw TrainingError.diverged(step: s + 1, term: "the loss (MSE)", value: lossValue)
+    }
+    let grads = try zip(tape.gradients(of: loss, wrt: parameters), names).map { g, name in
+      guard let g else { throw TrainingError.invalidOption("parameter \(name) got no gradient") }
+      return g
+    }
+    let clip = try Optimizer.clipGradNorm(
+      grads: grads, maxNorm: options.clipGrad > 0 ? Float(options.clipGrad) : .infinity)
+    guard clip.norm.isFinite else {
+      var term = "the gradient norm"
+      for (g, name) in zip(grads, names) where !(try g.toArray().allSatisfy(\.isFinite)) {
+        term = "the gradient of \(name)"
+        break
+      }
+      throw TrainingError.diverged(step: s + 1, term: term, value: clip.norm)
+    }
+    let lr = learningRate.value(at: s)
+    try optimizer.step(grads: grads, lr: lr, gradScale: clip.scale)
+    let decay = try ema.step(parameters: parameters)
+    step += 1
+    return TrainingStepStats(step: step, loss: lossValue, lr: lr, gradNorm: clip.norm, emaDecay: decay)
+  }
+
+  /// A UNet holding the EMA weights (for sample grids).
+  public func emaUNet() throws -> UNet2D {
+    let values = try Dictionary(uniqueKeysWithValues: zip(names, ema.shadow).map { ($0, try $1.toTensorData()) })
+    return try Tape.noGrad {
+      try UNet2D(
+        config: config, weights: { name, _ in values[name].map { ($0.shape, $0.values) } }, names: names,
+        device: device)
+    }
+  }
+}
