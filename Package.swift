@@ -37,6 +37,7 @@ let package = Package(
         .embedInCode("norm.cl"),
         .embedInCode("noise.cl"),
         .embedInCode("sampler.cl"),
+        .embedInCode("optim.cl"),
       ]),
     // FMA-throughput loop measuring the CPU's FP32 peak (runtime ISA dispatch).
     .target(name: "CPUPeak", cSettings: [.unsafeFlags(["-O3"])]),
@@ -61,7 +62,8 @@ let package = Package(
       ]),
     .testTarget(
       name: "GPUGenCoreTests",
-      dependencies: ["GPUGenCore", "gpugen"]),
+      dependencies: ["GPUGenCore", "gpugen"],
+      resources: [.copy("Fixtures")]),
     .testTarget(
       name: "GPUGenNNTests",
       dependencies: ["GPUGenNN"],

@@ -15,6 +15,7 @@ public enum KernelSources {
     "norm": text(PackageResources.norm_cl),
     "noise": text(PackageResources.noise_cl),
     "sampler": text(PackageResources.sampler_cl),
+    "optim": text(PackageResources.optim_cl),
   ]
 
   private static func text(_ bytes: [UInt8]) -> String { String(decoding: bytes, as: UTF8.self) }

@@ -188,6 +188,27 @@ public protocol Backend: AnyObject {
   func samplerStep(
     _ x: Buffer, _ m: Buffer, prev: Buffer?, out: Buffer, aux: Buffer?, update: SamplerUpdate, samples: Int,
     perSample: Int, firstSample: Int, seed: UInt64, step: Int, stream: Int) throws
+
+  // Training.
+  /// One fused optimizer step over `count` elements (see `OptimizerUpdate`): updates `param` in place from
+  /// `grad`, reading and writing `state1` (SGD's momentum buffer, Adam's exp_avg) and `state2` (Adam's
+  /// exp_avg_sq); each is non-nil exactly when `update.usesState1` / `update.usesState2`.
+  func optimizerStep(
+    _ param: Buffer, _ grad: Buffer, _ state1: Buffer?, _ state2: Buffer?, count: Int,
+    update: OptimizerUpdate) throws
+  /// `ema ← ema − (1 − decay)·(ema − param)` over `count` elements, in place: diffusers' `EMAModel.step`, with
+  /// `1 − decay` computed in Double and rounded once to float32.
+  func emaUpdate(_ ema: Buffer, _ param: Buffer, count: Int, decay: Double) throws
+  /// `y[slot] = Σ x[i]²` over `count` elements, accumulated in a tree (pairs of partial sums), not in one
+  /// running float sum.
+  func sumOfSquares(_ x: Buffer, _ y: Buffer, count: Int, slot: Int) throws
+}
+
+extension Backend {
+  /// `y[0] = Σ x[i]²` over `count` elements.
+  public func sumOfSquares(_ x: Buffer, _ y: Buffer, count: Int) throws {
+    try sumOfSquares(x, y, count: count, slot: 0)
+  }
 }
 
 /// The geometry of a 2-D convolution over an NCHW batch.

@@ -22,7 +22,7 @@ final class KernelCacheTests: XCTestCase {
   func testEveryKernelFileCompilesOnEveryDevice() throws {
     XCTAssertEqual(
       Set(KernelSources.families.keys),
-      ["elementwise", "reduce", "gemm", "bench", "conv", "norm", "noise", "sampler"])
+      ["elementwise", "reduce", "gemm", "bench", "conv", "norm", "noise", "sampler", "optim"])
     for device in openCLDevices() {
       let cl = try XCTUnwrap(device.openCL)
       XCTAssertNoThrow(try cl.compileAllKernels(), "on \(device)")

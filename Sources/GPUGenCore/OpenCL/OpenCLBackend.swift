@@ -151,6 +151,7 @@ public final class OpenCLBackend: Backend, @unchecked Sendable {
     switch family {
     case "gemm": return gemmConfig.options
     case "bench": return "-DPEAK_VW=\(info.isGPU ? 1 : 16)"
+    case "optim": return "-DOLS=\(sumOfSquaresGroupSize)"
     default: return ""
     }
   }
