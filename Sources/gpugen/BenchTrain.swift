@@ -83,6 +83,6 @@ struct BenchTrain: ParsableCommand {
 /// Peak resident set size of this process, in MB (getrusage).
 func peakResidentMegabytes() -> Double {
   var usage = rusage()
-  getrusage(RUSAGE_SELF, &usage)
+  getrusage(RUSAGE_SELF.rawValue, &usage)
   return Double(usage.ru_maxrss) / 1024
 }

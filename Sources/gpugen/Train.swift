@@ -218,7 +218,7 @@ struct TrainDiffusion: ParsableCommand {
 
   func writeSamples(_ trainer: DiffusionTrainer, to outDir: URL) throws {
     let unet = try trainer.emaUNet()
-    let plan = try SamplerPlanner.plan(.ddim, schedule: trainer.schedule, steps: 20)
+    let plan = try trainer.samplingPlan(.ddim, steps: 20)
     let classes = unet.config.numClassEmbeds
     let n = classes.map { $0 * 2 } ?? 16
     let sampler = DiffusionSampler(unet: unet, plan: plan)
@@ -268,13 +268,12 @@ final class TrainingLog {
   }
 
   func plot(to url: URL) throws {
-    var plot = LinePlot(title: "training loss (MSE)", logY: true)
-    plot.series.append(.init(name: "loss", x: steps, y: losses, color: RGB8(170, 190, 230)))
+    var plot = LinePlot(title: "training loss (MSE)", xLabel: "step", yLabel: "loss", logY: true)
+    plot.add("loss", x: steps, y: losses, color: RGB8(170, 190, 230))
     if losses.count >= 10 {
-      plot.series.append(
-        .init(
-          name: "moving average", x: steps, y: movingAverage(losses, window: max(10, losses.count / 50)),
-          color: RGB8(20, 60, 170)))
+      plot.add(
+        "moving average", x: steps, y: movingAverage(losses, window: max(10, losses.count / 50)),
+        color: RGB8(20, 60, 170))
     }
     try plot.render(width: 720, height: 400).writePNG(to: url)
   }

@@ -82,7 +82,7 @@ public final class DiffusionTrainer {
   let learningRate: LearningRate
   let data: TrainingImages
   /// Optimizer steps done.
-  public private(set) var step = 0
+  public internal(set) var step = 0
   private var order: (epoch: Int, indices: [Int])?
 
   /// The DDPM scheduler config a new run writes (linear betas, 1000 steps; trailing spacing so that
@@ -260,7 +260,7 @@ public final class DiffusionTrainer {
       return g
     }
     let clip = try Optimizer.clipGradNorm(
-      grads: grads, maxNorm: options.clipGrad > 0 ? Float(options.clipGrad) : .infinity)
+      grads: grads, maxNorm: options.clipGrad > 0 ? Float(options.clipGrad) : .greatestFiniteMagnitude)
     guard clip.norm.isFinite else {
       var term = "the gradient norm"
       for (g, name) in zip(grads, names) where !(try g.toArray().allSatisfy(\.isFinite)) {
@@ -269,11 +269,19 @@ public final class DiffusionTrainer {
       }
       throw TrainingError.diverged(step: s + 1, term: term, value: clip.norm)
     }
-    let lr = learningRate.value(at: s)
+    let lr = learningRate.value(at: s + 1)  // step s trains at lr·min(1, (s+1)/warmup)
     try optimizer.step(grads: grads, lr: lr, gradScale: clip.scale)
     let decay = try ema.step(parameters: parameters)
     step += 1
     return TrainingStepStats(step: step, loss: lossValue, lr: lr, gradNorm: clip.norm, emaDecay: decay)
+  }
+
+  /// The plan of a `kind` sampler with `steps` steps on this run's noise schedule.
+  public func samplingPlan(_ kind: SamplerKind, steps: Int) throws -> SamplingPlan {
+    let text = String(
+      decoding: try JSONSerialization.data(withJSONObject: schedulerJSON, options: [.sortedKeys]), as: UTF8.self)
+    let c = try SchedulerConfig(json: text, family: kind.family)
+    return try SamplerPlanner.plan(kind, schedule: try NoiseSchedule(config: c), steps: steps)
   }
 
   /// A UNet holding the EMA weights (for sample grids).
