@@ -40,10 +40,9 @@ extension Tensor {
         activationAlpha: 0.01)
     }
     Tape.record(y, [self, weight] + (bias.map { [$0] } ?? [])) { dy, needs in
-      var grads: [Tensor?] = [
-        needs[0] ? try Tensor.convInputGradient(dy, weight: weight, g) : nil,
-        needs[1] ? try Tensor.convWeightGradient(self, dy, g, cout: cout).reshaped(weight.shape) : nil,
-      ]
+      let (dx, dw) = try Tensor.convBackward(
+        x: self, weight: weight, dy, g, cout: cout, input: needs[0], weight: needs[1])
+      var grads: [Tensor?] = [dx, try dw?.reshaped(weight.shape)]
       if let bias { grads.append(needs[2] ? try dy.sum(axes: [0, 2, 3]).reshaped(bias.shape) : nil) }
       return grads
     }

@@ -23,61 +23,71 @@ extension Tensor {
 
   /// The gradient of conv2d with respect to its input: dY (N, Cout, HO, WO) → dX (N, C, H, W).
   static func convInputGradient(_ dy: Tensor, weight: Tensor, _ g: ConvGeometry) throws -> Tensor {
-    let cout = weight.shape[0]
-    let w2 = try weight.reshaped([cout, g.k])
-    let p = g.ho * g.wo
-    let per = imagesPerChunk(g)
-    var parts: [Tensor] = []
-    var start = 0
-    while start < g.n {
-      let end = Swift.min(g.n, start + per)
-      var gc = g
-      gc.n = end - start
-      gc.batchMajor = true
-      let dyc = try dy.images(start, end).reshaped([gc.n, cout, p])
-      let col = try gemm(w2, dyc, transA: true)  // (nb, C·KH·KW, HO·WO)
-      if isPointwise(g) {
-        parts.append(try col.reshaped([gc.n, g.c, g.h, g.w]))
-      } else {
-        let dx = try Tensor(uninitialized: [gc.n, g.c, g.h, g.w], on: dy.device)
-        if dx.count > 0 { try dy.backend.col2im(col.buffer, dx.buffer, gc) }
-        parts.append(dx)
-      }
-      start = end
-    }
-    return parts.count == 1 ? parts[0] : try concat(parts, axis: 0)
+    try convBackward(x: nil, weight: weight, dy, g, cout: weight.shape[0], input: true, weight: false).dx!
   }
 
   /// The gradient of conv2d with respect to its weight, as (Cout, C·KH·KW).
   static func convWeightGradient(_ x: Tensor, _ dy: Tensor, _ g: ConvGeometry, cout: Int) throws -> Tensor {
+    try convBackward(x: x, weight: nil, dy, g, cout: cout, input: false, weight: true).dw!
+  }
+
+  /// Both conv2d gradients from one pass over image chunks. Per chunk, dY is laid out as (Cout, n·HO·WO)
+  /// so that each gradient is one large GEMM over the whole chunk (no per-image products to sum):
+  /// dW += dY′ · colᵀ with col = im2col(x) (C·KH·KW, n·HO·WO), and col′ = Wᵀ · dY′ folded back by col2im.
+  static func convBackward(
+    x: Tensor?, weight: Tensor?, _ dy: Tensor, _ g: ConvGeometry, cout: Int, input: Bool, weight needW: Bool
+  ) throws -> (dx: Tensor?, dw: Tensor?) {
     let p = g.ho * g.wo
     let per = imagesPerChunk(g)
-    var total: Tensor?
+    let pointwise = isPointwise(g)
+    let w2 = try weight.map { try $0.reshaped([cout, g.k]) }
+    var parts: [Tensor] = []
+    var dw: Tensor?
     var start = 0
     while start < g.n {
       let end = Swift.min(g.n, start + per)
+      let nb = end - start
       var gc = g
-      gc.n = end - start
-      gc.batchMajor = true
-      let xc = try x.images(start, end)
-      let col: Tensor
-      if isPointwise(g) {
-        col = try xc.reshaped([gc.n, g.c, p])
-      } else {
-        col = try Tensor(uninitialized: [gc.n, g.k, p], on: x.device)
-        if col.count > 0 { try x.backend.im2col(xc.buffer, col.buffer, gc) }
+      gc.n = nb
+      gc.batchMajor = false
+      let dyT =
+        nb == 1
+        ? try dy.images(start, end).reshaped([cout, p])
+        : try dy.images(start, end).reshaped([nb, cout, p]).permuted([1, 0, 2]).reshaped([cout, nb * p])
+      if needW, let x {
+        let xc = try x.images(start, end)
+        let col: Tensor
+        if pointwise {
+          col = nb == 1 ? try xc.reshaped([g.c, p]) : try xc.reshaped([nb, g.c, p]).permuted([1, 0, 2])
+            .reshaped([g.c, nb * p])
+        } else {
+          col = try Tensor(uninitialized: [g.k, nb * p], on: x.device)
+          if col.count > 0 { try x.backend.im2col(xc.buffer, col.buffer, gc) }
+        }
+        if let acc = dw {
+          dw = try gemm(dyT, col, transB: true, beta: 1, c: acc)
+        } else {
+          dw = try gemm(dyT, col, transB: true)
+        }
       }
-      let dyc = try dy.images(start, end).reshaped([gc.n, cout, p])
-      let part: Tensor
-      if gc.n == 1 {
-        part = try gemm(try dyc.reshaped([cout, p]), try col.reshaped([g.k, p]), transB: true)
-      } else {
-        part = try gemm(dyc, col, transB: true).sum(axes: [0])  // (Cout, C·KH·KW)
+      if input, let w2 {
+        let colG = try gemm(w2, dyT, transA: true)  // (C·KH·KW, n·HO·WO)
+        if pointwise {
+          parts.append(
+            nb == 1
+              ? try colG.reshaped([1, g.c, g.h, g.w])
+              : try colG.reshaped([g.c, nb, p]).permuted([1, 0, 2]).reshaped([nb, g.c, g.h, g.w]))
+        } else {
+          let dx = try Tensor(uninitialized: [nb, g.c, g.h, g.w], on: dy.device)
+          if dx.count > 0 { try dy.backend.col2im(colG.buffer, dx.buffer, gc) }
+          parts.append(dx)
+        }
       }
-      if let t = total { total = try t + part } else { total = part }
       start = end
     }
-    return try total ?? zeros([cout, g.k], on: x.device)
+    let dx = input ? (parts.count == 1 ? parts[0] : try concat(parts, axis: 0)) : nil
+    if needW && dw == nil { dw = try zeros([cout, g.k], on: dy.device) }
+    return (dx, dw)
   }
 
   /// Transposed convolution (the adjoint of conv2d, as `torch.nn.functional.conv_transpose2d`): x (N, Cin,
