@@ -48,11 +48,15 @@ let package = Package(
     .systemLibrary(
       name: "CPNG", pkgConfig: "libpng",
       providers: [.apt(["libpng-dev"])]),
+    // zlib from zlib1g-dev (gzip-compressed IDX data sets).
+    .systemLibrary(
+      name: "CZlib", pkgConfig: "zlib",
+      providers: [.apt(["zlib1g-dev"])]),
     // Layers, safetensors, checkpoints.
     .target(name: "GPUGenNN", dependencies: ["GPUGenCore"]),
-    // Diffusion (UNet, schedules, samplers), data and image I/O.
+    // Diffusion (UNet, schedules, samplers), data sets, image I/O and plots.
     .target(
-      name: "GPUGenModels", dependencies: ["GPUGenNN", "CPNG"],
+      name: "GPUGenModels", dependencies: ["GPUGenNN", "CPNG", "CZlib"],
       resources: [.copy("Resources/DefaultModel")]),
     .executableTarget(
       name: "gpugen",

@@ -54,6 +54,49 @@ public struct Image8: Equatable, Sendable {
     return Image8(width: Int(image.width), height: Int(image.height), channels: channels, pixels: pixels)
   }
 
+  /// The most pixels `readPNGConverted` decodes (a guard against decompression bombs): 2^28.
+  public static let maxPNGPixels = 1 << 28
+
+  /// Reads any PNG (gray, gray+alpha, palette, RGB, RGBA) as gray (`channels` 1: colour images become
+  /// ITU-R 601 luma `0.299 R + 0.587 G + 0.114 B`, rounded) or RGB (`channels` 3: gray is replicated).
+  /// Alpha is composited onto black.
+  public static func readPNGConverted(from url: URL, channels: Int) throws -> Image8 {
+    guard channels == 1 || channels == 3 else {
+      throw ModelError.input("PNG: cannot convert to \(channels) channels (1 or 3)")
+    }
+    guard FileManager.default.fileExists(atPath: url.path) else { throw ModelError.missing(url.path) }
+    var image = png_image()
+    image.version = UInt32(PNG_IMAGE_VERSION)
+    func fail(_ what: String) -> ModelError {
+      let msg = withUnsafeBytes(of: image.message) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+      return ModelError.malformed(url.path, "\(what): \(msg)")
+    }
+    guard png_image_begin_read_from_file(&image, url.path) != 0 else { throw fail("not a readable PNG") }
+    let (w, h) = (Int(image.width), Int(image.height))
+    guard w * h <= maxPNGPixels else {
+      png_image_free(&image)
+      throw ModelError.malformed(url.path, "\(w)×\(h) pixels is more than the \(maxPNGPixels)-pixel limit")
+    }
+    let sourceIsColour = image.format & 2 != 0  // PNG_FORMAT_FLAG_COLOR
+    let decodeChannels = channels == 1 && !sourceIsColour ? 1 : 3
+    image.format = decodeChannels == 1 ? 0 : 2  // PNG_FORMAT_GRAY, PNG_FORMAT_RGB
+    var pixels = [UInt8](repeating: 0, count: w * h * decodeChannels)
+    let ok = pixels.withUnsafeMutableBytes { png_image_finish_read(&image, nil, $0.baseAddress, 0, nil) }
+    guard ok != 0 else {
+      png_image_free(&image)
+      throw fail("could not decode PNG")
+    }
+    if decodeChannels == channels { return Image8(width: w, height: h, channels: channels, pixels: pixels) }
+    let gray = [UInt8](unsafeUninitializedCapacity: w * h) { out, n in
+      for i in 0..<(w * h) {
+        let r = Double(pixels[3 * i]), g = Double(pixels[3 * i + 1]), b = Double(pixels[3 * i + 2])
+        out[i] = UInt8((0.299 * r + 0.587 * g + 0.114 * b).rounded())
+      }
+      n = w * h
+    }
+    return Image8(width: w, height: h, channels: 1, pixels: gray)
+  }
+
   /// The image enlarged `factor` times by pixel repetition.
   public func zoomed(_ factor: Int) -> Image8 {
     guard factor > 1 else { return self }
