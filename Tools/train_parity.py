@@ -4,7 +4,7 @@
 docs/TRAINING.md is the contract. Given the initial weights gpugen writes with `--steps 0`, this script draws
 exactly the same batches (Philox stream 10: data order; 11: timesteps; 12: noise — Tools/gpugen_random.py,
 bit-identical to gpugen's CPU backend), computes the same loss and takes the same AdamW steps, and logs
-`log_torch.csv` with the columns of gpugen's `log.csv`: step,loss,lr,grad_norm,ema_decay,seconds.
+`log_torch.csv` with the columns of gpugen's `log.csv` (step,loss,lr,grad_norm,ema_decay,seconds; gpugen adds rss_mb,peak_rss_mb).
 
 Workflow (the same --seed, --batch-size and hyper-parameters on both sides):
   gpugen train diffusion --config Benchmarks/unet/config.json --data fashion-mnist --steps 0 \\

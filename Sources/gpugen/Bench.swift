@@ -6,7 +6,10 @@ import GPUGenCore
 struct Bench: ParsableCommand {
   static let configuration = CommandConfiguration(
     abstract: "Kernel benchmarks.",
-    subcommands: [BenchGemm.self, BenchPeak.self, BenchElementwise.self, BenchUNet.self, BenchSamplers.self, BenchTrain.self])
+    subcommands: [
+      BenchGemm.self, BenchPeak.self, BenchElementwise.self, BenchUNet.self, BenchSamplers.self,
+      BenchTrain.self,
+    ])
 }
 
 struct BenchPeak: ParsableCommand {

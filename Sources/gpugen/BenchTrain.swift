@@ -31,7 +31,9 @@ struct BenchTrain: ParsableCommand {
 
   func run() throws {
     try reportingErrors {
-      guard batchSize > 0, steps > 0 else { throw ValidationError("--batch-size and --steps must be positive") }
+      guard batchSize > 0, steps > 0 else {
+        throw ValidationError("--batch-size and --steps must be positive")
+      }
       for d in try benchDevices(device) {
         var config = ReferenceUNet.config
         if classConditional { config.numClassEmbeds = 10 }

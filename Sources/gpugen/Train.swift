@@ -136,11 +136,13 @@ struct TrainDiffusion: ParsableCommand {
       guard hasRun else { throw TrainingError.checkpoint("--resume: no checkpoint in \(out)") }
       let saved = try DiffusionTrainer.savedOptions(in: outDir)
       let cfg = try DiffusionTrainer.savedConfig(in: outDir)
-      let images = try TrainingImages.load(source: saved.data, sampleSize: cfg.sampleSize, channels: cfg.inChannels)
+      let images = try TrainingImages.load(
+        source: saved.data, sampleSize: cfg.sampleSize, channels: cfg.inChannels)
       trainer = try DiffusionTrainer.resume(from: outDir, data: images, device: device, steps: steps)
       log = try TrainingLog(url: outDir.appendingPathComponent("log.csv"), keepingSteps: trainer.step)
       FileHandle.standardError.write(
-        Data("gpugen: resuming \(out) at step \(trainer.step) of \(trainer.options.steps) on \(device)\n".utf8))
+        Data(
+          "gpugen: resuming \(out) at step \(trainer.step) of \(trainer.options.steps) on \(device)\n".utf8))
     } else {
       if hasRun {
         throw TrainingError.invalidOption(
@@ -148,7 +150,8 @@ struct TrainDiffusion: ParsableCommand {
       }
       let o = try options()
       var cfg = try loadConfig()
-      let images = try TrainingImages.load(source: o.data, sampleSize: cfg.sampleSize, channels: cfg.inChannels)
+      let images = try TrainingImages.load(
+        source: o.data, sampleSize: cfg.sampleSize, channels: cfg.inChannels)
       if classConditional && cfg.numClassEmbeds == nil {
         guard images.labels != nil else {
           throw TrainingError.invalidOption("--class-conditional: the data \(o.data) has no class labels")
@@ -190,7 +193,8 @@ struct TrainDiffusion: ParsableCommand {
       }
       if stopRequested != 0 {
         FileHandle.standardError.write(
-          Data("\ngpugen: stopped at step \(trainer.step); checkpoint written, continue with --resume\n".utf8))
+          Data("\ngpugen: stopped at step \(trainer.step); checkpoint written, continue with --resume\n".utf8)
+        )
         throw ExitCode(130)
       }
     }
@@ -236,7 +240,7 @@ struct TrainDiffusion: ParsableCommand {
 /// OUT/log.csv: one row per optimizer step, flushed as it goes; on resume, rows after the checkpoint
 /// are dropped (they are about to be recomputed).
 final class TrainingLog {
-  static let header = "step,loss,lr,grad_norm,ema_decay,seconds"
+  static let header = "step,loss,lr,grad_norm,ema_decay,seconds,rss_mb,peak_rss_mb"
   let url: URL
   let handle: FileHandle
   var steps: [Double] = []
@@ -260,8 +264,11 @@ final class TrainingLog {
   }
 
   func append(_ s: TrainingStepStats, seconds: Double) throws {
+    let memory = residentMemory()
     let row = String(
-      format: "%d,%.9g,%.9g,%.9g,%.9g,%.4f\n", s.step, s.loss, s.lr, s.gradNorm, s.emaDecay, seconds)
+      format: "%d,%.9g,%.9g,%.9g,%.9g,%.4f,%.1f,%.1f\n", s.step, s.loss, s.lr, s.gradNorm, s.emaDecay,
+      seconds,
+      memory.rss, memory.peak)
     try handle.write(contentsOf: Data(row.utf8))
     steps.append(Double(s.step))
     losses.append(Double(s.loss))
@@ -277,4 +284,18 @@ final class TrainingLog {
     }
     try plot.render(width: 720, height: 400).writePNG(to: url)
   }
+}
+
+/// Current and peak resident set size of this process in MB (VmRSS and VmHWM of /proc/self/status).
+func residentMemory() -> (rss: Double, peak: Double) {
+  guard let text = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else {
+    return (.nan, peakResidentMegabytes())
+  }
+  func field(_ name: String) -> Double {
+    guard let line = text.split(separator: "\n").first(where: { $0.hasPrefix(name + ":") }),
+      let kb = Double(line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "")
+    else { return .nan }
+    return kb / 1024
+  }
+  return (field("VmRSS"), field("VmHWM"))
 }

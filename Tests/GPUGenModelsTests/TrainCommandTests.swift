@@ -70,7 +70,8 @@ final class TrainCommandTests: XCTestCase {
 
   func trainArgs(_ f: (data: String, config: String), out: URL, steps: Int) -> [String] {
     [
-      "train", "diffusion", "--data", f.data, "--config", f.config, "--steps", "\(steps)", "--batch-size", "4",
+      "train", "diffusion", "--data", f.data, "--config", f.config, "--steps", "\(steps)", "--batch-size",
+      "4",
       "--lr", "1e-3", "--warmup", "5", "--checkpoint-every", "3", "--sample-every", "0", "--device", "cpu",
       "--seed", "7", "--out", out.path,
     ]
@@ -109,10 +110,11 @@ final class TrainCommandTests: XCTestCase {
     kill(p.processIdentifier, SIGKILL)
     p.waitUntilExit()
     XCTAssertEqual(p.terminationReason, .uncaughtSignal, "the run finished before it could be killed")
-    let state = try JSONSerialization.jsonObject(
-      with: Data(
-        contentsOf: try DiffusionTrainer.latestCheckpoint(in: killed).appendingPathComponent(
-          "training_state/state.json"))) as? [String: Any]
+    let state =
+      try JSONSerialization.jsonObject(
+        with: Data(
+          contentsOf: try DiffusionTrainer.latestCheckpoint(in: killed).appendingPathComponent(
+            "training_state/state.json"))) as? [String: Any]
     let killedAt = try XCTUnwrap(state?["step"] as? Int)
     XCTAssertLessThan(killedAt, steps)
     XCTAssertGreaterThanOrEqual(killedAt, 3)
@@ -165,10 +167,12 @@ final class TrainCommandTests: XCTestCase {
     let (s2, _, e2) = try gpugen(trainArgs(f, out: out, steps: 3))
     XCTAssertEqual(s2, 2)
     XCTAssertTrue(e2.contains("--resume"), e2)
-    let (s3, _, e3) = try gpugen(trainArgs((d.appendingPathComponent("nope").path, f.config), out: d, steps: 3))
+    let (s3, _, e3) = try gpugen(
+      trainArgs((d.appendingPathComponent("nope").path, f.config), out: d, steps: 3))
     XCTAssertEqual(s3, 2)
     XCTAssertTrue(e3.contains("not found"), e3)
-    let (s4, _, e4) = try gpugen(trainArgs(f, out: d.appendingPathComponent("x"), steps: 3) + ["--prediction", "x0"])
+    let (s4, _, e4) = try gpugen(
+      trainArgs(f, out: d.appendingPathComponent("x"), steps: 3) + ["--prediction", "x0"])
     XCTAssertEqual(s4, 2)
     XCTAssertTrue(e4.contains("--prediction"), e4)
   }

@@ -58,8 +58,11 @@ extension Tensor {
         let xc = try x.images(start, end)
         let col: Tensor
         if pointwise {
-          col = nb == 1 ? try xc.reshaped([g.c, p]) : try xc.reshaped([nb, g.c, p]).permuted([1, 0, 2])
-            .reshaped([g.c, nb * p])
+          col =
+            nb == 1
+            ? try xc.reshaped([g.c, p])
+            : try xc.reshaped([nb, g.c, p]).permuted([1, 0, 2])
+              .reshaped([g.c, nb * p])
         } else {
           col = try Tensor(uninitialized: [g.k, nb * p], on: x.device)
           if col.count > 0 { try x.backend.im2col(xc.buffer, col.buffer, gc) }

@@ -20,7 +20,8 @@ public enum ReferenceUNet {
 
   /// The reference network with seeded weights: N(0, 1)/√fan_in for matrices and kernels, norm
   /// weights 1, biases 0 (PyTorch-like scales, so activations stay O(1)).
-  public static func make(on device: Device, seed: UInt64 = 0, config: UNet2DConfig = config) throws -> UNet2D {
+  public static func make(on device: Device, seed: UInt64 = 0, config: UNet2DConfig = config) throws -> UNet2D
+  {
     var index = 0
     return try UNet2D(
       config: config,

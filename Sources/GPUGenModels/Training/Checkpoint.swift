@@ -21,7 +21,8 @@ extension DiffusionTrainer {
       try fm.createDirectory(at: tmp.appendingPathComponent(sub), withIntermediateDirectories: true)
     }
     let pipeline: [String: Any] = [
-      "_class_name": "DDPMPipeline", "_diffusers_version": "0.42.1", "scheduler": ["diffusers", "DDPMScheduler"],
+      "_class_name": "DDPMPipeline", "_diffusers_version": "0.42.1",
+      "scheduler": ["diffusers", "DDPMScheduler"],
       "unet": ["diffusers", "UNet2DModel"],
     ]
     try writeSynced(
@@ -98,16 +99,20 @@ extension DiffusionTrainer {
     else { throw TrainingError.checkpoint("\(schedURL.path) is missing or malformed") }
     let raw = try read("training_state/model.safetensors")
     let trainer = try DiffusionTrainer(
-      config: config, schedulerJSON: sched, weights: raw.tensors, data: data, options: options, device: device)
+      config: config, schedulerJSON: sched, weights: raw.tensors, data: data, options: options, device: device
+    )
     let emaFile = try read("unet/diffusion_pytorch_model.safetensors")
     let shadow = try trainer.names.map { name -> Tensor in
-      guard let t = emaFile.tensors[name] else { throw TrainingError.checkpoint("EMA weight \(name) is missing") }
+      guard let t = emaFile.tensors[name] else {
+        throw TrainingError.checkpoint("EMA weight \(name) is missing")
+      }
       return try Tensor(t, on: device)
     }
     try trainer.ema.importState(shadow: shadow, optimizationStep: state.emaStep)
     let opt = try read("training_state/optimizer.safetensors")
     try trainer.optimizer.importState(
-      try opt.tensors.mapValues { try Tensor($0, on: device) }, step: state.optimizerStep, names: trainer.names)
+      try opt.tensors.mapValues { try Tensor($0, on: device) }, step: state.optimizerStep,
+      names: trainer.names)
     trainer.step = state.step
     return trainer
   }
@@ -152,7 +157,9 @@ extension JSONEncoder {
 /// Writes `data` to `url` and fsyncs it.
 func writeSynced(_ data: Data, to url: URL) throws {
   let fd = open(url.path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-  guard fd >= 0 else { throw TrainingError.checkpoint("cannot create \(url.path): \(String(cString: strerror(errno)))") }
+  guard fd >= 0 else {
+    throw TrainingError.checkpoint("cannot create \(url.path): \(String(cString: strerror(errno)))")
+  }
   defer { close(fd) }
   try data.withUnsafeBytes { raw in
     var off = 0

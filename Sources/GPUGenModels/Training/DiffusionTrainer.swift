@@ -145,7 +145,8 @@ public final class DiffusionTrainer {
       parameters: parameters, maxDecay: options.emaDecay, useWarmup: options.emaWarmup, invGamma: 1,
       power: 0.75)
     let text = String(
-      decoding: try JSONSerialization.data(withJSONObject: schedulerJSON, options: [.sortedKeys]), as: UTF8.self)
+      decoding: try JSONSerialization.data(withJSONObject: schedulerJSON, options: [.sortedKeys]),
+      as: UTF8.self)
     schedule = try NoiseSchedule(config: try SchedulerConfig(json: text, family: .ddpm))
     learningRate = LearningRate(
       base: options.lr, warmupSteps: options.warmup,
@@ -240,7 +241,8 @@ public final class DiffusionTrainer {
     let noise = try Tensor.randomNormal(shape: shape, seed: options.seed, step: s, stream: 12, on: device)
     let a = t.map { Float(schedule.alphasCumprod[$0]).squareRoot() }
     let sg = t.map { Float(1 - schedule.alphasCumprod[$0]).squareRoot() }
-    let at = try Tensor(a, shape: [b, 1, 1, 1], on: device), st = try Tensor(sg, shape: [b, 1, 1, 1], on: device)
+    let at = try Tensor(a, shape: [b, 1, 1, 1], on: device),
+      st = try Tensor(sg, shape: [b, 1, 1, 1], on: device)
     let xt = try x0 * at + noise * st
     let target = options.prediction == "v_prediction" ? try noise * at - x0 * st : noise
     let labels = config.numClassEmbeds != nil ? idx.map { data.labels![$0] } : nil
@@ -279,14 +281,16 @@ public final class DiffusionTrainer {
   /// The plan of a `kind` sampler with `steps` steps on this run's noise schedule.
   public func samplingPlan(_ kind: SamplerKind, steps: Int) throws -> SamplingPlan {
     let text = String(
-      decoding: try JSONSerialization.data(withJSONObject: schedulerJSON, options: [.sortedKeys]), as: UTF8.self)
+      decoding: try JSONSerialization.data(withJSONObject: schedulerJSON, options: [.sortedKeys]),
+      as: UTF8.self)
     let c = try SchedulerConfig(json: text, family: kind.family)
     return try SamplerPlanner.plan(kind, schedule: try NoiseSchedule(config: c), steps: steps)
   }
 
   /// A UNet holding the EMA weights (for sample grids).
   public func emaUNet() throws -> UNet2D {
-    let values = try Dictionary(uniqueKeysWithValues: zip(names, ema.shadow).map { ($0, try $1.toTensorData()) })
+    let values = try Dictionary(
+      uniqueKeysWithValues: zip(names, ema.shadow).map { ($0, try $1.toTensorData()) })
     return try Tape.noGrad {
       try UNet2D(
         config: config, weights: { name, _ in values[name].map { ($0.shape, $0.values) } }, names: names,
