@@ -37,6 +37,17 @@ extension Tensor {
   static func convBackward(
     x: Tensor?, weight: Tensor?, _ dy: Tensor, _ g: ConvGeometry, cout: Int, input: Bool, weight needW: Bool
   ) throws -> (dx: Tensor?, dw: Tensor?) {
+    var input = input
+    var direct: Tensor?
+    if input, let weight, canUseTransposedConvolution(g) {
+      // Stride 1: the input gradient is itself a stride-1 convolution of dY with the flipped, transposed
+      // kernel, so it takes the backend's (fast, direct on the CPU) forward convolution.
+      direct = try dy.conv2d(
+        weight: try flippedTransposed(weight),
+        padding: (g.kh - 1 - g.padT, g.kw - 1 - g.padL, g.kh - 1 - g.padB, g.kw - 1 - g.padR))
+      input = false
+      if !needW { return (direct, nil) }
+    }
     let p = g.ho * g.wo
     let per = imagesPerChunk(g)
     let pointwise = isPointwise(g)
@@ -88,9 +99,29 @@ extension Tensor {
       }
       start = end
     }
-    let dx = input ? (parts.count == 1 ? parts[0] : try concat(parts, axis: 0)) : nil
+    let dx = input ? (parts.count == 1 ? parts[0] : try concat(parts, axis: 0)) : direct
     if needW && dw == nil { dw = try zeros([cout, g.k], on: dy.device) }
     return (dx, dw)
+  }
+
+  /// Whether the input gradient is a plain convolution: stride 1 and padding below the kernel size.
+  static func canUseTransposedConvolution(_ g: ConvGeometry) -> Bool {
+    g.strideH == 1 && g.strideW == 1 && g.padT < g.kh && g.padB < g.kh && g.padL < g.kw && g.padR < g.kw
+      && !isPointwise(g)
+  }
+
+  /// W′[c, o, y, x] = W[o, c, KH−1−y, KW−1−x]: the kernel of the transposed (adjoint) convolution.
+  static func flippedTransposed(_ w: Tensor) throws -> Tensor {
+    let (o, c, kh, kw) = (w.shape[0], w.shape[1], w.shape[2], w.shape[3])
+    let y = try Tensor(uninitialized: [c, o, kh, kw], on: w.device)
+    if y.count > 0 {
+      try w.backend.copyStrided(
+        w.buffer, y.buffer,
+        StridedCopy(
+          shape: [c, o, kh, kw], xStrides: [kh * kw, c * kh * kw, -kw, -1], xOffset: kh * kw - 1,
+          yStrides: [o * kh * kw, kh * kw, kw, 1], yOffset: 0))
+    }
+    return y
   }
 
   /// Transposed convolution (the adjoint of conv2d, as `torch.nn.functional.conv_transpose2d`): x (N, Cin,
