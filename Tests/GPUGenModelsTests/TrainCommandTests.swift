@@ -176,4 +176,26 @@ final class TrainCommandTests: XCTestCase {
     XCTAssertEqual(s4, 2)
     XCTAssertTrue(e4.contains("--prediction"), e4)
   }
+
+  func testOpenCLTrainingTracksTheCPU() throws {
+    let d = try tmp()
+    let f = try fixture(in: d)
+    var losses: [[Double]] = []
+    for device in ["cpu", "opencl"] {
+      let out = d.appendingPathComponent(device)
+      var args = trainArgs(f, out: out, steps: 4)
+      args[args.firstIndex(of: "--device")! + 1] = device
+      let (status, _, err) = try gpugen(args)
+      XCTAssertEqual(status, 0, err)
+      let rows = try String(contentsOf: out.appendingPathComponent("log.csv"), encoding: .utf8)
+        .split(separator: "\n").dropFirst()
+      losses.append(rows.map { Double($0.split(separator: ",")[1])! })
+    }
+    XCTAssertEqual(losses[0].count, 4)
+    XCTAssertEqual(losses[1].count, 4)
+    for (a, b) in zip(losses[0], losses[1]) {
+      // Same data, timesteps and noise; float32 differences in the kernels only.
+      XCTAssertEqual(a, b, accuracy: 1e-3 * a, "CPU \(losses[0]) vs OpenCL \(losses[1])")
+    }
+  }
 }
