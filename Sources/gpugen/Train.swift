@@ -7,7 +7,7 @@ import GPUGenNN
 
 struct Train: ParsableCommand {
   static let configuration = CommandConfiguration(
-    abstract: "Train a generative model.", subcommands: [TrainDiffusion.self])
+    abstract: "Train a generative model.", subcommands: [TrainDiffusion.self, TrainClassifier.self])
 }
 
 /// Set by SIGINT/SIGTERM: finish the current step, write a checkpoint, exit.

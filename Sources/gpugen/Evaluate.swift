@@ -1,0 +1,203 @@
+// `gpugen evaluate`: judges a class-conditional diffusion model with a classifier trained by
+// `gpugen train classifier` — class-conditional accuracy and a Fréchet distance in the classifier's feature
+// space, next to the same figures for real test images against real test images.
+import ArgumentParser
+import Foundation
+import GPUGenCore
+import GPUGenModels
+import GPUGenNN
+
+struct Evaluate: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    abstract: "Measure a class-conditional diffusion model's samples with a trained classifier.",
+    discussion: """
+      Samples --n-per-class images of every class (image i is conditioned on class i mod classes), then
+      reports, under the classifier of `gpugen train classifier`:
+        - class-conditional accuracy: the fraction of samples classified as the class they were
+          conditioned on, overall and per class;
+        - the Fréchet distance ‖μ₁−μ₂‖² + Tr(Σ₁ + Σ₂ − 2(Σ₁Σ₂)^½) between the classifier's feature vectors
+          of the samples and of as many real test images (the same number of each class).
+      The floor: a second, disjoint set of real test images, measured the same way (its accuracy and its
+      distance to the first real set). Both real sets are Philox draws keyed by --seed, so two models
+      evaluated with the same --seed and --n-per-class are compared against the same real images.
+      """)
+
+  @Option(help: "Model folder (pipeline or bare UNet). Default: the bundled Fashion-MNIST model.")
+  var model: String?
+
+  @Option(help: "Classifier folder written by `gpugen train classifier`.")
+  var classifier = "gpugen-classifier"
+
+  @Option(help: "Labelled real images (IDX file or folder). Default: Fashion-MNIST's t10k test split.")
+  var real: String?
+
+  @Option(name: .customLong("n-per-class"), help: "Samples (and real images in each set) per class.")
+  var nPerClass = 100
+
+  @Option(help: "Sampler: \(SamplerKind.allCases.map(\.rawValue).joined(separator: ", ")).")
+  var sampler = "ddim"
+
+  @Option(help: "Sampling steps.")
+  var steps = 20
+
+  @Option(help: "DDIM η (0 = deterministic).")
+  var eta: Double = 0
+
+  @Option(help: "Seed of the sampling noise and of the choice of real images.")
+  var seed: UInt64 = 0
+
+  @Option(name: .customLong("batch-size"), help: "Images per UNet batch (default: min(total, 100)).")
+  var batchSize: Int?
+
+  @Flag(help: "Print the figures as JSON.")
+  var json = false
+
+  @OptionGroup var deviceOptions: DeviceOptions
+
+  func run() throws {
+    try reportingErrors {
+      do { try evaluate() } catch let e as ModelError {
+        FileHandle.standardError.write(Data("gpugen: error: \(e)\n".utf8))
+        throw ExitCode(2)
+      } catch let e as ClassifierError {
+        FileHandle.standardError.write(Data("gpugen: error: \(e)\n".utf8))
+        throw ExitCode(2)
+      } catch let e as SchedulerConfigError {
+        FileHandle.standardError.write(Data("gpugen: error: scheduler config: \(e)\n".utf8))
+        throw ExitCode(2)
+      } catch let e as SafeTensorsError {
+        FileHandle.standardError.write(Data("gpugen: error: weights: \(e)\n".utf8))
+        throw ExitCode(2)
+      } catch let e as DatasetError {
+        FileHandle.standardError.write(Data("gpugen: error: \(e)\n".utf8))
+        throw ExitCode(2)
+      } catch let e as IDXError {
+        FileHandle.standardError.write(Data("gpugen: error: \(e)\n".utf8))
+        throw ExitCode(2)
+      }
+    }
+  }
+
+  /// What `--json` prints.
+  struct Report: Encodable {
+    var model: String
+    var classifier: String
+    var real: String
+    var sampler: String
+    var steps: Int
+    var seed: UInt64
+    var classNames: [String]?
+    var results: GeneratorEvaluation
+
+    enum CodingKeys: String, CodingKey {
+      case model, classifier, real, sampler, steps, seed, results
+      case classNames = "class_names"
+    }
+  }
+
+  func evaluate() throws {
+    guard let kind = SamplerKind(rawValue: sampler.lowercased()) else {
+      throw ModelError.input(
+        "unknown sampler '\(sampler)'; choose one of \(SamplerKind.allCases.map(\.rawValue).joined(separator: ", "))"
+      )
+    }
+    guard nPerClass > 0 else { throw ModelError.input("--n-per-class must be positive") }
+    guard steps > 0 else { throw ModelError.input("--steps must be positive") }
+    if let b = batchSize, b <= 0 { throw ModelError.input("--batch-size must be positive") }
+    guard eta >= 0 else { throw ModelError.input("--eta must be ≥ 0") }
+    let device = try deviceOptions.resolve()
+
+    let classifierURL = URL(fileURLWithPath: classifier)
+    let net = try ImageClassifier.load(from: classifierURL, device: device)
+    let folderURL = try model.map { URL(fileURLWithPath: $0) } ?? DefaultModel.url()
+    let folder = try DiffusionModelFolder.resolve(folderURL)
+    let unet = try UNet2DModelLoader.load(from: folder.unet, device: device)
+    guard let classes = unet.config.numClassEmbeds else {
+      throw ModelError.input(
+        "\(folderURL.path) is an unconditional model (no num_class_embeds): evaluate measures class-conditional models"
+      )
+    }
+    let c = net.config
+    guard c.inChannels == unet.config.inChannels, c.imageSize == unet.config.sampleSize else {
+      throw ClassifierError.mismatch(
+        "the model makes \(unet.config.inChannels)×\(unet.config.sampleSize)×\(unet.config.sampleSize) images "
+          + "but the classifier \(classifier) takes \(c.inChannels)×\(c.imageSize)×\(c.imageSize)")
+    }
+    guard c.numClasses == classes else {
+      throw ClassifierError.mismatch(
+        "the model has \(classes) classes but the classifier \(classifier) has \(c.numClasses)")
+    }
+    let realSource =
+      real
+      ?? TrainingImages.fashionMNISTFolder().appendingPathComponent("t10k-images-idx3-ubyte.gz").path
+    let realImages = try TrainingImages.load(
+      source: realSource, sampleSize: c.imageSize, channels: c.inChannels)
+    guard realImages.labels != nil else {
+      throw ClassifierError.mismatch("the real data \(realSource) has no class labels")
+    }
+
+    let plan = try SamplerPlanner.plan(kind, schedulerConfig: folder.schedulerConfig, steps: steps, eta: eta)
+    let total = nPerClass * classes
+    let batch = min(batchSize ?? min(total, 100), total)
+    let labels = (0..<total).map { $0 % classes }
+    FileHandle.standardError.write(
+      Data(
+        "gpugen: evaluating \(folderURL.path): \(total) samples (\(nPerClass) per class), \(kind.rawValue) with \(plan.evaluations.count) model evaluations, batches of \(batch), on \(device)\n"
+          .utf8))
+    let batches = (total + batch - 1) / batch
+    let bar = ProgressBar(total: plan.evaluations.count * batches, label: "sampling")
+    let t0 = Date()
+    let samples = try Tape.noGrad {
+      try DiffusionSampler(unet: unet, plan: plan).sample(
+        SampleRequest(count: total, batchSize: batch, seed: seed, classLabels: Array(0..<classes)),
+        progress: { bar.advance($0) })
+    }
+    let sampleSeconds = Date().timeIntervalSince(t0)
+    let cbar = ProgressBar(total: 3 * total, label: "classifying", unit: "images")
+    let result = try GeneratorEvaluator.evaluate(
+      samples: samples, sampleLabels: labels, real: realImages, classifier: net, seed: seed,
+      progress: { cbar.advance($0) })
+    let names = classNames(folderURL, classes: classes)
+    if json {
+      let encoder = JSONEncoder()
+      encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+      let report = Report(
+        model: folderURL.path, classifier: classifierURL.path, real: realSource, sampler: kind.rawValue,
+        steps: steps, seed: seed, classNames: names, results: result)
+      print(String(decoding: try encoder.encode(report), as: UTF8.self))
+      return
+    }
+    print("model:      \(folderURL.path)")
+    print("classifier: \(classifierURL.path)")
+    print(
+      "samples:    \(total) (\(nPerClass) per class), \(kind.rawValue) \(steps) steps, seed \(seed), "
+        + String(format: "%.1f s", sampleSeconds))
+    print("real:       \(realSource), two disjoint sets of \(total) (\(nPerClass) per class)")
+    print("")
+    print("                              samples   real (floor)")
+    print(
+      String(
+        format: "class-conditional accuracy   %7.4f   %7.4f", result.sampleAccuracy.overall,
+        result.realAccuracy.overall))
+    for k in 0..<classes {
+      let name = names.map { "\(k) \($0[k])" } ?? "class \(k)"
+      print(
+        "  " + name.padding(toLength: 27, withPad: " ", startingAt: 0)
+          + String(
+            format: "  %7.4f   %7.4f", result.sampleAccuracy.perClass[k], result.realAccuracy.perClass[k]))
+    }
+    print(
+      String(
+        format: "Fréchet distance (features)  %7.3f   %7.3f", result.frechetDistance,
+        result.realFrechetDistance))
+  }
+
+  /// The class names of gpugen_model_info.json, if the model folder has them for every class.
+  func classNames(_ folder: URL, classes: Int) -> [String]? {
+    guard let data = try? Data(contentsOf: folder.appendingPathComponent("gpugen_model_info.json")),
+      let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+      let names = object["classes"] as? [String], names.count == classes
+    else { return nil }
+    return names
+  }
+}
