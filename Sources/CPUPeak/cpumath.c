@@ -297,3 +297,53 @@ GG_CLONES void gpugen_silu_grad(const float* x, const float* dy, float* dx, long
     dx[i] = dy[i] * s * (1.0f + x[i] * (1.0f - s));
   }
 }
+
+// C[i][j] = Σ_k A[i][k]·B[j][k] for k in [k0, k1) (both operands K-contiguous: the weight-gradient GEMM
+// dY·colᵀ, whose M and N are small and K = images × pixels is huge). 4×4 blocks of dot products with
+// 16-lane accumulators; C (ldc) is overwritten.
+#define GG_HSUM16(v) ({ float s_ = 0; for (int t_ = 0; t_ < 16; t_++) s_ += (v)[t_]; s_; })
+
+GG_CLONES void gpugen_gemm_nt_dots(const float* a, long lda, const float* b, long ldb, float* c, long ldc, long m,
+                                   long n, long k0, long k1) {
+  const long kv = k0 + (k1 - k0) / 16 * 16;
+  long i = 0;
+  for (; i + 4 <= m; i += 4) {
+    long j = 0;
+    for (; j + 4 <= n; j += 4) {
+      gg_v16 acc[4][4];
+      for (int p = 0; p < 4; p++)
+        for (int q = 0; q < 4; q++) acc[p][q] = (gg_v16){0};
+      for (long k = k0; k < kv; k += 16) {
+        gg_v16 av[4], bv[4];
+        for (int p = 0; p < 4; p++) av[p] = gg_load16(a + (i + p) * lda + k);
+        for (int q = 0; q < 4; q++) bv[q] = gg_load16(b + (j + q) * ldb + k);
+        for (int p = 0; p < 4; p++)
+          for (int q = 0; q < 4; q++) acc[p][q] += av[p] * bv[q];
+      }
+      for (int p = 0; p < 4; p++)
+        for (int q = 0; q < 4; q++) {
+          float s = GG_HSUM16(acc[p][q]);
+          for (long k = kv; k < k1; k++) s += a[(i + p) * lda + k] * b[(j + q) * ldb + k];
+          c[(i + p) * ldc + j + q] = s;
+        }
+    }
+    for (; j < n; j++)
+      for (int p = 0; p < 4; p++) {
+        gg_v16 acc = (gg_v16){0};
+        for (long k = k0; k < kv; k += 16)
+          acc += gg_load16(a + (i + p) * lda + k) * gg_load16(b + j * ldb + k);
+        float s = GG_HSUM16(acc);
+        for (long k = kv; k < k1; k++) s += a[(i + p) * lda + k] * b[j * ldb + k];
+        c[(i + p) * ldc + j] = s;
+      }
+  }
+  for (; i < m; i++)
+    for (long j = 0; j < n; j++) {
+      gg_v16 acc = (gg_v16){0};
+      for (long k = k0; k < kv; k += 16)
+        acc += gg_load16(a + i * lda + k) * gg_load16(b + j * ldb + k);
+      float s = GG_HSUM16(acc);
+      for (long k = kv; k < k1; k++) s += a[i * lda + k] * b[j * ldb + k];
+      c[i * ldc + j] = s;
+    }
+}

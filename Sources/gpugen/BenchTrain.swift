@@ -23,6 +23,9 @@ struct BenchTrain: ParsableCommand {
   @Option(help: "Timed steps (after 2 warm-up steps).")
   var steps = 5
 
+  @Option(help: "A UNet2DModel config.json instead of the reference config.")
+  var config: String?
+
   @Flag(help: "Make the UNet class-conditional (10 classes).")
   var classConditional = false
 
@@ -35,9 +38,15 @@ struct BenchTrain: ParsableCommand {
         throw ValidationError("--batch-size and --steps must be positive")
       }
       for d in try benchDevices(device) {
-        var config = ReferenceUNet.config
-        if classConditional { config.numClassEmbeds = 10 }
-        let unet = try ReferenceUNet.make(on: d, config: config)
+        var cfg = ReferenceUNet.config
+        if let path = config {
+          guard let data = FileManager.default.contents(atPath: path) else {
+            throw ValidationError("cannot read --config \(path)")
+          }
+          cfg = try UNet2DConfig(json: data, source: path)
+        }
+        if classConditional && cfg.numClassEmbeds == nil { cfg.numClassEmbeds = 10 }
+        let unet = try ReferenceUNet.make(on: d, config: cfg)
         let c = unet.config
         let x0 = try Tensor.randomNormal(
           shape: [batchSize, c.inChannels, c.sampleSize, c.sampleSize], seed: 3, on: d)

@@ -30,4 +30,7 @@ void gpugen_groupnorm_backward(const float* x, const float* dy, const float* gam
                                float* dgamma, float* dbeta, long cpg, long hw, float eps, int silu);
 /// dx = dy · SiLU'(x).
 void gpugen_silu_grad(const float* x, const float* dy, float* dx, long n);
+/// C[i][j] = Σ_{k0≤k<k1} A[i][k]·B[j][k] (A: M×K, B: N×K, both row-major; C overwritten).
+void gpugen_gemm_nt_dots(const float* a, long lda, const float* b, long ldb, float* c, long ldc, long m, long n,
+                         long k0, long k1);
 #endif

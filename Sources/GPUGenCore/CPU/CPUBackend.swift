@@ -358,8 +358,49 @@ public final class CPUBackend: Backend, @unchecked Sendable {
 
   // MARK: GEMM
 
+  /// A·Bᵀ with few rows and columns but a long K (convolution weight gradients: Cout × C·KH·KW × N·HO·WO):
+  /// BLAS parallelises over M and N, so it runs these on one core; here K is split into fixed chunks.
+  static func isDotShaped(_ d: GemmDescriptor) -> Bool {
+    !d.transA && d.transB && d.m * d.n <= 1 << 17 && d.k >= 2048 && d.k >= 16 * Swift.max(d.m, d.n)
+  }
+
+  /// C = alpha·Σ_chunks A_k·B_kᵀ + beta·C over K chunks of 2048 (a fixed split, so the sum's order does not
+  /// depend on the core count), each chunk's dot products in `gpugen_gemm_nt_dots`.
+  private func dotGemm(
+    _ d: GemmDescriptor, _ pa: UnsafeMutablePointer<Float>, _ pb: UnsafeMutablePointer<Float>,
+    _ pc: UnsafeMutablePointer<Float>
+  ) {
+    let chunk = 2048
+    let chunks = (d.k + chunk - 1) / chunk
+    let mn = d.m * d.n
+    let partial = UnsafeMutablePointer<Float>.allocate(capacity: chunks * mn)
+    defer { partial.deallocate() }
+    Parallel.forEach(chunks, cost: mn * chunk) { r in
+      for ch in r {
+        gpugen_gemm_nt_dots(
+          pa, d.lda, pb, d.ldb, partial + ch * mn, d.n, d.m, d.n, ch * chunk, Swift.min(d.k, (ch + 1) * chunk)
+        )
+      }
+    }
+    Parallel.forEach(d.m, cost: d.n * chunks) { rows in
+      for i in rows {
+        for j in 0..<d.n {
+          var s: Float = 0
+          for ch in 0..<chunks { s += partial[ch * mn + i * d.n + j] }
+          let o = i * d.ldc + j
+          pc[o] = d.beta == 0 ? d.alpha * s : d.alpha * s + d.beta * pc[o]
+        }
+      }
+    }
+  }
+
   public func gemm(_ d: GemmDescriptor, _ a: Buffer, _ b: Buffer, _ c: Buffer, bias: Buffer?) throws {
-    timed("gemm") {
+    // Profiles group GEMMs by shape (M×N×K, batch, transposes).
+    let label =
+      Self.profiling
+      ? "gemm \(d.m)x\(d.n)x\(d.k)\(d.batch > 1 ? " b\(d.batch)" : "")\(d.transA ? " tA" : "")\(d.transB ? " tB" : "")"
+      : "gemm"
+    timed(label) {
       if d.m == 0 || d.n == 0 || d.batch == 0 { return }
       let ap = ptr(a), bp = ptr(b), cp = ptr(c)
       for i in 0..<d.batch {
@@ -369,6 +410,8 @@ public final class CPUBackend: Backend, @unchecked Sendable {
           for r in 0..<d.m {
             for j in 0..<d.n { pc[r * d.ldc + j] = d.beta == 0 ? 0 : d.beta * pc[r * d.ldc + j] }
           }
+        } else if Self.isDotShaped(d) {
+          dotGemm(d, pa, pb, pc)
         } else {
           cblas_sgemm(
             CblasRowMajor, d.transA ? CblasTrans : CblasNoTrans, d.transB ? CblasTrans : CblasNoTrans,
