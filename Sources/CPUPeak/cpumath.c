@@ -306,10 +306,10 @@ GG_CLONES void gpugen_silu_grad(const float* x, const float* dy, float* dx, long
 GG_CLONES void gpugen_gemm_nt_dots(const float* a, long lda, const float* b, long ldb, float* c, long ldc, long m,
                                    long n, long k0, long k1) {
   const long kv = k0 + (k1 - k0) / 16 * 16;
-  long i = 0;
-  for (; i + 4 <= m; i += 4) {
-    long j = 0;
-    for (; j + 4 <= n; j += 4) {
+  // j (B rows) outside, i inside: four B rows stay in L1 while every A row of the chunk (L2) passes by.
+  const long m4 = m / 4 * 4, n4 = n / 4 * 4;
+  for (long j = 0; j < n4; j += 4) {
+    for (long i = 0; i < m4; i += 4) {
       gg_v16 acc[4][4];
       for (int p = 0; p < 4; p++)
         for (int q = 0; q < 4; q++) acc[p][q] = (gg_v16){0};
@@ -327,21 +327,12 @@ GG_CLONES void gpugen_gemm_nt_dots(const float* a, long lda, const float* b, lon
           c[(i + p) * ldc + j + q] = s;
         }
     }
-    for (; j < n; j++)
-      for (int p = 0; p < 4; p++) {
-        gg_v16 acc = (gg_v16){0};
-        for (long k = k0; k < kv; k += 16)
-          acc += gg_load16(a + (i + p) * lda + k) * gg_load16(b + j * ldb + k);
-        float s = GG_HSUM16(acc);
-        for (long k = kv; k < k1; k++) s += a[(i + p) * lda + k] * b[j * ldb + k];
-        c[(i + p) * ldc + j] = s;
-      }
   }
-  for (; i < m; i++)
-    for (long j = 0; j < n; j++) {
+  // Edges: the rows of C past m4, and the columns past n4.
+  for (long i = 0; i < m; i++)
+    for (long j = (i < m4 ? n4 : 0); j < n; j++) {
       gg_v16 acc = (gg_v16){0};
-      for (long k = k0; k < kv; k += 16)
-        acc += gg_load16(a + i * lda + k) * gg_load16(b + j * ldb + k);
+      for (long k = k0; k < kv; k += 16) acc += gg_load16(a + i * lda + k) * gg_load16(b + j * ldb + k);
       float s = GG_HSUM16(acc);
       for (long k = kv; k < k1; k++) s += a[i * lda + k] * b[j * ldb + k];
       c[i * ldc + j] = s;

@@ -68,6 +68,9 @@ struct BenchGemm: ParsableCommand {
   @Option(help: "Minimum seconds of timing per result.")
   var seconds: Double = 1.0
 
+  @Flag(help: "Time A·Bᵀ (B stored N×K, as convolution weight gradients use it).")
+  var transB = false
+
   func run() throws {
     try reportingErrors {
       var custom: [(Int, Int, Int, String)] = []
@@ -97,10 +100,17 @@ struct BenchGemm: ParsableCommand {
         }
         for (m, n, k, label) in problems {
           var rows: [(String, Double)] = [
-            ("gpugen", try Benchmarks.gemmMilliseconds(m: m, n: n, k: k, on: d, seconds: seconds))
+            (
+              "gpugen",
+              try Benchmarks.gemmMilliseconds(m: m, n: n, k: k, transB: transB, on: d, seconds: seconds)
+            )
           ]
           if !d.isOpenCL {
-            rows.append(("openblas", Benchmarks.openBLASMilliseconds(m: m, n: n, k: k, seconds: seconds)))
+            rows.append(
+              (
+                "openblas",
+                Benchmarks.openBLASMilliseconds(m: m, n: n, k: k, transB: transB, seconds: seconds)
+              ))
           }
           for (impl, ms) in rows {
             let gflops = 2.0 * Double(m) * Double(n) * Double(k) / ms / 1e6

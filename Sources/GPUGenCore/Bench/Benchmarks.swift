@@ -77,27 +77,28 @@ public enum Benchmarks {
     }
   }
 
-  /// Median ms of an M×N×K GEMM (no transposes) on `device`, synchronised per run.
-  public static func gemmMilliseconds(m: Int, n: Int, k: Int, on device: Device, seconds: Double = 1) throws
-    -> Double
-  {
+  /// Median ms of an M×N×K GEMM (B transposed when `transB`) on `device`, synchronised per run.
+  public static func gemmMilliseconds(
+    m: Int, n: Int, k: Int, transB: Bool = false, on device: Device, seconds: Double = 1
+  ) throws -> Double {
     let a = try Tensor(randomArray(m * k, seed: 1), shape: [m, k], on: device)
-    let b = try Tensor(randomArray(k * n, seed: 2), shape: [k, n], on: device)
+    let b = try Tensor(randomArray(k * n, seed: 2), shape: transB ? [n, k] : [k, n], on: device)
     return try medianMilliseconds(seconds: seconds) {
-      _ = try Tensor.gemm(a, b)
+      _ = try Tensor.gemm(a, b, transB: transB)
       try device.backend.synchronize()
     }
   }
 
   /// Median ms of cblas_sgemm called directly on host arrays: the reference for the CPU backend.
-  public static func openBLASMilliseconds(m: Int, n: Int, k: Int, seconds: Double = 1) -> Double {
+  public static func openBLASMilliseconds(m: Int, n: Int, k: Int, transB: Bool = false, seconds: Double = 1)
+    -> Double
+  {
     let a = randomArray(m * k, seed: 1), b = randomArray(k * n, seed: 2)
     var c = [Float](repeating: 0, count: m * n)
     return medianMilliseconds(seconds: seconds) {
       cblas_sgemm(
-        CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(m), Int32(n), Int32(k), 1, a, Int32(k), b, Int32(n),
-        0, &c,
-        Int32(n))
+        CblasRowMajor, CblasNoTrans, transB ? CblasTrans : CblasNoTrans, Int32(m), Int32(n), Int32(k), 1, a,
+        Int32(k), b, Int32(transB ? k : n), 0, &c, Int32(n))
     }
   }
 

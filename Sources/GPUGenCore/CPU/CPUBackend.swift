@@ -361,16 +361,16 @@ public final class CPUBackend: Backend, @unchecked Sendable {
   /// A·Bᵀ with few rows and columns but a long K (convolution weight gradients: Cout × C·KH·KW × N·HO·WO):
   /// BLAS parallelises over M and N, so it runs these on one core; here K is split into fixed chunks.
   static func isDotShaped(_ d: GemmDescriptor) -> Bool {
-    !d.transA && d.transB && d.m * d.n <= 1 << 17 && d.k >= 2048 && d.k >= 16 * Swift.max(d.m, d.n)
+    !d.transA && d.transB && d.m * d.n <= 1 << 18 && d.k >= 2048 && d.k >= 2 * Swift.max(d.m, d.n)
   }
 
-  /// C = alpha·Σ_chunks A_k·B_kᵀ + beta·C over K chunks of 2048 (a fixed split, so the sum's order does not
+  /// C = alpha·Σ_chunks A_k·B_kᵀ + beta·C over K chunks of 1024 (a fixed split, so the sum's order does not
   /// depend on the core count), each chunk's dot products in `gpugen_gemm_nt_dots`.
   private func dotGemm(
     _ d: GemmDescriptor, _ pa: UnsafeMutablePointer<Float>, _ pb: UnsafeMutablePointer<Float>,
     _ pc: UnsafeMutablePointer<Float>
   ) {
-    let chunk = 2048
+    let chunk = 1024
     let chunks = (d.k + chunk - 1) / chunk
     let mn = d.m * d.n
     let partial = UnsafeMutablePointer<Float>.allocate(capacity: chunks * mn)
