@@ -18,12 +18,12 @@ struct TrainDiffusion: ParsableCommand {
     commandName: "diffusion",
     abstract: "Train a diffusion UNet (L2 loss on ε or v) on Fashion-MNIST, IDX files or PNG folders.",
     discussion: """
-      Writes OUT/checkpoint (a diffusers pipeline folder with the EMA weights, loadable by
-      `gpugen sample --model OUT/checkpoint` and by diffusers, plus training_state/ for --resume) every
-      --checkpoint-every steps and at the end, OUT/log.csv (one row per step), OUT/loss.png and a sample
-      grid OUT/samples/step-N.png every --sample-every steps. Ctrl-C writes a checkpoint before exiting.
-      A NaN/Inf loss or gradient stops at once (exit status 3); the last checkpoint stays intact.
-      The run is reproducible: data order, timesteps and noise are Philox draws keyed by --seed
+      Writes OUT/checkpoint (a diffusers pipeline folder with the EMA weights, loadable by \
+      `gpugen sample --model OUT/checkpoint` and by diffusers, plus training_state/ for --resume) every \
+      --checkpoint-every steps and at the end, OUT/log.csv (one row per step), OUT/loss.png and a sample \
+      grid OUT/samples/step-N.png every --sample-every steps. Ctrl-C writes a checkpoint before exiting. \
+      A NaN/Inf loss or gradient stops at once (exit status 3); the last checkpoint stays intact. \
+      The run is reproducible: data order, timesteps and noise are Philox draws keyed by --seed \
       (docs/TRAINING.md), so on the CPU a resumed run is bitwise identical to one run straight through.
       """)
 
@@ -33,7 +33,7 @@ struct TrainDiffusion: ParsableCommand {
   @Option(help: "A diffusers UNet2DModel config.json. Default: the bundled default model's architecture.")
   var config: String?
 
-  @Option(help: "Optimizer steps in total (on --resume: the new total).")
+  @Option(help: "Optimizer steps in total (default 20000; on --resume: a new total).")
   var steps: Int?
 
   @Option(help: "Batch size.")
