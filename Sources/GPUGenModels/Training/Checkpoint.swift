@@ -32,18 +32,24 @@ extension DiffusionTrainer {
       try JSONSerialization.data(withJSONObject: schedulerJSON, options: [.prettyPrinted, .sortedKeys]),
       to: tmp.appendingPathComponent("scheduler/scheduler_config.json"))
     try writeSynced(try config.diffusersJSONData(), to: tmp.appendingPathComponent("unet/config.json"))
-    try writeSynced(
-      Data(try SafeTensors.encode(try named(ema.shadow), metadata: ["format": "pt"])),
+    // Streamed to disk (and fsynced) tensor by tensor, so a checkpoint holds no extra copy of the file.
+    try SafeTensors.write(
+      try named(ema.shadow), metadata: ["format": "pt"],
       to: tmp.appendingPathComponent("unet/diffusion_pytorch_model.safetensors"))
-    try writeSynced(
-      Data(try SafeTensors.encode(try named(parameters), metadata: ["format": "pt"])),
+    try SafeTensors.write(
+      try named(parameters), metadata: ["format": "pt"],
       to: tmp.appendingPathComponent("training_state/model.safetensors"))
-    let opt = try optimizer.exportState(names: names)
-    try writeSynced(
-      Data(
-        try SafeTensors.encode(
-          try opt.tensors.keys.sorted().map { ($0, try opt.tensors[$0]!.toTensorData()) },
-          metadata: ["step": "\(opt.step)"])),
+    // AdamW's state under PyTorch's names (what `Optimizer.importState` reads), without device copies.
+    var moments: [(name: String, tensor: TensorData)] = []
+    for (key, states) in [("exp_avg", optimizer.state1), ("exp_avg_sq", optimizer.state2)] {
+      for (name, t) in zip(names, states) {
+        guard let t else { throw TrainingError.checkpoint("optimizer state \(key).\(name) is missing") }
+        moments.append(("\(key).\(name)", try t.toTensorData()))
+      }
+    }
+    let opt = (step: optimizer.stepCount, count: moments.count)
+    try SafeTensors.write(
+      moments.sorted { $0.name < $1.name }, metadata: ["step": "\(opt.step)"],
       to: tmp.appendingPathComponent("training_state/optimizer.safetensors"))
     let state = CheckpointState(
       step: step, optimizerStep: opt.step, emaStep: ema.optimizationStep, options: options,
