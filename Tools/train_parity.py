@@ -36,14 +36,14 @@ DDPMScheduler.add_noise (ᾱ from the checkpoint's scheduler config, diffusers c
 or v (DDPMScheduler.get_velocity); loss = F.mse_loss over every element; grads clipped by
 torch.nn.utils.clip_grad_norm_(params, clip) (the logged grad_norm is its return value: the norm *before*
 clipping; torch scales by clip/(norm + 1e-6) when norm > clip); torch.optim.AdamW(β 0.9/0.999, eps 1e-8,
-weight_decay) with lr·min(1, (s+1)/warmup) at step s; EMA (diffusers EMAModel rule) with decay
-min(ema_decay, (1+s)/(10+s)), or with --ema-warmup 1 − (1+s)^(−3/4) capped at ema_decay.
+weight_decay) with lr·min(1, (s+1)/warmup) at step s; EMA (diffusers EMAModel rule) with decay 0 at
+s = 0, then min(ema_decay, (1+s)/(10+s)), or with --ema-warmup 1 − (1+s)^(−3/4) capped at ema_decay.
 
 Assumptions where docs/TRAINING.md is silent (check them against gpugen's implementation)
   * --data fashion-mnist is the 60000-image training split (train-*-ubyte), N = 60000.
   * log.csv: `lr` is the rate used by that row's step; `grad_norm` the global norm before clipping; `ema_decay`
-    the decay used after that step (0.1 on row 1); `seconds` the wall-clock time since training started
-    (cumulative; not compared).
+    the decay used after that step (0 on row 1: diffusers' get_decay(1) = 0, the EMA becomes a copy of the
+    weights; 2/11 on row 2); `seconds` the wall-clock time of that step (not compared).
   * --ema-decay defaults to 0.9999 (diffusers EMAModel's default); --warmup 0 means no warmup.
   * --lr-schedule cosine (formula not in the contract): lr·½(1 + cos(π·p)), p = (s+1−warmup)/(steps−warmup),
     after the warmup.
@@ -170,6 +170,10 @@ def lr_at(s, args):
 
 
 def ema_decay_at(s, args):
+    # diffusers EMAModel.get_decay(optimization_step = s + 1): step = s; 0 when step <= 0 (the first update
+    # makes the EMA a copy of the weights), as docs/TRAINING.md says.
+    if s <= 0:
+        return 0.0
     if args.ema_warmup:
         d = 1 - (1 + s / args.ema_inv_gamma) ** (-args.ema_power)
     else:
@@ -231,6 +235,7 @@ def train(args):
     order, order_epoch = None, -1
     t0 = time.perf_counter()
     for s in range(args.steps):
+        ts = time.perf_counter()
         epoch, b = divmod(s, per_epoch)
         if epoch != order_epoch:
             order, order_epoch = gr.epoch_order(args.seed, N, epoch), epoch
@@ -260,8 +265,9 @@ def train(args):
         with torch.no_grad():
             for e, p in zip(ema, params):
                 e.sub_((1 - d) * (e - p))
-        el = time.perf_counter() - t0
-        w.writerow([s + 1, f"{loss.item():.9g}", f"{lr:.9g}", f"{gn.item():.9g}", f"{d:.9g}", f"{el:.3f}"])
+        now = time.perf_counter()
+        el = now - t0
+        w.writerow([s + 1, f"{loss.item():.9g}", f"{lr:.9g}", f"{gn.item():.9g}", f"{d:.9g}", f"{now - ts:.3f}"])
         f.flush()
         if args.verbose or s < 3 or (s + 1) % 10 == 0 or s + 1 == args.steps:
             print(f"step {s + 1:5d}  loss {loss.item():.6f}  lr {lr:.3g}  grad_norm {gn.item():.4g}  "
