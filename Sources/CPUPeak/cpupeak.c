@@ -71,3 +71,15 @@ const char* gpugen_fma_isa(void) {
   return "sse";
 }
 #endif
+
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
+
+void gpugen_fix_mmap_threshold(long bytes) {
+#if defined(__GLIBC__)
+  mallopt(M_MMAP_THRESHOLD, (int)bytes);
+#else
+  (void)bytes;
+#endif
+}

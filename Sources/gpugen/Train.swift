@@ -126,6 +126,9 @@ struct TrainDiffusion: ParsableCommand {
   }
 
   func train() throws {
+    // Fixed mmap threshold: glibc otherwise raises it after the first large free (a checkpoint's host
+    // copies), and later large blocks stay in the heap, so the resident size would step up once.
+    HostMemory.fixMmapThreshold(bytes: 1 << 20)
     let device = try deviceOptions.resolve()
     let outDir = URL(fileURLWithPath: out)
     let fm = FileManager.default

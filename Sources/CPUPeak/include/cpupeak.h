@@ -33,4 +33,7 @@ void gpugen_silu_grad(const float* x, const float* dy, float* dx, long n);
 /// C[i][j] = Σ_{k0≤k<k1} A[i][k]·B[j][k] (A: M×K, B: N×K, both row-major; C overwritten).
 void gpugen_gemm_nt_dots(const float* a, long lda, const float* b, long ldb, float* c, long ldc, long m, long n,
                          long k0, long k1);
+/// glibc: serve every allocation of at least `bytes` with mmap (disables the dynamic threshold, so large
+/// freed blocks go back to the system instead of staying in the heap). No-op elsewhere.
+void gpugen_fix_mmap_threshold(long bytes);
 #endif

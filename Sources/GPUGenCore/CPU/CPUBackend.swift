@@ -277,19 +277,18 @@ public final class CPUBackend: Backend, @unchecked Sendable {
         Parallel.forEach(outer, cost: r) { rows in
           for o in rows {
             let p = xp + o * r
-            var acc = start
-            for j in 0..<r { acc = combine(acc, p[j]) }
+            // Sums: 16 float lanes added in Double (gpugen_sum), so a long row (a loss over a whole batch)
+            // keeps float32 accuracy instead of drifting in one running total.
             switch op {
-            case .sum, .max: yp[o] = acc
-            case .mean: yp[o] = acc / Float(r)
+            case .max:
+              var acc = start
+              for j in 0..<r { acc = combine(acc, p[j]) }
+              yp[o] = acc
+            case .sum: yp[o] = Float(gpugen_sum(p, r))
+            case .mean: yp[o] = Float(gpugen_sum(p, r) / Double(r))
             case .variance:
-              let mean = acc / Float(r)
-              var ss: Float = 0
-              for j in 0..<r {
-                let d = p[j] - mean
-                ss += d * d
-              }
-              yp[o] = ss / Float(r - correction)
+              let mean = Float(gpugen_sum(p, r) / Double(r))
+              yp[o] = Float(gpugen_squared_deviation(p, r, mean) / Double(r - correction))
             }
           }
         }
