@@ -63,9 +63,13 @@ extension CPUBackend {
       let pointwise =
         g.kh == 1 && g.kw == 1 && g.strideH == 1 && g.strideW == 1 && g.padT + g.padL + g.padB + g.padR == 0
       let workers = g.n >= Parallel.cores ? Parallel.cores : 1
+      // Stride-1 convolutions run directly (no im2col, no BLAS); strided ones unfold.
+      let direct = !pointwise && workers > 1 && g.strideH == 1 && g.strideW == 1
+      // BLAS per image on each worker: one BLAS thread each (left alone when BLAS is not called).
       let threads = openblas_get_num_threads()
-      if workers > 1 { openblas_set_num_threads(1) }
-      defer { if workers > 1 { openblas_set_num_threads(threads) } }
+      let single = workers > 1 && !direct
+      if single { openblas_set_num_threads(1) }
+      defer { if single { openblas_set_num_threads(threads) } }
       // Bias and activation on one image's output, while it is in cache.
       func epilogue(_ out: UnsafeMutablePointer<Float>) {
         guard bp != nil || activation != .none else { return }
@@ -79,8 +83,6 @@ extension CPUBackend {
         }
       }
       DispatchQueue.concurrentPerform(iterations: workers) { wi in
-        // Stride-1 convolutions run directly (no im2col); strided ones unfold.
-        let direct = !pointwise && workers > 1 && g.strideH == 1 && g.strideW == 1
         let col = pointwise || direct ? nil : UnsafeMutablePointer<Float>.allocate(capacity: k * p)
         let padded = (g.ho + g.kh - 1) * (g.wo + g.kw - 1) * g.c + 16
         let xpad = direct ? UnsafeMutablePointer<Float>.allocate(capacity: padded) : nil
