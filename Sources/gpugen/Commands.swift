@@ -2,6 +2,8 @@
 import ArgumentParser
 import Foundation
 import GPUGenCore
+import GPUGenModels
+import GPUGenNN
 
 struct GPUGen: ParsableCommand {
   static let configuration = CommandConfiguration(
@@ -50,5 +52,33 @@ func reportingErrors<T>(_ body: () throws -> T) throws -> T {
   } catch let e as GPUGenError {
     FileHandle.standardError.write(Data("gpugen: error: \(e)\n".utf8))
     throw ExitCode(e.exitCode)
+  }
+}
+
+/// `reportingErrors`, plus the errors of bad user input (models, data, checkpoints, options): each is one
+/// line on stderr and exit status 2; a diverged training run exits with 3.
+func reportingUserErrors(weightsLabel: String = "weights", _ body: () throws -> Void) throws {
+  func fail(_ message: String, status: Int32 = 2) -> ExitCode {
+    FileHandle.standardError.write(Data("gpugen: error: \(message)\n".utf8))
+    return ExitCode(status)
+  }
+  try reportingErrors {
+    do { try body() } catch let e as TrainingError {
+      FileHandle.standardError.write(Data("\n".utf8))
+      if case .diverged = e { throw fail("\(e)", status: 3) }
+      throw fail("\(e)")
+    } catch let e as ModelError {
+      throw fail("\(e)")
+    } catch let e as ClassifierError {
+      throw fail("\(e)")
+    } catch let e as DatasetError {
+      throw fail("\(e)")
+    } catch let e as IDXError {
+      throw fail("\(e)")
+    } catch let e as SchedulerConfigError {
+      throw fail("scheduler config: \(e)")
+    } catch let e as SafeTensorsError {
+      throw fail("\(weightsLabel): \(e)")
+    }
   }
 }

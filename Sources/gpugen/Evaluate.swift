@@ -55,27 +55,7 @@ struct Evaluate: ParsableCommand {
   @OptionGroup var deviceOptions: DeviceOptions
 
   func run() throws {
-    try reportingErrors {
-      do { try evaluate() } catch let e as ModelError {
-        FileHandle.standardError.write(Data("gpugen: error: \(e)\n".utf8))
-        throw ExitCode(2)
-      } catch let e as ClassifierError {
-        FileHandle.standardError.write(Data("gpugen: error: \(e)\n".utf8))
-        throw ExitCode(2)
-      } catch let e as SchedulerConfigError {
-        FileHandle.standardError.write(Data("gpugen: error: scheduler config: \(e)\n".utf8))
-        throw ExitCode(2)
-      } catch let e as SafeTensorsError {
-        FileHandle.standardError.write(Data("gpugen: error: weights: \(e)\n".utf8))
-        throw ExitCode(2)
-      } catch let e as DatasetError {
-        FileHandle.standardError.write(Data("gpugen: error: \(e)\n".utf8))
-        throw ExitCode(2)
-      } catch let e as IDXError {
-        FileHandle.standardError.write(Data("gpugen: error: \(e)\n".utf8))
-        throw ExitCode(2)
-      }
-    }
+    try reportingUserErrors { try evaluate() }
   }
 
   /// What `--json` prints.

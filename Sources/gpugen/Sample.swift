@@ -63,18 +63,7 @@ struct Sample: ParsableCommand {
   var trajectory: String?
 
   func run() throws {
-    try reportingErrors {
-      do { try sample() } catch let e as ModelError {
-        FileHandle.standardError.write(Data("gpugen: error: \(e)\n".utf8))
-        throw ExitCode(2)
-      } catch let e as SchedulerConfigError {
-        FileHandle.standardError.write(Data("gpugen: error: scheduler config: \(e)\n".utf8))
-        throw ExitCode(2)
-      } catch let e as SafeTensorsError {
-        FileHandle.standardError.write(Data("gpugen: error: weights: \(e)\n".utf8))
-        throw ExitCode(2)
-      }
-    }
+    try reportingUserErrors { try sample() }
   }
 
   func sample() throws {

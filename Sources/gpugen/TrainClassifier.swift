@@ -63,25 +63,7 @@ struct TrainClassifier: ParsableCommand {
   @OptionGroup var deviceOptions: DeviceOptions
 
   func run() throws {
-    try reportingErrors {
-      do { try train() } catch let e as TrainingError {
-        FileHandle.standardError.write(Data("\ngpugen: error: \(e)\n".utf8))
-        if case .diverged = e { throw ExitCode(3) }
-        throw ExitCode(2)
-      } catch let e as ClassifierError {
-        FileHandle.standardError.write(Data("gpugen: error: \(e)\n".utf8))
-        throw ExitCode(2)
-      } catch let e as DatasetError {
-        FileHandle.standardError.write(Data("gpugen: error: \(e)\n".utf8))
-        throw ExitCode(2)
-      } catch let e as IDXError {
-        FileHandle.standardError.write(Data("gpugen: error: \(e)\n".utf8))
-        throw ExitCode(2)
-      } catch let e as SafeTensorsError {
-        FileHandle.standardError.write(Data("gpugen: error: classifier weights: \(e)\n".utf8))
-        throw ExitCode(2)
-      }
-    }
+    try reportingUserErrors(weightsLabel: "classifier weights") { try train() }
   }
 
   /// The test split: --test-data, or Fashion-MNIST's t10k when training on fashion-mnist.
