@@ -127,8 +127,18 @@ typedef float gg_v8 __attribute__((ext_vector_type(8)));
 // every (c, ky, kx) the 16 or 32 outputs of a row segment read a contiguous run of that buffer, so no
 // im2col matrix is written. Output channels go 8 at a time with their weights packed k-major; each
 // 8 × 32 block of outputs lives in 16 vector registers.
+// Packs output-channel blocks [b0, b1) of w (Cout, K) as [block][k][8] (rows past Cout are zero).
+GG_CLONES void gpugen_pack_conv_weights(const float* w, float* wpack, int Cout, int K, int b0, int b1) {
+  for (int b = b0; b < b1; b++) {
+    const int i0 = b * 8, mr = Cout - i0 < 8 ? Cout - i0 : 8;
+    float* dst = wpack + (long)b * 8 * K;
+    for (int k = 0; k < K; k++)
+      for (int r = 0; r < 8; r++) dst[k * 8 + r] = r < mr ? w[(long)(i0 + r) * K + k] : 0.0f;
+  }
+}
+
 GG_CLONES void gpugen_conv_s1(const float* x, const float* w, float* y, int C, int H, int W, int Cout, int KH,
-                              int KW, int pt, int pl, int HO, int WO, float* xpad, float* wpack) {
+                              int KW, int pt, int pl, int HO, int WO, float* xpad, float* wpack, int prepacked) {
   const int Hp = HO + KH - 1, Wp = WO + KW - 1, K = C * KH * KW;
   // Columns [pl, pl + n) of a padded row hold input columns [0, n); the rest is zero.
   const int n = W < Wp - pl ? W : Wp - pl;
@@ -147,15 +157,15 @@ GG_CLONES void gpugen_conv_s1(const float* x, const float* w, float* y, int C, i
   const long plane = (long)HO * WO;
   for (int i0 = 0; i0 < Cout; i0 += 8) {
     const int mr = Cout - i0 < 8 ? Cout - i0 : 8;
-    for (int k = 0; k < K; k++)
-      for (int r = 0; r < 8; r++) wpack[k * 8 + r] = r < mr ? w[(long)(i0 + r) * K + k] : 0.0f;
+    if (!prepacked) gpugen_pack_conv_weights(w, wpack, Cout, K, i0 / 8, i0 / 8 + 1);
+    const float* wblock = prepacked ? wpack + (long)(i0 / 8) * 8 * K : wpack;
     int oyStart = 0;
     if (WO == 8) {
       // 8-wide images: four output rows at a time fill two 16-lane vectors (no idle lanes).
       for (; oyStart + 4 <= HO; oyStart += 4) {
         const int oy = oyStart;
         GG_ACC_8X2;
-        const float* a = wpack;
+        const float* a = wblock;
         for (int c = 0; c < C; c++)
           for (int ky = 0; ky < KH; ky++) {
             const float* r0 = xpad + ((long)c * Hp + oy + ky) * Wp;
@@ -177,7 +187,7 @@ GG_CLONES void gpugen_conv_s1(const float* x, const float* w, float* y, int C, i
       int ox0 = 0;
       for (; ox0 + 32 <= WO; ox0 += 32) {
         GG_ACC_8X2;
-        const float* a = wpack;
+        const float* a = wblock;
         for (int c = 0; c < C; c++)
           for (int ky = 0; ky < KH; ky++) {
             const float* brow = xpad + ((long)c * Hp + oy + ky) * Wp + ox0;
@@ -198,7 +208,7 @@ GG_CLONES void gpugen_conv_s1(const float* x, const float* w, float* y, int C, i
       for (; ox0 < WO; ox0 += 16) {
         const int nr = WO - ox0 < 16 ? WO - ox0 : 16;
         gg_v16 c0 = 0, c1 = 0, c2 = 0, c3 = 0, c4 = 0, c5 = 0, c6 = 0, c7 = 0;
-        const float* a = wpack;
+        const float* a = wblock;
         for (int c = 0; c < C; c++)
           for (int ky = 0; ky < KH; ky++) {
             const float* brow = xpad + ((long)c * Hp + oy + ky) * Wp + ox0;

@@ -21,10 +21,12 @@ double gpugen_sum(const float* x, long n);
 double gpugen_squared_deviation(const float* x, long n, float mean);
 /// Softmax (or log-softmax) of one contiguous row.
 void gpugen_softmax_row(const float* x, float* y, long n, int logMode);
-/// Direct stride-1 convolution of one image; `xpad` holds C·(HO+KH−1)·(WO+KW−1) + 16 floats,
-/// `wpack` 8·C·KH·KW.
+/// Direct stride-1 convolution of one image; `xpad` holds C·(HO+KH−1)·(WO+KW−1) + 16 floats. `wpack` is
+/// either 8·C·KH·KW floats of scratch, or (`prepacked` ≠ 0) every block from gpugen_pack_conv_weights.
 void gpugen_conv_s1(const float* x, const float* w, float* y, int C, int H, int W, int Cout, int KH, int KW, int pt,
-                    int pl, int HO, int WO, float* xpad, float* wpack);
+                    int pl, int HO, int WO, float* xpad, float* wpack, int prepacked);
+/// Packs blocks [b0, b1) of 8 output channels of w (Cout, K) for gpugen_conv_s1: block b at wpack + 8·K·b.
+void gpugen_pack_conv_weights(const float* w, float* wpack, int Cout, int K, int b0, int b1);
 /// Group-norm (+ SiLU) backward of one (n, group): dx, and per-channel dgamma = Σ dA·x̂, dbeta = Σ dA.
 void gpugen_groupnorm_backward(const float* x, const float* dy, const float* gamma, const float* beta, float* dx,
                                float* dgamma, float* dbeta, long cpg, long hw, float eps, int silu);

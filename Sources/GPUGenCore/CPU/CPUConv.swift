@@ -82,22 +82,30 @@ extension CPUBackend {
           }
         }
       }
+      // The direct kernel's weight layout, packed once for every image (not once per image).
+      let blocks = (cout + 7) / 8
+      let packed = direct ? UnsafeMutablePointer<Float>.allocate(capacity: blocks * 8 * k) : nil
+      defer { packed?.deallocate() }
+      if let packed {
+        Parallel.forEach(blocks, cost: 8 * k) { r in
+          gpugen_pack_conv_weights(
+            wp, packed, Int32(cout), Int32(k), Int32(r.lowerBound), Int32(r.upperBound))
+        }
+      }
       DispatchQueue.concurrentPerform(iterations: workers) { wi in
         let col = pointwise || direct ? nil : UnsafeMutablePointer<Float>.allocate(capacity: k * p)
         let padded = (g.ho + g.kh - 1) * (g.wo + g.kw - 1) * g.c + 16
         let xpad = direct ? UnsafeMutablePointer<Float>.allocate(capacity: padded) : nil
-        let wpack = direct ? UnsafeMutablePointer<Float>.allocate(capacity: 8 * k) : nil
         defer {
           col?.deallocate()
           xpad?.deallocate()
-          wpack?.deallocate()
         }
         for n in stride(from: wi, to: g.n, by: workers) {
           let out = yp + n * cout * p
-          if let xpad, let wpack {
+          if let xpad, let packed {
             gpugen_conv_s1(
               xp + n * g.c * g.h * g.w, wp, out, Int32(g.c), Int32(g.h), Int32(g.w), Int32(cout), Int32(g.kh),
-              Int32(g.kw), Int32(g.padT), Int32(g.padL), Int32(g.ho), Int32(g.wo), xpad, wpack)
+              Int32(g.kw), Int32(g.padT), Int32(g.padL), Int32(g.ho), Int32(g.wo), xpad, packed, 1)
             epilogue(out)
             continue
           }
