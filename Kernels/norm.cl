@@ -18,6 +18,20 @@ inline float gn_group_sum(float v, __local float* scratch) {
   return r;
 }
 
+// Mean and 1/√(variance + eps) of one group's `count` values, by the whole work-group (two passes: mean,
+// then centred variance, for accuracy).
+inline void gn_group_stats(__global const float* p, int count, float eps, __local float* scratch,
+                           float* mean, float* rstd) {
+  const int l = get_local_id(0);
+  float s = 0.0f;
+  for (int i = l; i < count; i += NLS) s += p[i];
+  const float m = gn_group_sum(s, scratch) / count;
+  float q = 0.0f;
+  for (int i = l; i < count; i += NLS) { float d = p[i] - m; q += d * d; }
+  *mean = m;
+  *rstd = rsqrt(gn_group_sum(q, scratch) / count + eps);
+}
+
 // One work-group per (n, group). Two passes (mean, then centred variance) for accuracy.
 __kernel __attribute__((reqd_work_group_size(NLS, 1, 1)))
 void norm_group(__global const float* x, __global float* y, __global const float* gamma,
@@ -27,12 +41,8 @@ void norm_group(__global const float* x, __global float* y, __global const float
   const int n = ng / G, g = ng % G, cpg = C / G;
   const long base = ((long)n * C + (long)g * cpg) * HW;
   const int count = cpg * HW;
-  float s = 0.0f;
-  for (int i = l; i < count; i += NLS) s += x[base + i];
-  const float mean = gn_group_sum(s, scratch) / count;
-  float q = 0.0f;
-  for (int i = l; i < count; i += NLS) { float d = x[base + i] - mean; q += d * d; }
-  const float rstd = rsqrt(gn_group_sum(q, scratch) / count + eps);
+  float mean, rstd;
+  gn_group_stats(x + base, count, eps, scratch, &mean, &rstd);
   for (int i = l; i < count; i += NLS) {
     const int c = g * cpg + i / HW;
     float v = (x[base + i] - mean) * rstd * gamma[c] + beta[c];
@@ -101,12 +111,8 @@ void norm_group_backward(__global const float* x, __global const float* dy,
   const int n = ng / G, g = ng % G, cpg = C / G;
   const long base = ((long)n * C + (long)g * cpg) * HW;
   const int count = cpg * HW;
-  float s = 0.0f;
-  for (int i = l; i < count; i += NLS) s += x[base + i];
-  const float mean = gn_group_sum(s, scratch) / count;
-  float q = 0.0f;
-  for (int i = l; i < count; i += NLS) { float d = x[base + i] - mean; q += d * d; }
-  const float rstd = rsqrt(gn_group_sum(q, scratch) / count + eps);
+  float mean, rstd;
+  gn_group_stats(x + base, count, eps, scratch, &mean, &rstd);
   float s1 = 0.0f, s2 = 0.0f;
   for (int ch = 0; ch < cpg; ch++) {
     const int c = g * cpg + ch;

@@ -238,4 +238,8 @@ public struct ConvGeometry: Sendable, Equatable {
   public var k: Int { c * kh * kw }
   /// Columns of the unfolded matrix (N·HO·WO).
   public var columns: Int { n * ho * wo }
+  /// A 1×1, stride-1, unpadded convolution: the input already is the unfolded matrix.
+  public var isPointwise: Bool {
+    kh == 1 && kw == 1 && strideH == 1 && strideW == 1 && padT + padL + padB + padR == 0
+  }
 }

@@ -17,10 +17,6 @@ extension Tensor {
     start == 0 && end == shape[0] ? self : try slice(axis: 0, start: start, end: end)
   }
 
-  static func isPointwise(_ g: ConvGeometry) -> Bool {
-    g.kh == 1 && g.kw == 1 && g.strideH == 1 && g.strideW == 1 && g.padT + g.padL + g.padB + g.padR == 0
-  }
-
   /// The gradient of conv2d with respect to its input: dY (N, Cout, HO, WO) → dX (N, C, H, W).
   static func convInputGradient(_ dy: Tensor, weight: Tensor, _ g: ConvGeometry) throws -> Tensor {
     try convBackward(x: nil, weight: weight, dy, g, cout: weight.shape[0], input: true, weight: false).dx!
@@ -50,7 +46,7 @@ extension Tensor {
     }
     let p = g.ho * g.wo
     let per = imagesPerChunk(g)
-    let pointwise = isPointwise(g)
+    let pointwise = g.isPointwise
     let w2 = try weight.map { try $0.reshaped([cout, g.k]) }
     var parts: [Tensor] = []
     var dw: Tensor?
@@ -107,7 +103,7 @@ extension Tensor {
   /// Whether the input gradient is a plain convolution: stride 1 and padding below the kernel size.
   static func canUseTransposedConvolution(_ g: ConvGeometry) -> Bool {
     g.strideH == 1 && g.strideW == 1 && g.padT < g.kh && g.padB < g.kh && g.padL < g.kw && g.padR < g.kw
-      && !isPointwise(g)
+      && !g.isPointwise
   }
 
   /// W′[c, o, y, x] = W[o, c, KH−1−y, KW−1−x]: the kernel of the transposed (adjoint) convolution.

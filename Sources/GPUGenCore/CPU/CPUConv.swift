@@ -60,8 +60,7 @@ extension CPUBackend {
     timed("conv2d") {
       let xp = ptr(x), wp = ptr(weight), yp = ptr(y), bp = bias.map(ptr)
       let p = g.ho * g.wo, k = g.k
-      let pointwise =
-        g.kh == 1 && g.kw == 1 && g.strideH == 1 && g.strideW == 1 && g.padT + g.padL + g.padB + g.padR == 0
+      let pointwise = g.isPointwise
       let workers = g.n >= Parallel.cores ? Parallel.cores : 1
       // Stride-1 convolutions run directly (no im2col, no BLAS); strided ones unfold.
       let direct = !pointwise && workers > 1 && g.strideH == 1 && g.strideW == 1

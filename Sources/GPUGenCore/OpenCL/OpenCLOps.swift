@@ -180,8 +180,7 @@ extension OpenCLBackend {
     var gb = g
     gb.batchMajor = true
     let p = g.ho * g.wo
-    let pointwise =
-      g.kh == 1 && g.kw == 1 && g.strideH == 1 && g.strideW == 1 && g.padT + g.padL + g.padB + g.padR == 0
+    let pointwise = g.isPointwise
     var col: Buffer?
     if !pointwise {
       col = try allocate(g.n * g.k * p)

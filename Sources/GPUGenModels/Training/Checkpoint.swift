@@ -47,12 +47,11 @@ extension DiffusionTrainer {
         moments.append(("\(key).\(name)", try t.toTensorData()))
       }
     }
-    let opt = (step: optimizer.stepCount, count: moments.count)
     try SafeTensors.write(
-      moments.sorted { $0.name < $1.name }, metadata: ["step": "\(opt.step)"],
+      moments.sorted { $0.name < $1.name }, metadata: ["step": "\(optimizer.stepCount)"],
       to: tmp.appendingPathComponent("training_state/optimizer.safetensors"))
     let state = CheckpointState(
-      step: step, optimizerStep: opt.step, emaStep: ema.optimizationStep, options: options,
+      step: step, optimizerStep: optimizer.stepCount, emaStep: ema.optimizationStep, options: options,
       device: device.spec, dataCount: data.count)
     try writeSynced(
       try JSONEncoder.sorted.encode(state), to: tmp.appendingPathComponent("training_state/state.json"))

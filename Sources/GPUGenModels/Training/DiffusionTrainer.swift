@@ -72,6 +72,8 @@ public final class DiffusionTrainer {
   public let config: UNet2DConfig
   public let options: DiffusionTrainingOptions
   public let schedulerJSON: [String: Any]
+  /// `schedulerJSON` as the text SchedulerConfig parses (for the training schedule and sampling plans).
+  let schedulerText: String
   public let device: Device
   public let unet: UNet2D
   public let names: [String]
@@ -144,10 +146,10 @@ public final class DiffusionTrainer {
     ema = try EMA(
       parameters: parameters, maxDecay: options.emaDecay, useWarmup: options.emaWarmup, invGamma: 1,
       power: 0.75)
-    let text = String(
+    schedulerText = String(
       decoding: try JSONSerialization.data(withJSONObject: schedulerJSON, options: [.sortedKeys]),
       as: UTF8.self)
-    schedule = try NoiseSchedule(config: try SchedulerConfig(json: text, family: .ddpm))
+    schedule = try NoiseSchedule(config: try SchedulerConfig(json: schedulerText, family: .ddpm))
     learningRate = LearningRate(
       base: options.lr, warmupSteps: options.warmup,
       schedule: options.lrSchedule == "cosine" ? .cosine(totalSteps: options.steps) : .constant)
@@ -280,10 +282,7 @@ public final class DiffusionTrainer {
 
   /// The plan of a `kind` sampler with `steps` steps on this run's noise schedule.
   public func samplingPlan(_ kind: SamplerKind, steps: Int) throws -> SamplingPlan {
-    let text = String(
-      decoding: try JSONSerialization.data(withJSONObject: schedulerJSON, options: [.sortedKeys]),
-      as: UTF8.self)
-    let c = try SchedulerConfig(json: text, family: kind.family)
+    let c = try SchedulerConfig(json: schedulerText, family: kind.family)
     return try SamplerPlanner.plan(kind, schedule: try NoiseSchedule(config: c), steps: steps)
   }
 
