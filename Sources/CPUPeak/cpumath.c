@@ -106,28 +106,24 @@ typedef float gg_v8 __attribute__((ext_vector_type(8)));
 #define gg_load16(p) ({ gg_v16 v_; __builtin_memcpy(&v_, (p), sizeof v_); v_; })
 #define gg_store16(p, v) do { gg_v16 w_ = (v); __builtin_memcpy((p), &w_, sizeof w_); } while (0)
 #define gg_load8(p) ({ gg_v8 v_; __builtin_memcpy(&v_, (p), sizeof v_); v_; })
-// The 8 × 32 register block of the direct convolution: 8 output channels × two 16-lane vectors.
-#define GG_ACC_8X2                                                                            \
-  gg_v16 c00 = 0, c01 = 0, c10 = 0, c11 = 0, c20 = 0, c21 = 0, c30 = 0, c31 = 0, c40 = 0, c41 = 0, \
-         c50 = 0, c51 = 0, c60 = 0, c61 = 0, c70 = 0, c71 = 0
-#define GG_FMA_8X2(a, b0, b1)                                                      \
-  do {                                                                             \
-    c00 += a[0] * b0; c01 += a[0] * b1; c10 += a[1] * b0; c11 += a[1] * b1;       \
-    c20 += a[2] * b0; c21 += a[2] * b1; c30 += a[3] * b0; c31 += a[3] * b1;       \
-    c40 += a[4] * b0; c41 += a[4] * b1; c50 += a[5] * b0; c51 += a[5] * b1;       \
-    c60 += a[6] * b0; c61 += a[6] * b1; c70 += a[7] * b0; c71 += a[7] * b1;       \
-  } while (0)
-#define GG_ROWS_8X2(name) \
-  gg_v16 name[16] = {c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51, c60, c61, c70, c71}
-// Two 8-float runs (for example two 8-wide image rows) as one 16-lane vector.
+// Horizontal sum of a 16-lane vector.
+#define GG_HSUM16(v) ({ float s_ = 0; for (int t_ = 0; t_ < 16; t_++) s_ += (v)[t_]; s_; })
 #define gg_join8(a, b) __builtin_shufflevector((a), (b), 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15)
 
 // Direct stride-1 convolution of one image, y (Cout, HO, WO) = w (Cout, C, KH, KW) ⊛ x (C, H, W). The
-// image is copied once into a zero-padded buffer (C, HO+KH−1, WO+KW−1) plus 16 spare floats; for
-// every (c, ky, kx) the 16 or 32 outputs of a row segment read a contiguous run of that buffer, so no
-// im2col matrix is written. Output channels go 8 at a time with their weights packed k-major; each
-// 8 × 32 block of outputs lives in 16 vector registers.
-// Packs output-channel blocks [b0, b1) of w (Cout, K) as [block][k][8] (rows past Cout are zero).
+// image is copied once into a zero-padded buffer (C, Hp = HO+KH−1, Wp = WO+KW−1) plus spare floats; for
+// every tap (c, ky, kx) a block of 32 outputs reads a contiguous run of that buffer (or two or four
+// rows of it), so no im2col matrix is written. Output channels go 8 at a time with their weights packed
+// k-major; each 8 × 32 block of outputs lives in 16 vector registers (16 FMAs per 2 loads + 8
+// broadcasts). The block shapes:
+//   GG_ROW32  32 outputs of one row (WO a multiple of 32);
+//   GG_ROWS16 two 16-wide rows;  GG_ROWS8 four 8-wide rows;
+//   GG_FLAT   32 consecutive positions of the padded-width output plane (HO × Wp): the tap (ky, kx) of
+//             position q reads xpad[q + ky·Wp + kx], so any width works; the Wp − WO padding columns are
+//             computed and dropped.
+enum { GG_ROW32, GG_ROWS16, GG_ROWS8, GG_FLAT };
+
+// Packs blocks [b0, b1) of w (Cout, K) as [block][k][8] (rows past Cout are zero).
 GG_CLONES void gpugen_pack_conv_weights(const float* w, float* wpack, int Cout, int K, int b0, int b1) {
   for (int b = b0; b < b1; b++) {
     const int i0 = b * 8, mr = Cout - i0 < 8 ? Cout - i0 : 8;
@@ -137,8 +133,106 @@ GG_CLONES void gpugen_pack_conv_weights(const float* w, float* wpack, int Cout, 
   }
 }
 
-GG_CLONES void gpugen_conv_s1(const float* x, const float* w, float* y, int C, int H, int W, int Cout, int KH,
-                              int KW, int pt, int pl, int HO, int WO, float* xpad, float* wpack, int prepacked) {
+long gpugen_conv_s1_workspace(int C, int HO, int WO, int KH, int KW) {
+  // GG_FLAT's last block reads up to 32 + KW floats past the last padded channel.
+  return (long)C * (HO + KH - 1) * (WO + KW - 1) + 32 + KW + 16;
+}
+
+// One 8 × 32 block at output position `at` (GG_FLAT: q in the padded-width plane; otherwise oy·Wp + ox)
+// of the mr ≤ 8 output channels whose packed weights start at `a`. KH, KW and mode are constants
+// after inlining, so the taps unroll.
+static inline __attribute__((always_inline)) void gg_conv_block(const float* xpad, const float* a, float* y,
+                                                                long plane, int C, int Hp, int Wp, int KH, int KW,
+                                                                int mode, long at, int mr, int HO, int WO,
+                                                                const float* bias) {
+  gg_v16 acc0[8], acc1[8];
+  for (int r = 0; r < 8; r++) acc0[r] = acc1[r] = (gg_v16){0} + (bias && r < mr ? bias[r] : 0.0f);
+  if (mode != GG_FLAT) {
+    // The output rows are usually not in cache: start fetching them for writing now, so that the stores
+    // after the taps do not stall on read-for-ownership misses.
+    const long oy = at / Wp, ox = at % Wp;
+    for (int r = 0; r < mr; r++) {
+      const float* out = y + r * plane + oy * WO + ox;
+      __builtin_prefetch(out, 1);
+      __builtin_prefetch(out + 16, 1);
+      __builtin_prefetch(out + 31, 1);
+    }
+  }
+  const float* base = xpad + at;
+  // One row of taps per iteration (unrolled when KW is a constant): unrolling further only adds spills.
+#pragma clang loop unroll(disable)
+  for (int c = 0; c < C; c++, base += (long)Hp * Wp)
+#pragma clang loop unroll(disable)
+    for (int ky = 0; ky < KH; ky++)
+#pragma clang loop unroll(disable)
+      for (int kx = 0; kx < KW; kx++, a += 8) {
+        const float* r0 = base + ky * Wp + kx;
+        gg_v16 b0, b1;
+        if (mode == GG_ROWS8) {
+          b0 = gg_join8(gg_load8(r0), gg_load8(r0 + Wp));
+          b1 = gg_join8(gg_load8(r0 + 2 * Wp), gg_load8(r0 + 3 * Wp));
+        } else {
+          b0 = gg_load16(r0);
+          b1 = gg_load16(mode == GG_ROWS16 ? r0 + Wp : r0 + 16);
+        }
+        for (int r = 0; r < 8; r++) {
+          acc0[r] += a[r] * b0;
+          acc1[r] += a[r] * b1;
+        }
+      }
+  // Copied out with constant indices so that acc0/acc1 stay in registers (the stores below index them
+  // with a run-time row count).
+  gg_v16 out0[8], out1[8];
+  for (int r = 0; r < 8; r++) out0[r] = acc0[r], out1[r] = acc1[r];
+  if (mode == GG_FLAT) {
+    long dst[32];  // offset in a y plane of position at + j, or −1 for a padding column / past the end
+    long oy = at / Wp, ox = at % Wp;
+#pragma clang loop vectorize(disable)
+    for (int j = 0; j < 32; j++) {
+      dst[j] = oy < HO && ox < WO ? oy * WO + ox : -1;
+      if (++ox == Wp) ox = 0, oy++;
+    }
+    for (int r = 0; r < mr; r++) {
+      float v[32];
+      gg_store16(v, out0[r]);
+      gg_store16(v + 16, out1[r]);
+      // (Not vectorised: a masked scatter is slower than 32 scalar stores.)
+#pragma clang loop vectorize(disable)
+      for (int j = 0; j < 32; j++)
+        if (dst[j] >= 0) y[r * plane + dst[j]] = v[j];
+    }
+    return;
+  }
+  // The other modes cover 32 outputs that are contiguous in y.
+  const long oy = at / Wp, ox = at % Wp;
+  for (int r = 0; r < mr; r++) {
+    float* out = y + r * plane + oy * WO + ox;
+    gg_store16(out, out0[r]);
+    gg_store16(out + 16, out1[r]);
+  }
+}
+
+// The blocks of one 8-channel group (output rows [0, HO)); 8-, 16- and 32k-wide images use whole-row
+// blocks, other widths and leftover rows the padded-width plane.
+static inline __attribute__((always_inline)) void gg_conv_group(const float* xpad, const float* a, float* y,
+                                                                long plane, int C, int Hp, int Wp, int KH, int KW,
+                                                                int mr, int HO, int WO, const float* bias) {
+  int oy = 0;
+  if (WO == 8) {
+    for (; oy + 4 <= HO; oy += 4) gg_conv_block(xpad, a, y, plane, C, Hp, Wp, KH, KW, GG_ROWS8, (long)oy * Wp, mr, HO, WO, bias);
+  } else if (WO == 16) {
+    for (; oy + 2 <= HO; oy += 2) gg_conv_block(xpad, a, y, plane, C, Hp, Wp, KH, KW, GG_ROWS16, (long)oy * Wp, mr, HO, WO, bias);
+  } else if (WO % 32 == 0) {
+    for (; oy < HO; oy++)
+      for (int ox = 0; ox < WO; ox += 32)
+        gg_conv_block(xpad, a, y, plane, C, Hp, Wp, KH, KW, GG_ROW32, (long)oy * Wp + ox, mr, HO, WO, bias);
+  }
+  for (long q = (long)oy * Wp; q < (long)HO * Wp; q += 32)
+    gg_conv_block(xpad, a, y, plane, C, Hp, Wp, KH, KW, GG_FLAT, q, mr, HO, WO, bias);
+}
+
+GG_CLONES void gpugen_conv_s1(const float* x, float* y, int C, int H, int W, int Cout, int KH, int KW, int pt,
+                              int pl, int HO, int WO, float* xpad, const float* wpack, const float* bias) {
   const int Hp = HO + KH - 1, Wp = WO + KW - 1, K = C * KH * KW;
   // Columns [pl, pl + n) of a padded row hold input columns [0, n); the rest is zero.
   const int n = W < Wp - pl ? W : Wp - pl;
@@ -154,80 +248,112 @@ GG_CLONES void gpugen_conv_s1(const float* x, const float* w, float* y, int C, i
       __builtin_memcpy(row + pl, x + ((long)c * H + iy) * W, sizeof(float) * n);
       for (int xx = pl + n; xx < Wp; xx++) row[xx] = 0.0f;
     }
+  const long padded = (long)C * Hp * Wp;
+  __builtin_memset(xpad + padded, 0, sizeof(float) * (gpugen_conv_s1_workspace(C, HO, WO, KH, KW) - padded));
   const long plane = (long)HO * WO;
   for (int i0 = 0; i0 < Cout; i0 += 8) {
     const int mr = Cout - i0 < 8 ? Cout - i0 : 8;
-    if (!prepacked) gpugen_pack_conv_weights(w, wpack, Cout, K, i0 / 8, i0 / 8 + 1);
-    const float* wblock = prepacked ? wpack + (long)(i0 / 8) * 8 * K : wpack;
-    int oyStart = 0;
-    if (WO == 8) {
-      // 8-wide images: four output rows at a time fill two 16-lane vectors (no idle lanes).
-      for (; oyStart + 4 <= HO; oyStart += 4) {
-        const int oy = oyStart;
-        GG_ACC_8X2;
-        const float* a = wblock;
-        for (int c = 0; c < C; c++)
-          for (int ky = 0; ky < KH; ky++) {
-            const float* r0 = xpad + ((long)c * Hp + oy + ky) * Wp;
-            for (int kx = 0; kx < KW; kx++, a += 8) {
-              const gg_v16 b0 = gg_join8(gg_load8(r0 + kx), gg_load8(r0 + Wp + kx));
-              const gg_v16 b1 = gg_join8(gg_load8(r0 + 2 * Wp + kx), gg_load8(r0 + 3 * Wp + kx));
-              GG_FMA_8X2(a, b0, b1);
-            }
-          }
-        GG_ROWS_8X2(rows);
-        for (int r = 0; r < mr; r++) {
-          float* out = y + (long)(i0 + r) * plane + (long)oy * 8;  // rows oy…oy+3 are contiguous
-          gg_store16(out, rows[2 * r]);
-          gg_store16(out + 16, rows[2 * r + 1]);
+    const float* a = wpack + (long)(i0 / 8) * 8 * K;
+    float* yb = y + (long)i0 * plane;
+    const float* bb = bias ? bias + i0 : 0;
+    if (KH == 3 && KW == 3)
+      gg_conv_group(xpad, a, yb, plane, C, Hp, Wp, 3, 3, mr, HO, WO, bb);
+    else
+      gg_conv_group(xpad, a, yb, plane, C, Hp, Wp, KH, KW, mr, HO, WO, bb);
+  }
+}
+
+// Weight gradient of a stride-1 convolution, dW (Cout, C, KH, KW) += Σ_b Σ_(oy,ox) dY[b, o, oy, ox] ·
+// xpad[b, c, oy + ky, ox + kx], with no im2col matrix and output channels across the vector lanes: dY is
+// transposed to (B, HO·WO, Co16) (Co16 = Cout rounded up to 16, zero-filled), x is zero-padded as in
+// gpugen_conv_s1, and a block of 16·NV output channels × one input channel × all taps (≤ 9) keeps NV·9
+// accumulators in registers over every output position of every image: each step is NV aligned loads
+// of dY, one broadcast of x per tap and NV·taps FMAs. No horizontal sums; each accumulator lane is one
+// weight. dW is (Cout, C·KH·KW), written with +=.
+long gpugen_conv_wgrad_workspace(int B, int C, int Cout, int HO, int WO, int KH, int KW) {
+  const long xfloats = (long)B * C * (HO + KH - 1) * (WO + KW - 1);
+  return (xfloats + 15) / 16 * 16 + (long)B * HO * WO * ((Cout + 15) / 16 * 16);
+}
+
+static inline __attribute__((always_inline)) void gg_wgrad_block(const float* xs, long xstride, const float* dyT,
+                                                                 long dstride, int Co16, int B, int HO, int WO,
+                                                                 int Wp, const long* off, int NV, int T,
+                                                                 float* dw, long dwRow, int o0, int Cout) {
+  gg_v16 acc[3][9];
+  for (int v = 0; v < 3; v++)
+    for (int t = 0; t < 9; t++) acc[v][t] = (gg_v16){0};
+#pragma clang loop unroll(disable)
+  for (int b = 0; b < B; b++, xs += xstride, dyT += dstride) {
+    const float* d = dyT;
+#pragma clang loop unroll(disable)
+    for (int oy = 0; oy < HO; oy++) {
+      const float* xr = xs + (long)oy * Wp;
+#pragma clang loop unroll(disable)
+      for (int ox = 0; ox < WO; ox++, d += Co16) {
+        gg_v16 dv[3];
+        for (int v = 0; v < NV; v++) __builtin_memcpy(&dv[v], d + 16 * v, sizeof(gg_v16));
+        for (int t = 0; t < T; t++) {
+          const float xv = xr[ox + off[t]];
+          for (int v = 0; v < NV; v++) acc[v][t] += dv[v] * xv;
         }
       }
     }
-    for (int oy = oyStart; oy < HO; oy++) {
-      int ox0 = 0;
-      for (; ox0 + 32 <= WO; ox0 += 32) {
-        GG_ACC_8X2;
-        const float* a = wblock;
-        for (int c = 0; c < C; c++)
-          for (int ky = 0; ky < KH; ky++) {
-            const float* brow = xpad + ((long)c * Hp + oy + ky) * Wp + ox0;
-            for (int kx = 0; kx < KW; kx++, a += 8) {
-              const gg_v16 b0 = gg_load16(brow + kx), b1 = gg_load16(brow + kx + 16);
-              GG_FMA_8X2(a, b0, b1);
-            }
-          }
-        GG_ROWS_8X2(rows);
-        for (int r = 0; r < mr; r++) {
-          float* out = y + (long)(i0 + r) * plane + (long)oy * WO + ox0;
-          gg_store16(out, rows[2 * r]);
-          gg_store16(out + 16, rows[2 * r + 1]);
-        }
+  }
+  // Copied out with constant indices so that acc stays in registers.
+  float lanes[3][9][16];
+  for (int v = 0; v < 3; v++)
+    for (int t = 0; t < 9; t++) gg_store16(lanes[v][t], acc[v][t]);
+  for (int v = 0; v < NV; v++)
+    for (int t = 0; t < T; t++) {
+      for (int j = 0; j < 16 && o0 + 16 * v + j < Cout; j++) dw[(long)(o0 + 16 * v + j) * dwRow + t] += lanes[v][t][j];
+    }
+}
+
+GG_CLONES void gpugen_conv_s1_wgrad(const float* x, const float* dy, float* dw, int B, int C, int H, int W, int Cout,
+                                    int KH, int KW, int pt, int pl, int HO, int WO, float* work) {
+  const int Hp = HO + KH - 1, Wp = WO + KW - 1, T = KH * KW, Co16 = (Cout + 15) / 16 * 16;
+  const long xplane = (long)Hp * Wp, xstride = (long)C * xplane, P = (long)HO * WO, dstride = P * Co16;
+  float* xpad = work;
+  float* dyT = work + ((long)B * xstride + 15) / 16 * 16;  // 64-byte aligned rows when work is
+  const int n = W < Wp - pl ? W : Wp - pl;
+  __builtin_memset(xpad, 0, sizeof(float) * B * xstride);
+  for (int b = 0; b < B; b++) {
+    for (int c = 0; c < C; c++)
+      for (int iy = 0; iy < H && n > 0; iy++) {
+        const int yy = iy + pt;
+        if (yy >= Hp) break;
+        __builtin_memcpy(xpad + b * xstride + c * xplane + (long)yy * Wp + pl, x + (((long)b * C + c) * H + iy) * W,
+                         sizeof(float) * n);
       }
-      // 16 columns at a time; the last block may be partial: it reads past the row (the buffer has 16
-      // spare floats at its end) and stores only the valid outputs.
-      for (; ox0 < WO; ox0 += 16) {
-        const int nr = WO - ox0 < 16 ? WO - ox0 : 16;
-        gg_v16 c0 = 0, c1 = 0, c2 = 0, c3 = 0, c4 = 0, c5 = 0, c6 = 0, c7 = 0;
-        const float* a = wblock;
-        for (int c = 0; c < C; c++)
-          for (int ky = 0; ky < KH; ky++) {
-            const float* brow = xpad + ((long)c * Hp + oy + ky) * Wp + ox0;
-            for (int kx = 0; kx < KW; kx++, a += 8) {
-              const gg_v16 b = gg_load16(brow + kx);
-              c0 += a[0] * b; c1 += a[1] * b; c2 += a[2] * b; c3 += a[3] * b;
-              c4 += a[4] * b; c5 += a[5] * b; c6 += a[6] * b; c7 += a[7] * b;
-            }
-          }
-        gg_v16 rows[8] = {c0, c1, c2, c3, c4, c5, c6, c7};
-        for (int r = 0; r < mr; r++) {
-          float* out = y + (long)(i0 + r) * plane + (long)oy * WO + ox0;
-          if (nr == 16) {
-            gg_store16(out, rows[r]);
-          } else {
-            float tmp[16];
-            gg_store16(tmp, rows[r]);
-            for (int j = 0; j < nr; j++) out[j] = tmp[j];
-          }
+    // dY (Cout, P) → (P, Co16), in 16 × 16 tiles.
+    float* dt = dyT + b * dstride;
+    const float* src = dy + (long)b * Cout * P;
+    for (long p0 = 0; p0 < P; p0 += 16)
+      for (int o0 = 0; o0 < Co16; o0 += 16)
+        for (long p = p0; p < p0 + 16 && p < P; p++)
+          for (int o = o0; o < o0 + 16; o++) dt[p * Co16 + o] = o < Cout ? src[(long)o * P + p] : 0.0f;
+  }
+  long off[9];
+  const long dwRow = (long)C * T;
+  for (int o0 = 0; o0 < Co16; o0 += 48) {
+    const int nv = (Co16 - o0) / 16 < 3 ? (Co16 - o0) / 16 : 3;
+    for (int c = 0; c < C; c++) {
+      const float* xs = xpad + c * xplane;
+      float* out = dw + (long)c * T;
+      if (KH == 3 && KW == 3) {
+        for (int t = 0; t < 9; t++) off[t] = (t / 3) * Wp + t % 3;
+        if (nv == 3)
+          gg_wgrad_block(xs, xstride, dyT + o0, dstride, Co16, B, HO, WO, Wp, off, 3, 9, out, dwRow, o0, Cout);
+        else if (nv == 2)
+          gg_wgrad_block(xs, xstride, dyT + o0, dstride, Co16, B, HO, WO, Wp, off, 2, 9, out, dwRow, o0, Cout);
+        else
+          gg_wgrad_block(xs, xstride, dyT + o0, dstride, Co16, B, HO, WO, Wp, off, 1, 9, out, dwRow, o0, Cout);
+      } else {
+        for (int t = 0; t < T; t++) {
+          off[0] = (t / KW) * Wp + t % KW;
+          for (int v = 0; v < nv; v++)
+            gg_wgrad_block(xs, xstride, dyT + o0 + 16 * v, dstride, Co16, B, HO, WO, Wp, off, 1, 1, out + t, dwRow,
+                           o0 + 16 * v, Cout);
         }
       }
     }
@@ -311,7 +437,6 @@ GG_CLONES void gpugen_silu_grad(const float* x, const float* dy, float* dx, long
 // C[i][j] = Σ_k A[i][k]·B[j][k] for k in [k0, k1) (both operands K-contiguous: the weight-gradient GEMM
 // dY·colᵀ, whose M and N are small and K = images × pixels is huge). 4×4 blocks of dot products with
 // 16-lane accumulators; C (ldc) is overwritten.
-#define GG_HSUM16(v) ({ float s_ = 0; for (int t_ = 0; t_ < 16; t_++) s_ += (v)[t_]; s_; })
 
 GG_CLONES void gpugen_gemm_nt_dots(const float* a, long lda, const float* b, long ldb, float* c, long ldc, long m,
                                    long n, long k0, long k1) {

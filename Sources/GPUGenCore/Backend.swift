@@ -170,6 +170,11 @@ public protocol Backend: AnyObject {
   /// `im2col` copies from it (the whole of `x` is written). Used by conv2d's input gradient and by
   /// transposed convolution.
   func col2im(_ col: Buffer, _ x: Buffer, _ g: ConvGeometry) throws
+  /// conv2d's weight gradient computed directly, `dw` (Cout, C, KH, KW) = Σₙ dYₙ ⋆ xₙ, for the geometries
+  /// the backend has a kernel for; returns false (writing nothing) otherwise, and the caller takes the
+  /// im2col + GEMM path.
+  func conv2dWeightGradient(_ x: Buffer, _ dy: Buffer, _ dw: Buffer, _ g: ConvGeometry, cout: Int) throws
+    -> Bool
   /// Group norm (+ fused SiLU) backward over (N, C, HW): writes `dx`, and per (n, c) the partial sums
   /// `dgamma` = Σ_hw dA·x̂ and `dbeta` = Σ_hw dA (each (N, C); the caller sums over N).
   func groupNormBackward(
@@ -205,6 +210,11 @@ public protocol Backend: AnyObject {
 }
 
 extension Backend {
+  public func conv2dWeightGradient(_ x: Buffer, _ dy: Buffer, _ dw: Buffer, _ g: ConvGeometry, cout: Int)
+    throws
+    -> Bool
+  { false }
+
   /// `y[0] = Σ x[i]²` over `count` elements.
   public func sumOfSquares(_ x: Buffer, _ y: Buffer, count: Int) throws {
     try sumOfSquares(x, y, count: count, slot: 0)

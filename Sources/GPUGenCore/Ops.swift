@@ -158,6 +158,15 @@ extension Tensor {
       return try copy().reshaped(outShape)
     }
     let contiguousBlock = reduced.last! - reduced.first! + 1 == reduced.count
+    if !contiguousBlock && op != .variance {
+      // Axes in separate runs (a bias gradient's [0, 2, 3]): reduce the last run, then the others, which
+      // needs no permuted copy (sum, mean and max compose; means over equal-sized groups stay exact).
+      var run = reduced.count - 1
+      while run > 0 && reduced[run - 1] == reduced[run] - 1 { run -= 1 }
+      let partial = try reduce(op, axes: Array(reduced[run...]), keepDims: true)
+      let full = try partial.reduce(op, axes: Array(reduced[..<run]), keepDims: true)
+      return keepDims ? full : try full.reshaped(outShape)
+    }
     var src = self
     var outer: Int, inner: Int
     if contiguousBlock {

@@ -21,10 +21,18 @@ double gpugen_sum(const float* x, long n);
 double gpugen_squared_deviation(const float* x, long n, float mean);
 /// Softmax (or log-softmax) of one contiguous row.
 void gpugen_softmax_row(const float* x, float* y, long n, int logMode);
-/// Direct stride-1 convolution of one image; `xpad` holds C·(HO+KH−1)·(WO+KW−1) + 16 floats. `wpack` is
-/// either 8·C·KH·KW floats of scratch, or (`prepacked` ≠ 0) every block from gpugen_pack_conv_weights.
-void gpugen_conv_s1(const float* x, const float* w, float* y, int C, int H, int W, int Cout, int KH, int KW, int pt,
-                    int pl, int HO, int WO, float* xpad, float* wpack, int prepacked);
+/// Direct stride-1 convolution of one image with the weights packed by gpugen_pack_conv_weights, plus `bias`
+/// (Cout floats, or NULL); `xpad` holds gpugen_conv_s1_workspace(C, HO, WO, KH, KW) floats.
+void gpugen_conv_s1(const float* x, float* y, int C, int H, int W, int Cout, int KH, int KW, int pt, int pl, int HO,
+                    int WO, float* xpad, const float* wpack, const float* bias);
+/// Floats of `xpad` scratch gpugen_conv_s1 needs.
+long gpugen_conv_s1_workspace(int C, int HO, int WO, int KH, int KW);
+/// dW (Cout, C, KH, KW) += the weight gradient of a stride-1 convolution over B images x (B, C, H, W) and
+/// dy (B, Cout, HO, WO); `work` holds gpugen_conv_wgrad_workspace(B, C, Cout, HO, WO, KH, KW) floats.
+void gpugen_conv_s1_wgrad(const float* x, const float* dy, float* dw, int B, int C, int H, int W, int Cout, int KH,
+                          int KW, int pt, int pl, int HO, int WO, float* work);
+/// Floats of scratch gpugen_conv_s1_wgrad needs for B images.
+long gpugen_conv_wgrad_workspace(int B, int C, int Cout, int HO, int WO, int KH, int KW);
 /// Packs blocks [b0, b1) of 8 output channels of w (Cout, K) for gpugen_conv_s1: block b at wpack + 8·K·b.
 void gpugen_pack_conv_weights(const float* w, float* wpack, int Cout, int K, int b0, int b1);
 /// Group-norm (+ SiLU) backward of one (n, group): dx, and per-channel dgamma = Σ dA·x̂, dbeta = Σ dA.

@@ -27,7 +27,8 @@ extension Tensor {
     try convBackward(x: x, weight: nil, dy, g, cout: cout, input: false, weight: true).dw!
   }
 
-  /// Both conv2d gradients from one pass over image chunks. Per chunk, dY is laid out as (Cout, n·HO·WO)
+  /// Both conv2d gradients. The backend's direct kernels come first (a weight-gradient kernel where it has
+  /// one; stride-1 input gradients as a forward convolution); the rest takes one pass over image chunks. Per chunk, dY is laid out as (Cout, n·HO·WO)
   /// so that each gradient is one large GEMM over the whole chunk (no per-image products to sum):
   /// dW += dY′ · colᵀ with col = im2col(x) (C·KH·KW, n·HO·WO), and col′ = Wᵀ · dY′ folded back by col2im.
   static func convBackward(
@@ -35,6 +36,16 @@ extension Tensor {
   ) throws -> (dx: Tensor?, dw: Tensor?) {
     var input = input
     var direct: Tensor?
+    var dw: Tensor?
+    var needW = needW
+    if needW, let x {
+      // A backend kernel for the weight gradient (the CPU's stride-1 one) when there is one.
+      let out = try Tensor(uninitialized: [cout, g.k], on: dy.device)
+      if try dy.backend.conv2dWeightGradient(x.buffer, dy.buffer, out.buffer, g, cout: cout) {
+        dw = out
+        needW = false
+      }
+    }
     if input, let weight, canUseTransposedConvolution(g) {
       // Stride 1: the input gradient is itself a stride-1 convolution of dY with the flipped, transposed
       // kernel, so it takes the backend's (fast, direct on the CPU) forward convolution.
@@ -42,14 +53,13 @@ extension Tensor {
         weight: try flippedTransposed(weight),
         padding: (g.kh - 1 - g.padT, g.kw - 1 - g.padL, g.kh - 1 - g.padB, g.kw - 1 - g.padR))
       input = false
-      if !needW { return (direct, nil) }
     }
+    if !input && !needW { return (direct, dw) }
     let p = g.ho * g.wo
     let per = imagesPerChunk(g)
     let pointwise = g.isPointwise
     let w2 = try weight.map { try $0.reshaped([cout, g.k]) }
     var parts: [Tensor] = []
-    var dw: Tensor?
     var start = 0
     while start < g.n {
       let end = Swift.min(g.n, start + per)

@@ -184,7 +184,7 @@ public final class CPUBackend: Backend, @unchecked Sendable {
   }
 
   public func binary(_ op: BinaryOp, _ a: Buffer, _ b: Buffer, _ y: Buffer, layout: BroadcastLayout) throws {
-    timed("binary") {
+    timed(Self.profiling ? "binary \(op) \(layout)" : "binary") {
       switch op {
       case .add: zip(a, b, y, layout) { $0 + $1 }
       case .sub: zip(a, b, y, layout) { $0 - $1 }
@@ -241,7 +241,7 @@ public final class CPUBackend: Backend, @unchecked Sendable {
   }
 
   public func copyStrided(_ x: Buffer, _ y: Buffer, _ c: StridedCopy) throws {
-    timed("copyStrided") {
+    timed(Self.profiling ? "copyStrided \(c.shape) \(c.xStrides)->\(c.yStrides)" : "copyStrided") {
       let xp = ptr(x) + c.xOffset, yp = ptr(y) + c.yOffset
       let count = c.shape.reduce(1, *)
       if count == 0 { return }

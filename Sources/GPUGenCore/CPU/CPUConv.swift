@@ -6,7 +6,10 @@ import Foundation
 
 extension CPUBackend {
   public func im2col(_ x: Buffer, _ col: Buffer, _ g: ConvGeometry) throws {
-    timed("im2col") { unfold(ptr(x), into: ptr(col), g) }
+    timed(
+      Self.profiling
+        ? "im2col \(g.n)x\(g.c)x\(g.h)x\(g.w) k\(g.kh) s\(g.strideH) bm\(g.batchMajor)" : "im2col"
+    ) { unfold(ptr(x), into: ptr(col), g) }
   }
 
   /// The im2col loop; rows are split across cores when `parallel`.
@@ -57,7 +60,7 @@ extension CPUBackend {
     activation: Activation,
     activationAlpha: Float
   ) throws {
-    timed("conv2d") {
+    timed(Self.profiling ? "conv2d \(g.n)x\(g.c)x\(g.h)x\(g.w)->\(cout) k\(g.kh) s\(g.strideH)" : "conv2d") {
       let xp = ptr(x), wp = ptr(weight), yp = ptr(y), bp = bias.map(ptr)
       let p = g.ho * g.wo, k = g.k
       let pointwise = g.isPointwise
@@ -70,12 +73,13 @@ extension CPUBackend {
       if single { openblas_set_num_threads(1) }
       defer { if single { openblas_set_num_threads(threads) } }
       // Bias and activation on one image's output, while it is in cache.
-      func epilogue(_ out: UnsafeMutablePointer<Float>) {
+      // (The direct kernel adds the bias itself.)
+      func epilogue(_ out: UnsafeMutablePointer<Float>, bias bp: UnsafeMutablePointer<Float>?) {
         guard bp != nil || activation != .none else { return }
         for r in 0..<cout {
           let row = out + r * p, b = bp?[r] ?? 0
-          if activation == .silu {
-            gpugen_affine(row, row, p, 1, b, 1)
+          if activation == .silu || activation == .none {
+            gpugen_affine(row, row, p, 1, b, activation == .silu ? 1 : 0)
           } else {
             for j in 0..<p { row[j] = cpuActivate(row[j] + b, activation, activationAlpha) }
           }
@@ -93,7 +97,7 @@ extension CPUBackend {
       }
       DispatchQueue.concurrentPerform(iterations: workers) { wi in
         let col = pointwise || direct ? nil : UnsafeMutablePointer<Float>.allocate(capacity: k * p)
-        let padded = (g.ho + g.kh - 1) * (g.wo + g.kw - 1) * g.c + 16
+        let padded = gpugen_conv_s1_workspace(Int32(g.c), Int32(g.ho), Int32(g.wo), Int32(g.kh), Int32(g.kw))
         let xpad = direct ? UnsafeMutablePointer<Float>.allocate(capacity: padded) : nil
         defer {
           col?.deallocate()
@@ -103,9 +107,9 @@ extension CPUBackend {
           let out = yp + n * cout * p
           if let xpad, let packed {
             gpugen_conv_s1(
-              xp + n * g.c * g.h * g.w, wp, out, Int32(g.c), Int32(g.h), Int32(g.w), Int32(cout), Int32(g.kh),
-              Int32(g.kw), Int32(g.padT), Int32(g.padL), Int32(g.ho), Int32(g.wo), xpad, packed, 1)
-            epilogue(out)
+              xp + n * g.c * g.h * g.w, out, Int32(g.c), Int32(g.h), Int32(g.w), Int32(cout), Int32(g.kh),
+              Int32(g.kw), Int32(g.padT), Int32(g.padL), Int32(g.ho), Int32(g.wo), xpad, packed, bp)
+            epilogue(out, bias: nil)
             continue
           }
           let src: UnsafeMutablePointer<Float>
@@ -122,7 +126,7 @@ extension CPUBackend {
             CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(cout), Int32(p), Int32(k), 1, wp, Int32(k), src,
             Int32(p),
             0, out, Int32(p))
-          epilogue(out)
+          epilogue(out, bias: bp)
         }
       }
     }

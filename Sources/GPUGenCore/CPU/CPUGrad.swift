@@ -1,5 +1,6 @@
 // Backward kernels of the native CPU backend: unary derivatives, clamp's mask, col2im, group norm.
 import CPUPeak
+import Dispatch
 import Foundation
 
 extension CPUBackend {
@@ -95,6 +96,51 @@ extension CPUBackend {
         }
       }
     }
+  }
+
+  /// Stride-1 convolutions: a direct kernel over chunks of images (no im2col matrix). Images are split
+  /// across cores in fixed contiguous ranges (so the sums' order, and the result, depend only on the batch
+  /// and the core count); each core sums into its own copy of dW, added up at the end.
+  public func conv2dWeightGradient(_ x: Buffer, _ dy: Buffer, _ dw: Buffer, _ g: ConvGeometry, cout: Int)
+    throws
+    -> Bool
+  {
+    guard g.strideH == 1, g.strideW == 1, !g.isPointwise, g.n > 0, g.ho > 0, g.wo > 0 else { return false }
+    timed(Self.profiling ? "convWeightGrad \(g.n)x\(g.c)x\(g.h)x\(g.w)->\(cout) k\(g.kh)" : "convWeightGrad")
+    {
+      let xp = ptr(x), dyp = ptr(dy), dwp = ptr(dw)
+      let size = cout * g.k
+      let workers = Swift.min(Parallel.cores, g.n)
+      // Images per kernel call: about 2,048 output positions, so that one block of transposed dY (48
+      // channels) stays in L2 while every input channel passes by, and float sums stay short.
+      let chunk = Swift.max(1, Swift.min(g.n, 2048 / Swift.max(1, g.ho * g.wo)))
+      let partials = UnsafeMutablePointer<Float>.allocate(capacity: Swift.max(1, (workers - 1) * size))
+      defer { partials.deallocate() }
+      DispatchQueue.concurrentPerform(iterations: workers) { wi in
+        let out = wi == 0 ? dwp : partials + (wi - 1) * size
+        out.update(repeating: 0, count: size)
+        let lo = g.n * wi / workers, hi = g.n * (wi + 1) / workers
+        let floats = gpugen_conv_wgrad_workspace(
+          Int32(Swift.min(chunk, hi - lo)), Int32(g.c), Int32(cout), Int32(g.ho), Int32(g.wo), Int32(g.kh),
+          Int32(g.kw))
+        let work = UnsafeMutableRawPointer.allocate(byteCount: floats * 4, alignment: 64)
+        defer { work.deallocate() }
+        var start = lo
+        while start < hi {
+          let b = Swift.min(chunk, hi - start)
+          gpugen_conv_s1_wgrad(
+            xp + start * g.c * g.h * g.w, dyp + start * cout * g.ho * g.wo, out, Int32(b), Int32(g.c),
+            Int32(g.h), Int32(g.w), Int32(cout), Int32(g.kh), Int32(g.kw), Int32(g.padT), Int32(g.padL),
+            Int32(g.ho), Int32(g.wo), work.assumingMemoryBound(to: Float.self))
+          start += b
+        }
+      }
+      for wi in 1..<workers {
+        let src = partials + (wi - 1) * size
+        for i in 0..<size { dwp[i] += src[i] }
+      }
+    }
+    return true
   }
 
   public func groupNormBackward(

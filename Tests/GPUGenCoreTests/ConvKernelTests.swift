@@ -1,0 +1,72 @@
+// The convolution kernels' special cases at realistic sizes: the CPU's direct forward kernel (8-, 16- and
+// 32k-wide rows, any other width through the padded-width plane, leftover rows, output channels not a
+// multiple of 8), its direct weight-gradient kernel (output channels across vector lanes: blocks of 48, a
+// partial last block, non-3×3 taps, asymmetric padding, chunks of images) and the stride-1 input gradient,
+// each against the Float64 reference on every device. Too large for finite differences: the reference's
+// analytic gradients (themselves checked by GradCheckTests) are the oracle.
+import XCTest
+
+@testable import GPUGenCore
+
+final class ConvKernelTests: XCTestCase {
+  struct Geometry {
+    var n: Int, c: Int, h: Int, w: Int, cout: Int, kh: Int, kw: Int
+    var pad: (Int, Int, Int, Int) = (1, 1, 1, 1)  // top, left, bottom, right
+    var bias = true
+  }
+
+  static let geometries: [Geometry] = [
+    Geometry(n: 3, c: 5, h: 8, w: 8, cout: 20, kh: 3, kw: 3),  // 4-row blocks, 8-wide
+    Geometry(n: 2, c: 3, h: 7, w: 8, cout: 9, kh: 3, kw: 3),  // 8-wide with a leftover row
+    Geometry(n: 2, c: 4, h: 5, w: 16, cout: 50, kh: 3, kw: 3),  // 2-row blocks + leftover, 4 lane blocks
+    Geometry(n: 2, c: 2, h: 3, w: 32, cout: 17, kh: 3, kw: 3),  // whole 32-wide rows
+    Geometry(n: 3, c: 3, h: 9, w: 28, cout: 33, kh: 3, kw: 3),  // any width (28 → padded plane)
+    Geometry(n: 2, c: 2, h: 6, w: 7, cout: 5, kh: 3, kw: 3, bias: false),
+    Geometry(n: 2, c: 3, h: 6, w: 9, cout: 4, kh: 2, kw: 3, pad: (0, 1, 1, 1)),  // asymmetric
+    Geometry(n: 2, c: 2, h: 7, w: 6, cout: 3, kh: 5, kw: 5, pad: (2, 2, 2, 2)),
+    Geometry(n: 2, c: 3, h: 5, w: 5, cout: 6, kh: 3, kw: 3, pad: (0, 0, 0, 0)),  // no padding
+    Geometry(n: 1, c: 6, h: 8, w: 8, cout: 12, kh: 3, kw: 3),  // one image
+    Geometry(n: 40, c: 2, h: 8, w: 8, cout: 3, kh: 3, kw: 3),  // several image chunks per core
+  ]
+
+  func testForwardAndGradientsMatchTheFloat64Reference() throws {
+    for d in allDevices() {
+      for (gi, g) in Self.geometries.enumerated() {
+        let xs = [g.n, g.c, g.h, g.w], ws = [g.cout, g.c, g.kh, g.kw]
+        let spec = R64.ConvSpec(padT: g.pad.0, padL: g.pad.1, padB: g.pad.2, padR: g.pad.3)
+        let xv = randomValues(xs.reduce(1, *), seed: UInt64(100 + gi))
+        let wv = randomValues(ws.reduce(1, *), seed: UInt64(200 + gi), in: -0.5...0.5)
+        let bv = randomValues(g.cout, seed: UInt64(300 + gi))
+        let x = try Tensor(xv, shape: xs, on: d), w = try Tensor(wv, shape: ws, on: d)
+        let b = g.bias ? try Tensor(bv, shape: [g.cout], on: d) : nil
+        let x64 = T64(xs, xv.map(Double.init)), w64 = T64(ws, wv.map(Double.init))
+        let b64 = g.bias ? T64([g.cout], bv.map(Double.init)) : nil
+        let y64 = R64.conv2d(x64, w64, bias: b64, spec)
+        let dyv = randomValues(y64.count, seed: UInt64(400 + gi))
+        let grads64 = R64.conv2dBackward(x64, w64, bias: b64, spec, T64(y64.shape, dyv.map(Double.init)))
+
+        let tape = Tape()
+        let inputs = [x, w] + (b.map { [$0] } ?? [])
+        tape.watch(inputs)
+        let y = try tape.record { try x.conv2d(weight: w, bias: b, padding: g.pad) }
+        XCTAssertEqual(y.shape, y64.shape)
+        let grads = try tape.gradients(of: y, wrt: inputs, seed: try Tensor(dyv, shape: y64.shape, on: d))
+        let label = "\(d.spec) geometry \(gi) (\(g.n)×\(g.c)×\(g.h)×\(g.w) → \(g.cout), \(g.kh)×\(g.kw))"
+        assertClose(try y.toArray(), y64.v, "forward, " + label)
+        for (i, name) in ["dx", "dw", "dbias"].prefix(inputs.count).enumerated() {
+          assertClose(try XCTUnwrap(grads[i]).toArray(), grads64[i].v, name + ", " + label)
+        }
+      }
+    }
+  }
+
+  /// max |a − r| ≤ 1e-5 · max |r| (float32 sums of at most a few thousand terms).
+  func assertClose(_ a: [Float], _ r: [Double], _ what: String) {
+    XCTAssertEqual(a.count, r.count, what)
+    let scale = r.map(abs).max() ?? 0
+    var worst = 0.0
+    for (u, v) in zip(a, r) { worst = Swift.max(worst, abs(Double(u) - v)) }
+    XCTAssertLessThanOrEqual(
+      worst, 1e-5 * Swift.max(scale, 1e-30), "\(what): max error \(worst), scale \(scale)")
+  }
+}
