@@ -144,7 +144,7 @@ long gpugen_conv_s1_workspace(int C, int HO, int WO, int KH, int KW) {
 static inline __attribute__((always_inline)) void gg_conv_block(const float* xpad, const float* a, float* y,
                                                                 long plane, int C, int Hp, int Wp, int KH, int KW,
                                                                 int mode, long at, int mr, int HO, int WO,
-                                                                const float* bias) {
+                                                                const float* bias, const float* res) {
   gg_v16 acc0[8], acc1[8];
   for (int r = 0; r < 8; r++) acc0[r] = acc1[r] = (gg_v16){0} + (bias && r < mr ? bias[r] : 0.0f);
   if (mode != GG_FLAT) {
@@ -199,16 +199,20 @@ static inline __attribute__((always_inline)) void gg_conv_block(const float* xpa
       // (Not vectorised: a masked scatter is slower than 32 scalar stores.)
 #pragma clang loop vectorize(disable)
       for (int j = 0; j < 32; j++)
-        if (dst[j] >= 0) y[r * plane + dst[j]] = v[j];
+        if (dst[j] >= 0) y[r * plane + dst[j]] = v[j] + (res ? res[r * plane + dst[j]] : 0.0f);
     }
     return;
   }
   // The other modes cover 32 outputs that are contiguous in y.
   const long oy = at / Wp, ox = at % Wp;
   for (int r = 0; r < mr; r++) {
-    float* out = y + r * plane + oy * WO + ox;
-    gg_store16(out, out0[r]);
-    gg_store16(out + 16, out1[r]);
+    const long o = r * plane + oy * WO + ox;
+    if (res) {
+      out0[r] += gg_load16(res + o);
+      out1[r] += gg_load16(res + o + 16);
+    }
+    gg_store16(y + o, out0[r]);
+    gg_store16(y + o + 16, out1[r]);
   }
 }
 
@@ -216,23 +220,25 @@ static inline __attribute__((always_inline)) void gg_conv_block(const float* xpa
 // blocks, other widths and leftover rows the padded-width plane.
 static inline __attribute__((always_inline)) void gg_conv_group(const float* xpad, const float* a, float* y,
                                                                 long plane, int C, int Hp, int Wp, int KH, int KW,
-                                                                int mr, int HO, int WO, const float* bias) {
+                                                                int mr, int HO, int WO, const float* bias,
+                                                                const float* res) {
   int oy = 0;
   if (WO == 8) {
-    for (; oy + 4 <= HO; oy += 4) gg_conv_block(xpad, a, y, plane, C, Hp, Wp, KH, KW, GG_ROWS8, (long)oy * Wp, mr, HO, WO, bias);
+    for (; oy + 4 <= HO; oy += 4) gg_conv_block(xpad, a, y, plane, C, Hp, Wp, KH, KW, GG_ROWS8, (long)oy * Wp, mr, HO, WO, bias, res);
   } else if (WO == 16) {
-    for (; oy + 2 <= HO; oy += 2) gg_conv_block(xpad, a, y, plane, C, Hp, Wp, KH, KW, GG_ROWS16, (long)oy * Wp, mr, HO, WO, bias);
+    for (; oy + 2 <= HO; oy += 2) gg_conv_block(xpad, a, y, plane, C, Hp, Wp, KH, KW, GG_ROWS16, (long)oy * Wp, mr, HO, WO, bias, res);
   } else if (WO % 32 == 0) {
     for (; oy < HO; oy++)
       for (int ox = 0; ox < WO; ox += 32)
-        gg_conv_block(xpad, a, y, plane, C, Hp, Wp, KH, KW, GG_ROW32, (long)oy * Wp + ox, mr, HO, WO, bias);
+        gg_conv_block(xpad, a, y, plane, C, Hp, Wp, KH, KW, GG_ROW32, (long)oy * Wp + ox, mr, HO, WO, bias, res);
   }
   for (long q = (long)oy * Wp; q < (long)HO * Wp; q += 32)
-    gg_conv_block(xpad, a, y, plane, C, Hp, Wp, KH, KW, GG_FLAT, q, mr, HO, WO, bias);
+    gg_conv_block(xpad, a, y, plane, C, Hp, Wp, KH, KW, GG_FLAT, q, mr, HO, WO, bias, res);
 }
 
 GG_CLONES void gpugen_conv_s1(const float* x, float* y, int C, int H, int W, int Cout, int KH, int KW, int pt,
-                              int pl, int HO, int WO, float* xpad, const float* wpack, const float* bias) {
+                              int pl, int HO, int WO, float* xpad, const float* wpack, const float* bias,
+                              const float* res) {
   const int Hp = HO + KH - 1, Wp = WO + KW - 1, K = C * KH * KW;
   // Columns [pl, pl + n) of a padded row hold input columns [0, n); the rest is zero.
   const int n = W < Wp - pl ? W : Wp - pl;
@@ -256,10 +262,11 @@ GG_CLONES void gpugen_conv_s1(const float* x, float* y, int C, int H, int W, int
     const float* a = wpack + (long)(i0 / 8) * 8 * K;
     float* yb = y + (long)i0 * plane;
     const float* bb = bias ? bias + i0 : 0;
+    const float* rb = res ? res + (long)i0 * plane : 0;
     if (KH == 3 && KW == 3)
-      gg_conv_group(xpad, a, yb, plane, C, Hp, Wp, 3, 3, mr, HO, WO, bb);
+      gg_conv_group(xpad, a, yb, plane, C, Hp, Wp, 3, 3, mr, HO, WO, bb, rb);
     else
-      gg_conv_group(xpad, a, yb, plane, C, Hp, Wp, KH, KW, mr, HO, WO, bb);
+      gg_conv_group(xpad, a, yb, plane, C, Hp, Wp, KH, KW, mr, HO, WO, bb, rb);
   }
 }
 

@@ -155,6 +155,12 @@ public protocol Backend: AnyObject {
     _ x: Buffer, weight: Buffer, bias: Buffer?, _ y: Buffer, _ g: ConvGeometry, cout: Int,
     activation: Activation,
     activationAlpha: Float) throws
+  /// conv2d (no activation) plus `imageBias` (N, Cout: a per-image, per-channel bias such as a projected
+  /// time embedding) and `residual` (shaped like `y`), added as the output is written where the backend
+  /// fuses it (the protocol extension's version adds them afterwards).
+  func conv2dAdding(
+    _ x: Buffer, weight: Buffer, bias: Buffer?, imageBias: Buffer?, residual: Buffer?, _ y: Buffer,
+    _ g: ConvGeometry, cout: Int) throws
   /// Group normalisation of (N, C, HW) with per-channel `gamma`/`beta`, optionally followed by SiLU.
   func groupNorm(
     _ x: Buffer, _ y: Buffer, gamma: Buffer, beta: Buffer, n: Int, c: Int, hw: Int, groups: Int, eps: Float,
@@ -210,6 +216,22 @@ public protocol Backend: AnyObject {
 }
 
 extension Backend {
+  public func conv2dAdding(
+    _ x: Buffer, weight: Buffer, bias: Buffer?, imageBias: Buffer?, residual: Buffer?, _ y: Buffer,
+    _ g: ConvGeometry, cout: Int
+  ) throws {
+    try conv2d(x, weight: weight, bias: bias, y, g, cout: cout, activation: .none, activationAlpha: 0)
+    let p = g.ho * g.wo
+    if let imageBias {
+      try binary(
+        .add, y, imageBias, y, layout: BroadcastLayout(shape: [g.n * cout, p], strides: [[p, 1], [1, 0]]))
+    }
+    if let residual {
+      let count = g.n * cout * p
+      try binary(.add, y, residual, y, layout: BroadcastLayout(shape: [count], strides: [[1], [1]]))
+    }
+  }
+
   public func conv2dWeightGradient(_ x: Buffer, _ dy: Buffer, _ dw: Buffer, _ g: ConvGeometry, cout: Int)
     throws
     -> Bool

@@ -49,6 +49,55 @@ extension Tensor {
     return y
   }
 
+  /// `residual + (conv2d(self) + bias + imageBias[n, o])`: a convolution whose output also gets a per-image,
+  /// per-channel bias (N, Cout) — a ResNet block's projected time embedding — and a residual shaped like the
+  /// output. Backends that can (the CPU's direct kernel) add both while writing the output, saving two passes
+  /// over it; under a tape, or with neither extra, it is the plain composition.
+  public func conv2d(
+    weight: Tensor, bias: Tensor?, stride: (Int, Int) = (1, 1), padding: (Int, Int, Int, Int),
+    imageBias: Tensor?, residual: Tensor?
+  ) throws -> Tensor {
+    if (imageBias == nil && residual == nil)
+      || Tape.recording([self, weight, bias, imageBias, residual]) != nil
+    {
+      var y = try conv2d(weight: weight, bias: bias, stride: stride, padding: padding)
+      if let imageBias { y = try y + imageBias.reshaped([y.shape[0], y.shape[1], 1, 1]) }
+      if let residual { y = try residual + y }
+      return y
+    }
+    guard rank == 4, weight.rank == 4, weight.shape[1] == shape[1] else {
+      throw GPUGenError.shapeMismatch(op: "conv2d (input NCHW vs weight OIHW)", lhs: shape, rhs: weight.shape)
+    }
+    let g = ConvGeometry(
+      n: shape[0], c: shape[1], h: shape[2], w: shape[3], kh: weight.shape[2], kw: weight.shape[3],
+      strideH: stride.0, strideW: stride.1, padT: padding.0, padL: padding.1, padB: padding.2, padR: padding.3
+    )
+    let cout = weight.shape[0]
+    guard stride.0 > 0, stride.1 > 0, [padding.0, padding.1, padding.2, padding.3].allSatisfy({ $0 >= 0 }),
+      g.ho > 0, g.wo > 0
+    else {
+      return try conv2d(weight: weight, bias: bias, stride: stride, padding: padding)  // throws the error
+    }
+    if let bias, bias.count != cout {
+      throw GPUGenError.shapeMismatch(op: "conv2d (bias)", lhs: bias.shape, rhs: [cout])
+    }
+    if let imageBias, imageBias.count != g.n * cout {
+      throw GPUGenError.shapeMismatch(op: "conv2d (per-image bias)", lhs: imageBias.shape, rhs: [g.n, cout])
+    }
+    let outShape = [g.n, cout, g.ho, g.wo]
+    if let residual, residual.shape != outShape {
+      throw GPUGenError.shapeMismatch(op: "conv2d (residual)", lhs: residual.shape, rhs: outShape)
+    }
+    for t in [weight, bias, imageBias, residual].compactMap({ $0 }) { try sameDevice(t, "conv2d") }
+    let y = try Tensor(uninitialized: outShape, on: device)
+    if y.count > 0 {
+      try backend.conv2dAdding(
+        buffer, weight: weight.buffer, bias: bias?.buffer, imageBias: imageBias?.buffer,
+        residual: residual?.buffer, y.buffer, g, cout: cout)
+    }
+    return y
+  }
+
   public func conv2d(weight: Tensor, bias: Tensor? = nil, stride: Int = 1, padding: Int = 0) throws -> Tensor
   {
     try conv2d(

@@ -60,6 +60,51 @@ final class ConvKernelTests: XCTestCase {
     }
   }
 
+  /// conv2d(imageBias:residual:) — fused into the CPU's direct kernel and its GEMM path's epilogue — equals
+  /// the separate additions, on every device, for the direct (stride 1, several images), single-image and
+  /// strided (im2col) paths, with and without a channel bias.
+  func testFusedPerImageBiasAndResidualEqualTheSeparateAdditions() throws {
+    let cases: [(n: Int, c: Int, h: Int, w: Int, cout: Int, stride: Int, bias: Bool)] = [
+      (3, 4, 8, 8, 10, 1, true), (2, 3, 9, 28, 5, 1, false), (1, 4, 6, 6, 3, 1, true),
+      (2, 3, 8, 8, 4, 2, true),
+    ]
+    for d in allDevices() {
+      for (ci, k) in cases.enumerated() {
+        let x = try Tensor(
+          randomValues(k.n * k.c * k.h * k.w, seed: UInt64(10 + ci)), shape: [k.n, k.c, k.h, k.w], on: d)
+        let w = try Tensor(
+          randomValues(k.cout * k.c * 9, seed: UInt64(20 + ci), in: -0.5...0.5), shape: [k.cout, k.c, 3, 3],
+          on: d)
+        let b = k.bias ? try Tensor(randomValues(k.cout, seed: UInt64(30 + ci)), shape: [k.cout], on: d) : nil
+        let plain = try x.conv2d(weight: w, bias: b, stride: (k.stride, k.stride), padding: (1, 1, 1, 1))
+        let t = try Tensor(randomValues(k.n * k.cout, seed: UInt64(40 + ci)), shape: [k.n, k.cout], on: d)
+        let r = try Tensor(randomValues(plain.count, seed: UInt64(50 + ci)), shape: plain.shape, on: d)
+        let expected = try (r + (plain + t.reshaped([k.n, k.cout, 1, 1]))).toArray()
+        let fused = try x.conv2d(
+          weight: w, bias: b, stride: (k.stride, k.stride), padding: (1, 1, 1, 1), imageBias: t, residual: r)
+        XCTAssertEqual(fused.shape, plain.shape)
+        let got = try fused.toArray()
+        let worst = zip(got, expected).map { abs($0 - $1) }.max() ?? 0
+        XCTAssertLessThanOrEqual(worst, 1e-5, "\(d.spec) case \(ci): fused vs separate additions")
+        // Each extra alone, too.
+        let onlyBias = try x.conv2d(
+          weight: w, bias: b, stride: (k.stride, k.stride), padding: (1, 1, 1, 1), imageBias: t, residual: nil
+        )
+        let e1 = try (plain + t.reshaped([k.n, k.cout, 1, 1])).toArray()
+        XCTAssertLessThanOrEqual(
+          zip(try onlyBias.toArray(), e1).map { abs($0 - $1) }.max() ?? 0, 1e-5,
+          "\(d.spec) case \(ci): bias only")
+      }
+      // A per-image bias of the wrong shape is an error, not a crash.
+      let x = try Tensor(randomValues(2 * 3 * 16, seed: 1), shape: [2, 3, 4, 4], on: d)
+      let w = try Tensor(randomValues(4 * 3 * 9, seed: 2), shape: [4, 3, 3, 3], on: d)
+      XCTAssertThrowsError(
+        try x.conv2d(
+          weight: w, bias: nil, padding: (1, 1, 1, 1), imageBias: try Tensor.zeros([2, 3], on: d),
+          residual: nil))
+    }
+  }
+
   /// max |a − r| ≤ 1e-5 · max |r| (float32 sums of at most a few thousand terms).
   func assertClose(_ a: [Float], _ r: [Double], _ what: String) {
     XCTAssertEqual(a.count, r.count, what)

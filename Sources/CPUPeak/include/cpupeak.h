@@ -22,9 +22,10 @@ double gpugen_squared_deviation(const float* x, long n, float mean);
 /// Softmax (or log-softmax) of one contiguous row.
 void gpugen_softmax_row(const float* x, float* y, long n, int logMode);
 /// Direct stride-1 convolution of one image with the weights packed by gpugen_pack_conv_weights, plus `bias`
-/// (Cout floats, or NULL); `xpad` holds gpugen_conv_s1_workspace(C, HO, WO, KH, KW) floats.
+/// (Cout floats, or NULL) and `res` (a residual shaped like y, or NULL); `xpad` holds
+/// gpugen_conv_s1_workspace(C, HO, WO, KH, KW) floats.
 void gpugen_conv_s1(const float* x, float* y, int C, int H, int W, int Cout, int KH, int KW, int pt, int pl, int HO,
-                    int WO, float* xpad, const float* wpack, const float* bias);
+                    int WO, float* xpad, const float* wpack, const float* bias, const float* res);
 /// Floats of `xpad` scratch gpugen_conv_s1 needs.
 long gpugen_conv_s1_workspace(int C, int HO, int WO, int KH, int KW);
 /// dW (Cout, C, KH, KW) += the weight gradient of a stride-1 convolution over B images x (B, C, H, W) and

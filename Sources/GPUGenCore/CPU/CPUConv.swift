@@ -60,8 +60,38 @@ extension CPUBackend {
     activation: Activation,
     activationAlpha: Float
   ) throws {
+    convolve(
+      x, weight: weight, bias: bias, imageBias: nil, residual: nil, y, g, cout: cout, activation: activation,
+      activationAlpha: activationAlpha)
+  }
+
+  /// The direct kernel adds a per-image bias and a residual as it writes the output; the other paths add
+  /// them per image right after the GEMM, while the image's output is in cache.
+  public func conv2dAdding(
+    _ x: Buffer, weight: Buffer, bias: Buffer?, imageBias: Buffer?, residual: Buffer?, _ y: Buffer,
+    _ g: ConvGeometry, cout: Int
+  ) throws {
+    convolve(
+      x, weight: weight, bias: bias, imageBias: imageBias, residual: residual, y, g, cout: cout,
+      activation: .none, activationAlpha: 0)
+  }
+
+  func convolve(
+    _ x: Buffer, weight: Buffer, bias: Buffer?, imageBias: Buffer?, residual: Buffer?, _ y: Buffer,
+    _ g: ConvGeometry, cout: Int, activation: Activation, activationAlpha: Float
+  ) {
     timed(Self.profiling ? "conv2d \(g.n)x\(g.c)x\(g.h)x\(g.w)->\(cout) k\(g.kh) s\(g.strideH)" : "conv2d") {
-      let xp = ptr(x), wp = ptr(weight), yp = ptr(y), bp = bias.map(ptr)
+      let xp = ptr(x), wp = ptr(weight), yp = ptr(y), rp = residual.map(ptr)
+      // Per-image biases: bias[o] + imageBias[n, o] (bp(n) is image n's Cout values, or nil).
+      let combined: UnsafeMutablePointer<Float>? = imageBias.map { ib in
+        let c = UnsafeMutablePointer<Float>.allocate(capacity: g.n * cout)
+        let ip = ptr(ib)
+        for i in 0..<(g.n * cout) { c[i] = ip[i] + (bias.map { ptr($0)[i % cout] } ?? 0) }
+        return c
+      }
+      defer { combined?.deallocate() }
+      let shared = bias.map(ptr)
+      let bp: (Int) -> UnsafeMutablePointer<Float>? = { n in combined.map { $0 + n * cout } ?? shared }
       let p = g.ho * g.wo, k = g.k
       let pointwise = g.isPointwise
       let workers = g.n >= Parallel.cores ? Parallel.cores : 1
@@ -73,8 +103,12 @@ extension CPUBackend {
       if single { openblas_set_num_threads(1) }
       defer { if single { openblas_set_num_threads(threads) } }
       // Bias and activation on one image's output, while it is in cache.
-      // (The direct kernel adds the bias itself.)
-      func epilogue(_ out: UnsafeMutablePointer<Float>, bias bp: UnsafeMutablePointer<Float>?) {
+      // (The direct kernel adds the bias and residual itself.)
+      func epilogue(
+        _ out: UnsafeMutablePointer<Float>, bias bp: UnsafeMutablePointer<Float>?,
+        residual res: UnsafeMutablePointer<Float>?
+      ) {
+        if let res { for i in 0..<(cout * p) { out[i] += res[i] } }
         guard bp != nil || activation != .none else { return }
         for r in 0..<cout {
           let row = out + r * p, b = bp?[r] ?? 0
@@ -103,13 +137,16 @@ extension CPUBackend {
           col?.deallocate()
           xpad?.deallocate()
         }
-        for n in stride(from: wi, to: g.n, by: workers) {
+        // Contiguous image ranges, as the elementwise and normalisation ops split their work: each core
+        // mostly reads what it wrote (in its own L2).
+        for n in (g.n * wi / workers)..<(g.n * (wi + 1) / workers) {
           let out = yp + n * cout * p
           if let xpad, let packed {
             gpugen_conv_s1(
               xp + n * g.c * g.h * g.w, out, Int32(g.c), Int32(g.h), Int32(g.w), Int32(cout), Int32(g.kh),
-              Int32(g.kw), Int32(g.padT), Int32(g.padL), Int32(g.ho), Int32(g.wo), xpad, packed, bp)
-            epilogue(out, bias: nil)
+              Int32(g.kw), Int32(g.padT), Int32(g.padL), Int32(g.ho), Int32(g.wo), xpad, packed, bp(n),
+              rp.map { $0 + n * cout * p })
+            epilogue(out, bias: nil, residual: nil)
             continue
           }
           let src: UnsafeMutablePointer<Float>
@@ -126,7 +163,7 @@ extension CPUBackend {
             CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(cout), Int32(p), Int32(k), 1, wp, Int32(k), src,
             Int32(p),
             0, out, Int32(p))
-          epilogue(out, bias: bp)
+          epilogue(out, bias: bp(n), residual: rp.map { $0 + n * cout * p })
         }
       }
     }

@@ -47,6 +47,12 @@ public final class UNet2D {
       try x.conv2d(
         weight: weight, bias: bias, stride: (stride, stride), padding: padding, activation: activation)
     }
+    /// The convolution plus a per-image bias (N, Cout) or a residual, fused where the backend can.
+    func callAsFunction(_ x: Tensor, imageBias: Tensor? = nil, residual: Tensor? = nil) throws -> Tensor {
+      try x.conv2d(
+        weight: weight, bias: bias, stride: (stride, stride), padding: padding, imageBias: imageBias,
+        residual: residual)
+    }
   }
   struct Norm {
     var weight: Tensor, bias: Tensor, groups: Int, eps: Float
@@ -303,13 +309,12 @@ public final class UNet2D {
   }
 
   func resnet(_ r: Resnet, _ x: Tensor, _ embAct: Tensor) throws -> Tensor {
-    var h = try r.conv1(try r.norm1(x, silu: true))
+    // h = conv1(…) + temb, y = shortcut(x) + conv2(…): both additions are fused into the convolutions
+    // where the backend can (inference on the CPU).
     let t = try r.timeProj(embAct)
-    h = try h + t.reshaped([t.shape[0], t.shape[1], 1, 1])
-    h = try r.conv2(try r.norm2(h, silu: true))
-    var y = try (r.shortcut.map { try $0(x) } ?? x) + h
-    if r.outputScale != 1 { y = try y / r.outputScale }
-    return y
+    var h = try r.conv1(try r.norm1(x, silu: true), imageBias: t)
+    h = try r.conv2(try r.norm2(h, silu: true), residual: try r.shortcut.map { try $0(x) } ?? x)
+    return r.outputScale != 1 ? try h / r.outputScale : h
   }
 
   func attend(_ a: Attention, _ x: Tensor) throws -> Tensor {
