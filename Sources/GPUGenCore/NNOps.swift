@@ -52,18 +52,13 @@ extension Tensor {
   /// `residual + (conv2d(self) + bias + imageBias[n, o])`: a convolution whose output also gets a per-image,
   /// per-channel bias (N, Cout) — a ResNet block's projected time embedding — and a residual shaped like the
   /// output. Backends that can (the CPU's direct kernel) add both while writing the output, saving two passes
-  /// over it; under a tape, or with neither extra, it is the plain composition.
+  /// over it; the tape records it as one node.
   public func conv2d(
     weight: Tensor, bias: Tensor?, stride: (Int, Int) = (1, 1), padding: (Int, Int, Int, Int),
     imageBias: Tensor?, residual: Tensor?
   ) throws -> Tensor {
-    if (imageBias == nil && residual == nil)
-      || Tape.recording([self, weight, bias, imageBias, residual]) != nil
-    {
-      var y = try conv2d(weight: weight, bias: bias, stride: stride, padding: padding)
-      if let imageBias { y = try y + imageBias.reshaped([y.shape[0], y.shape[1], 1, 1]) }
-      if let residual { y = try residual + y }
-      return y
+    if imageBias == nil && residual == nil {
+      return try conv2d(weight: weight, bias: bias, stride: stride, padding: padding)
     }
     guard rank == 4, weight.rank == 4, weight.shape[1] == shape[1] else {
       throw GPUGenError.shapeMismatch(op: "conv2d (input NCHW vs weight OIHW)", lhs: shape, rhs: weight.shape)
@@ -94,6 +89,20 @@ extension Tensor {
       try backend.conv2dAdding(
         buffer, weight: weight.buffer, bias: bias?.buffer, imageBias: imageBias?.buffer,
         residual: residual?.buffer, y.buffer, g, cout: cout)
+    }
+    // One node: the convolution's gradients, plus Σ_hw dY for the per-image bias and dY for the residual.
+    Tape.record(y, [self, weight] + [bias, imageBias, residual].compactMap { $0 }) { dy, needs in
+      let (dx, dw) = try Tensor.convBackward(
+        x: self, weight: weight, dy, g, cout: cout, input: needs[0], weight: needs[1])
+      var grads: [Tensor?] = [dx, try dw?.reshaped(weight.shape)]
+      if let bias {
+        grads.append(needs[grads.count] ? try dy.sum(axes: [0, 2, 3]).reshaped(bias.shape) : nil)
+      }
+      if let imageBias {
+        grads.append(needs[grads.count] ? try dy.sum(axes: [2, 3]).reshaped(imageBias.shape) : nil)
+      }
+      if residual != nil { grads.append(needs[grads.count] ? dy : nil) }
+      return grads
     }
     return y
   }

@@ -95,6 +95,34 @@ final class ConvKernelTests: XCTestCase {
           zip(try onlyBias.toArray(), e1).map { abs($0 - $1) }.max() ?? 0, 1e-5,
           "\(d.spec) case \(ci): bias only")
       }
+      // Under a tape: the fused op's gradients equal the composition's.
+      do {
+        let (n, c, cout) = (3, 4, 6)
+        let x = try Tensor(randomValues(n * c * 64, seed: 61), shape: [n, c, 8, 8], on: d)
+        let w = try Tensor(
+          randomValues(cout * c * 9, seed: 62, in: -0.5...0.5), shape: [cout, c, 3, 3], on: d)
+        let b = try Tensor(randomValues(cout, seed: 63), shape: [cout], on: d)
+        let t = try Tensor(randomValues(n * cout, seed: 64), shape: [n, cout], on: d)
+        let r = try Tensor(randomValues(n * cout * 64, seed: 65), shape: [n, cout, 8, 8], on: d)
+        let seed = try Tensor(randomValues(n * cout * 64, seed: 66), shape: [n, cout, 8, 8], on: d)
+        let all = [x, w, b, t, r]
+        func grads(_ f: () throws -> Tensor) throws -> [[Float]] {
+          let tape = Tape()
+          tape.watch(all)
+          let y = try tape.record(f)
+          return try tape.gradients(of: y, wrt: all, seed: seed).map { try XCTUnwrap($0).toArray() }
+        }
+        let fused = try grads {
+          try x.conv2d(weight: w, bias: b, padding: (1, 1, 1, 1), imageBias: t, residual: r)
+        }
+        let composed = try grads {
+          try r + (x.conv2d(weight: w, bias: b, padding: 1) + t.reshaped([n, cout, 1, 1]))
+        }
+        for (i, name) in ["dx", "dw", "dbias", "dimageBias", "dresidual"].enumerated() {
+          let worst = zip(fused[i], composed[i]).map { abs($0 - $1) }.max() ?? 0
+          XCTAssertLessThanOrEqual(worst, 1e-4, "\(d.spec): \(name) of the fused op vs the composition")
+        }
+      }
       // A per-image bias of the wrong shape is an error, not a crash.
       let x = try Tensor(randomValues(2 * 3 * 16, seed: 1), shape: [2, 3, 4, 4], on: d)
       let w = try Tensor(randomValues(4 * 3 * 9, seed: 2), shape: [4, 3, 3, 3], on: d)
