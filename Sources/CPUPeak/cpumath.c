@@ -236,10 +236,9 @@ static inline __attribute__((always_inline)) void gg_conv_group(const float* xpa
     gg_conv_block(xpad, a, y, plane, C, Hp, Wp, KH, KW, GG_FLAT, q, mr, HO, WO, bias, res);
 }
 
-GG_CLONES void gpugen_conv_s1(const float* x, float* y, int C, int H, int W, int Cout, int KH, int KW, int pt,
-                              int pl, int HO, int WO, float* xpad, const float* wpack, const float* bias,
-                              const float* res) {
-  const int Hp = HO + KH - 1, Wp = WO + KW - 1, K = C * KH * KW;
+void gpugen_conv_s1_pad(const float* x, int C, int H, int W, int KH, int KW, int pt, int pl, int HO, int WO,
+                        float* xpad) {
+  const int Hp = HO + KH - 1, Wp = WO + KW - 1;
   // Columns [pl, pl + n) of a padded row hold input columns [0, n); the rest is zero.
   const int n = W < Wp - pl ? W : Wp - pl;
   for (int c = 0; c < C; c++)
@@ -256,8 +255,13 @@ GG_CLONES void gpugen_conv_s1(const float* x, float* y, int C, int H, int W, int
     }
   const long padded = (long)C * Hp * Wp;
   __builtin_memset(xpad + padded, 0, sizeof(float) * (gpugen_conv_s1_workspace(C, HO, WO, KH, KW) - padded));
+}
+
+GG_CLONES void gpugen_conv_s1_blocks(const float* xpad, float* y, int C, int Cout, int KH, int KW, int HO, int WO,
+                                     const float* wpack, const float* bias, const float* res, int b0, int b1) {
+  const int Hp = HO + KH - 1, Wp = WO + KW - 1, K = C * KH * KW;
   const long plane = (long)HO * WO;
-  for (int i0 = 0; i0 < Cout; i0 += 8) {
+  for (int i0 = b0 * 8; i0 < Cout && i0 < b1 * 8; i0 += 8) {
     const int mr = Cout - i0 < 8 ? Cout - i0 : 8;
     const float* a = wpack + (long)(i0 / 8) * 8 * K;
     float* yb = y + (long)i0 * plane;
@@ -268,6 +272,12 @@ GG_CLONES void gpugen_conv_s1(const float* x, float* y, int C, int H, int W, int
     else
       gg_conv_group(xpad, a, yb, plane, C, Hp, Wp, KH, KW, mr, HO, WO, bb, rb);
   }
+}
+
+void gpugen_conv_s1(const float* x, float* y, int C, int H, int W, int Cout, int KH, int KW, int pt, int pl, int HO,
+                    int WO, float* xpad, const float* wpack, const float* bias, const float* res) {
+  gpugen_conv_s1_pad(x, C, H, W, KH, KW, pt, pl, HO, WO, xpad);
+  gpugen_conv_s1_blocks(xpad, y, C, Cout, KH, KW, HO, WO, wpack, bias, res, 0, (Cout + 7) / 8);
 }
 
 // Weight gradient of a stride-1 convolution, dW (Cout, C, KH, KW) += Σ_b Σ_(oy,ox) dY[b, o, oy, ox] ·

@@ -26,6 +26,12 @@ void gpugen_softmax_row(const float* x, float* y, long n, int logMode);
 /// gpugen_conv_s1_workspace(C, HO, WO, KH, KW) floats.
 void gpugen_conv_s1(const float* x, float* y, int C, int H, int W, int Cout, int KH, int KW, int pt, int pl, int HO,
                     int WO, float* xpad, const float* wpack, const float* bias, const float* res);
+/// gpugen_conv_s1 in two halves (one image on several cores): the padded copy of x, then output-channel
+/// blocks [b0, b1) (8 channels each) from it.
+void gpugen_conv_s1_pad(const float* x, int C, int H, int W, int KH, int KW, int pt, int pl, int HO, int WO,
+                        float* xpad);
+void gpugen_conv_s1_blocks(const float* xpad, float* y, int C, int Cout, int KH, int KW, int HO, int WO,
+                           const float* wpack, const float* bias, const float* res, int b0, int b1);
 /// Floats of `xpad` scratch gpugen_conv_s1 needs.
 long gpugen_conv_s1_workspace(int C, int HO, int WO, int KH, int KW);
 /// dW (Cout, C, KH, KW) += the weight gradient of a stride-1 convolution over B images x (B, C, H, W) and

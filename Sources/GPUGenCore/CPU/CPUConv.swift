@@ -52,9 +52,11 @@ extension CPUBackend {
     if parallel { Parallel.forEach(g.k, cost: q, task) } else { task(0..<g.k) }
   }
 
-  /// Images are split across cores; each core unfolds one image at a time into a private, cache-sized
-  /// buffer and runs a single-threaded GEMM on it, writing NCHW with the bias and activation fused. A single
-  /// image (or fewer images than cores) uses one multi-threaded GEMM instead.
+  /// Stride-1 convolutions run the direct kernel (gpugen_conv_s1): images split across cores, or, with fewer
+  /// images than cores, each image's output channels. Other convolutions: images are split across cores;
+  /// each core unfolds one image at a time into a private, cache-sized buffer and runs a single-threaded
+  /// GEMM on it, writing NCHW with the bias and activation fused (fewer images than cores: one
+  /// multi-threaded GEMM per image).
   public func conv2d(
     _ x: Buffer, weight: Buffer, bias: Buffer?, _ y: Buffer, _ g: ConvGeometry, cout: Int,
     activation: Activation,
@@ -96,7 +98,7 @@ extension CPUBackend {
       let pointwise = g.isPointwise
       let workers = g.n >= Parallel.cores ? Parallel.cores : 1
       // Stride-1 convolutions run directly (no im2col, no BLAS); strided ones unfold.
-      let direct = !pointwise && workers > 1 && g.strideH == 1 && g.strideW == 1
+      let direct = !pointwise && g.strideH == 1 && g.strideW == 1
       // BLAS per image on each worker: one BLAS thread each (left alone when BLAS is not called).
       let threads = openblas_get_num_threads()
       let single = workers > 1 && !direct
@@ -128,6 +130,29 @@ extension CPUBackend {
           gpugen_pack_conv_weights(
             wp, packed, Int32(cout), Int32(k), Int32(r.lowerBound), Int32(r.upperBound))
         }
+      }
+      if let packed, workers == 1 {
+        // Fewer images than cores (sampling one image): each image's output channels are split across the
+        // cores, which share its padded copy.
+        let padded = gpugen_conv_s1_workspace(Int32(g.c), Int32(g.ho), Int32(g.wo), Int32(g.kh), Int32(g.kw))
+        let xpad = UnsafeMutablePointer<Float>.allocate(capacity: padded)
+        defer { xpad.deallocate() }
+        let parts = Swift.min(Parallel.cores, blocks)
+        for n in 0..<g.n {
+          let out = yp + n * cout * p
+          gpugen_conv_s1_pad(
+            xp + n * g.c * g.h * g.w, Int32(g.c), Int32(g.h), Int32(g.w), Int32(g.kh), Int32(g.kw),
+            Int32(g.padT),
+            Int32(g.padL), Int32(g.ho), Int32(g.wo), xpad)
+          DispatchQueue.concurrentPerform(iterations: parts) { part in
+            gpugen_conv_s1_blocks(
+              xpad, out, Int32(g.c), Int32(cout), Int32(g.kh), Int32(g.kw), Int32(g.ho), Int32(g.wo), packed,
+              bp(n), rp.map { $0 + n * cout * p }, Int32(blocks * part / parts),
+              Int32(blocks * (part + 1) / parts))
+          }
+          epilogue(out, bias: nil, residual: nil)
+        }
+        return
       }
       DispatchQueue.concurrentPerform(iterations: workers) { wi in
         let col = pointwise || direct ? nil : UnsafeMutablePointer<Float>.allocate(capacity: k * p)
