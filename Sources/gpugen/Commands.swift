@@ -13,7 +13,7 @@ struct GPUGen: ParsableCommand {
       Devices: --device (or GPUGEN_DEVICE) takes auto, gpu, cpu, opencl or opencl:N.
       Kernel binaries are cached under $GPUGEN_CACHE_DIR (default ~/.cache/gpugen).
       """,
-    subcommands: [Sample.self, Train.self, Evaluate.self, Devices.self, Bench.self])
+    subcommands: [Sample.self, Train.self, Evaluate.self, Export.self, Devices.self, Bench.self])
 }
 
 /// Options shared by every command that runs on a device.

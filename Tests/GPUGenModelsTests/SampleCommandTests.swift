@@ -1,5 +1,6 @@
 // `gpugen sample` as a user runs it: the bundled model, outputs, reproducibility and bad input.
 import Foundation
+import GPUGenNN
 import XCTest
 
 @testable import GPUGenModels
@@ -49,6 +50,45 @@ final class SampleCommandTests: XCTestCase {
     XCTAssertGreaterThan(grid.width, 56)
     let strip = try Image8.readPNG(from: d.appendingPathComponent("t.png"), channels: 1)
     XCTAssertGreaterThan(strip.width, grid.width)  // 3 steps across, 3 images down
+  }
+
+  /// `gpugen export`: F32 and back to F16 keeps every weight (the bundled model is F16), the copies sample,
+  /// and an existing --out or a bad --dtype is refused.
+  func testExportRoundTripsTheBundledModel() throws {
+    let d = try tmp()
+    let original = try DiffusionModelFolder.resolve(try DefaultModel.url())
+    let f32 = d.appendingPathComponent("f32"), f16 = d.appendingPathComponent("f16")
+    var (status, out, err) = try gpugen([
+      "export", "--model", try DefaultModel.url().path, "--out", f32.path, "--dtype", "f32",
+    ])
+    XCTAssertEqual(status, 0, err)
+    XCTAssertTrue(out.contains("as F32"), out)
+    (status, _, err) = try gpugen(["export", "--model", f32.path, "--out", f16.path])
+    XCTAssertEqual(status, 0, err)
+    let name = "unet/diffusion_pytorch_model.safetensors"
+    let a = try SafeTensors.read(
+      contentsOf: original.unet.appendingPathComponent("diffusion_pytorch_model.safetensors"))
+    let b = try SafeTensors.read(contentsOf: f32.appendingPathComponent(name))
+    let c = try SafeTensors.read(contentsOf: f16.appendingPathComponent(name))
+    XCTAssertEqual(a.tensors, b.tensors)
+    XCTAssertEqual(a.tensors, c.tensors)
+    XCTAssertGreaterThan(
+      try FileManager.default.attributesOfItem(atPath: f32.appendingPathComponent(name).path)[.size] as! Int,
+      try FileManager.default.attributesOfItem(atPath: f16.appendingPathComponent(name).path)[.size] as! Int)
+    XCTAssertNotNil(try DiffusionModelFolder.resolve(f16).schedulerConfig)
+    (status, _, err) = try gpugen([
+      "sample", "--model", f16.path, "--n", "2", "--steps", "2", "--device", "cpu", "--out",
+      d.appendingPathComponent("g.png").path,
+    ])
+    XCTAssertEqual(status, 0, err)
+    (status, _, err) = try gpugen(["export", "--model", f32.path, "--out", f16.path])
+    XCTAssertEqual(status, 2)
+    XCTAssertTrue(err.contains("already exists"), err)
+    (status, _, err) = try gpugen([
+      "export", "--model", f32.path, "--out", d.appendingPathComponent("x").path, "--dtype", "q4",
+    ])
+    XCTAssertEqual(status, 2)
+    XCTAssertTrue(err.contains("--dtype"), err)
   }
 
   func testSameSeedSameImagesAcrossBatchSizesAndDevices() throws {
