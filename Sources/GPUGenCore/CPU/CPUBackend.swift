@@ -269,10 +269,42 @@ public final class CPUBackend: Backend, @unchecked Sendable {
   public func reduce(
     _ op: ReduceOp, _ x: Buffer, _ y: Buffer, outer: Int, r: Int, inner: Int, correction: Int
   ) throws {
-    timed("reduce") {
+    timed(Self.profiling ? "reduce \(op) \(outer)x\(r)x\(inner)" : "reduce") {
       let xp = ptr(x), yp = ptr(y)
       let combine: (Float, Float) -> Float = op == .max ? { cpuMax($0, $1) } : { $0 + $1 }
       let start: Float = op == .max ? -.infinity : 0
+      if inner == 1 && r <= 8 && (op == .sum || op == .mean) {
+        // Short rows (the 2×2 blocks of an upsampling's gradient): a plain loop, no call per row.
+        let scale = op == .mean ? 1 / Double(r) : 1
+        Parallel.forEach(outer, cost: r) { rows in
+          for o in rows {
+            let p = xp + o * r
+            var acc = 0.0
+            for j in 0..<r { acc += Double(p[j]) }
+            yp[o] = Float(acc * scale)
+          }
+        }
+        return
+      }
+      if inner > 1 && (op == .sum || op == .mean) {
+        // Column sums: tasks of (outer index, block of 256 columns), so that a single long reduction (a
+        // linear layer's bias gradient over 4,096 rows) also uses every core; the row loop vectorises.
+        let width = 256, blocks = (inner + width - 1) / width
+        let scale: Float = op == .mean ? 1 / Float(r) : 1
+        Parallel.forEach(outer * blocks, cost: r * Swift.min(inner, width)) { tasks in
+          for task in tasks {
+            let o = task / blocks, i0 = task % blocks * width, n = Swift.min(width, inner - i0)
+            let out = yp + o * inner + i0, base = xp + o * r * inner + i0
+            out.update(repeating: 0, count: n)
+            for j in 0..<r {
+              let row = base + j * inner
+              for i in 0..<n { out[i] += row[i] }
+            }
+            if op == .mean { for i in 0..<n { out[i] *= scale } }
+          }
+        }
+        return
+      }
       if inner == 1 {
         Parallel.forEach(outer, cost: r) { rows in
           for o in rows {
