@@ -106,6 +106,16 @@ typedef float gg_v8 __attribute__((ext_vector_type(8)));
 #define gg_load16(p) ({ gg_v16 v_; __builtin_memcpy(&v_, (p), sizeof v_); v_; })
 #define gg_store16(p, v) do { gg_v16 w_ = (v); __builtin_memcpy((p), &w_, sizeof w_); } while (0)
 #define gg_load8(p) ({ gg_v8 v_; __builtin_memcpy(&v_, (p), sizeof v_); v_; })
+// y[i·k + t] = x[i] for i < n, t < k (nearest-neighbour upsampling along a row).
+GG_CLONES void gpugen_repeat(const float* x, float* y, long n, int k) {
+  if (k == 2) {
+    for (long i = 0; i < n; i++) y[2 * i] = y[2 * i + 1] = x[i];
+    return;
+  }
+  for (long i = 0; i < n; i++)
+    for (int t = 0; t < k; t++) y[i * k + t] = x[i];
+}
+
 // Horizontal sum of a 16-lane vector.
 #define GG_HSUM16(v) ({ float s_ = 0; for (int t_ = 0; t_ < 16; t_++) s_ += (v)[t_]; s_; })
 #define gg_join8(a, b) __builtin_shufflevector((a), (b), 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15)

@@ -32,6 +32,8 @@ void gpugen_conv_s1_pad(const float* x, int C, int H, int W, int KH, int KW, int
                         float* xpad);
 void gpugen_conv_s1_blocks(const float* xpad, float* y, int C, int Cout, int KH, int KW, int HO, int WO,
                            const float* wpack, const float* bias, const float* res, int b0, int b1);
+/// y[i·k + t] = x[i] for i < n, t < k.
+void gpugen_repeat(const float* x, float* y, long n, int k);
 /// Floats of `xpad` scratch gpugen_conv_s1 needs.
 long gpugen_conv_s1_workspace(int C, int HO, int WO, int KH, int KW);
 /// dW (Cout, C, KH, KW) += the weight gradient of a stride-1 convolution over B images x (B, C, H, W) and

@@ -251,6 +251,28 @@ public final class CPUBackend: Backend, @unchecked Sendable {
       }
       let inner = c.shape.last!
       let sx = c.xStrides.last!, sy = c.yStrides.last!
+      if inner <= 4 && c.shape.count >= 2 {
+        // A tiny last axis (nearest upsampling's duplicates, 2×2 blocks): rows of the last two axes, so
+        // that the per-row bookkeeping is paid once per row of the axis before it.
+        let outer = c.shape[c.shape.count - 2]
+        let ox = c.xStrides[c.shape.count - 2], oy = c.yStrides[c.shape.count - 2]
+        let lead = Array(c.shape.dropLast())
+        let xs = Array(c.xStrides.dropLast()), ys = Array(c.yStrides.dropLast())
+        Parallel.forEach(count / (inner * outer), cost: inner * outer) { rr in
+          forEachRow(shape: lead, strides: [xs, ys], rows: rr) { _, off in
+            let px = xp + off[0], py = yp + off[1]
+            if sx == 0 && sy == 1 && ox == 1 && oy == inner {
+              gpugen_repeat(px, py, outer, Int32(inner))  // duplicates of a contiguous row
+              return
+            }
+            for i in 0..<outer {
+              let qx = px + i * ox, qy = py + i * oy
+              for j in 0..<inner { qy[j * sy] = qx[j * sx] }
+            }
+          }
+        }
+        return
+      }
       Parallel.forEach(count / inner, cost: inner) { rr in
         forEachRow(shape: c.shape, strides: [c.xStrides, c.yStrides], rows: rr) { _, off in
           let px = xp + off[0], py = yp + off[1]
