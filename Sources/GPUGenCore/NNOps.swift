@@ -4,14 +4,19 @@ import Foundation
 extension Tensor {
   /// 2-D convolution of an NCHW batch with `weight` (Cout, Cin, KH, KW) and optional `bias` (Cout).
   /// Padding is (top, left, bottom, right); the activation is fused into the GEMM epilogue.
+  /// `imageBias` (N, Cout: a per-image, per-channel bias such as a ResNet block's projected time embedding)
+  /// and `residual` (shaped like the output) are added to the output before the activation; backends that
+  /// can (the CPU's direct kernel) add them while writing it, saving two passes. One tape node either way.
   public func conv2d(
     weight: Tensor, bias: Tensor? = nil, stride: (Int, Int) = (1, 1),
     padding: (Int, Int, Int, Int) = (0, 0, 0, 0),
-    activation: Activation = .none
+    activation: Activation = .none, imageBias: Tensor? = nil, residual: Tensor? = nil
   ) throws -> Tensor {
-    if activation != .none, Tape.recording([self, weight, bias]) != nil {
-      return try conv2d(weight: weight, bias: bias, stride: stride, padding: padding).apply(
-        activation.unaryOp)
+    let extras = imageBias != nil || residual != nil
+    if activation != .none, extras || Tape.recording([self, weight, bias]) != nil {
+      return try conv2d(
+        weight: weight, bias: bias, stride: stride, padding: padding, imageBias: imageBias, residual: residual
+      ).apply(activation.unaryOp)
     }
     guard rank == 4, weight.rank == 4, weight.shape[1] == shape[1] else {
       throw GPUGenError.shapeMismatch(op: "conv2d (input NCHW vs weight OIHW)", lhs: shape, rhs: weight.shape)
@@ -33,49 +38,6 @@ extension Tensor {
     if let bias, bias.count != cout {
       throw GPUGenError.shapeMismatch(op: "conv2d (bias)", lhs: bias.shape, rhs: [cout])
     }
-    let y = try Tensor(uninitialized: [g.n, cout, g.ho, g.wo], on: device)
-    if y.count > 0 {
-      try backend.conv2d(
-        buffer, weight: weight.buffer, bias: bias?.buffer, y.buffer, g, cout: cout, activation: activation,
-        activationAlpha: 0.01)
-    }
-    Tape.record(y, [self, weight] + (bias.map { [$0] } ?? [])) { dy, needs in
-      let (dx, dw) = try Tensor.convBackward(
-        x: self, weight: weight, dy, g, cout: cout, input: needs[0], weight: needs[1])
-      var grads: [Tensor?] = [dx, try dw?.reshaped(weight.shape)]
-      if let bias { grads.append(needs[2] ? try dy.sum(axes: [0, 2, 3]).reshaped(bias.shape) : nil) }
-      return grads
-    }
-    return y
-  }
-
-  /// `residual + (conv2d(self) + bias + imageBias[n, o])`: a convolution whose output also gets a per-image,
-  /// per-channel bias (N, Cout) — a ResNet block's projected time embedding — and a residual shaped like the
-  /// output. Backends that can (the CPU's direct kernel) add both while writing the output, saving two passes
-  /// over it; the tape records it as one node.
-  public func conv2d(
-    weight: Tensor, bias: Tensor?, stride: (Int, Int) = (1, 1), padding: (Int, Int, Int, Int),
-    imageBias: Tensor?, residual: Tensor?
-  ) throws -> Tensor {
-    if imageBias == nil && residual == nil {
-      return try conv2d(weight: weight, bias: bias, stride: stride, padding: padding)
-    }
-    guard rank == 4, weight.rank == 4, weight.shape[1] == shape[1] else {
-      throw GPUGenError.shapeMismatch(op: "conv2d (input NCHW vs weight OIHW)", lhs: shape, rhs: weight.shape)
-    }
-    let g = ConvGeometry(
-      n: shape[0], c: shape[1], h: shape[2], w: shape[3], kh: weight.shape[2], kw: weight.shape[3],
-      strideH: stride.0, strideW: stride.1, padT: padding.0, padL: padding.1, padB: padding.2, padR: padding.3
-    )
-    let cout = weight.shape[0]
-    guard stride.0 > 0, stride.1 > 0, [padding.0, padding.1, padding.2, padding.3].allSatisfy({ $0 >= 0 }),
-      g.ho > 0, g.wo > 0
-    else {
-      return try conv2d(weight: weight, bias: bias, stride: stride, padding: padding)  // throws the error
-    }
-    if let bias, bias.count != cout {
-      throw GPUGenError.shapeMismatch(op: "conv2d (bias)", lhs: bias.shape, rhs: [cout])
-    }
     if let imageBias, imageBias.count != g.n * cout {
       throw GPUGenError.shapeMismatch(op: "conv2d (per-image bias)", lhs: imageBias.shape, rhs: [g.n, cout])
     }
@@ -83,14 +45,18 @@ extension Tensor {
     if let residual, residual.shape != outShape {
       throw GPUGenError.shapeMismatch(op: "conv2d (residual)", lhs: residual.shape, rhs: outShape)
     }
-    for t in [weight, bias, imageBias, residual].compactMap({ $0 }) { try sameDevice(t, "conv2d") }
+    for t in [imageBias, residual].compactMap({ $0 }) { try sameDevice(t, "conv2d") }
     let y = try Tensor(uninitialized: outShape, on: device)
-    if y.count > 0 {
+    if y.count > 0 && extras {
       try backend.conv2dAdding(
         buffer, weight: weight.buffer, bias: bias?.buffer, imageBias: imageBias?.buffer,
         residual: residual?.buffer, y.buffer, g, cout: cout)
+    } else if y.count > 0 {
+      try backend.conv2d(
+        buffer, weight: weight.buffer, bias: bias?.buffer, y.buffer, g, cout: cout, activation: activation,
+        activationAlpha: 0.01)
     }
-    // One node: the convolution's gradients, plus Σ_hw dY for the per-image bias and dY for the residual.
+    // The convolution's gradients, plus Σ_hw dY for the per-image bias and dY itself for the residual.
     Tape.record(y, [self, weight] + [bias, imageBias, residual].compactMap { $0 }) { dy, needs in
       let (dx, dw) = try Tensor.convBackward(
         x: self, weight: weight, dy, g, cout: cout, input: needs[0], weight: needs[1])

@@ -67,14 +67,10 @@ func reportingUserErrors(weightsLabel: String = "weights", _ body: () throws -> 
       FileHandle.standardError.write(Data("\n".utf8))
       if case .diverged = e { throw fail("\(e)", status: 3) }
       throw fail("\(e)")
-    } catch let e as ModelError {
-      throw fail("\(e)")
-    } catch let e as ClassifierError {
-      throw fail("\(e)")
-    } catch let e as DatasetError {
-      throw fail("\(e)")
-    } catch let e as IDXError {
-      throw fail("\(e)")
+    } catch
+      where error is ModelError || error is ClassifierError || error is DatasetError || error is IDXError
+    {
+      throw fail("\(error)")
     } catch let e as SchedulerConfigError {
       throw fail("scheduler config: \(e)")
     } catch let e as SafeTensorsError {

@@ -321,22 +321,8 @@ final class ClassifierTests: XCTestCase {
 
   // MARK: The command line
 
-  func gpugen(_ args: [String]) throws -> (Int32, String, String) {
-    let candidates = [
-      Bundle(for: Self.self).bundleURL.deletingLastPathComponent(),
-      URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent(),
-    ].map { $0.appendingPathComponent("gpugen") }
-    let p = Process()
-    p.executableURL = try XCTUnwrap(
-      candidates.first { FileManager.default.isExecutableFile(atPath: $0.path) })
-    p.arguments = args
-    let out = Pipe(), err = Pipe()
-    p.standardOutput = out
-    p.standardError = err
-    try p.run()
-    let o = out.fileHandleForReading.readDataToEndOfFile(), e = err.fileHandleForReading.readDataToEndOfFile()
-    p.waitUntilExit()
-    return (p.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
+  func gpugen(_ args: [String], env: [String: String] = [:]) throws -> (Int32, String, String) {
+    try runGpugen(args, env: env)
   }
 
   /// The first `n` images and labels of a Fashion-MNIST split, written as plain IDX files in `dir`.

@@ -7,22 +7,7 @@ import XCTest
 
 final class SampleCommandTests: XCTestCase {
   func gpugen(_ args: [String], env: [String: String] = [:]) throws -> (Int32, String, String) {
-    let candidates = [
-      Bundle(for: Self.self).bundleURL.deletingLastPathComponent(),
-      URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent(),
-    ].map { $0.appendingPathComponent("gpugen") }
-    let exe = try XCTUnwrap(candidates.first { FileManager.default.isExecutableFile(atPath: $0.path) })
-    let p = Process()
-    p.executableURL = exe
-    p.arguments = args
-    p.environment = ProcessInfo.processInfo.environment.merging(env) { $1 }
-    let out = Pipe(), err = Pipe()
-    p.standardOutput = out
-    p.standardError = err
-    try p.run()
-    let o = out.fileHandleForReading.readDataToEndOfFile(), e = err.fileHandleForReading.readDataToEndOfFile()
-    p.waitUntilExit()
-    return (p.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
+    try runGpugen(args, env: env)
   }
 
   func tmp() throws -> URL {

@@ -28,8 +28,9 @@ extension Tensor {
   }
 
   /// Both conv2d gradients. The backend's direct kernels come first (a weight-gradient kernel where it has
-  /// one; stride-1 input gradients as a forward convolution); the rest takes one pass over image chunks. Per chunk, dY is laid out as (Cout, n·HO·WO)
-  /// so that each gradient is one large GEMM over the whole chunk (no per-image products to sum):
+  /// one; stride-1 input gradients as a forward convolution); the rest takes one pass over image chunks.
+  /// Per chunk, dY is laid out as (Cout, n·HO·WO) so that each gradient is one large GEMM over the whole
+  /// chunk (no per-image products to sum):
   /// dW += dY′ · colᵀ with col = im2col(x) (C·KH·KW, n·HO·WO), and col′ = Wᵀ · dY′ folded back by col2im.
   static func convBackward(
     x: Tensor?, weight: Tensor?, _ dy: Tensor, _ g: ConvGeometry, cout: Int, input: Bool, weight needW: Bool

@@ -85,14 +85,14 @@ extension CPUBackend {
     timed(Self.profiling ? "conv2d \(g.n)x\(g.c)x\(g.h)x\(g.w)->\(cout) k\(g.kh) s\(g.strideH)" : "conv2d") {
       let xp = ptr(x), wp = ptr(weight), yp = ptr(y), rp = residual.map(ptr)
       // Per-image biases: bias[o] + imageBias[n, o] (bp(n) is image n's Cout values, or nil).
+      let shared = bias.map(ptr)
       let combined: UnsafeMutablePointer<Float>? = imageBias.map { ib in
         let c = UnsafeMutablePointer<Float>.allocate(capacity: g.n * cout)
         let ip = ptr(ib)
-        for i in 0..<(g.n * cout) { c[i] = ip[i] + (bias.map { ptr($0)[i % cout] } ?? 0) }
+        for i in 0..<(g.n * cout) { c[i] = ip[i] + (shared?[i % cout] ?? 0) }
         return c
       }
       defer { combined?.deallocate() }
-      let shared = bias.map(ptr)
       let bp: (Int) -> UnsafeMutablePointer<Float>? = { n in combined.map { $0 + n * cout } ?? shared }
       let p = g.ho * g.wo, k = g.k
       let pointwise = g.isPointwise
@@ -131,10 +131,10 @@ extension CPUBackend {
             wp, packed, Int32(cout), Int32(k), Int32(r.lowerBound), Int32(r.upperBound))
         }
       }
+      let padded = gpugen_conv_s1_workspace(Int32(g.c), Int32(g.ho), Int32(g.wo), Int32(g.kh), Int32(g.kw))
       if let packed, workers == 1 {
         // Fewer images than cores (sampling one image): each image's output channels are split across the
         // cores, which share its padded copy.
-        let padded = gpugen_conv_s1_workspace(Int32(g.c), Int32(g.ho), Int32(g.wo), Int32(g.kh), Int32(g.kw))
         let xpad = UnsafeMutablePointer<Float>.allocate(capacity: padded)
         defer { xpad.deallocate() }
         let parts = Swift.min(Parallel.cores, blocks)
@@ -156,7 +156,6 @@ extension CPUBackend {
       }
       DispatchQueue.concurrentPerform(iterations: workers) { wi in
         let col = pointwise || direct ? nil : UnsafeMutablePointer<Float>.allocate(capacity: k * p)
-        let padded = gpugen_conv_s1_workspace(Int32(g.c), Int32(g.ho), Int32(g.wo), Int32(g.kh), Int32(g.kw))
         let xpad = direct ? UnsafeMutablePointer<Float>.allocate(capacity: padded) : nil
         defer {
           col?.deallocate()

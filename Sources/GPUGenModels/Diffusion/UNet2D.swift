@@ -43,15 +43,13 @@ public final class UNet2D {
     var weight: Tensor, bias: Tensor
     var stride = 1
     var padding = (1, 1, 1, 1)
-    func callAsFunction(_ x: Tensor, activation: Activation = .none) throws -> Tensor {
+    /// The convolution, plus a per-image bias (N, Cout) or a residual where given (fused where the backend can).
+    func callAsFunction(
+      _ x: Tensor, activation: Activation = .none, imageBias: Tensor? = nil, residual: Tensor? = nil
+    ) throws -> Tensor {
       try x.conv2d(
-        weight: weight, bias: bias, stride: (stride, stride), padding: padding, activation: activation)
-    }
-    /// The convolution plus a per-image bias (N, Cout) or a residual, fused where the backend can.
-    func callAsFunction(_ x: Tensor, imageBias: Tensor? = nil, residual: Tensor? = nil) throws -> Tensor {
-      try x.conv2d(
-        weight: weight, bias: bias, stride: (stride, stride), padding: padding, imageBias: imageBias,
-        residual: residual)
+        weight: weight, bias: bias, stride: (stride, stride), padding: padding, activation: activation,
+        imageBias: imageBias, residual: residual)
     }
   }
   struct Norm {
