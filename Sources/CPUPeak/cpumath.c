@@ -1,12 +1,7 @@
 // Vectorisable float loops for the native CPU backend: exp-based activations and group-norm sums.
 // Compiled for several ISAs with target_clones (runtime dispatch); the loops auto-vectorise.
 #include "cpupeak.h"
-
-#if defined(__x86_64__) && defined(__clang__)
-#define GG_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
-#else
-#define GG_CLONES
-#endif
+#include "simd.h"
 
 // Cephes expf: range reduction by ln 2, degree-6 polynomial, scale by 2^n (≤ 2 ulp).
 static inline float gg_expf(float x) {
@@ -100,12 +95,6 @@ GG_CLONES void gpugen_softmax_row(const float* x, float* y, long n, int logMode)
   }
 }
 
-typedef float gg_v16 __attribute__((ext_vector_type(16)));
-typedef float gg_v8 __attribute__((ext_vector_type(8)));
-// Unaligned 16-float load/store (macros: a function taking a 16-lane vector would change the ABI).
-#define gg_load16(p) ({ gg_v16 v_; __builtin_memcpy(&v_, (p), sizeof v_); v_; })
-#define gg_store16(p, v) do { gg_v16 w_ = (v); __builtin_memcpy((p), &w_, sizeof w_); } while (0)
-#define gg_load8(p) ({ gg_v8 v_; __builtin_memcpy(&v_, (p), sizeof v_); v_; })
 // y[i·k + t] = x[i] for i < n, t < k (nearest-neighbour upsampling along a row).
 GG_CLONES void gpugen_repeat(const float* x, float* y, long n, int k) {
   if (k == 2) {

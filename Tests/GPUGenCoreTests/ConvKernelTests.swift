@@ -1,6 +1,6 @@
 // The convolution kernels' special cases at realistic sizes: the CPU's direct forward kernel (8-, 16- and
 // 32k-wide rows, any other width through the padded-width plane, leftover rows, output channels not a
-// multiple of 8), its direct weight-gradient kernel (output channels across vector lanes: blocks of 48, a
+// multiple of 8), its Winograd kernel (partial tiles and channel blocks, one image split by tile rows), its direct weight-gradient kernel (output channels across vector lanes: blocks of 48, a
 // partial last block, non-3×3 taps, asymmetric padding, chunks of images) and the stride-1 input gradient,
 // each against the Float64 reference on every device. Too large for finite differences: the reference's
 // analytic gradients (themselves checked by GradCheckTests) are the oracle.
@@ -27,24 +27,30 @@ final class ConvKernelTests: XCTestCase {
     Geometry(n: 2, c: 3, h: 5, w: 5, cout: 6, kh: 3, kw: 3, pad: (0, 0, 0, 0)),  // no padding
     Geometry(n: 1, c: 6, h: 8, w: 8, cout: 12, kh: 3, kw: 3),  // one image
     Geometry(n: 40, c: 2, h: 8, w: 8, cout: 3, kh: 3, kw: 3),  // several image chunks per core
+    // Winograd F(4×4, 3×3) on the CPU (≥ 16 channels each way, ≥ 1,024 output positions); the input
+    // gradients are Winograd convolutions too.
+    Geometry(n: 2, c: 16, h: 28, w: 28, cout: 17, kh: 3, kw: 3),  // 7 tiles a row, a partial 32-channel block
+    Geometry(n: 3, c: 16, h: 13, w: 30, cout: 17, kh: 3, kw: 3, pad: (2, 0, 0, 2)),  // edge tiles, asymmetric
+    Geometry(n: 1, c: 17, h: 32, w: 32, cout: 16, kh: 3, kw: 3, bias: false),  // one image: tile rows split
+    Geometry(n: 16, c: 20, h: 8, w: 8, cout: 40, kh: 3, kw: 3),  // groups of images; two channel blocks
   ]
 
   func testForwardAndGradientsMatchTheFloat64Reference() throws {
-    for d in allDevices() {
-      for (gi, g) in Self.geometries.enumerated() {
-        let xs = [g.n, g.c, g.h, g.w], ws = [g.cout, g.c, g.kh, g.kw]
-        let spec = R64.ConvSpec(padT: g.pad.0, padL: g.pad.1, padB: g.pad.2, padR: g.pad.3)
-        let xv = randomValues(xs.reduce(1, *), seed: UInt64(100 + gi))
-        let wv = randomValues(ws.reduce(1, *), seed: UInt64(200 + gi), in: -0.5...0.5)
-        let bv = randomValues(g.cout, seed: UInt64(300 + gi))
+    // The Float64 reference once per geometry, then every device against it.
+    for (gi, g) in Self.geometries.enumerated() {
+      let xs = [g.n, g.c, g.h, g.w], ws = [g.cout, g.c, g.kh, g.kw]
+      let spec = R64.ConvSpec(padT: g.pad.0, padL: g.pad.1, padB: g.pad.2, padR: g.pad.3)
+      let xv = randomValues(xs.reduce(1, *), seed: UInt64(100 + gi))
+      let wv = randomValues(ws.reduce(1, *), seed: UInt64(200 + gi), in: -0.5...0.5)
+      let bv = randomValues(g.cout, seed: UInt64(300 + gi))
+      let x64 = T64(xs, xv.map(Double.init)), w64 = T64(ws, wv.map(Double.init))
+      let b64 = g.bias ? T64([g.cout], bv.map(Double.init)) : nil
+      let y64 = R64.conv2d(x64, w64, bias: b64, spec)
+      let dyv = randomValues(y64.count, seed: UInt64(400 + gi))
+      let grads64 = R64.conv2dBackward(x64, w64, bias: b64, spec, T64(y64.shape, dyv.map(Double.init)))
+      for d in allDevices() {
         let x = try Tensor(xv, shape: xs, on: d), w = try Tensor(wv, shape: ws, on: d)
         let b = g.bias ? try Tensor(bv, shape: [g.cout], on: d) : nil
-        let x64 = T64(xs, xv.map(Double.init)), w64 = T64(ws, wv.map(Double.init))
-        let b64 = g.bias ? T64([g.cout], bv.map(Double.init)) : nil
-        let y64 = R64.conv2d(x64, w64, bias: b64, spec)
-        let dyv = randomValues(y64.count, seed: UInt64(400 + gi))
-        let grads64 = R64.conv2dBackward(x64, w64, bias: b64, spec, T64(y64.shape, dyv.map(Double.init)))
-
         let tape = Tape()
         let inputs = [x, w] + (b.map { [$0] } ?? [])
         tape.watch(inputs)
@@ -62,11 +68,11 @@ final class ConvKernelTests: XCTestCase {
 
   /// conv2d(imageBias:residual:) — fused into the CPU's direct kernel and its GEMM path's epilogue — equals
   /// the separate additions, on every device, for the direct (stride 1, several images), single-image and
-  /// strided (im2col) paths, with and without a channel bias.
+  /// strided (im2col) paths and Winograd, with and without a channel bias.
   func testFusedPerImageBiasAndResidualEqualTheSeparateAdditions() throws {
     let cases: [(n: Int, c: Int, h: Int, w: Int, cout: Int, stride: Int, bias: Bool)] = [
       (3, 4, 8, 8, 10, 1, true), (2, 3, 9, 28, 5, 1, false), (1, 4, 6, 6, 3, 1, true),
-      (2, 3, 8, 8, 4, 2, true),
+      (2, 3, 8, 8, 4, 2, true), (4, 16, 16, 16, 20, 1, true),  // the last: Winograd on the CPU
     ]
     for d in allDevices() {
       for (ci, k) in cases.enumerated() {

@@ -1,0 +1,290 @@
+// Winograd F(4×4, 3×3) convolution (stride 1, any padding) for the native CPU backend: each 4×4 tile of
+// outputs comes from a 6×6 tile of inputs with 36 multiplies per (input, output) channel pair instead of
+// 144, i.e. 4× fewer multiply-adds than the direct kernel (Lavin & Gray, "Fast Algorithms for Convolutional
+// Neural Networks", 2016; the interpolation points 0, ±1, ±2, ∞).
+//
+//   U = G g Gᵀ (per output/input channel pair, 6×6), V = Bᵀ d B (per tile and input channel, 6×6),
+//   M[ξ] = Σ_c U[ξ]·V[ξ] (36 independent GEMMs), y = Aᵀ M A (per tile and output channel, 4×4).
+//
+// The transforms run on 16 channels at a time (one per vector lane): a group of images' padded input is
+// transposed 16 channels at a time into (row, column, 16 channels); each tile's 36 input vectors give 36 V
+// vectors; the GEMMs keep 8 tiles × 32 output channels in 16 accumulators (broadcast V, two vector loads of
+// U per input channel); the output transform makes 16 vectors (tile position × 16 channels) that a 16×16
+// in-register transpose turns into four 4-float rows per channel, written straight into NCHW with the bias
+// and residual added. A block (V, M) stays in the core's L2; U for 32 output channels in L1.
+#include "cpupeak.h"
+#include "simd.h"
+
+#define GG_INLINE static inline __attribute__((always_inline))
+
+// 1-D input transform t = Bᵀ d over six vectors d[0·s], …, d[5·s].
+GG_INLINE void gg_wino_in(const gg_v16* d, int s, gg_v16* t, int ts) {
+  const gg_v16 d0 = d[0], d1 = d[s], d2 = d[2 * s], d3 = d[3 * s], d4 = d[4 * s], d5 = d[5 * s];
+  t[0] = 4.0f * d0 - 5.0f * d2 + d4;
+  t[ts] = (d3 + d4) - 4.0f * (d1 + d2);
+  t[2 * ts] = (d4 - d3) + 4.0f * (d1 - d2);
+  t[3 * ts] = (d4 - d2) + 2.0f * (d3 - d1);
+  t[4 * ts] = (d4 - d2) - 2.0f * (d3 - d1);
+  t[5 * ts] = 4.0f * d1 - 5.0f * d3 + d5;
+}
+
+// 1-D output transform o = Aᵀ m over six vectors (four results).
+GG_INLINE void gg_wino_out(const gg_v16* m, int s, gg_v16* o, int os) {
+  const gg_v16 p12 = m[s] + m[2 * s], d12 = m[s] - m[2 * s];
+  const gg_v16 p34 = m[3 * s] + m[4 * s], d34 = m[3 * s] - m[4 * s];
+  o[0] = m[0] + p12 + p34;
+  o[os] = d12 + 2.0f * d34;
+  o[2 * os] = p12 + 4.0f * p34;
+  o[3 * os] = d12 + 8.0f * d34 + m[5 * s];
+}
+
+// 1-D weight transform u = G g over three vectors (six results).
+GG_INLINE void gg_wino_w(const gg_v16* g, int s, gg_v16* u, int us) {
+  const gg_v16 g0 = g[0], g1 = g[s], g2 = g[2 * s];
+  u[0] = g0 * (1.0f / 4);
+  u[us] = (g0 + g1 + g2) * (-1.0f / 6);
+  u[2 * us] = (g0 - g1 + g2) * (-1.0f / 6);
+  u[3 * us] = g0 * (1.0f / 24) + g1 * (1.0f / 12) + g2 * (1.0f / 6);
+  u[4 * us] = g0 * (1.0f / 24) - g1 * (1.0f / 12) + g2 * (1.0f / 6);
+  u[5 * us] = g2;
+}
+
+// In-register 16×16 transpose: four stages; at stage b, rows i and i + b (bit b of i clear) swap their
+// elements whose column has bit b set in row i / clear in row i + b, so element (i, j) ends at (j, i).
+#define GG_LIST(...) __VA_ARGS__
+#define GG_TSTAGE(b, LO, HI)                                \
+  for (int i = 0; i < 16; i++)                              \
+    if (!(i & (b))) {                                       \
+      const gg_v16 x_ = r[i], y_ = r[i + (b)];              \
+      r[i] = __builtin_shufflevector(x_, y_, GG_LIST LO);   \
+      r[i + (b)] = __builtin_shufflevector(x_, y_, GG_LIST HI); \
+    }
+GG_INLINE void gg_transpose16(gg_v16* r) {
+  GG_TSTAGE(8, (0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23),
+            (8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31))
+  GG_TSTAGE(4, (0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27),
+            (4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31))
+  GG_TSTAGE(2, (0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29),
+            (2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31))
+  GG_TSTAGE(1, (0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30),
+            (1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31))
+}
+
+static inline int gg_cp(int C) { return (C + 15) / 16 * 16; }
+static inline int gg_kb(int K) { return (K + 31) / 32; }
+static inline long gg_round16(long n) { return (n + 15) / 16 * 16; }
+#define gg_join8(a, b) __builtin_shufflevector((a), (b), 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15)
+
+long gpugen_wino_weights_size(int C, int K) { return 36L * gg_kb(K) * 32 * gg_cp(C); }
+
+// U[ξ][kb][c][32] for output-channel blocks [kb0, kb1) of 32; channels past C or K are zero. Each block's
+// weights are first copied to (c, tap, 32 output channels), so that the transform runs on whole vectors.
+GG_CLONES void gpugen_wino_weights(const float* w, float* U, int C, int K, int kb0, int kb1) {
+  const int Cp = gg_cp(C), KB = gg_kb(K);
+  float* wt = (float*)__builtin_malloc(sizeof(float) * 9L * 32 * Cp);
+  if (!wt) __builtin_trap();
+  for (int kb = kb0; kb < kb1; kb++) {
+    __builtin_memset(wt, 0, sizeof(float) * 9L * 32 * Cp);
+    for (int kk = 0; kk < 32 && kb * 32 + kk < K; kk++) {
+      const float* row = w + (long)(kb * 32 + kk) * C * 9;
+      // (Scalar: vectorised, this becomes a scatter, several times slower.)
+#pragma clang loop vectorize(disable)
+      for (int i = 0; i < C * 9; i++) wt[(long)i * 32 + kk] = row[i];
+    }
+    for (int c = 0; c < Cp; c++)
+      for (int h = 0; h < 2; h++) {
+        gg_v16 g[9], t[18], u[36];
+        for (int tap = 0; tap < 9; tap++) g[tap] = gg_load16(wt + ((long)c * 9 + tap) * 32 + h * 16);
+        for (int kx = 0; kx < 3; kx++) gg_wino_w(g + kx, 3, t + kx, 3);    // columns: t[i·3 + kx]
+        for (int i = 0; i < 6; i++) gg_wino_w(t + i * 3, 1, u + i * 6, 1);  // rows: u[i·6 + j]
+        for (int xi = 0; xi < 36; xi++) gg_store16(U + (((long)xi * KB + kb) * Cp + c) * 32 + h * 16, u[xi]);
+      }
+  }
+  __builtin_free(wt);
+}
+
+// Block geometry shared by the workspace size and the kernel. The transposed input xt keeps 16 zero columns
+// on the left, so that its 16-column blocks are aligned with x's columns: xt column j holds x column j − 16.
+// Strides in floats: xs between xt rows, vs between V's 36 matrices, ms between M's. Each is 16 floats more
+// than the data, so that the 36 matrices (and the 6 rows of a tile) do not all map to the same L1 set.
+typedef struct {
+  int TW, rows, P, T, Tp, Cp, KB, Hx, Wr;
+  long xs, vs, ms;
+} gg_wino_geom;
+
+static gg_wino_geom gg_wino_geometry(int G, int C, int W, int WO, int K, int rows, int pl) {
+  gg_wino_geom g;
+  g.TW = (WO + 3) / 4, g.rows = rows, g.P = rows * g.TW, g.T = G * g.P, g.Tp = (g.T + 7) / 8 * 8;
+  g.Cp = gg_cp(C), g.KB = gg_kb(K), g.Hx = 4 * rows + 2;
+  // Columns up to the last tile's (16 − pl + 4·TW + 2), and at least up to the last x column.
+  const long need = 16 - pl + 4L * g.TW + 2, cols = 16L + W;
+  g.Wr = (int)gg_round16(need > cols ? need : cols);
+  g.xs = g.Wr * 16L + 16, g.vs = (long)g.Tp * g.Cp + 16, g.ms = g.Tp * 32L + 16;
+  return g;
+}
+
+// Images per block: as many as keep V and M (36·(Cp + 32) floats per tile) within about 1 MB of L2.
+int gpugen_wino_group(int C, int HO, int WO) {
+  const long perTile = 36L * (gg_cp(C) + 32) * 4, tiles = (1L << 20) / perTile;
+  const long P = (long)((HO + 3) / 4) * ((WO + 3) / 4);
+  const long g = tiles / P;
+  return g < 1 ? 1 : g > 64 ? 64 : (int)g;
+}
+
+long gpugen_wino_workspace(int G, int C, int W, int HO, int WO, int K, int pl) {
+  const gg_wino_geom g = gg_wino_geometry(G, C, W, WO, K, (HO + 3) / 4, pl);
+  return 16 + g.Hx * g.xs + 36 * g.vs + 36 * g.ms;
+}
+
+// m[t][0..32] = Σ_c v[t][c] · u[c][0..32] for tiles t < Tp (a multiple of 8), 8 tiles × 32 channels at a time
+// in 16 accumulators. (Not inlined into the kernel: there the row pointers spill.)
+GG_CLONES static void gg_wino_gemm(const float* v, const float* u, float* m, int Tp, int Cp) {
+  for (int t = 0; t < Tp; t += 8, v += 8L * Cp, m += 8 * 32) {
+    const float *v0 = v, *v1 = v + Cp, *v2 = v + 2L * Cp, *v3 = v + 3L * Cp, *v4 = v + 4L * Cp,
+                *v5 = v + 5L * Cp, *v6 = v + 6L * Cp, *v7 = v + 7L * Cp;
+    // Eight independent base registers (otherwise the compiler rebuilds each address from v and Cp).
+    __asm__("" : "+r"(v0), "+r"(v1), "+r"(v2), "+r"(v3), "+r"(v4), "+r"(v5), "+r"(v6), "+r"(v7));
+    gg_v16 a0[8], a1[8];
+    for (int r = 0; r < 8; r++) a0[r] = a1[r] = (gg_v16){0};
+#pragma clang loop unroll(disable)
+    for (int c = 0; c < Cp; c++) {
+      const gg_v16 u0 = gg_load16(u + c * 32), u1 = gg_load16(u + c * 32 + 16);
+      const float s[8] = {v0[c], v1[c], v2[c], v3[c], v4[c], v5[c], v6[c], v7[c]};
+      for (int r = 0; r < 8; r++) {
+        a0[r] += s[r] * u0;
+        a1[r] += s[r] * u1;
+      }
+    }
+    for (int r = 0; r < 8; r++) {
+      gg_store16(m + r * 32, a0[r]);
+      gg_store16(m + r * 32 + 16, a1[r]);
+    }
+  }
+}
+
+// *v = up to 16 floats of p (n valid), zero beyond. (Vectors by pointer: see gg_load16.)
+GG_INLINE void gg_load_upto(gg_v16* v, const float* p, int n) {
+  if (n >= 16) {
+    *v = gg_load16(p);
+    return;
+  }
+  *v = (gg_v16){0};
+  int i = 0;
+  if (n >= 8) {
+    *v = gg_join8(gg_load8(p), (gg_v8){0});
+    i = 8;
+  }
+  for (; i < n; i++) (*v)[i] = p[i];
+}
+
+// Stores n ≤ 16 floats of *v (+ the residual r, or NULL) at p.
+GG_INLINE void gg_store_upto(float* p, const gg_v16* v, const float* r, int n) {
+  if (n == 16) {
+    gg_store16(p, r ? *v + gg_load16(r) : *v);
+    return;
+  }
+  for (int i = 0; i < n; i++) p[i] = (*v)[i] + (r ? r[i] : 0.0f);
+}
+
+// Input transform of one image's channels [cb, cb + 16), tile rows [ty0, ty0 + rows): xt ← the padded rows,
+// transposed to (row, column, 16 channels); V[ξ][t0 + tile][cb…] ← Bᵀ d B per tile.
+GG_CLONES static void gg_wino_input(const float* x, int C, int H, int W, int pt, int pl, int ty0, int cb,
+                          const gg_wino_geom* q, float* xt, float* V, long t0) {
+  const int Wr = q->Wr;
+  for (int yy = 0; yy < q->Hx; yy++) {
+    float* xr = xt + yy * q->xs;
+    const int iy = 4 * ty0 + yy - pt;
+    if (iy < 0 || iy >= H || cb >= C) {
+      __builtin_memset(xr, 0, sizeof(float) * Wr * 16);
+      continue;
+    }
+    __builtin_memset(xr, 0, sizeof(float) * 16 * 16);  // columns 0..15: left of x
+    for (int j0 = 16; j0 < Wr; j0 += 16) {
+      const int valid = W - (j0 - 16);  // x columns j0 − 16 … of this block that exist
+      gg_v16 r[16];
+      for (int l = 0; l < 16; l++) {
+        r[l] = (gg_v16){0};
+        if (cb + l < C && valid > 0) gg_load_upto(r + l, x + ((long)(cb + l) * H + iy) * W + j0 - 16, valid);
+      }
+      gg_transpose16(r);
+      for (int m = 0; m < 16; m++) gg_store16(xr + (long)(j0 + m) * 16, r[m]);
+    }
+  }
+  const int c0 = 16 - pl;  // xt column of tile 0's first input column
+  for (int ty = 0; ty < q->rows; ty++)
+    for (int tx = 0; tx < q->TW; tx++) {
+      const long t = t0 + ty * q->TW + tx;
+      gg_v16 d[36], s[36], v[36];
+      for (int r = 0; r < 6; r++)
+        for (int c = 0; c < 6; c++) d[r * 6 + c] = gg_load16(xt + (4 * ty + r) * q->xs + (c0 + 4 * tx + c) * 16L);
+      for (int c = 0; c < 6; c++) gg_wino_in(d + c, 6, s + c, 6);          // columns: s[i·6 + c]
+      for (int i = 0; i < 6; i++) gg_wino_in(s + i * 6, 1, v + i * 6, 1);  // rows: v[i·6 + j]
+      for (int xi = 0; xi < 36; xi++) gg_store16(V + xi * q->vs + t * q->Cp + cb, v[xi]);
+    }
+}
+
+// Output transform of one image's tiles for channels [k0, k0 + nk) (nk ≤ 16; lanes h·16… of M), groups of
+// up to 4 tiles along a tile row: Aᵀ M A + bias per tile gives 16 vectors (position × channel); for each
+// of the 4 output rows a 16×16 transpose turns the group's vectors into one 16-wide row segment per channel.
+GG_CLONES static void gg_wino_output(const float* M, float* y, const float* res, int K, int HO, int WO, int ty0,
+                                     int k0, int nk, int h, const float* bias, const gg_wino_geom* q, long t0) {
+  const long plane = (long)HO * WO;
+  gg_v16 b = (gg_v16){0};
+  if (bias)
+    for (int l = 0; l < nk; l++) b[l] = bias[k0 + l];
+  for (int ty = 0; ty < q->rows; ty++)
+    for (int tx0 = 0; tx0 < q->TW; tx0 += 4) {
+      const int n = q->TW - tx0 < 4 ? q->TW - tx0 : 4;
+      gg_v16 o[4][16];
+      for (int j = 0; j < n; j++) {
+        const long t = t0 + ty * q->TW + tx0 + j;
+        gg_v16 m[36], s[24];
+        for (int xi = 0; xi < 36; xi++) m[xi] = gg_load16(M + xi * q->ms + t * 32 + h * 16);
+        for (int c = 0; c < 6; c++) gg_wino_out(m + c, 6, s + c, 6);          // columns: s[a·6 + c]
+        for (int a = 0; a < 4; a++) gg_wino_out(s + a * 6, 1, o[j] + a * 4, 1);  // rows: o[a·4 + b]
+      }
+      const int oy0 = 4 * (ty0 + ty), ox = 4 * tx0, width = WO - ox < 4 * n ? WO - ox : 4 * n;
+      for (int a = 0; a < 4 && oy0 + a < HO; a++) {
+        gg_v16 r[16];
+        for (int j = 0; j < 4; j++)
+          for (int bb = 0; bb < 4; bb++) r[j * 4 + bb] = j < n ? o[j][a * 4 + bb] + b : (gg_v16){0};
+        gg_transpose16(r);  // r[l]: channel k0 + l, output columns ox … ox + 15
+        for (int l = 0; l < nk; l++) {
+          const long off = (long)(k0 + l) * plane + (long)(oy0 + a) * WO + ox;
+          gg_store_upto(y + off, r + l, res ? res + off : 0, width);
+        }
+      }
+    }
+}
+
+// G images x (G, C, H, W) → y (G, K, HO, WO) (+ bias + res), 3×3 taps, stride 1, top/left padding pt/pl
+// (rows and columns outside x are zero), output tile rows [ty0, ty1) (4 output rows each) of every image.
+// bias: K floats per image at bias + g·biasStride (or NULL); res shaped like y (or NULL). U from
+// gpugen_wino_weights; work holds gpugen_wino_workspace(G, …) floats.
+void gpugen_wino_conv(const float* x, float* y, int G, int C, int H, int W, int K, int pt, int pl,
+                                int HO, int WO, int ty0, int ty1, const float* U, const float* bias,
+                                long biasStride, const float* res, float* work) {
+  const gg_wino_geom q = gg_wino_geometry(G, C, W, WO, K, ty1 - ty0, pl);
+  float* xt = (float*)(((unsigned long)work + 63) & ~63UL);  // (Hx, Wr, 16) one image's 16 channels
+  float* V = xt + q.Hx * q.xs;                                // (36, Tp, Cp)
+  float* M = V + 36 * q.vs;                                   // (36, Tp, 32)
+  // Padding tiles (T ≤ t < Tp) contribute zeros to the GEMMs; their outputs are dropped.
+  for (int xi = 0; xi < 36; xi++)
+    __builtin_memset(V + xi * q.vs + (long)q.T * q.Cp, 0, sizeof(float) * (q.Tp - q.T) * q.Cp);
+  for (int g = 0; g < G; g++)
+    for (int cb = 0; cb < q.Cp; cb += 16)
+      gg_wino_input(x + (long)g * C * H * W, C, H, W, pt, pl, ty0, cb, &q, xt, V, (long)g * q.P);
+  const long out = (long)K * HO * WO;
+  for (int kb = 0; kb < q.KB; kb++) {
+    // The 36 GEMMs for 32 output channels; U[ξ][kb] (Cp × 32) stays in L1 across the tiles.
+    for (int xi = 0; xi < 36; xi++)
+      gg_wino_gemm(V + xi * q.vs, U + ((long)xi * q.KB + kb) * q.Cp * 32, M + xi * q.ms, q.Tp, q.Cp);
+    for (int g = 0; g < G; g++) {
+      const float* bg = bias ? bias + g * biasStride : 0;
+      for (int h = 0; h < 2 && kb * 32 + h * 16 < K; h++) {
+        const int k0 = kb * 32 + h * 16, nk = K - k0 < 16 ? K - k0 : 16;
+        gg_wino_output(M, y + g * out, res ? res + g * out : 0, K, HO, WO, ty0, k0, nk, h, bg, &q, (long)g * q.P);
+      }
+    }
+  }
+}
