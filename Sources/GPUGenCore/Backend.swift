@@ -1,4 +1,5 @@
 // The device seam: one protocol that both the OpenCL and the native CPU backend implement in full.
+import Foundation
 
 /// Elementwise unary operations.
 public enum UnaryOp: String, CaseIterable, Sendable {
@@ -215,8 +216,28 @@ public protocol Backend: AnyObject {
   func sumOfSquares(_ x: Buffer, _ y: Buffer, count: Int, slot: Int) throws
 }
 
+extension ConvGeometry {
+  /// GPUGEN_WINOGRAD=0 turns the Winograd convolutions off on every backend (for comparisons).
+  static let winogradEnabled = ProcessInfo.processInfo.environment["GPUGEN_WINOGRAD"] != "0"
+
+  /// A 3×3 stride-1 convolution with at least 16 input and output channels: the backends run these as
+  /// Winograd F(4×4, 3×3) (4× fewer multiply-adds; relative error ≈ 3e-6 of the output's magnitude).
+  func winogradCandidate(cout: Int) -> Bool {
+    Self.winogradEnabled && kh == 3 && kw == 3 && strideH == 1 && strideW == 1 && c >= 16 && cout >= 16
+  }
+}
+
 extension Backend {
   public func conv2dAdding(
+    _ x: Buffer, weight: Buffer, bias: Buffer?, imageBias: Buffer?, residual: Buffer?, _ y: Buffer,
+    _ g: ConvGeometry, cout: Int
+  ) throws {
+    try conv2dThenAdd(
+      x, weight: weight, bias: bias, imageBias: imageBias, residual: residual, y, g, cout: cout)
+  }
+
+  /// conv2dAdding as conv2d followed by two broadcast additions.
+  func conv2dThenAdd(
     _ x: Buffer, weight: Buffer, bias: Buffer?, imageBias: Buffer?, residual: Buffer?, _ y: Buffer,
     _ g: ConvGeometry, cout: Int
   ) throws {

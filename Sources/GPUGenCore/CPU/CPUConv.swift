@@ -202,16 +202,11 @@ extension CPUBackend {
     }
   }
 
-  /// Winograd F(4×4, 3×3) (Sources/CPUPeak/winograd.c) for 3×3 stride-1 convolutions with at least 16 input and
-  /// output channels: 4× fewer multiply-adds than the direct kernel, relative error ≈ 3e-6 of the output's
-  /// magnitude. Each call transforms the weights (≈ 30 ns per input/output channel pair); that is won back
-  /// from about 500 output positions (batch × height × width) on, so it runs from 1,024 on. GPUGEN_WINOGRAD=0 turns it off (the direct
-  /// kernel then runs).
-  static let winogradEnabled = ProcessInfo.processInfo.environment["GPUGEN_WINOGRAD"] != "0"
-
+  /// Winograd F(4×4, 3×3) (Sources/CPUPeak/winograd.c; see `ConvGeometry.winogradCandidate`). Each call
+  /// transforms the weights (≈ 30 ns per input/output channel pair); that is won back from about 500 output
+  /// positions (batch × height × width) on, so it runs from 1,024 on.
   static func winogradApplies(_ g: ConvGeometry, cout: Int) -> Bool {
-    winogradEnabled && g.kh == 3 && g.kw == 3 && g.strideH == 1 && g.strideW == 1 && g.c >= 16 && cout >= 16
-      && g.padL <= 16 && g.n * g.ho * g.wo >= 1024
+    g.winogradCandidate(cout: cout) && g.padL <= 16 && g.n * g.ho * g.wo >= 1024
   }
 
   /// The weights are transformed once (output-channel blocks split across the cores); then each core runs its

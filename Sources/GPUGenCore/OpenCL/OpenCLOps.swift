@@ -170,13 +170,21 @@ extension OpenCLBackend {
       ], global: [g.ho, g.n, g.k])
   }
 
-  /// im2col into a batch-major (N, C·KH·KW, HO·WO) matrix, then one strided-batched GEMM that writes
-  /// NCHW directly (the weight is shared by every image); 1×1 convolutions skip the unfolding.
+  /// Winograd candidates (`ConvGeometry.winogradCandidate`) run as Winograd F(4×4, 3×3); the rest: im2col into
+  /// a batch-major (N, C·KH·KW, HO·WO) matrix, then one strided-batched GEMM that writes NCHW directly (the
+  /// weight is shared by every image); 1×1 convolutions skip the unfolding.
   public func conv2d(
     _ x: Buffer, weight: Buffer, bias: Buffer?, _ y: Buffer, _ g: ConvGeometry, cout: Int,
     activation: Activation,
     activationAlpha: Float
   ) throws {
+    if g.winogradCandidate(cout: cout) {
+      try winograd(
+        x, weight: weight, bias: bias, imageBias: nil, residual: nil, y, g, cout: cout,
+        activation: activation,
+        activationAlpha: activationAlpha)
+      return
+    }
     var gb = g
     gb.batchMajor = true
     let p = g.ho * g.wo
@@ -195,6 +203,56 @@ extension OpenCLBackend {
     d.activation = activation
     d.activationAlpha = activationAlpha
     try gemm(d, weight, col ?? x, y, bias: bias)
+  }
+
+  /// Winograd convolutions add the per-image bias and the residual in their output transform; the others
+  /// add them afterwards.
+  public func conv2dAdding(
+    _ x: Buffer, weight: Buffer, bias: Buffer?, imageBias: Buffer?, residual: Buffer?, _ y: Buffer,
+    _ g: ConvGeometry, cout: Int
+  ) throws {
+    guard g.winogradCandidate(cout: cout) else {
+      try conv2dThenAdd(
+        x, weight: weight, bias: bias, imageBias: imageBias, residual: residual, y, g, cout: cout)
+      return
+    }
+    try winograd(
+      x, weight: weight, bias: bias, imageBias: imageBias, residual: residual, y, g, cout: cout,
+      activation: .none, activationAlpha: 0)
+  }
+
+  /// Winograd F(4×4, 3×3) (conv.cl): the weight transform U (36, Cout, C), the input transform V (36, C, T)
+  /// over the T = N·⌈HO/4⌉·⌈WO/4⌉ tiles, 36 GEMMs M = U·V as one strided-batched GEMM, and the output
+  /// transform with the biases, residual and activation.
+  func winograd(
+    _ x: Buffer, weight: Buffer, bias: Buffer?, imageBias: Buffer?, residual: Buffer?, _ y: Buffer,
+    _ g: ConvGeometry, cout: Int, activation: Activation, activationAlpha: Float
+  ) throws {
+    let (th, tw) = ((g.ho + 3) / 4, (g.wo + 3) / 4)
+    let tiles = g.n * th * tw
+    let u = try allocate(36 * cout * g.c), v = try allocate(36 * g.c * tiles),
+      m = try allocate(36 * cout * tiles)
+    try launch(
+      try kernel("conv_wino_weights", family: "conv"), "conv_wino_weights",
+      [.mem(mem(weight)), .mem(mem(u)), .i32(Int32(g.c)), .i32(Int32(cout))], global: [g.c, cout])
+    try launch(
+      try kernel("conv_wino_input", family: "conv"), "conv_wino_input",
+      [
+        .mem(mem(x)), .mem(mem(v)), .i32(Int32(g.c)), .i32(Int32(g.h)), .i32(Int32(g.w)), .i32(Int32(g.padT)),
+        .i32(Int32(g.padL)), .i32(Int32(th)), .i32(Int32(tw)), .i32(Int32(tiles)),
+      ], global: [tiles, g.c])
+    var d = GemmDescriptor(m: cout, n: tiles, k: g.c)
+    d.batch = 36
+    try gemm(d, u, v, m, bias: nil)
+    try launch(
+      try kernel("conv_wino_output", family: "conv"), "conv_wino_output",
+      [
+        .mem(mem(m)), .mem(mem(y)), .mem(mem(bias ?? m)), .i32(bias == nil ? 0 : 1),
+        .mem(mem(imageBias ?? m)),
+        .i32(imageBias == nil ? 0 : 1), .mem(mem(residual ?? m)), .i32(residual == nil ? 0 : 1),
+        .i32(Int32(cout)), .i32(Int32(g.ho)), .i32(Int32(g.wo)), .i32(Int32(th)), .i32(Int32(tw)),
+        .i32(Int32(tiles)), .i32(activation.rawValue), .f32(activationAlpha),
+      ], global: [tiles, cout])
   }
 
   public func groupNorm(
