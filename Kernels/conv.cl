@@ -119,7 +119,11 @@ __kernel void conv_wino_input(__global const float* x, __global float* V, int C,
 }
 
 // y (N, K, HO, WO) from M (36, K, T), plus bias[k] (hasBias), imageBias[n, k] (hasImageBias) and res
-// (shaped like y; hasRes), then the activation. Global (T, K).
+// (shaped like y; hasRes), then the activation WINO_ACT (a build option: a run-time switch stops PoCL from
+// vectorising the kernel, 4× slower). Global (T, K).
+#ifndef WINO_ACT
+#define WINO_ACT ACT_NONE
+#endif
 #define WO_LD(i, j) const float m##i##j = M[((long)(i * 6 + j) * K + k) * T + t];
 #define WO_LDROW(i) WO_LD(i, 0) WO_LD(i, 1) WO_LD(i, 2) WO_LD(i, 3) WO_LD(i, 4) WO_LD(i, 5)
 #define WO_COL(j) WINO_OUT(m0##j, m1##j, m2##j, m3##j, m4##j, m5##j, s0##j, s1##j, s2##j, s3##j)
@@ -127,13 +131,13 @@ __kernel void conv_wino_input(__global const float* x, __global float* V, int C,
 #define WO_ST(a, b)                                                                        \
   if (oy0 + a < HO && ox0 + b < WO) {                                                      \
     const long at = base + (long)(oy0 + a) * WO + ox0 + b;                                 \
-    y[at] = gg_activate(o##a##b + bv + (hasRes ? res[at] : 0.0f), act, alpha);             \
+    y[at] = gg_activate(o##a##b + bv + (hasRes ? res[at] : 0.0f), WINO_ACT, alpha);             \
   }
 #define WO_STROW(a) WO_ST(a, 0) WO_ST(a, 1) WO_ST(a, 2) WO_ST(a, 3)
 __kernel void conv_wino_output(__global const float* M, __global float* y, __global const float* bias,
                                int hasBias, __global const float* imageBias, int hasImageBias,
                                __global const float* res, int hasRes, int K, int HO, int WO, int TH, int TW,
-                               int T, int act, float alpha) {
+                               int T, float alpha) {
   const int t = get_global_id(0), k = get_global_id(1);
   const int n = t / (TH * TW), r = t % (TH * TW), oy0 = 4 * (r / TW), ox0 = 4 * (r % TW);
   WO_LDROW(0) WO_LDROW(1) WO_LDROW(2) WO_LDROW(3) WO_LDROW(4) WO_LDROW(5)

@@ -90,6 +90,27 @@ __kernel void elementwise_copy_strided(__global const float* x, __global float* 
   y[yo] = x[xo];
 }
 
+// The same copy for CPU devices when the innermost axis is short (nearest upsampling's [.., H, 2, W, 2],
+// attention's head permutes): one work-item per index of the outer axes copies the last three axes
+// (n2 × n1 × n0) with nested loops, so that neither tiny work-groups nor per-element index divisions
+// dominate. Global size: the outer axes' element count (< 2³¹).
+__kernel void elementwise_copy_runs(__global const float* x, __global float* y, int outerRank, int16 shape,
+                                    int16 xs, int xoff, int16 ys, int yoff, int n2, int xs2, int ys2, int n1,
+                                    int xs1, int ys1, int n0, int xs0, int ys0) {
+  int idx = (int)get_global_id(0);
+  long xo = xoff, yo = yoff;
+  for (int d = outerRank - 1; d >= 0; d--) {
+    const int n = gg_at(shape, d), q = idx / n, r = idx - q * n;
+    xo += (long)r * gg_at(xs, d);
+    yo += (long)r * gg_at(ys, d);
+    idx = q;
+  }
+  for (int i2 = 0; i2 < n2; i2++)
+    for (int i1 = 0; i1 < n1; i1++)
+      for (int i0 = 0; i0 < n0; i0++)
+        y[yo + (long)i2 * ys2 + (long)i1 * ys1 + (long)i0 * ys0] = x[xo + (long)i2 * xs2 + (long)i1 * xs1 + (long)i0 * xs0];
+}
+
 // Gradients of the unary ops: dx = dy · f'(x). Kernel names: grad_<op>.
 #define UNARY_GRAD(NAME, EXPR)                                                       \
   __kernel void grad_##NAME(__global const float* x, __global const float* dy,       \

@@ -242,6 +242,31 @@ final class ParityTests: XCTestCase {
     }
   }
 
+  /// Strided copies at sizes where OpenCL CPU devices take the work-item-per-run kernel (one, two and three
+  /// looped axes, zero strides, offsets), and the small shapes they leave to the per-element kernel: each
+  /// equal, bit for bit, to the native CPU's copy.
+  func testStridedCopiesAtEverySize() throws {
+    func copies(_ d: Device) throws -> [[Float]] {
+      let a = try Tensor(randomValues(64 * 3 * 5 * 7, seed: 81), shape: [64, 3, 5, 7], on: d)
+      let b = try Tensor(randomValues(4 * 5 * 16 * 7, seed: 82), shape: [4, 5, 16, 7], on: d)
+      let c = try Tensor(randomValues(2 * 40 * 3 * 5, seed: 83), shape: [2, 40, 3, 5], on: d)
+      let e = try Tensor(randomValues(70 * 6 * 5, seed: 84), shape: [70, 6, 5], on: d)
+      let small = try Tensor(randomValues(2 * 3 * 4, seed: 85), shape: [2, 3, 4], on: d)
+      return try [
+        a.permuted([0, 3, 1, 2]), a.permuted([2, 0, 3, 1]), b.permuted([1, 0, 3, 2]), c.upsampleNearest2x(),
+        e.slice(axis: 1, start: 1, end: 6, step: 2),
+        e.slice(axis: 0, start: 3, end: 69, step: 3).transposed(),
+        e.reshaped([70, 1, 30]).expanded(to: [70, 4, 30]), small.permuted([2, 0, 1]),
+      ].map { try $0.toArray() }
+    }
+    let reference = try copies(Device.cpu)
+    for d in allDevices() {
+      for (i, (got, want)) in zip(try copies(d), reference).enumerated() {
+        XCTAssertEqual(got, want, "copy \(i) on \(d)")
+      }
+    }
+  }
+
   func testShapeOps() throws {
     for device in allDevices() {
       let shape = [2, 3, 4, 5]

@@ -75,6 +75,7 @@ extension OpenCLBackend {
 
   public func copyStrided(_ x: Buffer, _ y: Buffer, _ c: StridedCopy) throws {
     try checkRank(c.shape.count, "copy")
+    if !info.isGPU, try copyRuns(x, y, c) { return }
     // Pad to rank ≥ 2; the two innermost axes map to NDRange dimensions 0 and 1.
     let pad = max(0, 2 - c.shape.count)
     let shape = Array(repeating: 1, count: pad) + c.shape
@@ -90,6 +91,33 @@ extension OpenCLBackend {
         .i32(Int32(c.xOffset)), .int16(Array(ys[..<(r - 2)])), .i32(Int32(c.yOffset)), .i32(Int32(xs[r - 2])),
         .i32(Int32(ys[r - 2])), .i32(Int32(xs[r - 1])), .i32(Int32(ys[r - 1])),
       ], global: [shape[r - 1], shape[r - 2], outer])
+  }
+
+  /// CPU devices: elementwise_copy_runs, one work-item per index of the outer axes looping over the last
+  /// m ≤ 3 axes, with m as large as leaves ≥ 64 work-items. (PoCL runs the per-element kernel 10–15× slower
+  /// on upsampling and permutes: tiny work-groups and 64-bit index divisions.) Returns false, launching
+  /// nothing, when fewer than 64 work-items would be left (the per-element kernel then runs).
+  func copyRuns(_ x: Buffer, _ y: Buffer, _ c: StridedCopy) throws -> Bool {
+    let r = c.shape.count
+    guard r >= 2, c.shape.reduce(1, *) < Int(Int32.max) else { return false }
+    var m = Swift.min(3, r - 1)
+    while m > 1 && c.shape[..<(r - m)].reduce(1, *) < 64 { m -= 1 }
+    let outer = c.shape[..<(r - m)].reduce(1, *)
+    guard outer >= 64 else { return false }
+    let pad = 3 - m
+    let inner = Array(repeating: 1, count: pad) + c.shape[(r - m)...]
+    let xi = Array(repeating: 0, count: pad) + c.xStrides[(r - m)...]
+    let yi = Array(repeating: 0, count: pad) + c.yStrides[(r - m)...]
+    let k = try kernel("elementwise_copy_runs", family: "elementwise")
+    try launch(
+      k, "elementwise_copy_runs",
+      [
+        .mem(mem(x)), .mem(mem(y)), .i32(Int32(r - m)), .int16(Array(c.shape[..<(r - m)])),
+        .int16(Array(c.xStrides[..<(r - m)])), .i32(Int32(c.xOffset)), .int16(Array(c.yStrides[..<(r - m)])),
+        .i32(Int32(c.yOffset)),
+      ] + (0..<3).flatMap { i in [KernelArg.i32(Int32(inner[i])), .i32(Int32(xi[i])), .i32(Int32(yi[i]))] },
+      global: [outer])
+    return true
   }
 
   /// Work-group size of the row reductions (RLS in reduce.cl).
@@ -245,13 +273,14 @@ extension OpenCLBackend {
     d.batch = 36
     try gemm(d, u, v, m, bias: nil)
     try launch(
-      try kernel("conv_wino_output", family: "conv"), "conv_wino_output",
+      try kernel("conv_wino_output", family: "conv", options: "-DWINO_ACT=\(activation.rawValue)"),
+      "conv_wino_output",
       [
         .mem(mem(m)), .mem(mem(y)), .mem(mem(bias ?? m)), .i32(bias == nil ? 0 : 1),
         .mem(mem(imageBias ?? m)),
         .i32(imageBias == nil ? 0 : 1), .mem(mem(residual ?? m)), .i32(residual == nil ? 0 : 1),
         .i32(Int32(cout)), .i32(Int32(g.ho)), .i32(Int32(g.wo)), .i32(Int32(th)), .i32(Int32(tw)),
-        .i32(Int32(tiles)), .i32(activation.rawValue), .f32(activationAlpha),
+        .i32(Int32(tiles)), .f32(activationAlpha),
       ], global: [tiles, cout])
   }
 
