@@ -78,11 +78,12 @@ static inline long gg_round16(long n) { return (n + 15) / 16 * 16; }
 long gpugen_wino_weights_size(int C, int K) { return 36L * gg_kb(K) * 32 * gg_cp(C); }
 
 // U[ξ][kb][c][32] for output-channel blocks [kb0, kb1) of 32; channels past C or K are zero. Each block's
-// weights are first copied to (c, tap, 32 output channels), so that the transform runs on whole vectors.
-GG_CLONES void gpugen_wino_weights(const float* w, float* U, int C, int K, int kb0, int kb1) {
+// weights are first copied to wt (c, tap, 32 output channels; gpugen_wino_weights_scratch(C) floats), so that
+// the transform runs on whole vectors.
+long gpugen_wino_weights_scratch(int C) { return 9L * 32 * gg_cp(C); }
+
+GG_CLONES void gpugen_wino_weights(const float* w, float* U, int C, int K, int kb0, int kb1, float* wt) {
   const int Cp = gg_cp(C), KB = gg_kb(K);
-  float* wt = (float*)__builtin_malloc(sizeof(float) * 9L * 32 * Cp);
-  if (!wt) __builtin_trap();
   for (int kb = kb0; kb < kb1; kb++) {
     __builtin_memset(wt, 0, sizeof(float) * 9L * 32 * Cp);
     for (int kk = 0; kk < 32 && kb * 32 + kk < K; kk++) {
@@ -100,7 +101,6 @@ GG_CLONES void gpugen_wino_weights(const float* w, float* U, int C, int K, int k
         for (int xi = 0; xi < 36; xi++) gg_store16(U + (((long)xi * KB + kb) * Cp + c) * 32 + h * 16, u[xi]);
       }
   }
-  __builtin_free(wt);
 }
 
 // Block geometry shared by the workspace size and the kernel. The transposed input xt keeps 16 zero columns

@@ -103,7 +103,17 @@ public enum SafeTensors {
     _ tensors: [(name: String, tensor: TensorData)], metadata: [String: String] = [:],
     dtype: SafeTensorsDType = .f32, to url: URL
   ) throws {
-    let layout = try Layout(tensors, metadata: metadata, dtype: dtype)
+    try write(
+      lazy: tensors.map { ($0.name, LazyTensor($0.tensor)) }, metadata: metadata, dtype: dtype, to: url)
+  }
+
+  /// `write` with each tensor's values fetched just before its bytes are written (one host copy at a
+  /// time); a fetch that returns the wrong number of values fails the write and leaves `url` untouched.
+  public static func write(
+    lazy tensors: [(name: String, tensor: LazyTensor)], metadata: [String: String] = [:],
+    dtype: SafeTensorsDType = .f32, to url: URL
+  ) throws {
+    let layout = try Layout(lazy: tensors, metadata: metadata, dtype: dtype)
     let path = url.path
     let temp =
       url.deletingLastPathComponent().appendingPathComponent(
@@ -369,7 +379,7 @@ public enum SafeTensors {
   /// A validated, sorted set of tensors with its header, ready to serialize.
   private struct Layout {
     var header: [UInt8]
-    var tensors: [(name: String, tensor: TensorData)]
+    var tensors: [(name: String, tensor: LazyTensor)]
     var dtype: SafeTensorsDType
     var dataSize: Int
 
@@ -378,24 +388,20 @@ public enum SafeTensors {
     init(_ tensors: [(name: String, tensor: TensorData)], metadata: [String: String], dtype: SafeTensorsDType)
       throws
     {
+      try self.init(lazy: tensors.map { ($0.name, LazyTensor($0.tensor)) }, metadata: metadata, dtype: dtype)
+    }
+
+    init(
+      lazy tensors: [(name: String, tensor: LazyTensor)], metadata: [String: String], dtype: SafeTensorsDType
+    )
+      throws
+    {
       var names = Set<String>()
       for (name, t) in tensors {
         guard name != "__metadata__" else { throw SafeTensorsError.reservedTensorName(name) }
         guard names.insert(name).inserted else { throw SafeTensorsError.duplicateTensorName(name) }
-        let shapeText = "\(t.shape)"
-        var count = 1
-        for d in t.shape {
-          guard d >= 0 else { throw SafeTensorsError.negativeDimension(name: name, shape: shapeText) }
-          let (p, o) = count.multipliedReportingOverflow(by: d)
-          guard !o, !p.multipliedReportingOverflow(by: dtype.size).overflow else {
-            throw SafeTensorsError.shapeOverflow(name: name, shape: shapeText)
-          }
-          count = p
-        }
-        guard t.values.count == count else {
-          throw SafeTensorsError.valueCountMismatch(
-            name: name, shape: t.shape, expected: count, count: t.values.count)
-        }
+        _ = try t.elementCount(name: name, dtype: dtype)
+        if let values = t.known { try t.check(values, name: name) }
       }
       // The reference sorts by dtype alignment, then by name (byte order); here every tensor has one dtype.
       let sorted = tensors.sorted { $0.name.utf8.lexicographicallyPrecedes($1.name.utf8) }
@@ -407,7 +413,7 @@ public enum SafeTensors {
       }
       var offset = 0
       for (name, t) in sorted {
-        let size = t.values.count * dtype.size
+        let size = try t.elementCount(name: name, dtype: dtype) * dtype.size
         let shape = t.shape.map(String.init).joined(separator: ",")
         parts.append(
           JSONWriter.quote(name) + ":{\"dtype\":\"\(dtype.rawValue)\",\"shape\":[\(shape)],"
@@ -423,24 +429,72 @@ public enum SafeTensors {
       self.dataSize = offset
     }
 
-    /// Passes the file's bytes, in order, to `sink`.
+    /// Passes the file's bytes, in order, to `sink`, fetching one tensor's values at a time.
     func serialize(_ sink: (UnsafeRawBufferPointer) throws -> Void) throws {
       try withUnsafeBytes(of: UInt64(header.count).littleEndian) { try sink($0) }
       try header.withUnsafeBytes { try sink($0) }
-      for (_, t) in tensors {
+      for (name, t) in tensors {
+        let values = try t.known ?? t.fetch()
+        if t.known == nil { try t.check(values, name: name) }
         switch dtype {
         case .f32:
           #if _endian(little)
-            try t.values.withUnsafeBytes { try sink($0) }
+            try values.withUnsafeBytes { try sink($0) }
           #else
-            try t.values.map { $0.bitPattern.littleEndian }.withUnsafeBytes { try sink($0) }
+            try values.map { $0.bitPattern.littleEndian }.withUnsafeBytes { try sink($0) }
           #endif
         case .f16:
-          try t.values.map { HalfBits.half(fromFloat: $0).littleEndian }.withUnsafeBytes { try sink($0) }
+          try values.map { HalfBits.half(fromFloat: $0).littleEndian }.withUnsafeBytes { try sink($0) }
         case .bf16:
-          try t.values.map { HalfBits.bfloat(fromFloat: $0).littleEndian }.withUnsafeBytes { try sink($0) }
+          try values.map { HalfBits.bfloat(fromFloat: $0).littleEndian }.withUnsafeBytes { try sink($0) }
         }
       }
+    }
+  }
+}
+
+/// A tensor to write whose values are fetched only when its bytes are written (e.g. downloaded from a
+/// device one tensor at a time), so that writing a file never holds more than one tensor's host copy.
+public struct LazyTensor {
+  /// Dimensions, outermost first.
+  public var shape: [Int]
+  /// Returns the row-major values (`shape`'s element count of them; checked when written).
+  public var fetch: () throws -> [Float]
+  /// Values already on the host.
+  var known: [Float]?
+
+  /// A tensor of `shape` whose values `fetch` returns when the file is written.
+  public init(shape: [Int], fetch: @escaping () throws -> [Float]) {
+    self.shape = shape
+    self.fetch = fetch
+  }
+
+  init(_ t: TensorData) {
+    shape = t.shape
+    fetch = { t.values }
+    known = t.values
+  }
+
+  /// The element count of `shape`; throws for negative dimensions or a byte size that overflows.
+  func elementCount(name: String, dtype: SafeTensorsDType) throws -> Int {
+    let shapeText = "\(shape)"
+    var count = 1
+    for d in shape {
+      guard d >= 0 else { throw SafeTensorsError.negativeDimension(name: name, shape: shapeText) }
+      let (p, o) = count.multipliedReportingOverflow(by: d)
+      guard !o, !p.multipliedReportingOverflow(by: dtype.size).overflow else {
+        throw SafeTensorsError.shapeOverflow(name: name, shape: shapeText)
+      }
+      count = p
+    }
+    return count
+  }
+
+  func check(_ values: [Float], name: String) throws {
+    let count = shape.reduce(1, *)
+    guard values.count == count else {
+      throw SafeTensorsError.valueCountMismatch(
+        name: name, shape: shape, expected: count, count: values.count)
     }
   }
 }

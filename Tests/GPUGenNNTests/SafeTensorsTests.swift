@@ -163,6 +163,34 @@ final class SafeTensorsTests: XCTestCase {
     XCTAssertThrowsError(try SafeTensors.write([("w", TensorData(shape: [2], values: [1]))], to: url))
     XCTAssertEqual(try SafeTensors.read(contentsOf: url).tensors["w"], b[0].1)
     XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: dir.path), ["model.safetensors"])
+    // Lazily fetched tensors: the same bytes, each fetched once, in file order; a fetch with the wrong
+    // number of values (or one that throws) fails the write and leaves the old file.
+    var fetched: [String] = []
+    let lazy = [("z", [2, 2], [Float](repeating: 7, count: 4)), ("w", [2], [1, 2] as [Float])].map {
+      name, shape, values in
+      (
+        name,
+        LazyTensor(shape: shape) {
+          fetched.append(name); return values
+        }
+      )
+    }
+    try SafeTensors.write(lazy: lazy, metadata: ["step": "1"], to: url)
+    XCTAssertEqual(fetched, ["w", "z"])
+    let eager = [("z", TensorData(shape: [2, 2], values: [7, 7, 7, 7])), a[0]]
+    XCTAssertEqual(try Data(contentsOf: url), Data(try SafeTensors.encode(eager, metadata: ["step": "1"])))
+    XCTAssertThrowsError(
+      try SafeTensors.write(lazy: [("w", LazyTensor(shape: [3]) { [1, 2] })], to: url)
+    ) { error in
+      guard case .valueCountMismatch(name: "w", _, expected: 3, count: 2)? = error as? SafeTensorsError else {
+        return XCTFail("\(error)")
+      }
+    }
+    struct Boom: Error {}
+    XCTAssertThrowsError(
+      try SafeTensors.write(lazy: [("w", LazyTensor(shape: [1]) { throw Boom() })], to: url))
+    XCTAssertEqual(try Data(contentsOf: url), Data(try SafeTensors.encode(eager, metadata: ["step": "1"])))
+    XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: dir.path), ["model.safetensors"])
     // When the final rename fails (the target is a non-empty folder), the temporary file is removed.
     let blocked = dir.appendingPathComponent("blocked")
     try FileManager.default.createDirectory(

@@ -62,7 +62,9 @@ void gpugen_fix_mmap_threshold(long bytes);
 /// floats of scratch, for the output tile rows [ty0, ty1) (4 output rows each; all: 0, ⌈HO/4⌉), so that one
 /// image can be split across cores. gpugen_wino_group gives the images per call that keep a block in L2.
 long gpugen_wino_weights_size(int C, int K);
-void gpugen_wino_weights(const float* w, float* U, int C, int K, int kb0, int kb1);
+void gpugen_wino_weights(const float* w, float* U, int C, int K, int kb0, int kb1, float* scratch);
+/// Floats of scratch one gpugen_wino_weights call needs.
+long gpugen_wino_weights_scratch(int C);
 int gpugen_wino_group(int C, int HO, int WO);
 long gpugen_wino_workspace(int G, int C, int W, int HO, int WO, int K, int pl);
 void gpugen_wino_conv(const float* x, float* y, int G, int C, int H, int W, int K, int pt, int pl, int HO, int WO,

@@ -205,8 +205,11 @@ extension CPUBackend {
   /// Winograd F(4×4, 3×3) (Sources/CPUPeak/winograd.c; see `ConvGeometry.winogradCandidate`). Each call
   /// transforms the weights (≈ 30 ns per input/output channel pair); that is won back from about 500 output
   /// positions (batch × height × width) on, so it runs from 1,024 on.
+  /// The transformed weights are 4× the weights; above 64 MB of them (e.g. 1,024 → 1,024 channels) the direct
+  /// kernel runs instead.
   static func winogradApplies(_ g: ConvGeometry, cout: Int) -> Bool {
     g.winogradCandidate(cout: cout) && g.padL <= 16 && g.n * g.ho * g.wo >= 1024
+      && gpugen_wino_weights_size(Int32(g.c), Int32(cout)) <= 16 << 20
   }
 
   /// The weights are transformed once (output-channel blocks split across the cores); then each core runs its
@@ -221,7 +224,9 @@ extension CPUBackend {
     let u = UnsafeMutablePointer<Float>.allocate(capacity: gpugen_wino_weights_size(c, k))
     defer { u.deallocate() }
     Parallel.forEach((cout + 31) / 32, cost: 36 * 32 * g.c) { r in
-      gpugen_wino_weights(wp, u, c, k, Int32(r.lowerBound), Int32(r.upperBound))
+      let scratch = UnsafeMutablePointer<Float>.allocate(capacity: gpugen_wino_weights_scratch(c))
+      defer { scratch.deallocate() }
+      gpugen_wino_weights(wp, u, c, k, Int32(r.lowerBound), Int32(r.upperBound), scratch)
     }
     let (inImage, outImage) = (g.c * g.h * g.w, cout * g.ho * g.wo)
     let tileRows = (g.ho + 3) / 4

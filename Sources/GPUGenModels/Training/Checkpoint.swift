@@ -32,23 +32,24 @@ extension DiffusionTrainer {
       try JSONSerialization.data(withJSONObject: schedulerJSON, options: [.prettyPrinted, .sortedKeys]),
       to: tmp.appendingPathComponent("scheduler/scheduler_config.json"))
     try writeSynced(try config.diffusersJSONData(), to: tmp.appendingPathComponent("unet/config.json"))
-    // Streamed to disk (and fsynced) tensor by tensor, so a checkpoint holds no extra copy of the file.
+    // Streamed to disk (and fsynced) tensor by tensor, each fetched to the host only when it is written, so a
+    // checkpoint holds one tensor's copy at a time.
     try SafeTensors.write(
-      try named(ema.shadow), metadata: ["format": "pt"],
+      lazy: named(ema.shadow), metadata: ["format": "pt"],
       to: tmp.appendingPathComponent("unet/diffusion_pytorch_model.safetensors"))
     try SafeTensors.write(
-      try named(parameters), metadata: ["format": "pt"],
+      lazy: named(parameters), metadata: ["format": "pt"],
       to: tmp.appendingPathComponent("training_state/model.safetensors"))
     // AdamW's state under PyTorch's names (what `Optimizer.importState` reads), without device copies.
-    var moments: [(name: String, tensor: TensorData)] = []
+    var moments: [(name: String, tensor: LazyTensor)] = []
     for (key, states) in [("exp_avg", optimizer.state1), ("exp_avg_sq", optimizer.state2)] {
       for (name, t) in zip(names, states) {
         guard let t else { throw TrainingError.checkpoint("optimizer state \(key).\(name) is missing") }
-        moments.append(("\(key).\(name)", try t.toTensorData()))
+        moments.append(("\(key).\(name)", LazyTensor(shape: t.shape) { try t.toArray() }))
       }
     }
     try SafeTensors.write(
-      moments.sorted { $0.name < $1.name }, metadata: ["step": "\(optimizer.stepCount)"],
+      lazy: moments, metadata: ["step": "\(optimizer.stepCount)"],
       to: tmp.appendingPathComponent("training_state/optimizer.safetensors"))
     let state = CheckpointState(
       step: step, optimizerStep: optimizer.stepCount, emaStep: ema.optimizationStep, options: options,
@@ -75,8 +76,8 @@ extension DiffusionTrainer {
     return final
   }
 
-  private func named(_ tensors: [Tensor]) throws -> [(name: String, tensor: TensorData)] {
-    try zip(names, tensors).map { ($0, try $1.toTensorData()) }.sorted { $0.name < $1.name }
+  private func named(_ tensors: [Tensor]) -> [(name: String, tensor: LazyTensor)] {
+    zip(names, tensors).map { name, t in (name, LazyTensor(shape: t.shape) { try t.toArray() }) }
   }
 
   /// Resumes the run whose latest checkpoint is in `outDir`: model, optimizer, EMA and step, bit for bit.
