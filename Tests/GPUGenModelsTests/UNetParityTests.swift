@@ -3,6 +3,7 @@
 import Foundation
 import XCTest
 
+@testable import GPUGenCore
 @testable import GPUGenModels
 
 final class UNetParityTests: XCTestCase {
@@ -20,7 +21,7 @@ final class UNetParityTests: XCTestCase {
     _ name: String,
     timesteps keys: [(String, String)] = [
       ("timestep", "output"), ("timestep_float", "output_float"), ("timestep_scalar", "output_scalar"),
-    ], file: StaticString = #filePath, line: UInt = #line
+    ], devices chosen: [Device]? = nil, file: StaticString = #filePath, line: UInt = #line
   ) throws {
     let dir = try fixture(name)
     let io = try SafeTensors.read(contentsOf: dir.appendingPathComponent("io.safetensors")).tensors
@@ -29,7 +30,7 @@ final class UNetParityTests: XCTestCase {
     let labels =
       io["class_labels"].map { $0.values.map { Int($0) } }
       ?? config.numClassEmbeds.map { k in (0..<x.shape[0]).map { [0, 2, 1][$0 % 3] % k } }
-    for device in try devices() {
+    for device in try chosen ?? devices() {
       let unet = try UNet2DModelLoader.load(from: dir, device: device)
       let input = try Tensor(x.values, shape: x.shape, on: device)
       for (tKey, outKey) in keys {
@@ -56,6 +57,15 @@ final class UNetParityTests: XCTestCase {
   func testPaddingZeroAndNonDefaults() throws { try check("pad0", timesteps: [("timestep", "output")]) }
   /// mid_block_type null, class-conditional, 8 norm groups of 1 channel (make_extra_fixtures.py).
   func testNoMidBlock() throws { try check("nomid", timesteps: [("timestep", "output")]) }
+
+  /// The fixtures are small enough that the CPU backend would run them through its direct convolution kernel;
+  /// here every eligible convolution takes its Winograd kernel instead.
+  func testCPUWinogradPath() throws {
+    let saved = CPUBackend.winogradMinimumPositions
+    CPUBackend.winogradMinimumPositions = 0
+    defer { CPUBackend.winogradMinimumPositions = saved }
+    for name in ["noattn", "attn2", "classcond"] { try check(name, devices: [Device.cpu]) }
+  }
 
   func testUnsupportedConfigFieldsAreNamed() throws {
     let base = try Data(contentsOf: try fixture("noattn").appendingPathComponent("config.json"))

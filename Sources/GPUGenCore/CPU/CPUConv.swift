@@ -208,9 +208,13 @@ extension CPUBackend {
   /// The transformed weights are 4× the weights; above 64 MB of them (e.g. 1,024 → 1,024 channels) the direct
   /// kernel runs instead.
   static func winogradApplies(_ g: ConvGeometry, cout: Int) -> Bool {
-    g.winogradCandidate(cout: cout) && g.padL <= 16 && g.n * g.ho * g.wo >= 1024
+    g.winogradCandidate(cout: cout) && g.padL <= 16 && g.n * g.ho * g.wo >= winogradMinimumPositions
       && gpugen_wino_weights_size(Int32(g.c), Int32(cout)) <= 16 << 20
   }
+
+  /// Output positions (batch × height × width) from which a call runs Winograd; tests lower it to run small
+  /// models through the Winograd kernel.
+  nonisolated(unsafe) static var winogradMinimumPositions = 1024
 
   /// The weights are transformed once (output-channel blocks split across the cores); then each core runs its
   /// contiguous range of images, in groups that keep a Winograd block in its L2, or, with fewer images than
