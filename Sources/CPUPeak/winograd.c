@@ -124,15 +124,21 @@ static gg_wino_geom gg_wino_geometry(int G, int C, int W, int WO, int K, int row
 }
 
 // Images per block: as many as keep V and M (36·(Cp + 32) floats per tile) within about 1 MB of L2.
+// Images larger than that go in blocks of tile rows (at least one).
+static long gg_wino_tiles(int C) { return (1L << 20) / (36L * (gg_cp(C) + 32) * 4); }
+
 int gpugen_wino_group(int C, int HO, int WO) {
-  const long perTile = 36L * (gg_cp(C) + 32) * 4, tiles = (1L << 20) / perTile;
-  const long P = (long)((HO + 3) / 4) * ((WO + 3) / 4);
-  const long g = tiles / P;
+  const long P = (long)((HO + 3) / 4) * ((WO + 3) / 4), g = gg_wino_tiles(C) / P;
   return g < 1 ? 1 : g > 64 ? 64 : (int)g;
 }
 
-long gpugen_wino_workspace(int G, int C, int W, int HO, int WO, int K, int pl) {
-  const gg_wino_geom g = gg_wino_geometry(G, C, W, WO, K, (HO + 3) / 4, pl);
+int gpugen_wino_rows(int C, int HO, int WO) {
+  const long TH = (HO + 3) / 4, r = gg_wino_tiles(C) / ((WO + 3) / 4);
+  return r < 1 ? 1 : r > TH ? (int)TH : (int)r;
+}
+
+long gpugen_wino_workspace(int G, int C, int W, int WO, int K, int pl, int rows) {
+  const gg_wino_geom g = gg_wino_geometry(G, C, W, WO, K, rows, pl);
   return 16 + g.Hx * g.xs + 36 * g.vs + 36 * g.ms;
 }
 
@@ -260,7 +266,7 @@ GG_CLONES static void gg_wino_output(const float* M, float* y, const float* res,
 // G images x (G, C, H, W) → y (G, K, HO, WO) (+ bias + res), 3×3 taps, stride 1, top/left padding pt/pl
 // (rows and columns outside x are zero), output tile rows [ty0, ty1) (4 output rows each) of every image.
 // bias: K floats per image at bias + g·biasStride (or NULL); res shaped like y (or NULL). U from
-// gpugen_wino_weights; work holds gpugen_wino_workspace(G, …) floats.
+// gpugen_wino_weights; work holds gpugen_wino_workspace(G, …, ty1 − ty0) floats.
 void gpugen_wino_conv(const float* x, float* y, int G, int C, int H, int W, int K, int pt, int pl,
                                 int HO, int WO, int ty0, int ty1, const float* U, const float* bias,
                                 long biasStride, const float* res, float* work) {

@@ -33,6 +33,7 @@ final class ConvKernelTests: XCTestCase {
     Geometry(n: 3, c: 16, h: 13, w: 30, cout: 17, kh: 3, kw: 3, pad: (2, 0, 0, 2)),  // edge tiles, asymmetric
     Geometry(n: 1, c: 17, h: 32, w: 32, cout: 16, kh: 3, kw: 3, bias: false),  // one image: tile rows split
     Geometry(n: 16, c: 20, h: 8, w: 8, cout: 40, kh: 3, kw: 3),  // groups of images; two channel blocks
+    Geometry(n: 2, c: 16, h: 9, w: 204, cout: 16, kh: 3, kw: 3),  // wide: blocks of 2 tile rows per image
   ]
 
   func testForwardAndGradientsMatchTheFloat64Reference() throws {

@@ -58,15 +58,17 @@ void gpugen_fix_mmap_threshold(long bytes);
 /// Winograd F(4×4, 3×3) stride-1 convolution (winograd.c). The weights transformed once per call into U
 /// (gpugen_wino_weights_size(C, K) floats; output-channel blocks [kb0, kb1) of 32 per call, so cores can share
 /// the work), then gpugen_wino_conv runs G images x (G, C, H, W) → y (G, K, HO, WO) + bias (K floats per image
-/// at bias + g·biasStride, or NULL) + res (shaped like y, or NULL) with gpugen_wino_workspace(G, C, W, HO, WO, K, pl)
-/// floats of scratch, for the output tile rows [ty0, ty1) (4 output rows each; all: 0, ⌈HO/4⌉), so that one
-/// image can be split across cores. gpugen_wino_group gives the images per call that keep a block in L2.
+/// at bias + g·biasStride, or NULL) + res (shaped like y, or NULL) for the output tile rows [ty0, ty1) (4 output
+/// rows each; all: 0, ⌈HO/4⌉), with gpugen_wino_workspace(G, C, W, WO, K, pl, ty1 − ty0) floats of scratch. A
+/// block (V and M) stays in L2 with gpugen_wino_group(C, HO, WO) whole images per call, or, for one image that
+/// is too large, gpugen_wino_rows(C, HO, WO) tile rows per call.
 long gpugen_wino_weights_size(int C, int K);
 void gpugen_wino_weights(const float* w, float* U, int C, int K, int kb0, int kb1, float* scratch);
 /// Floats of scratch one gpugen_wino_weights call needs.
 long gpugen_wino_weights_scratch(int C);
 int gpugen_wino_group(int C, int HO, int WO);
-long gpugen_wino_workspace(int G, int C, int W, int HO, int WO, int K, int pl);
+int gpugen_wino_rows(int C, int HO, int WO);
+long gpugen_wino_workspace(int G, int C, int W, int WO, int K, int pl, int rows);
 void gpugen_wino_conv(const float* x, float* y, int G, int C, int H, int W, int K, int pt, int pl, int HO, int WO,
                       int ty0, int ty1, const float* U, const float* bias, long biasStride, const float* res, float* work);
 #endif

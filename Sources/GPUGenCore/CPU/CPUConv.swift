@@ -217,8 +217,9 @@ extension CPUBackend {
   nonisolated(unsafe) static var winogradMinimumPositions = 1024
 
   /// The weights are transformed once (output-channel blocks split across the cores); then each core runs its
-  /// contiguous range of images, in groups that keep a Winograd block in its L2, or, with fewer images than
-  /// cores, each image's rows of 4×4 output tiles are split across the cores.
+  /// contiguous range of images, in blocks that keep the Winograd matrices in its L2 (groups of whole images,
+  /// or rows of 4×4 output tiles of an image too large for one block), or, with fewer images than cores, each
+  /// image's tile rows are split across the cores.
   func winograd(
     _ xp: UnsafeMutablePointer<Float>, _ wp: UnsafeMutablePointer<Float>, _ yp: UnsafeMutablePointer<Float>,
     _ g: ConvGeometry, cout: Int, bias bp: (Int) -> UnsafeMutablePointer<Float>?, biasStride: Int,
@@ -234,30 +235,36 @@ extension CPUBackend {
     }
     let (inImage, outImage) = (g.c * g.h * g.w, cout * g.ho * g.wo)
     let tileRows = (g.ho + 3) / 4
-    // Images [n, n + count), tile rows [rows): one call per group of images.
-    func run(_ images: Range<Int>, rows: Range<Int>, group: Int) {
+    let group = Int(gpugen_wino_group(c, Int32(g.ho), Int32(g.wo)))
+    // One block: `group` whole images, or (group 1) up to `blockRows` tile rows of one image.
+    let blockRows = Int(gpugen_wino_rows(c, Int32(g.ho), Int32(g.wo)))
+    // Images [images], tile rows [rows] of each, one call per block.
+    func run(_ images: Range<Int>, rows: Range<Int>) {
       let size = Swift.min(group, images.count)
+      let step = size > 1 ? rows.count : Swift.min(blockRows, rows.count)
       let work = UnsafeMutablePointer<Float>.allocate(
         capacity: gpugen_wino_workspace(
-          Int32(size), c, Int32(g.w), Int32(g.ho), Int32(g.wo), k, Int32(g.padL)))
+          Int32(size), c, Int32(g.w), Int32(g.wo), k, Int32(g.padL), Int32(step)))
       defer { work.deallocate() }
       for n in stride(from: images.lowerBound, to: images.upperBound, by: size) {
-        gpugen_wino_conv(
-          xp + n * inImage, yp + n * outImage, Int32(Swift.min(size, images.upperBound - n)), c, Int32(g.h),
-          Int32(g.w), k, Int32(g.padT), Int32(g.padL), Int32(g.ho), Int32(g.wo), Int32(rows.lowerBound),
-          Int32(rows.upperBound), u, bp(n), biasStride, rp.map { $0 + n * outImage }, work)
+        for r in stride(from: rows.lowerBound, to: rows.upperBound, by: step) {
+          gpugen_wino_conv(
+            xp + n * inImage, yp + n * outImage, Int32(Swift.min(size, images.upperBound - n)), c, Int32(g.h),
+            Int32(g.w), k, Int32(g.padT), Int32(g.padL), Int32(g.ho), Int32(g.wo), Int32(r),
+            Int32(Swift.min(r + step, rows.upperBound)), u, bp(n), biasStride, rp.map { $0 + n * outImage },
+            work)
+        }
       }
     }
     if g.n >= Parallel.cores {
-      let group = Int(gpugen_wino_group(c, Int32(g.ho), Int32(g.wo)))
       DispatchQueue.concurrentPerform(iterations: Parallel.cores) { wi in
-        run((g.n * wi / Parallel.cores)..<(g.n * (wi + 1) / Parallel.cores), rows: 0..<tileRows, group: group)
+        run((g.n * wi / Parallel.cores)..<(g.n * (wi + 1) / Parallel.cores), rows: 0..<tileRows)
       }
     } else {
       let parts = Swift.min(Parallel.cores, tileRows)
       for n in 0..<g.n {
         DispatchQueue.concurrentPerform(iterations: parts) { part in
-          run(n..<(n + 1), rows: (tileRows * part / parts)..<(tileRows * (part + 1) / parts), group: 1)
+          run(n..<(n + 1), rows: (tileRows * part / parts)..<(tileRows * (part + 1) / parts))
         }
       }
     }
