@@ -52,7 +52,8 @@ extension CPUBackend {
     if parallel { Parallel.forEach(g.k, cost: q, task) } else { task(0..<g.k) }
   }
 
-  /// Stride-1 convolutions run the direct kernel (gpugen_conv_s1): images split across cores, or, with fewer
+  /// 3×3 stride-1 convolutions with enough channels and outputs run as Winograd F(4×4, 3×3) (`winograd`). Other
+  /// stride-1 convolutions run the direct kernel (gpugen_conv_s1): images split across cores, or, with fewer
   /// images than cores, each image's output channels. Other convolutions: images are split across cores;
   /// each core unfolds one image at a time into a private, cache-sized buffer and runs a single-threaded
   /// GEMM on it, writing NCHW with the bias and activation fused (fewer images than cores: one
@@ -121,6 +122,15 @@ extension CPUBackend {
           }
         }
       }
+      if direct && Self.winogradApplies(g, cout: cout) {
+        winograd(xp, wp, yp, g, cout: cout, bias: bp, biasStride: combined == nil ? 0 : cout, residual: rp)
+        if activation != .none {
+          Parallel.forEach(g.n, cost: cout * p) { images in
+            for n in images { epilogue(yp + n * cout * p, bias: nil, residual: nil) }
+          }
+        }
+        return
+      }
       // The direct kernel's weight layout, packed once for every image (not once per image).
       let blocks = (cout + 7) / 8
       let packed = direct ? UnsafeMutablePointer<Float>.allocate(capacity: blocks * 8 * k) : nil
@@ -130,15 +140,6 @@ extension CPUBackend {
           gpugen_pack_conv_weights(
             wp, packed, Int32(cout), Int32(k), Int32(r.lowerBound), Int32(r.upperBound))
         }
-      }
-      if direct && Self.winogradApplies(g, cout: cout) {
-        winograd(xp, wp, yp, g, cout: cout, bias: bp, biasStride: combined == nil ? 0 : cout, residual: rp)
-        if activation != .none {
-          Parallel.forEach(g.n, cost: cout * p) { images in
-            for n in images { epilogue(yp + n * cout * p, bias: nil, residual: nil) }
-          }
-        }
-        return
       }
       let padded = gpugen_conv_s1_workspace(Int32(g.c), Int32(g.ho), Int32(g.wo), Int32(g.kh), Int32(g.kw))
       if let packed, workers == 1 {
