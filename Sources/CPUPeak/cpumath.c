@@ -107,7 +107,6 @@ GG_CLONES void gpugen_repeat(const float* x, float* y, long n, int k) {
 
 // Horizontal sum of a 16-lane vector.
 #define GG_HSUM16(v) ({ float s_ = 0; for (int t_ = 0; t_ < 16; t_++) s_ += (v)[t_]; s_; })
-#define gg_join8(a, b) __builtin_shufflevector((a), (b), 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15)
 
 // Direct stride-1 convolution of one image, y (Cout, HO, WO) = w (Cout, C, KH, KW) ⊛ x (C, H, W). The
 // image is copied once into a zero-padded buffer (C, Hp = HO+KH−1, Wp = WO+KW−1) plus spare floats; for

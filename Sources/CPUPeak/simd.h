@@ -18,5 +18,7 @@ typedef float gg_v4 __attribute__((ext_vector_type(4)));
 #define gg_load8(p) ({ gg_v8 v_; __builtin_memcpy(&v_, (p), sizeof v_); v_; })
 #define gg_load4(p) ({ gg_v4 v_; __builtin_memcpy(&v_, (p), sizeof v_); v_; })
 #define gg_store4(p, v) do { gg_v4 w_ = (v); __builtin_memcpy((p), &w_, sizeof w_); } while (0)
+// Two 8-lane vectors as one 16-lane vector.
+#define gg_join8(a, b) __builtin_shufflevector((a), (b), 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15)
 
 #endif

@@ -73,7 +73,6 @@ GG_INLINE void gg_transpose16(gg_v16* r) {
 static inline int gg_cp(int C) { return (C + 15) / 16 * 16; }
 static inline int gg_kb(int K) { return (K + 31) / 32; }
 static inline long gg_round16(long n) { return (n + 15) / 16 * 16; }
-#define gg_join8(a, b) __builtin_shufflevector((a), (b), 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15)
 
 long gpugen_wino_weights_size(int C, int K) { return 36L * gg_kb(K) * 32 * gg_cp(C); }
 
@@ -195,7 +194,7 @@ GG_INLINE void gg_store_upto(float* p, const gg_v16* v, const float* r, int n) {
 // Input transform of one image's channels [cb, cb + 16), tile rows [ty0, ty0 + rows): xt ← the padded rows,
 // transposed to (row, column, 16 channels); V[ξ][t0 + tile][cb…] ← Bᵀ d B per tile.
 GG_CLONES static void gg_wino_input(const float* x, int C, int H, int W, int pt, int pl, int ty0, int cb,
-                          const gg_wino_geom* q, float* xt, float* V, long t0) {
+                                    const gg_wino_geom* q, float* xt, float* V, long t0) {
   const int Wr = q->Wr;
   for (int yy = 0; yy < q->Hx; yy++) {
     float* xr = xt + yy * q->xs;
@@ -232,8 +231,8 @@ GG_CLONES static void gg_wino_input(const float* x, int C, int H, int W, int pt,
 // Output transform of one image's tiles for channels [k0, k0 + nk) (nk ≤ 16; lanes h·16… of M), groups of
 // up to 4 tiles along a tile row: Aᵀ M A + bias per tile gives 16 vectors (position × channel); for each
 // of the 4 output rows a 16×16 transpose turns the group's vectors into one 16-wide row segment per channel.
-GG_CLONES static void gg_wino_output(const float* M, float* y, const float* res, int K, int HO, int WO, int ty0,
-                                     int k0, int nk, int h, const float* bias, const gg_wino_geom* q, long t0) {
+GG_CLONES static void gg_wino_output(const float* M, float* y, const float* res, int HO, int WO, int ty0, int k0,
+                                     int nk, int h, const float* bias, const gg_wino_geom* q, long t0) {
   const long plane = (long)HO * WO;
   gg_v16 b = (gg_v16){0};
   if (bias)
@@ -267,9 +266,9 @@ GG_CLONES static void gg_wino_output(const float* M, float* y, const float* res,
 // (rows and columns outside x are zero), output tile rows [ty0, ty1) (4 output rows each) of every image.
 // bias: K floats per image at bias + g·biasStride (or NULL); res shaped like y (or NULL). U from
 // gpugen_wino_weights; work holds gpugen_wino_workspace(G, …, ty1 − ty0) floats.
-void gpugen_wino_conv(const float* x, float* y, int G, int C, int H, int W, int K, int pt, int pl,
-                                int HO, int WO, int ty0, int ty1, const float* U, const float* bias,
-                                long biasStride, const float* res, float* work) {
+void gpugen_wino_conv(const float* x, float* y, int G, int C, int H, int W, int K, int pt, int pl, int HO, int WO,
+                      int ty0, int ty1, const float* U, const float* bias, long biasStride, const float* res,
+                      float* work) {
   const gg_wino_geom q = gg_wino_geometry(G, C, W, WO, K, ty1 - ty0, pl);
   float* xt = (float*)(((unsigned long)work + 63) & ~63UL);  // (Hx, Wr, 16) one image's 16 channels
   float* V = xt + q.Hx * q.xs;                                // (36, Tp, Cp)
@@ -289,7 +288,7 @@ void gpugen_wino_conv(const float* x, float* y, int G, int C, int H, int W, int 
       const float* bg = bias ? bias + g * biasStride : 0;
       for (int h = 0; h < 2 && kb * 32 + h * 16 < K; h++) {
         const int k0 = kb * 32 + h * 16, nk = K - k0 < 16 ? K - k0 : 16;
-        gg_wino_output(M, y + g * out, res ? res + g * out : 0, K, HO, WO, ty0, k0, nk, h, bg, &q, (long)g * q.P);
+        gg_wino_output(M, y + g * out, res ? res + g * out : 0, HO, WO, ty0, k0, nk, h, bg, &q, (long)g * q.P);
       }
     }
   }

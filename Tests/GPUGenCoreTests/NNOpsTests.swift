@@ -174,17 +174,26 @@ final class NNOpsParameterTests: XCTestCase {
     for device in allDevices() {
       let x = try Tensor(
         randomValues(2 * 3 * 16 * 16, seed: 1, in: -2...2), shape: [2, 3, 16, 16], on: device)
-      let w = try Tensor(randomValues(4 * 3 * 3 * 3, seed: 2), shape: [4, 3, 3, 3], on: device)
-      let b = try Tensor(randomValues(4, seed: 3), shape: [4], on: device)
-      let plain = try x.conv2d(weight: w, bias: b, padding: (1, 1, 1, 1))
-      for act in [Activation.relu, .silu, .sigmoid, .tanh, .gelu, .leakyRelu] {
-        let fused = try x.conv2d(weight: w, bias: b, padding: (1, 1, 1, 1), activation: act)
-        let op: UnaryOp = [
-          .relu: .relu, .silu: .silu, .sigmoid: .sigmoid, .tanh: .tanh, .gelu: .gelu, .leakyRelu: .leakyRelu,
-        ][act]!
-        assertClose(
-          try fused.toArray(), try plain.apply(op).toArray().map(Double.init), rtol: 1e-4, atol: 1e-5,
-          "conv \(act) on \(device)")
+      // (c, cout) = (3, 4): direct / im2col kernels; (16, 16) over 4 images: the Winograd kernels.
+      for (c, cout, n) in [(3, 4, 2), (16, 16, 4)] {
+        let xc =
+          c == 3
+          ? x
+          : try Tensor(
+            randomValues(n * c * 16 * 16, seed: 6, in: -2...2), shape: [n, c, 16, 16], on: device)
+        let w = try Tensor(randomValues(cout * c * 3 * 3, seed: 2), shape: [cout, c, 3, 3], on: device)
+        let b = try Tensor(randomValues(cout, seed: 3), shape: [cout], on: device)
+        let plain = try xc.conv2d(weight: w, bias: b, padding: (1, 1, 1, 1))
+        for act in [Activation.relu, .silu, .sigmoid, .tanh, .gelu, .leakyRelu] {
+          let fused = try xc.conv2d(weight: w, bias: b, padding: (1, 1, 1, 1), activation: act)
+          let op: UnaryOp = [
+            .relu: .relu, .silu: .silu, .sigmoid: .sigmoid, .tanh: .tanh, .gelu: .gelu,
+            .leakyRelu: .leakyRelu,
+          ][act]!
+          assertClose(
+            try fused.toArray(), try plain.apply(op).toArray().map(Double.init), rtol: 1e-4, atol: 1e-5,
+            "conv \(act), \(c) → \(cout) channels, on \(device)")
+        }
       }
       let v = try Tensor(randomValues(5 * 7, seed: 4), shape: [5, 7], on: device)
       let lw = try Tensor(randomValues(3 * 7, seed: 5), shape: [3, 7], on: device)
