@@ -35,3 +35,23 @@ __kernel void noise_box_muller_raw(__global const uint* in, __global float* out)
   size_t g = get_global_id(0);
   vstore4(gg_normal4(vload4(g, in)), g, out);
 }
+
+// y: (samples, perSample) row-major uniforms in (0, 1]: gg_uniform of the four words of block j of sample i
+// (the same counters as noise_normal). One work-item per Philox block.
+__kernel void noise_uniform(__global float* y, int perSample, int blocksPerSample, uint firstSample,
+                            uint seedLo, uint seedHi, uint step, uint stream) {
+  size_t gid = get_global_id(0);
+  uint i = (uint)(gid / (size_t)blocksPerSample);
+  uint j = (uint)(gid % (size_t)blocksPerSample);
+  uint4 w = gg_philox4x32_10((uint4)(j, firstSample + i, step, stream), (uint2)(seedLo, seedHi));
+  float4 u = (float4)(gg_uniform(w.x), gg_uniform(w.y), gg_uniform(w.z), gg_uniform(w.w));
+  __global float* p = y + (size_t)i * (size_t)perSample + 4 * (size_t)j;
+  int n = perSample - 4 * (int)j;
+  if (n >= 4) {
+    vstore4(u, 0, p);
+  } else {
+    p[0] = u.x;
+    if (n > 1) p[1] = u.y;
+    if (n > 2) p[2] = u.z;
+  }
+}

@@ -194,6 +194,10 @@ public protocol Backend: AnyObject {
   /// (Box–Muller). Throws `invalidArgument` unless every counter word (sample, step, stream) fits in 32 bits.
   func randomNormal(
     _ y: Buffer, samples: Int, perSample: Int, firstSample: Int, seed: UInt64, step: Int, stream: Int) throws
+  /// Fills `y` like `randomNormal`, with the uniforms in (0, 1] of the same Philox words
+  /// (`Philox4x32.uniform`): element 4·block + e of row i is the uniform of word e.
+  func randomUniform(
+    _ y: Buffer, samples: Int, perSample: Int, firstSample: Int, seed: UInt64, step: Int, stream: Int) throws
 
   // Sampling.
   /// One fused sampler update over (samples, perSample) with Philox noise (see `SamplerUpdate`).

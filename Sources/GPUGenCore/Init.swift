@@ -6,8 +6,11 @@
 /// counter (e / 4, 0, 0, stream) and key `seed` — the counters of `Tensor.randomNormal` with one sample
 /// at step 0.
 public enum Init {
-  /// The streams of docs/TRAINING.md: parameter `index` (in safetensors-name order) draws from stream 20 + index.
-  public static func stream(parameterIndex index: Int) -> Int { 20 + index }
+  /// The streams of docs/TRAINING.md: parameter `index` (in safetensors-name order) of the model in `slot`
+  /// draws from `Streams.parameter(index, slot:)` (stream 20 + index for slot 0).
+  public static func stream(parameterIndex index: Int, slot: Int = 0) -> Int {
+    Streams.parameter(index, slot: slot)
+  }
 
   /// `count` values uniform in [−bound, bound]: `bound·(2u − 1)` with `u = Philox4x32.uniform(word)` in (0, 1].
   public static func uniformValues(count: Int, bound: Float, seed: UInt64, stream: Int) throws -> [Float] {

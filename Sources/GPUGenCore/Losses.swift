@@ -32,6 +32,24 @@ extension Tensor {
     return loss
   }
 
+  /// Elementwise binary cross-entropy on logits, unreduced: max(x, 0) − x·z + log(1 + e^−|x|). The gradient
+  /// with respect to the logits is recorded directly as (σ(x) − z)·dy.
+  public static func bceWithLogits(_ logits: Tensor, _ targets: Tensor) throws -> Tensor {
+    guard logits.shape == targets.shape else {
+      throw GPUGenError.shapeMismatch(op: "bceWithLogits", lhs: logits.shape, rhs: targets.shape)
+    }
+    let y = try Tape.noGrad {
+      try logits.maximum(0) - logits * targets + (logits.abs().neg().exp() + 1).log()
+    }
+    Tape.record(y, [logits, targets]) { dy, needs in
+      [
+        needs[0] ? try (logits.sigmoid() - targets) * dy : nil,
+        needs[1] ? try (logits * dy).neg() : nil,
+      ]
+    }
+    return y
+  }
+
   /// KL(N(μ, e^logσ²) ‖ N(0, 1)) summed over each sample's elements and averaged over the batch (axis 0):
   /// −½·Σ(1 + logσ² − μ² − e^logσ²) / N.
   public static func gaussianKL(mean mu: Tensor, logVariance lv: Tensor) throws -> Tensor {

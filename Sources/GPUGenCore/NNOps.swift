@@ -10,13 +10,14 @@ extension Tensor {
   public func conv2d(
     weight: Tensor, bias: Tensor? = nil, stride: (Int, Int) = (1, 1),
     padding: (Int, Int, Int, Int) = (0, 0, 0, 0),
-    activation: Activation = .none, imageBias: Tensor? = nil, residual: Tensor? = nil
+    activation: Activation = .none, activationAlpha: Float = 0.01, imageBias: Tensor? = nil,
+    residual: Tensor? = nil
   ) throws -> Tensor {
     let extras = imageBias != nil || residual != nil
     if activation != .none, extras || Tape.recording([self, weight, bias]) != nil {
       return try conv2d(
         weight: weight, bias: bias, stride: stride, padding: padding, imageBias: imageBias, residual: residual
-      ).apply(activation.unaryOp)
+      ).apply(activation.unaryOp, alpha: activationAlpha)
     }
     guard rank == 4, weight.rank == 4, weight.shape[1] == shape[1] else {
       throw GPUGenError.shapeMismatch(op: "conv2d (input NCHW vs weight OIHW)", lhs: shape, rhs: weight.shape)
@@ -54,7 +55,7 @@ extension Tensor {
     } else if y.count > 0 {
       try backend.conv2d(
         buffer, weight: weight.buffer, bias: bias?.buffer, y.buffer, g, cout: cout, activation: activation,
-        activationAlpha: 0.01)
+        activationAlpha: activationAlpha)
     }
     // The convolution's gradients, plus Σ_hw dY for the per-image bias and dY itself for the residual.
     Tape.record(y, [self, weight] + [bias, imageBias, residual].compactMap { $0 }) { dy, needs in
@@ -106,15 +107,18 @@ extension Tensor {
     return y
   }
 
-  /// `x · weightᵀ + bias` over the last axis, with `weight` (out, in) as PyTorch stores it.
-  public func linear(weight: Tensor, bias: Tensor? = nil, activation: Activation = .none) throws -> Tensor {
+  /// `x · weightᵀ + bias` over the last axis, with `weight` (out, in) as PyTorch stores it; `activationAlpha`
+  /// is the negative slope of a fused leaky ReLU.
+  public func linear(
+    weight: Tensor, bias: Tensor? = nil, activation: Activation = .none, activationAlpha: Float = 0.01
+  ) throws -> Tensor {
     guard weight.rank == 2, rank >= 1, shape[rank - 1] == weight.shape[1] else {
       throw GPUGenError.shapeMismatch(op: "linear", lhs: shape, rhs: weight.shape)
     }
     let rows = count / Swift.max(shape[rank - 1], 1)
     let y = try Tensor.gemm(
       try reshaped([rows, shape[rank - 1]]), weight, transB: true, bias: bias, biasMode: .perColumn,
-      activation: activation)
+      activation: activation, activationAlpha: activationAlpha)
     return try y.reshaped(Array(shape.dropLast()) + [weight.shape[0]])
   }
 

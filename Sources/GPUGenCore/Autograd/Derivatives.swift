@@ -2,8 +2,8 @@
 import Foundation
 
 extension Activation {
-  /// The elementwise op this epilogue activation applies.
-  var unaryOp: UnaryOp {
+  /// The elementwise op this epilogue activation applies (none for `.none`, which has none).
+  public var unaryOp: UnaryOp {
     switch self {
     case .none: fatalError("Activation.none has no unary op")
     case .relu: .relu

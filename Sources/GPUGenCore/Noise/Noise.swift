@@ -35,4 +35,23 @@ extension Tensor {
       stream: stream)
     return y
   }
+
+  /// Uniform noise in (0, 1] of `shape` (axis 0 is the sample axis), keyed like `randomNormal`: element 4j + e
+  /// of sample i is `Philox4x32.uniform` of word e of the block with counter (j, firstSample + i, step, stream).
+  /// Bit-identical on every device.
+  public static func randomUniform(
+    shape: [Int], seed: UInt64, step: Int = 0, stream: Int = 0, firstSample: Int = 0, on device: Device = .cpu
+  ) throws -> Tensor {
+    guard let samples = shape.first else {
+      throw GPUGenError.invalidArgument("randomUniform: the shape needs a sample axis (rank ≥ 1), got []")
+    }
+    let perSample = Shape.count(Array(shape.dropFirst()))
+    try checkNoiseArguments(
+      samples: samples, perSample: perSample, firstSample: firstSample, step: step, stream: stream)
+    let y = try Tensor(uninitialized: shape, on: device)
+    try device.backend.randomUniform(
+      y.buffer, samples: samples, perSample: perSample, firstSample: firstSample, seed: seed, step: step,
+      stream: stream)
+    return y
+  }
 }

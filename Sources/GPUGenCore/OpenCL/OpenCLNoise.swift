@@ -17,6 +17,21 @@ extension OpenCLBackend {
       ], global: [samples * blocks])
   }
 
+  public func randomUniform(
+    _ y: Buffer, samples: Int, perSample: Int, firstSample: Int, seed: UInt64, step: Int, stream: Int
+  ) throws {
+    let blocks = (perSample + 3) / 4
+    if samples == 0 || blocks == 0 { return }
+    let key = Philox4x32.key(seed: seed)
+    let k = try kernel("noise_uniform", family: "noise")
+    try launch(
+      k, "noise_uniform",
+      [
+        .mem(mem(y)), .i32(Int32(perSample)), .i32(Int32(blocks)), .u32(UInt32(firstSample)), .u32(key[0]),
+        .u32(key[1]), .u32(UInt32(step)), .u32(UInt32(stream)),
+      ], global: [samples * blocks])
+  }
+
   /// Runs Philox4x32-10 on the device for each (counter, key) pair (the raw words; for tests).
   func philoxRaw(counters: [SIMD4<UInt32>], keys: [SIMD2<UInt32>]) throws -> [SIMD4<UInt32>] {
     precondition(counters.count == keys.count)

@@ -104,7 +104,7 @@ public struct DiffusionSampler {
         x = try Tensor(Array(noise[(start * per)..<((start + n) * per)]), shape: shape, on: device)
       } else {
         x = try Tensor.randomNormal(
-          shape: shape, seed: request.seed, step: 0, stream: 0, firstSample: start, on: device)
+          shape: shape, seed: request.seed, step: 0, stream: Streams.sampling, firstSample: start, on: device)
       }
       if plan.initNoiseSigma != 1 { x = try x.mul(Float(plan.initNoiseSigma)) }
       let labels = request.classLabels.map { l in (0..<n).map { l[(start + $0) % l.count] } }
@@ -119,7 +119,7 @@ public struct DiffusionSampler {
             s, try Tensor.samplerStep(x: x, modelOutput: m, prev: nil, update: u, seed: 0, step: 0).out)
         }
         let r = try Tensor.samplerStep(
-          x: x, modelOutput: m, prev: prev, update: e.update, seed: request.seed, step: s + 1, stream: 0,
+          x: x, modelOutput: m, prev: prev, update: e.update, seed: request.seed, step: s + 1, stream: Streams.sampling,
           firstSample: start)
         x = r.out
         if let aux = r.aux { prev = aux }

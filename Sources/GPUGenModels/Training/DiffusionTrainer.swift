@@ -207,7 +207,7 @@ public final class DiffusionTrainer {
   public static func epochOrder(seed: UInt64, count: Int, epoch: Int) -> [Int] {
     let key = Philox4x32.key(seed: seed)
     let keys = (0..<count).map { i in
-      Philox4x32.block(counter: SIMD4(0, UInt32(i), UInt32(epoch), 10), key: key)[0]
+      Philox4x32.block(counter: SIMD4(0, UInt32(i), UInt32(epoch), UInt32(Streams.dataOrder)), key: key)[0]
     }
     return (0..<count).sorted { keys[$0] != keys[$1] ? keys[$0] < keys[$1] : $0 < $1 }
   }
@@ -216,7 +216,7 @@ public final class DiffusionTrainer {
   public static func timesteps(seed: UInt64, batch: Int, step s: Int, trainSteps: Int) -> [Int] {
     let key = Philox4x32.key(seed: seed)
     return (0..<batch).map { j in
-      Int(Philox4x32.block(counter: SIMD4(0, UInt32(j), UInt32(s), 11), key: key)[0] % UInt32(trainSteps))
+      Int(Philox4x32.block(counter: SIMD4(0, UInt32(j), UInt32(s), UInt32(Streams.diffusionTimesteps)), key: key)[0] % UInt32(trainSteps))
     }
   }
 
@@ -240,7 +240,7 @@ public final class DiffusionTrainer {
     let x0 = try Tensor(x0v, shape: shape, on: device)
     let t = DiffusionTrainer.timesteps(
       seed: options.seed, batch: b, step: s, trainSteps: schedule.numTrainTimesteps)
-    let noise = try Tensor.randomNormal(shape: shape, seed: options.seed, step: s, stream: 12, on: device)
+    let noise = try Tensor.randomNormal(shape: shape, seed: options.seed, step: s, stream: Streams.diffusionNoise, on: device)
     let a = t.map { Float(schedule.alphasCumprod[$0]).squareRoot() }
     let sg = t.map { Float(1 - schedule.alphasCumprod[$0]).squareRoot() }
     let at = try Tensor(a, shape: [b, 1, 1, 1], on: device),

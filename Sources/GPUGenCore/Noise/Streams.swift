@@ -1,0 +1,41 @@
+// Every Philox stream number gpugen draws from, in one place (docs/TRAINING.md): a draw is keyed by
+// (seed, counter (block, sample, step, stream)), so two uses of one seed differ only by their stream.
+
+/// The registry of Philox streams. No other file spells a stream number.
+public enum Streams {
+  /// Diffusion sampling: the initial noise (step 0) and each sampler update's noise.
+  public static let sampling = 0
+  /// The reference UNet's deterministic test weights.
+  public static let referenceWeights = 7
+  /// The order of the training images in each epoch.
+  public static let dataOrder = 10
+  /// Diffusion training timesteps.
+  public static let diffusionTimesteps = 11
+  /// Diffusion training noise ε.
+  public static let diffusionNoise = 12
+  /// The VAE's reparameterisation noise ε in training (sample = the image's position in the global batch).
+  public static let vaeReparameterisation = 13
+  /// Dynamic binarisation of training images (Bernoulli VAEs).
+  public static let binarisation = 14
+  /// Latents drawn from the prior for sampling (z of image i depends on (seed, i) only).
+  public static let priorSample = 15
+  /// Dropout masks: layer k of a model draws from stream `dropout + k`.
+  public static let dropout = 16
+  /// Importance samples of the IWAE bound.
+  public static let importanceSamples = 4_000
+  /// The fixed binarisation of an evaluation set.
+  public static let evaluationBinarisation = 4_001
+  /// Posterior draws of `gpugen encode --sample`.
+  public static let posteriorSample = 4_002
+  /// The first parameter stream: parameter i (in name order) of model slot m draws from
+  /// `parameters + m·parameterSlotWidth + i`.
+  public static let parameters = 20
+  /// Streams reserved for one model's parameters.
+  public static let parameterSlotWidth = 1 << 24
+
+  /// The stream of parameter `index` of the model in `slot` (0 for a single model; a GAN's discriminator
+  /// takes slot 1, so two models initialised from one seed draw different numbers).
+  public static func parameter(_ index: Int, slot: Int = 0) -> Int {
+    parameters + slot * parameterSlotWidth + index
+  }
+}

@@ -1,0 +1,387 @@
+// The layers of GPUGenNN, PyTorch's names and default initialisation: Linear, Conv2d, ConvTranspose2d,
+// GroupNorm, BatchNorm2d, Embedding, Dropout, activations, Flatten/Unflatten and Sequential.
+import Foundation
+
+/// An activation function with its parameter (the LeakyReLU slope travels with it, into fused kernels too).
+public enum ActivationFunction: Equatable, Sendable {
+  case identity
+  case relu
+  /// max(x, 0) + slope·min(x, 0).
+  case leakyRelu(slope: Float)
+  case silu
+  case gelu
+  case sigmoid
+  case tanh
+
+  /// The backend's fused epilogue and its parameter.
+  public var fused: (activation: Activation, alpha: Float) {
+    switch self {
+    case .identity: return (.none, 0)
+    case .relu: return (.relu, 0)
+    case .leakyRelu(let s): return (.leakyRelu, s)
+    case .silu: return (.silu, 0)
+    case .gelu: return (.gelu, 0)
+    case .sigmoid: return (.sigmoid, 0)
+    case .tanh: return (.tanh, 0)
+    }
+  }
+
+  /// Applies the function elementwise.
+  public func callAsFunction(_ x: Tensor) throws -> Tensor {
+    let f = fused
+    return f.activation == .none ? x : try x.apply(f.activation.unaryOp, alpha: f.alpha)
+  }
+
+  /// Reads a name: identity/none/linear, relu, leaky_relu[:slope] (default 0.2), silu/swish, gelu, sigmoid, tanh.
+  public init?(name: String) {
+    let parts = name.lowercased().split(separator: ":", maxSplits: 1).map(String.init)
+    switch parts.first ?? "" {
+    case "identity", "none", "linear": self = .identity
+    case "relu": self = .relu
+    case "leaky_relu", "leakyrelu", "lrelu":
+      guard let s = parts.count > 1 ? Float(parts[1]) : 0.2, s.isFinite else { return nil }
+      self = .leakyRelu(slope: s)
+    case "silu", "swish": self = .silu
+    case "gelu": self = .gelu
+    case "sigmoid": self = .sigmoid
+    case "tanh": self = .tanh
+    default: return nil
+    }
+  }
+}
+
+/// A parameter-free activation layer (for `Sequential`).
+public final class ActivationLayer: Module, UnaryLayer {
+  /// The function applied.
+  public let function: ActivationFunction
+  /// A layer applying `function`.
+  public init(_ function: ActivationFunction) {
+    self.function = function
+  }
+  /// Applies the function.
+  public func callAsFunction(_ x: Tensor) throws -> Tensor { try function(x) }
+}
+
+/// A layer whose output can take a fused activation (Linear, Conv2d): `Sequential` fuses a following
+/// `ActivationLayer` into it.
+public protocol FusableLayer: UnaryLayer {
+  /// The layer followed by `activation`, fused where the backend can.
+  func callAsFunction(_ x: Tensor, activation: ActivationFunction) throws -> Tensor
+}
+
+/// y = x·Wᵀ + b over the last axis; weight (out, in).
+public final class Linear: Module, FusableLayer {
+  /// (outFeatures, inFeatures).
+  public let weight: Tensor
+  /// (outFeatures), or nil.
+  public let bias: Tensor?
+
+  /// A Linear layer with PyTorch's default initialisation (drawn by `initialize(seed:)`).
+  public init(_ inFeatures: Int, _ outFeatures: Int, bias: Bool = true, on device: Device) throws {
+    guard inFeatures > 0, outFeatures > 0 else {
+      throw ModuleError.invalidArgument("Linear(\(inFeatures), \(outFeatures)): sizes must be positive")
+    }
+    self.weight = try Module.make([outFeatures, inFeatures], .weight, device)
+    let biasInit = Init.Parameter.bias(fanIn: inFeatures)
+    self.bias = bias ? try Module.make([outFeatures], biasInit, device) : nil
+    super.init()
+    register(parameter: "weight", weight, initializer: .weight)
+    if let b = self.bias { register(parameter: "bias", b, initializer: biasInit) }
+  }
+
+  /// The input and output widths.
+  public var features: (in: Int, out: Int) { (weight.shape[1], weight.shape[0]) }
+
+  public func callAsFunction(_ x: Tensor) throws -> Tensor { try self(x, activation: .identity) }
+
+  public func callAsFunction(_ x: Tensor, activation: ActivationFunction) throws -> Tensor {
+    let f = activation.fused
+    return try x.linear(weight: weight, bias: bias, activation: f.activation, activationAlpha: f.alpha)
+  }
+}
+
+/// 2-D convolution over NCHW; weight (out, in/groups = in, kh, kw).
+public final class Conv2d: Module, FusableLayer {
+  /// (out, in, kh, kw).
+  public let weight: Tensor
+  /// (out), or nil.
+  public let bias: Tensor?
+  /// (vertical, horizontal) stride.
+  public let stride: (Int, Int)
+  /// (top, left, bottom, right) zero padding.
+  public let padding: (Int, Int, Int, Int)
+
+  /// A Conv2d with a square kernel, symmetric padding and PyTorch's default initialisation.
+  public convenience init(
+    _ inChannels: Int, _ outChannels: Int, kernelSize: Int, stride: Int = 1, padding: Int = 0,
+    bias: Bool = true, on device: Device
+  ) throws {
+    try self.init(
+      inChannels, outChannels, kernelSize: (kernelSize, kernelSize), stride: (stride, stride),
+      padding: (padding, padding, padding, padding), bias: bias, on: device)
+  }
+
+  /// A Conv2d with any kernel, stride and (top, left, bottom, right) padding.
+  public init(
+    _ inChannels: Int, _ outChannels: Int, kernelSize: (Int, Int), stride: (Int, Int),
+    padding: (Int, Int, Int, Int), bias: Bool = true, on device: Device
+  ) throws {
+    guard inChannels > 0, outChannels > 0, kernelSize.0 > 0, kernelSize.1 > 0, stride.0 > 0, stride.1 > 0,
+      [padding.0, padding.1, padding.2, padding.3].allSatisfy({ $0 >= 0 })
+    else {
+      throw ModuleError.invalidArgument(
+        "Conv2d(\(inChannels), \(outChannels), kernel \(kernelSize), stride \(stride), padding \(padding)): "
+          + "sizes and strides must be positive, padding ≥ 0")
+    }
+    let fanIn = inChannels * kernelSize.0 * kernelSize.1
+    weight = try Module.make([outChannels, inChannels, kernelSize.0, kernelSize.1], .weight, device)
+    let biasInit = Init.Parameter.bias(fanIn: fanIn)
+    self.bias = bias ? try Module.make([outChannels], biasInit, device) : nil
+    self.stride = stride
+    self.padding = padding
+    super.init()
+    register(parameter: "weight", weight, initializer: .weight)
+    if let b = self.bias { register(parameter: "bias", b, initializer: biasInit) }
+  }
+
+  public func callAsFunction(_ x: Tensor) throws -> Tensor { try self(x, activation: .identity) }
+
+  public func callAsFunction(_ x: Tensor, activation: ActivationFunction) throws -> Tensor {
+    let f = activation.fused
+    return try x.conv2d(
+      weight: weight, bias: bias, stride: stride, padding: padding, activation: f.activation,
+      activationAlpha: f.alpha)
+  }
+
+  /// The convolution plus a residual (shaped like the output), fused where the backend can.
+  public func callAsFunction(_ x: Tensor, residual: Tensor) throws -> Tensor {
+    try x.conv2d(weight: weight, bias: bias, stride: stride, padding: padding, residual: residual)
+  }
+}
+
+/// Transposed 2-D convolution (`nn.ConvTranspose2d`); weight (in, out, kh, kw).
+public final class ConvTranspose2d: Module, UnaryLayer {
+  /// (in, out, kh, kw).
+  public let weight: Tensor
+  /// (out), or nil.
+  public let bias: Tensor?
+  /// Stride, padding and output padding (square).
+  public let stride: Int, padding: Int, outputPadding: Int
+
+  /// A ConvTranspose2d with PyTorch's default initialisation (fan-in = out·kh·kw, as PyTorch computes it).
+  public init(
+    _ inChannels: Int, _ outChannels: Int, kernelSize: Int, stride: Int = 1, padding: Int = 0,
+    outputPadding: Int = 0, bias: Bool = true, on device: Device
+  ) throws {
+    guard inChannels > 0, outChannels > 0, kernelSize > 0, stride > 0, padding >= 0, outputPadding >= 0,
+      outputPadding < stride
+    else {
+      throw ModuleError.invalidArgument(
+        "ConvTranspose2d(\(inChannels), \(outChannels), kernel \(kernelSize), stride \(stride), padding "
+          + "\(padding), output padding \(outputPadding)): need positive sizes, padding ≥ 0, output padding < stride")
+    }
+    weight = try Module.make([inChannels, outChannels, kernelSize, kernelSize], .weight, device)
+    let biasInit = Init.Parameter.bias(fanIn: outChannels * kernelSize * kernelSize)
+    self.bias = bias ? try Module.make([outChannels], biasInit, device) : nil
+    (self.stride, self.padding, self.outputPadding) = (stride, padding, outputPadding)
+    super.init()
+    register(parameter: "weight", weight, initializer: .weight)
+    if let b = self.bias { register(parameter: "bias", b, initializer: biasInit) }
+  }
+
+  public func callAsFunction(_ x: Tensor) throws -> Tensor {
+    try x.convTranspose2d(
+      weight: weight, bias: bias, stride: stride, padding: padding, outputPadding: outputPadding)
+  }
+}
+
+/// Group normalisation (`nn.GroupNorm`) with an optional fused SiLU.
+public final class GroupNorm: Module, UnaryLayer {
+  /// Per-channel scale (ones) and shift (zeros).
+  public let weight: Tensor, bias: Tensor
+  /// Number of groups.
+  public let groups: Int
+  /// Variance epsilon.
+  public let eps: Float
+
+  /// GroupNorm(groups, channels).
+  public init(groups: Int, channels: Int, eps: Float = 1e-5, on device: Device) throws {
+    guard groups > 0, channels > 0, channels % groups == 0 else {
+      throw ModuleError.invalidArgument("GroupNorm: \(groups) groups do not divide \(channels) channels")
+    }
+    weight = try Module.make([channels], .normWeight, device)
+    bias = try Module.make([channels], .normBias, device)
+    (self.groups, self.eps) = (groups, eps)
+    super.init()
+    register(parameter: "weight", weight, initializer: .normWeight)
+    register(parameter: "bias", bias, initializer: .normBias)
+  }
+
+  public func callAsFunction(_ x: Tensor) throws -> Tensor { try self(x, silu: false) }
+
+  /// The normalisation, followed by SiLU when `silu`.
+  public func callAsFunction(_ x: Tensor, silu: Bool) throws -> Tensor {
+    try x.groupNorm(groups: groups, weight: weight, bias: bias, eps: eps, silu: silu)
+  }
+}
+
+/// Batch normalisation over (N, C, H, W) (`nn.BatchNorm2d`): buffers running_mean, running_var and
+/// num_batches_tracked. Training normalises with the batch statistics and updates the running ones
+/// (momentum, or a cumulative average when `momentum` is nil); evaluation uses the running ones.
+public final class BatchNorm2d: Module, UnaryLayer {
+  /// Affine scale (ones) and shift (zeros).
+  public let weight: Tensor, bias: Tensor
+  /// Running statistics.
+  public let runningMean: Tensor, runningVar: Tensor
+  /// Batches seen in training (a Float32 scalar buffer, saved as PyTorch's num_batches_tracked).
+  public let numBatchesTracked: Tensor
+  /// Variance epsilon and momentum (nil: cumulative moving average).
+  public let eps: Float, momentum: Float?
+
+  /// BatchNorm2d(channels).
+  public init(_ channels: Int, eps: Float = 1e-5, momentum: Float? = 0.1, on device: Device) throws {
+    guard channels > 0 else { throw ModuleError.invalidArgument("BatchNorm2d: channels must be positive") }
+    if let m = momentum, !(m >= 0 && m <= 1) {
+      throw ModuleError.invalidArgument("BatchNorm2d: momentum \(m) is not in [0, 1]")
+    }
+    weight = try Module.make([channels], .normWeight, device)
+    bias = try Module.make([channels], .normBias, device)
+    runningMean = try Tensor.zeros([channels], on: device)
+    runningVar = try Tensor.full(1, shape: [channels], on: device)
+    numBatchesTracked = try Tensor.zeros([], on: device)
+    (self.eps, self.momentum) = (eps, momentum)
+    super.init()
+    register(parameter: "weight", weight, initializer: .normWeight)
+    register(parameter: "bias", bias, initializer: .normBias)
+    buffer("running_mean", runningMean)
+    buffer("running_var", runningVar)
+    buffer("num_batches_tracked", numBatchesTracked)
+  }
+
+  public func callAsFunction(_ x: Tensor) throws -> Tensor {
+    guard x.rank == 4, x.shape[1] == weight.count else {
+      throw GPUGenError.shapeMismatch(op: "BatchNorm2d (input NCHW vs channels)", lhs: x.shape, rhs: weight.shape)
+    }
+    if isTraining {
+      let tracked = try Tape.noGrad { try numBatchesTracked.toArray()[0] } + 1
+      try Tape.noGrad { try numBatchesTracked.assign(try Tensor([tracked], shape: [], on: x.device)) }
+      let m = momentum ?? 1 / tracked
+      return try x.batchNorm(
+        weight: weight, bias: bias, runningMean: runningMean, runningVar: runningVar, training: true,
+        momentum: m, eps: eps)
+    }
+    return try x.batchNorm(
+      weight: weight, bias: bias, runningMean: runningMean, runningVar: runningVar, training: false, eps: eps)
+  }
+}
+
+/// A lookup table (`nn.Embedding`), initialised N(0, 1).
+public final class Embedding: Module {
+  /// (count, dim).
+  public let weight: Tensor
+
+  /// Embedding(count, dim).
+  public init(_ count: Int, _ dim: Int, on device: Device) throws {
+    guard count > 0, dim > 0 else { throw ModuleError.invalidArgument("Embedding(\(count), \(dim)): sizes must be positive") }
+    weight = try Module.make([count, dim], .embedding, device)
+    super.init()
+    register(parameter: "weight", weight, initializer: .embedding)
+  }
+
+  /// The rows of `indices` (N, dim); differentiable with respect to the table.
+  public func callAsFunction(_ indices: [Int]) throws -> Tensor {
+    try Tensor.gemm(try Tensor.oneHot(indices, classes: weight.shape[0], on: weight.device), weight)
+  }
+}
+
+/// Inverted dropout (`nn.Dropout`): in training, each element is zeroed with probability p and the rest are
+/// scaled by 1/(1 − p); in evaluation it is the identity. The mask is a device draw of Philox uniforms
+/// keyed by (seed, sample index, step, stream), so it does not depend on the batch size or the device.
+public final class Dropout: Module, UnaryLayer {
+  /// The drop probability.
+  public let p: Float
+  /// The noise key: set by `Dropout.setNoise(of:seed:step:)` before each training forward.
+  public var seed: UInt64 = 0, step = 0, stream = Streams.dropout, firstSample = 0
+
+  /// Dropout(p), p in [0, 1).
+  public init(p: Float = 0.5) throws {
+    guard p >= 0 && p < 1 else { throw ModuleError.invalidArgument("Dropout: p \(p) is not in [0, 1)") }
+    self.p = p
+  }
+
+  public func callAsFunction(_ x: Tensor) throws -> Tensor {
+    guard isTraining, p > 0 else { return x }
+    let mask = try Tape.noGrad {
+      let u = try Tensor.randomUniform(
+        shape: x.shape, seed: seed, step: step, stream: stream, firstSample: firstSample, on: x.device)
+      // u ∈ (0, 1]: keep (scaled by 1/(1 − p)) where u > p, i.e. where relu(u − p) ≠ 0.
+      return try Tensor.where(
+        u.sub(p).relu(), Tensor.full(1 / (1 - p), shape: [1], on: x.device), Tensor.zeros([1], on: x.device))
+    }
+    return try x * mask
+  }
+
+  /// Keys every Dropout of `module` for one training step: the k-th (in module order) draws from stream
+  /// `Streams.dropout + k`, sample rows numbered from `firstSample`.
+  public static func setNoise(of module: Module, seed: UInt64, step: Int, firstSample: Int = 0) {
+    var k = 0
+    for (_, m) in module.namedModules {
+      guard let d = m as? Dropout else { continue }
+      (d.seed, d.step, d.stream, d.firstSample) = (seed, step, Streams.dropout + k, firstSample)
+      k += 1
+    }
+  }
+}
+
+/// Flattens all axes after the first: (N, …) → (N, ∏…).
+public final class Flatten: Module, UnaryLayer {
+  /// A Flatten layer.
+  public override init() {}
+  public func callAsFunction(_ x: Tensor) throws -> Tensor { try x.reshaped([x.shape[0], -1]) }
+}
+
+/// Reshapes (N, ∏shape) to (N, shape…).
+public final class Unflatten: Module, UnaryLayer {
+  /// The per-sample shape.
+  public let shape: [Int]
+  /// An Unflatten layer to (N, shape…).
+  public init(_ shape: [Int]) { self.shape = shape }
+  public func callAsFunction(_ x: Tensor) throws -> Tensor { try x.reshaped([x.shape[0]] + shape) }
+}
+
+/// Layers applied in order; children are named "0", "1", … as in `nn.Sequential`. A Linear or Conv2d followed
+/// by an activation runs as one fused call where the backend can.
+public final class Sequential: Module, UnaryLayer {
+  /// The layers, in order.
+  public let layers: [any UnaryLayer]
+
+  /// A chain of `layers`.
+  public init(_ layers: [any UnaryLayer]) {
+    self.layers = layers
+    super.init()
+    for (i, l) in layers.enumerated() { child("\(i)", l) }
+  }
+
+  public func callAsFunction(_ x: Tensor) throws -> Tensor {
+    var h = x
+    var i = 0
+    while i < layers.count {
+      if let f = layers[i] as? any FusableLayer, i + 1 < layers.count, let a = layers[i + 1] as? ActivationLayer {
+        h = try f(h, activation: a.function)
+        i += 2
+      } else {
+        h = try layers[i](h)
+        i += 1
+      }
+    }
+    return h
+  }
+}
+
+extension Module {
+  /// A parameter tensor holding its initialiser's constant (layers create theirs before `super.init`, then
+  /// register them).
+  static func make(_ shape: [Int], _ initializer: Init.Parameter, _ device: Device) throws -> Tensor {
+    try Tensor.full(initializer == .normWeight ? 1 : 0, shape: shape, on: device)
+  }
+}
