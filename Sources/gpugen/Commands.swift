@@ -13,7 +13,10 @@ struct GPUGen: ParsableCommand {
       Devices: --device (or GPUGEN_DEVICE) takes auto, gpu, cpu, opencl or opencl:N.
       Kernel binaries are cached under $GPUGEN_CACHE_DIR (default ~/.cache/gpugen).
       """,
-    subcommands: [Sample.self, Train.self, Evaluate.self, Export.self, Devices.self, Bench.self])
+    subcommands: [
+      Sample.self, Train.self, Encode.self, Decode.self, Reconstruct.self, Interpolate.self, Likelihood.self,
+      Evaluate.self, Export.self, Devices.self, Bench.self,
+    ])
 }
 
 /// Options shared by every command that runs on a device.
@@ -69,6 +72,7 @@ func reportingUserErrors(weightsLabel: String = "weights", _ body: () throws -> 
       throw fail("\(e)")
     } catch
       where error is ModelError || error is ClassifierError || error is DatasetError || error is IDXError
+        || error is ModuleError
     {
       throw fail("\(error)")
     } catch let e as SchedulerConfigError {

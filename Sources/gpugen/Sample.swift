@@ -5,10 +5,14 @@ import GPUGenModels
 
 struct Sample: ParsableCommand {
   static let configuration = CommandConfiguration(
-    abstract: "Sample images from a diffusion model (a diffusers UNet2DModel folder).",
+    abstract: "Sample images from a diffusion model or a VAE.",
     discussion: """
-      --model takes a diffusers pipeline folder (model_index.json, unet/, scheduler/) or a bare UNet folder
-      (config.json + diffusion_pytorch_model.safetensors). Without --model, the small class-conditional
+      --model takes a diffusers pipeline folder (model_index.json, unet/, scheduler/), a bare UNet folder
+      (config.json + diffusion_pytorch_model.safetensors), a VAE folder (ConvVAE or diffusers AutoencoderKL)
+      or a bundled model's name (diffusion, vae); a folder of that name in the working directory wins.
+      A VAE decodes z ~ N(0, τ²I) (--temperature τ); the diffusion flags (--sampler, --steps, --eta,
+      --karras, --class, --noise, --trajectory) are errors with a VAE, --temperature with a diffusion model.
+      Without --model, the small class-conditional
       Fashion-MNIST model that ships with gpugen is used (classes: 0 T-shirt/top, 1 trouser, 2 pullover,
       3 dress, 4 coat, 5 sandal, 6 shirt, 7 sneaker, 8 bag, 9 ankle boot).
 
@@ -16,7 +20,7 @@ struct Sample: ParsableCommand {
       any --batch-size and on every device (within float tolerance).
       """)
 
-  @Option(help: "Model folder (pipeline or bare UNet). Default: the bundled Fashion-MNIST model.")
+  @Option(help: "Model folder (pipeline, UNet, ConvVAE, AutoencoderKL) or bundled name (diffusion, vae). Default: diffusion.")
   var model: String?
 
   @OptionGroup var deviceOptions: DeviceOptions
@@ -27,14 +31,17 @@ struct Sample: ParsableCommand {
   @Option(name: .customLong("batch-size"), help: "Images per UNet batch (default: min(n, 64)).")
   var batchSize: Int?
 
-  @Option(help: "Sampler: \(SamplerKind.allCases.map(\.rawValue).joined(separator: ", ")).")
-  var sampler: String = "ddim"
+  @Option(help: "Sampler: \(SamplerKind.allCases.map(\.rawValue).joined(separator: ", ")) (default ddim).")
+  var sampler: String?
 
   @Option(help: "Sampling steps (DDPM defaults to the model's training steps when not given).")
   var steps: Int?
 
-  @Option(help: "DDIM η (0 = deterministic, 1 = DDPM-like noise).")
-  var eta: Double = 0
+  @Option(help: "DDIM η (0 = deterministic, 1 = DDPM-like noise; default 0).")
+  var eta: Double?
+
+  @Option(help: "VAE: the prior's temperature τ, z ~ N(0, τ²I) (default 1).")
+  var temperature: Double?
 
   @Flag(help: "Use Karras sigmas (DPM-Solver++ and Euler samplers).")
   var karras = false
@@ -68,9 +75,54 @@ struct Sample: ParsableCommand {
 
   func sample() throws {
     let t0 = Date()
-    guard let kind = SamplerKind(rawValue: sampler.lowercased()) else {
+    let folderURL = try VAEModelFolder.locate(model)
+    let kind = try VAEModelFolder.classify(folderURL)
+    if kind.family == .vae { return try sampleVAE(kind, start: t0) }
+    if temperature != nil {
+      throw ModelError.input("--temperature is a VAE option; this is a diffusion model (use --sampler/--steps/--eta)")
+    }
+    try sampleDiffusion(folderURL, start: t0)
+  }
+
+  func sampleVAE(_ kind: ModelFolderKind, start t0: Date) throws {
+    let diffusionOnly: [(String, Bool)] = [
+      ("--sampler", sampler != nil), ("--steps", steps != nil), ("--eta", eta != nil), ("--karras", karras),
+      ("--class", classes != nil), ("--noise", noise != nil), ("--trajectory", trajectory != nil),
+    ]
+    if let flag = diffusionOnly.first(where: { $0.1 }) {
+      throw ModelError.input("\(flag.0) is a diffusion option; this model is a VAE (it takes --temperature)")
+    }
+    let tau = temperature ?? 1
+    guard tau > 0, tau.isFinite else { throw ModelError.input("--temperature must be positive, got \(tau)") }
+    guard n > 0 else { throw ModelError.input("--n must be positive") }
+    if let b = batchSize, b <= 0 { throw ModelError.input("--batch-size must be positive") }
+    guard zoom >= 1 && zoom <= 16 else { throw ModelError.input("--zoom must be 1…16") }
+    let device = try deviceOptions.resolve()
+    let vae = try VAEModelFolder.loadVAE(kind, device: device)
+    let batch = min(batchSize ?? min(n, 256), n)
+    FileHandle.standardError.write(
+      Data("gpugen: VAE prior samples, τ = \(tau), \(n) images in batches of \(batch) on \(device)\n".utf8))
+    let bar = ProgressBar(total: n, label: "decoding", unit: "images")
+    let sampleStart = Date()
+    let images = try VAEOps.sample(
+      vae, count: n, batchSize: batch, seed: seed, temperature: tau, device: device, progress: { bar.advance($0) })
+    let seconds = Date().timeIntervalSince(sampleStart)
+    let shape = [n] + vae.imageShape
+    let signed = VAEOps.toSigned(images, range: vae.dataRange)
+    try Image8.grid(signed, shape: shape).zoomed(zoom).writePNG(to: URL(fileURLWithPath: out))
+    if let npy { try NPY.write(signed, shape: shape, to: URL(fileURLWithPath: npy)) }
+    print(
+      String(
+        format: "%@: %d images in %.3f s (%.1f images/s; startup %.2f s) → %@", device.description, n, seconds,
+        Double(n) / max(seconds, 1e-9), sampleStart.timeIntervalSince(t0), out))
+  }
+
+  func sampleDiffusion(_ folderURL: URL, start t0: Date) throws {
+    let samplerName = self.sampler ?? "ddim"
+    let eta = self.eta ?? 0
+    guard let kind = SamplerKind(rawValue: samplerName.lowercased()) else {
       throw ModelError.input(
-        "unknown sampler '\(sampler)'; choose one of \(SamplerKind.allCases.map(\.rawValue).joined(separator: ", "))"
+        "unknown sampler '\(samplerName)'; choose one of \(SamplerKind.allCases.map(\.rawValue).joined(separator: ", "))"
       )
     }
     guard n > 0 else { throw ModelError.input("--n must be positive") }
@@ -90,7 +142,6 @@ struct Sample: ParsableCommand {
     let k0 = Date()
     try device.openCL?.compileAllKernels()
     let kernelSeconds = Date().timeIntervalSince(k0)
-    let folderURL = try model.map { URL(fileURLWithPath: $0) } ?? DefaultModel.url()
     let folder = try DiffusionModelFolder.resolve(folderURL)
     let unet = try UNet2DModelLoader.load(from: folder.unet, device: device)
     if let l = labels, let classes = unet.config.numClassEmbeds, let bad = l.first(where: { $0 >= classes }) {

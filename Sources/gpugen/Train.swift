@@ -7,11 +7,8 @@ import GPUGenNN
 
 struct Train: ParsableCommand {
   static let configuration = CommandConfiguration(
-    abstract: "Train a generative model.", subcommands: [TrainDiffusion.self, TrainClassifier.self])
+    abstract: "Train a generative model.", subcommands: [TrainDiffusion.self, TrainVAE.self, TrainClassifier.self])
 }
-
-/// Set by SIGINT/SIGTERM: finish the current step, write a checkpoint, exit.
-nonisolated(unsafe) var stopRequested: sig_atomic_t = 0
 
 struct TrainDiffusion: ParsableCommand {
   static let configuration = CommandConfiguration(
@@ -27,59 +24,22 @@ struct TrainDiffusion: ParsableCommand {
       (docs/TRAINING.md), so on the CPU a resumed run is bitwise identical to one run straight through.
       """)
 
-  @Option(help: "Training images: fashion-mnist, an IDX image file (labels beside it), or a folder of PNGs.")
-  var data = "fashion-mnist"
+  @OptionGroup var training: TrainingOptionGroup
 
   @Option(help: "A diffusers UNet2DModel config.json. Default: the bundled default model's architecture.")
   var config: String?
 
-  @Option(help: "Optimizer steps in total (default 20000; on --resume: a new total).")
-  var steps: Int?
-
-  @Option(help: "Batch size.")
-  var batchSize = 64
-
-  @Option(help: "Peak learning rate (AdamW).")
-  var lr = 1e-4
-
-  @Option(help: "Linear learning-rate warmup steps.")
-  var warmup = 500
-
-  @Option(help: "Learning rate after warmup: constant or cosine.")
-  var lrSchedule = "constant"
-
-  @Option(help: "What the UNet predicts: epsilon or v.")
-  var prediction = "epsilon"
+  @Option(help: "What the UNet predicts.")
+  var prediction: PredictionOption = .epsilon
 
   @Flag(help: "Condition on the data's class labels (sets num_class_embeds when the config has none).")
   var classConditional = false
 
-  @Option(help: "EMA decay cap.")
-  var emaDecay = 0.9999
-
   @Flag(help: "Use the EMA power warmup 1 − (1 + step)^−3/4 instead of (1 + step)/(10 + step).")
   var emaWarmup = false
 
-  @Option(help: "Clip gradients to this global L2 norm (0: no clipping).")
-  var clipGrad = 1.0
-
   @Option(help: "AdamW decoupled weight decay.")
   var weightDecay = 0.0
-
-  @Option(help: "Write a checkpoint every K steps.")
-  var checkpointEvery = 500
-
-  @Option(help: "Write a sample grid every K steps (0: never).")
-  var sampleEvery = 500
-
-  @Option(help: "Output folder.")
-  var out = "gpugen-train"
-
-  @Flag(help: "Continue the run in --out from its latest checkpoint.")
-  var resume = false
-
-  @Option(help: "Seed of every random draw (initial weights, data order, timesteps, noise).")
-  var seed: UInt64 = 0
 
   @OptionGroup var deviceOptions: DeviceOptions
 
@@ -89,20 +49,21 @@ struct TrainDiffusion: ParsableCommand {
 
   func options() throws -> DiffusionTrainingOptions {
     var o = DiffusionTrainingOptions()
-    o.data = data
-    o.steps = steps ?? o.steps
-    o.batchSize = batchSize
-    o.lr = lr
-    o.warmup = warmup
-    o.lrSchedule = lrSchedule
-    o.prediction = prediction == "v" ? "v_prediction" : prediction
-    o.emaDecay = emaDecay
+    let t = training
+    o.data = t.data
+    o.steps = t.steps ?? o.steps
+    o.batchSize = t.batchSize
+    o.lr = t.lr ?? o.lr
+    o.warmup = t.warmup ?? o.warmup
+    o.lrSchedule = t.lrSchedule.rawValue
+    o.prediction = prediction.diffusersName
+    o.emaDecay = t.emaDecay ?? o.emaDecay
     o.emaWarmup = emaWarmup
-    o.clipGrad = clipGrad
+    o.clipGrad = t.clipGrad ?? o.clipGrad
     o.weightDecay = weightDecay
-    o.checkpointEvery = checkpointEvery
-    o.sampleEvery = sampleEvery
-    o.seed = seed
+    o.checkpointEvery = t.checkpointEvery
+    o.sampleEvery = t.sampleEvery ?? o.sampleEvery
+    o.seed = t.seed
     try o.validate()
     return o
   }
@@ -112,19 +73,21 @@ struct TrainDiffusion: ParsableCommand {
     // copies), and later large blocks stay in the heap, so the resident size would step up once.
     HostMemory.fixMmapThreshold(bytes: 1 << 20)
     let device = try deviceOptions.resolve()
+    let out = training.out
     let outDir = URL(fileURLWithPath: out)
     let fm = FileManager.default
     let hasRun = (try? DiffusionTrainer.latestCheckpoint(in: outDir)) != nil
     let trainer: DiffusionTrainer
     let log: TrainingLog
-    if resume {
+    if training.resume {
       guard hasRun else { throw TrainingError.checkpoint("--resume: no checkpoint in \(out)") }
       let saved = try DiffusionTrainer.savedOptions(in: outDir)
       let cfg = try DiffusionTrainer.savedConfig(in: outDir)
       let images = try TrainingImages.load(
         source: saved.data, sampleSize: cfg.sampleSize, channels: cfg.inChannels)
-      trainer = try DiffusionTrainer.resume(from: outDir, data: images, device: device, steps: steps)
-      log = try TrainingLog(url: outDir.appendingPathComponent("log.csv"), keepingSteps: trainer.step)
+      trainer = try DiffusionTrainer.resume(from: outDir, data: images, device: device, steps: training.steps)
+      log = try TrainingLog(
+        url: outDir.appendingPathComponent("log.csv"), columns: DiffusionRun.columns, keepingSteps: trainer.step)
       FileHandle.standardError.write(
         Data(
           "gpugen: resuming \(out) at step \(trainer.step) of \(trainer.options.steps) on \(device)\n".utf8))
@@ -145,7 +108,8 @@ struct TrainDiffusion: ParsableCommand {
       }
       try fm.createDirectory(at: outDir, withIntermediateDirectories: true)
       trainer = try DiffusionTrainer(config: cfg, data: images, options: o, device: device)
-      log = try TrainingLog(url: outDir.appendingPathComponent("log.csv"), keepingSteps: 0)
+      log = try TrainingLog(
+        url: outDir.appendingPathComponent("log.csv"), columns: DiffusionRun.columns, keepingSteps: 0)
       let params = trainer.parameters.reduce(0) { $0 + $1.count }
       FileHandle.standardError.write(
         Data(
@@ -153,43 +117,7 @@ struct TrainDiffusion: ParsableCommand {
             .utf8))
       try trainer.writeCheckpoint(to: outDir)
     }
-    let o = trainer.options
-    signal(SIGINT) { _ in stopRequested = 1 }
-    signal(SIGTERM) { _ in stopRequested = 1 }
-    let bar = ProgressBar(total: max(o.steps - trainer.step, 1), label: "training", unit: "it")
-    var recent: [Float] = []
-    let start = Date()
-    let first = trainer.step
-    while trainer.step < o.steps {
-      let t0 = Date()
-      let s = try trainer.trainStep()
-      try log.append(s, seconds: Date().timeIntervalSince(t0))
-      recent.append(s.loss)
-      if recent.count > 50 { recent.removeFirst() }
-      let avg = recent.reduce(0, +) / Float(recent.count)
-      bar.advance(1, note: String(format: "loss %.4f (avg %.4f)", s.loss, avg))
-      let last = trainer.step == o.steps
-      if trainer.step % o.checkpointEvery == 0 || last || stopRequested != 0 {
-        try trainer.writeCheckpoint(to: outDir)
-        try log.plot(to: outDir.appendingPathComponent("loss.png"))
-      }
-      if o.sampleEvery > 0 && (trainer.step % o.sampleEvery == 0 || last) {
-        try writeSamples(trainer, to: outDir)
-      }
-      if stopRequested != 0 {
-        FileHandle.standardError.write(
-          Data("\ngpugen: stopped at step \(trainer.step); checkpoint written, continue with --resume\n".utf8)
-        )
-        throw ExitCode(130)
-      }
-    }
-    let done = trainer.step - first
-    let secs = Date().timeIntervalSince(start)
-    print(
-      String(
-        format: "trained %d steps in %.1f s (%.2f it/s) on %@; checkpoint: %@", done, secs,
-        secs > 0 ? Double(done) / secs : 0, device.spec,
-        outDir.appendingPathComponent(DiffusionTrainer.latestLink).path))
+    try runTrainingLoop(DiffusionRun(trainer), log: log, outDir: outDir, device: device)
   }
 
   func loadConfig() throws -> UNet2DConfig {
@@ -205,7 +133,34 @@ struct TrainDiffusion: ParsableCommand {
     return c
   }
 
-  func writeSamples(_ trainer: DiffusionTrainer, to outDir: URL) throws {
+}
+
+/// The diffusion family on the shared training loop.
+final class DiffusionRun: TrainingRun {
+  static let columns = ["loss", "lr", "grad_norm", "ema_decay"]
+  let trainer: DiffusionTrainer
+  let recent = RecentAverage()
+  init(_ trainer: DiffusionTrainer) { self.trainer = trainer }
+
+  var currentStep: Int { trainer.step }
+  var totalSteps: Int { trainer.options.steps }
+  var checkpointEvery: Int { trainer.options.checkpointEvery }
+  var sampleEvery: Int { trainer.options.sampleEvery }
+  var logColumns: [String] { DiffusionRun.columns }
+  var plotColumns: [String] { ["loss"] }
+
+  func trainOneStep() throws -> [Double] {
+    let s = try trainer.trainStep()
+    return [Double(s.loss), Double(s.lr), Double(s.gradNorm), s.emaDecay]
+  }
+
+  func note(_ v: [Double]) -> String {
+    String(format: "loss %.4f (avg %.4f)", Float(v[0]), Float(recent.add(v[0])))
+  }
+
+  func writeCheckpoint(to outDir: URL) throws { try trainer.writeCheckpoint(to: outDir) }
+
+  func writeSamples(to outDir: URL) throws {
     let unet = try trainer.emaUNet()
     let plan = try trainer.samplingPlan(.ddim, steps: 20)
     let classes = unet.config.numClassEmbeds
@@ -220,67 +175,4 @@ struct TrainDiffusion: ParsableCommand {
     try Image8.grid(images, shape: [n] + sampler.imageShape, columns: classes ?? 8).zoomed(2).writePNG(
       to: dir.appendingPathComponent(String(format: "step-%08d.png", trainer.step)))
   }
-}
-
-/// OUT/log.csv: one row per optimizer step, flushed as it goes; on resume, rows after the checkpoint
-/// are dropped (they are about to be recomputed).
-final class TrainingLog {
-  static let header = "step,loss,lr,grad_norm,ema_decay,seconds,rss_mb,peak_rss_mb"
-  let url: URL
-  let handle: FileHandle
-  var steps: [Double] = []
-  var losses: [Double] = []
-
-  init(url: URL, keepingSteps keep: Int) throws {
-    self.url = url
-    var lines = [TrainingLog.header]
-    if keep > 0, let text = try? String(contentsOf: url, encoding: .utf8) {
-      for line in text.split(separator: "\n").dropFirst() {
-        let f = line.split(separator: ",")
-        guard f.count >= 2, let s = Int(f[0]), s <= keep, let l = Double(f[1]) else { continue }
-        lines.append(String(line))
-        steps.append(Double(s))
-        losses.append(l)
-      }
-    }
-    try Data((lines.joined(separator: "\n") + "\n").utf8).write(to: url, options: .atomic)
-    handle = try FileHandle(forWritingTo: url)
-    try handle.seekToEnd()
-  }
-
-  func append(_ s: TrainingStepStats, seconds: Double) throws {
-    let memory = residentMemory()
-    let row = String(
-      format: "%d,%.9g,%.9g,%.9g,%.9g,%.4f,%.1f,%.1f\n", s.step, s.loss, s.lr, s.gradNorm, s.emaDecay,
-      seconds,
-      memory.rss, memory.peak)
-    try handle.write(contentsOf: Data(row.utf8))
-    steps.append(Double(s.step))
-    losses.append(Double(s.loss))
-  }
-
-  func plot(to url: URL) throws {
-    var plot = LinePlot(title: "training loss (MSE)", xLabel: "step", yLabel: "loss", logY: true)
-    plot.add("loss", x: steps, y: losses, color: RGB8(170, 190, 230))
-    if losses.count >= 10 {
-      plot.add(
-        "moving average", x: steps, y: movingAverage(losses, window: max(10, losses.count / 50)),
-        color: RGB8(20, 60, 170))
-    }
-    try plot.render(width: 720, height: 400).writePNG(to: url)
-  }
-}
-
-/// Current and peak resident set size of this process in MB (VmRSS and VmHWM of /proc/self/status).
-func residentMemory() -> (rss: Double, peak: Double) {
-  guard let text = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else {
-    return (.nan, peakResidentMegabytes())
-  }
-  func field(_ name: String) -> Double {
-    guard let line = text.split(separator: "\n").first(where: { $0.hasPrefix(name + ":") }),
-      let kb = Double(line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "")
-    else { return .nan }
-    return kb / 1024
-  }
-  return (field("VmRSS"), field("VmHWM"))
 }

@@ -29,4 +29,22 @@ public enum DefaultModel {
       "bundled default model (looked for \(bundleName)/DefaultModel next to the executable); pass --model DIR or set GPUGEN_DEFAULT_MODEL"
     )
   }
+
+  /// A bundled model by name: "diffusion" (the default model) or "vae" (the bundled ConvVAE); nil for other
+  /// names. Throws when the name is known but the bundle is missing.
+  public static func bundled(named name: String) throws -> URL? {
+    switch name {
+    case "diffusion", "default": return try url()
+    case "vae":
+      if let env = ProcessInfo.processInfo.environment["GPUGEN_DEFAULT_VAE"], !env.isEmpty {
+        return URL(fileURLWithPath: env)
+      }
+      let vae = try url().deletingLastPathComponent().appendingPathComponent("DefaultVAE")
+      guard FileManager.default.fileExists(atPath: vae.appendingPathComponent("config.json").path) else {
+        throw ModelError.missing("bundled VAE (looked for \(vae.path)); set GPUGEN_DEFAULT_VAE or pass --model DIR")
+      }
+      return vae
+    default: return nil
+    }
+  }
 }

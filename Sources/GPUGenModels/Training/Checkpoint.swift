@@ -1,83 +1,43 @@
-// Checkpoints of a training run: a diffusers pipeline folder (EMA weights in unet/) plus the raw weights,
-// optimizer state and step in training_state/. Written atomically: every file is written and fsynced in
-// a temporary folder, which is fsynced and renamed to checkpoint-<step>; the `checkpoint` symlink is then
-// switched with one rename and the parent folder fsynced. A kill at any moment leaves the previous
-// checkpoint (or the new one) complete.
+// Checkpoints of a diffusion training run: a diffusers pipeline folder (EMA weights in unet/) plus the raw
+// weights, optimizer state and step in training_state/, written atomically by `CheckpointWriter`.
 import Foundation
 
 extension DiffusionTrainer {
   /// The name of the symlink to the latest checkpoint inside the output folder.
-  public static let latestLink = "checkpoint"
+  public static let latestLink = CheckpointWriter.latestLink
 
   /// Writes the checkpoint of the current step into `outDir` and returns its folder.
   @discardableResult
   public func writeCheckpoint(to outDir: URL) throws -> URL {
-    let fm = FileManager.default
-    try fm.createDirectory(at: outDir, withIntermediateDirectories: true)
-    let name = String(format: "checkpoint-%08d", step)
-    let tmp = outDir.appendingPathComponent(".\(name).tmp-\(getpid())")
-    try? fm.removeItem(at: tmp)
-    for sub in ["unet", "scheduler", "training_state"] {
-      try fm.createDirectory(at: tmp.appendingPathComponent(sub), withIntermediateDirectories: true)
-    }
     let pipeline: [String: Any] = [
       "_class_name": "DDPMPipeline", "_diffusers_version": "0.42.1",
       "scheduler": ["diffusers", "DDPMScheduler"],
       "unet": ["diffusers", "UNet2DModel"],
     ]
-    try writeSynced(
-      try JSONSerialization.data(withJSONObject: pipeline, options: [.prettyPrinted, .sortedKeys]),
-      to: tmp.appendingPathComponent("model_index.json"))
-    try writeSynced(
-      try JSONSerialization.data(withJSONObject: schedulerJSON, options: [.prettyPrinted, .sortedKeys]),
-      to: tmp.appendingPathComponent("scheduler/scheduler_config.json"))
-    try writeSynced(try config.diffusersJSONData(), to: tmp.appendingPathComponent("unet/config.json"))
-    // Streamed to disk (and fsynced) tensor by tensor, each fetched to the host only when it is written, so a
-    // checkpoint holds one tensor's copy at a time.
-    try SafeTensors.write(
-      lazy: named(ema.shadow), metadata: ["format": "pt"],
-      to: tmp.appendingPathComponent("unet/diffusion_pytorch_model.safetensors"))
-    try SafeTensors.write(
-      lazy: named(parameters), metadata: ["format": "pt"],
-      to: tmp.appendingPathComponent("training_state/model.safetensors"))
-    // AdamW's state under PyTorch's names (what `Optimizer.importState` reads), without device copies.
-    var moments: [(name: String, tensor: LazyTensor)] = []
-    for (key, states) in [("exp_avg", optimizer.state1), ("exp_avg_sq", optimizer.state2)] {
-      for (name, t) in zip(names, states) {
-        guard let t else { throw TrainingError.checkpoint("optimizer state \(key).\(name) is missing") }
-        moments.append(("\(key).\(name)", LazyTensor(shape: t.shape) { try t.toArray() }))
-      }
-    }
-    try SafeTensors.write(
-      lazy: moments, metadata: ["step": "\(optimizer.stepCount)"],
-      to: tmp.appendingPathComponent("training_state/optimizer.safetensors"))
     let state = CheckpointState(
       step: step, optimizerStep: optimizer.stepCount, emaStep: ema.optimizationStep, options: options,
       device: device.spec, dataCount: data.count)
-    try writeSynced(
-      try JSONEncoder.sorted.encode(state), to: tmp.appendingPathComponent("training_state/state.json"))
-    for sub in ["unet", "scheduler", "training_state", ""] { try fsyncPath(tmp.appendingPathComponent(sub)) }
-
-    let final = outDir.appendingPathComponent(name)
-    if fm.fileExists(atPath: final.path) { try fm.removeItem(at: final) }
-    try rename(tmp, final)
-    try fsyncPath(outDir)
-    // Switch the `checkpoint` link with one rename, then drop older checkpoints.
-    let link = outDir.appendingPathComponent(DiffusionTrainer.latestLink)
-    let linkTmp = outDir.appendingPathComponent(".\(DiffusionTrainer.latestLink).tmp-\(getpid())")
-    try? fm.removeItem(at: linkTmp)
-    try fm.createSymbolicLink(atPath: linkTmp.path, withDestinationPath: name)
-    try rename(linkTmp, link)
-    try fsyncPath(outDir)
-    for old in try fm.contentsOfDirectory(atPath: outDir.path)
-    where old.hasPrefix("checkpoint-") && old != name {
-      try? fm.removeItem(at: outDir.appendingPathComponent(old))
-    }
-    return final
+    // Tensors are streamed to disk one at a time, each fetched to the host only when it is written.
+    return try CheckpointWriter.write(
+      [
+        (
+          "model_index.json",
+          .data(try JSONSerialization.data(withJSONObject: pipeline, options: [.prettyPrinted, .sortedKeys]))
+        ),
+        (
+          "scheduler/scheduler_config.json",
+          .data(try JSONSerialization.data(withJSONObject: schedulerJSON, options: [.prettyPrinted, .sortedKeys]))
+        ),
+        ("unet/config.json", .data(try config.diffusersJSONData())),
+        ("unet/diffusion_pytorch_model.safetensors", .tensors(named(ema.shadow), metadata: ["format": "pt"])),
+        ("training_state/model.safetensors", .tensors(named(parameters), metadata: ["format": "pt"])),
+        ("training_state/optimizer.safetensors", try CheckpointWriter.optimizerState(optimizer, names: names)),
+        (CheckpointWriter.stateFile, .data(try JSONEncoder.sorted.encode(state))),
+      ], step: step, to: outDir)
   }
 
   private func named(_ tensors: [Tensor]) -> [(name: String, tensor: LazyTensor)] {
-    zip(names, tensors).map { name, t in (name, LazyTensor(shape: t.shape) { try t.toArray() }) }
+    CheckpointWriter.lazy(Array(zip(names, tensors)).map { (name: $0.0, tensor: $0.1) })
   }
 
   /// Resumes the run whose latest checkpoint is in `outDir`: model, optimizer, EMA and step, bit for bit.
@@ -86,11 +46,7 @@ extension DiffusionTrainer {
     -> DiffusionTrainer
   {
     let dir = try latestCheckpoint(in: outDir)
-    func read(_ path: String) throws -> SafeTensorsFile {
-      do { return try SafeTensors.read(contentsOf: dir.appendingPathComponent(path)) } catch {
-        throw TrainingError.checkpoint("\(dir.appendingPathComponent(path).path): \(error)")
-      }
-    }
+    func read(_ path: String) throws -> SafeTensorsFile { try CheckpointWriter.read(path, in: dir) }
     let stateURL = dir.appendingPathComponent("training_state/state.json")
     guard let stateData = try? Data(contentsOf: stateURL),
       let state = try? JSONDecoder().decode(CheckpointState.self, from: stateData)
@@ -123,23 +79,8 @@ extension DiffusionTrainer {
     return trainer
   }
 
-  /// The folder the `checkpoint` link points at (or, if a kill came between the two renames, the newest
-  /// complete checkpoint-<step> folder).
-  public static func latestCheckpoint(in outDir: URL) throws -> URL {
-    let fm = FileManager.default
-    let link = outDir.appendingPathComponent(latestLink)
-    if let target = try? fm.destinationOfSymbolicLink(atPath: link.path) {
-      let dir = outDir.appendingPathComponent(target)
-      if fm.fileExists(atPath: dir.appendingPathComponent("training_state/state.json").path) { return dir }
-    }
-    let candidates = ((try? fm.contentsOfDirectory(atPath: outDir.path)) ?? [])
-      .filter { $0.hasPrefix("checkpoint-") }.sorted().reversed()
-    for c in candidates
-    where fm.fileExists(atPath: outDir.appendingPathComponent("\(c)/training_state/state.json").path) {
-      return outDir.appendingPathComponent(c)
-    }
-    throw TrainingError.checkpoint("no checkpoint in \(outDir.path) to resume from")
-  }
+  /// The folder the `checkpoint` link points at (see `CheckpointWriter.latest(in:)`).
+  public static func latestCheckpoint(in outDir: URL) throws -> URL { try CheckpointWriter.latest(in: outDir) }
 }
 
 /// training_state/state.json.

@@ -1,0 +1,294 @@
+// Training a ConvVAE by maximising the ELBO (docs/TRAINING.md, "VAE"): Adam, optional KL warm-up and free
+// bits, an EMA of the weights, Philox draws keyed by the seed (data order, ε, binarisation/dequantisation).
+import Foundation
+
+/// Everything that defines a VAE training run (saved in each checkpoint's state.json).
+public struct VAETrainingOptions: Codable, Equatable, Sendable {
+  public var data = "fashion-mnist"
+  public var steps = 10_000
+  public var batchSize = 64
+  public var lr = 1e-3
+  public var warmup = 0
+  /// "constant" or "cosine" (after the warmup).
+  public var lrSchedule = "constant"
+  /// KL weight after the warm-up.
+  public var beta = 1.0
+  /// Steps over which β rises linearly from 0.
+  public var klWarmup = 0
+  /// Free bits λ (nats per latent dimension; 0: off).
+  public var freeBits = 0.0
+  /// Resample binary pixels from the grey levels at every step (Bernoulli likelihood only).
+  public var dynamicBinarization = false
+  public var emaDecay = 0.999
+  public var clipGrad = 0.0
+  public var checkpointEvery = 500
+  public var sampleEvery = 1_000
+  public var seed: UInt64 = 0
+
+  /// The reference defaults.
+  public init() {}
+
+  /// The ELBO knobs.
+  public var elbo: ELBOOptions { ELBOOptions(beta: beta, klWarmup: klWarmup, freeBits: freeBits) }
+
+  /// Errors for values no run can use.
+  public func validate() throws {
+    func bad(_ s: String) -> TrainingError { .invalidOption(s) }
+    if steps < 0 { throw bad("--steps must be ≥ 0") }
+    if batchSize <= 0 { throw bad("--batch-size must be positive") }
+    if !(lr > 0) || !lr.isFinite { throw bad("--lr must be a positive number") }
+    if warmup < 0 { throw bad("--warmup must be ≥ 0") }
+    if !["constant", "cosine"].contains(lrSchedule) { throw bad("--lr-schedule must be constant or cosine") }
+    if !(beta >= 0) || !beta.isFinite { throw bad("--beta must be ≥ 0") }
+    if klWarmup < 0 { throw bad("--kl-warmup must be ≥ 0") }
+    if !(freeBits >= 0) || !freeBits.isFinite { throw bad("--free-bits must be ≥ 0") }
+    if !(emaDecay >= 0 && emaDecay < 1) { throw bad("--ema-decay must be in [0, 1)") }
+    if !(clipGrad >= 0) || !clipGrad.isFinite { throw bad("--clip-grad must be ≥ 0 (0 disables clipping)") }
+    if checkpointEvery <= 0 { throw bad("--checkpoint-every must be positive") }
+    if sampleEvery < 0 { throw bad("--sample-every must be ≥ 0 (0 disables sample grids)") }
+  }
+}
+
+/// One VAE optimizer step's figures (per image, nats).
+public struct VAEStepStats: Sendable {
+  public var step: Int
+  public var loss: Float
+  public var reconstruction: Float
+  public var kl: Float
+  public var beta: Double
+  public var lr: Float
+  public var gradNorm: Float
+}
+
+/// A VAE training run: model, Adam, EMA, data and step counter.
+public final class VAETrainer {
+  public let config: ConvVAEConfig
+  public let options: VAETrainingOptions
+  public let device: Device
+  public let model: ConvVAE
+  /// Parameter names in optimizer order (sorted).
+  public let names: [String]
+  public let parameters: [Tensor]
+  public let optimizer: Optimizer
+  public let ema: EMA
+  let learningRate: LearningRate
+  /// The training images.
+  public let data: TrainingImages
+  /// Optimizer steps done.
+  public internal(set) var step = 0
+  private var order: (epoch: Int, indices: [Int])?
+
+  /// A new run (PyTorch's default initialisation from `options.seed`).
+  public init(config: ConvVAEConfig, data: TrainingImages, options: VAETrainingOptions, device: Device) throws {
+    try options.validate()
+    try config.validate()
+    guard data.channels == config.inChannels, data.size == config.sampleSize else {
+      throw TrainingError.invalidOption(
+        "the data is \(data.channels)×\(data.size)×\(data.size) but the model expects "
+          + "\(config.inChannels)×\(config.sampleSize)×\(config.sampleSize)")
+    }
+    guard data.count >= options.batchSize else {
+      throw TrainingError.invalidOption(
+        "--batch-size \(options.batchSize) is larger than the dataset (\(data.count) images)")
+    }
+    if options.dynamicBinarization && config.likelihood != "bernoulli" {
+      throw TrainingError.invalidOption("--binarize needs the Bernoulli likelihood")
+    }
+    self.config = config
+    self.options = options
+    self.device = device
+    self.data = data
+    model = try ConvVAE(config: config, seed: options.seed, on: device)
+    model.train()
+    let sorted = model.sortedParameters
+    names = sorted.map(\.name)
+    parameters = sorted.map(\.tensor)
+    optimizer = try Optimizer(parameters: parameters, config: .adam())
+    ema = try EMA(parameters: parameters, maxDecay: options.emaDecay)
+    learningRate = LearningRate(
+      base: options.lr, warmupSteps: options.warmup,
+      schedule: options.lrSchedule == "cosine" ? .cosine(totalSteps: options.steps) : .constant)
+  }
+
+  /// The dataset indices of global step `s`'s batch (the diffusion trainer's epoch order).
+  public func batchIndices(step s: Int) -> [Int] {
+    let perEpoch = data.count / options.batchSize
+    let epoch = s / perEpoch, pos = (s % perEpoch) * options.batchSize
+    if order?.epoch != epoch {
+      order = (epoch, DiffusionTrainer.epochOrder(seed: options.seed, count: data.count, epoch: epoch))
+    }
+    return Array(order!.indices[pos..<(pos + options.batchSize)])
+  }
+
+  /// Images `idx` of `data` as a (n, C, H, W) host array in [0, 1].
+  public static func unitImages(_ data: TrainingImages, _ idx: [Int]) -> [Float] {
+    let per = data.imageElements
+    var v = [Float](repeating: 0, count: idx.count * per)
+    for (row, i) in idx.enumerated() {
+      for e in 0..<per { v[row * per + e] = (data.images[i * per + e] + 1) * 0.5 }
+    }
+    return v
+  }
+
+  /// The training input of step `s`: binarised (dynamic binarisation) or dequantised (Gaussian:
+  /// (k + u)/256 for the 8-bit level k) with Philox uniforms u keyed by (seed, position in the batch, step).
+  func trainingBatch(step s: Int, indices idx: [Int]) throws -> Tensor {
+    let shape = [idx.count, data.channels, data.size, data.size]
+    let unit = VAETrainer.unitImages(data, idx)
+    if options.dynamicBinarization || config.likelihood == "gaussian" {
+      let u = try Tensor.randomUniform(
+        shape: shape, seed: options.seed, step: s, stream: Streams.binarisation, on: device)
+      if options.dynamicBinarization {
+        return try VAETrainer.binarise(try Tensor(unit, shape: shape, on: device), uniforms: u)
+      }
+      return try VAETrainer.dequantise(unit, shape: shape, uniforms: u)
+    }
+    return try Tensor(unit, shape: shape, on: device)
+  }
+
+  /// 1 where u < x, else 0 (u in (0, 1]).
+  public static func binarise(_ x: Tensor, uniforms u: Tensor) throws -> Tensor {
+    try Tensor.where(
+      (x - u).relu(), Tensor.full(1, shape: [1], on: x.device), Tensor.zeros([1], on: x.device))
+  }
+
+  /// Uniform dequantisation of images in [0, 1] holding 8-bit levels k = round(255·x): (k + u)/256 with u in
+  /// (0, 1], so that a continuous density's bound converts to the discrete data's likelihood.
+  public static func dequantise(_ unit: [Float], shape: [Int], uniforms u: Tensor) throws -> Tensor {
+    let levels = unit.map { ($0 * 255).rounded() }
+    return try (try Tensor(levels, shape: shape, on: u.device) + u) / 256
+  }
+
+  /// One optimizer step. Throws `TrainingError.diverged` (before touching the weights) on a NaN/Inf.
+  public func trainStep() throws -> VAEStepStats {
+    let s = step
+    let idx = batchIndices(step: s)
+    let x = try trainingBatch(step: s, indices: idx)
+    let eps = try Tensor.randomNormal(
+      shape: [idx.count] + model.latentShape, seed: options.seed, step: s, stream: Streams.vaeReparameterisation,
+      on: device)
+    let beta = options.elbo.beta(atStep: s + 1)
+    let tape = Tape()
+    tape.watch(parameters)
+    let terms = try tape.record {
+      try model.negativeELBO(x, noise: eps, beta: beta, freeBits: options.freeBits)
+    }
+    for (name, v) in [("the reconstruction NLL", terms.reconstruction), ("the KL", terms.kl)] where !v.isFinite {
+      tape.reset()
+      throw TrainingError.diverged(step: s + 1, term: name, value: v)
+    }
+    let lossValue = try terms.loss.toArray()[0]
+    guard lossValue.isFinite else {
+      tape.reset()
+      throw TrainingError.diverged(step: s + 1, term: "the loss (negative ELBO)", value: lossValue)
+    }
+    let grads = try zip(tape.gradients(of: terms.loss, wrt: parameters), zip(names, parameters)).map {
+      g, np -> Tensor in
+      try g ?? Tensor.zeros(np.1.shape, on: device)
+    }
+    let clip = try Optimizer.clipGradNorm(
+      grads: grads, maxNorm: options.clipGrad > 0 ? Float(options.clipGrad) : .greatestFiniteMagnitude)
+    guard clip.norm.isFinite else {
+      var term = "the gradient norm"
+      for (g, name) in zip(grads, names) where !(try g.toArray().allSatisfy(\.isFinite)) {
+        term = "the gradient of \(name)"
+        break
+      }
+      throw TrainingError.diverged(step: s + 1, term: term, value: clip.norm)
+    }
+    let lr = learningRate.value(at: s + 1)
+    try optimizer.step(grads: grads, lr: lr, gradScale: clip.scale)
+    try ema.step(parameters: parameters)
+    step += 1
+    return VAEStepStats(
+      step: step, loss: lossValue, reconstruction: terms.reconstruction, kl: terms.kl, beta: beta, lr: lr,
+      gradNorm: clip.norm)
+  }
+
+  /// A model holding the EMA weights and the current buffers, in evaluation mode.
+  public func emaModel() throws -> ConvVAE {
+    let m = try ConvVAE(config: config, on: device)
+    var state: [String: TensorData] = [:]
+    for (n, t) in zip(names, ema.shadow) { state[n] = try t.toTensorData() }
+    for (n, t) in model.namedBuffers { state[n] = try t.toTensorData() }
+    try m.load(state)
+    m.eval()
+    return m
+  }
+
+  // MARK: Checkpoints
+
+  /// The EMA weights and buffers under the model's names (the exported model).
+  func exportedState() -> [(name: String, tensor: LazyTensor)] {
+    CheckpointWriter.lazy(Array(zip(names, ema.shadow)).map { (name: $0.0, tensor: $0.1) })
+      + CheckpointWriter.lazy(model.namedBuffers)
+  }
+
+  /// Writes checkpoint-<step> (a ConvVAE model folder with the EMA weights, plus training_state/).
+  @discardableResult
+  public func writeCheckpoint(to outDir: URL) throws -> URL {
+    let state = VAECheckpointState(
+      step: step, optimizerStep: optimizer.stepCount, emaStep: ema.optimizationStep, options: options,
+      device: device.spec, dataCount: data.count)
+    return try CheckpointWriter.write(
+      [
+        ("config.json", .data(try config.jsonData())),
+        (VAEModelFolder.weightsFile, .tensors(exportedState(), metadata: ["format": "pt"])),
+        ("training_state/model.safetensors", .tensors(model.lazyState(), metadata: ["format": "pt"])),
+        ("training_state/optimizer.safetensors", try CheckpointWriter.optimizerState(optimizer, names: names)),
+        (CheckpointWriter.stateFile, .data(try JSONEncoder.sorted.encode(state))),
+      ], step: step, to: outDir)
+  }
+
+  /// The options saved with the latest checkpoint in `outDir`.
+  public static func savedState(in outDir: URL) throws -> (options: VAETrainingOptions, config: ConvVAEConfig) {
+    let dir = try CheckpointWriter.latest(in: outDir)
+    let url = dir.appendingPathComponent(CheckpointWriter.stateFile)
+    guard let d = try? Data(contentsOf: url), let s = try? JSONDecoder().decode(VAECheckpointState.self, from: d)
+    else { throw TrainingError.checkpoint("\(url.path) is missing or is not a VAE training state") }
+    let cfgURL = dir.appendingPathComponent("config.json")
+    guard let c = try? Data(contentsOf: cfgURL) else { throw TrainingError.checkpoint("\(cfgURL.path) is missing") }
+    return (s.options, try ConvVAEConfig(json: c, source: cfgURL.path))
+  }
+
+  /// Resumes the run whose latest checkpoint is in `outDir`, bit for bit; `steps` replaces the total.
+  public static func resume(from outDir: URL, data: TrainingImages, device: Device, steps: Int? = nil) throws
+    -> VAETrainer
+  {
+    let dir = try CheckpointWriter.latest(in: outDir)
+    let url = dir.appendingPathComponent(CheckpointWriter.stateFile)
+    guard let d = try? Data(contentsOf: url), let state = try? JSONDecoder().decode(VAECheckpointState.self, from: d)
+    else { throw TrainingError.checkpoint("\(url.path) is missing or is not a VAE training state") }
+    var options = state.options
+    if let steps { options.steps = steps }
+    let (_, config) = try savedState(in: outDir)
+    let trainer = try VAETrainer(config: config, data: data, options: options, device: device)
+    do {
+      try trainer.model.load(try CheckpointWriter.read("training_state/model.safetensors", in: dir).tensors)
+    } catch let e as ModuleError {
+      throw TrainingError.checkpoint("training_state/model.safetensors: \(e)")
+    }
+    let exported = try CheckpointWriter.read(VAEModelFolder.weightsFile, in: dir)
+    let shadow = try trainer.names.map { name -> Tensor in
+      guard let t = exported.tensors[name] else { throw TrainingError.checkpoint("EMA weight \(name) is missing") }
+      return try Tensor(t, on: device)
+    }
+    try trainer.ema.importState(shadow: shadow, optimizationStep: state.emaStep)
+    let opt = try CheckpointWriter.read("training_state/optimizer.safetensors", in: dir)
+    try trainer.optimizer.importState(
+      try opt.tensors.mapValues { try Tensor($0, on: device) }, step: state.optimizerStep, names: trainer.names)
+    trainer.step = state.step
+    return trainer
+  }
+}
+
+/// training_state/state.json of a VAE run.
+struct VAECheckpointState: Codable {
+  var family = "vae"
+  var step: Int
+  var optimizerStep: Int
+  var emaStep: Int
+  var options: VAETrainingOptions
+  var device: String
+  var dataCount: Int
+}

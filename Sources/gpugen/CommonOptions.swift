@@ -1,0 +1,58 @@
+// Option groups every command spells the same way: training (data, steps, batch, optimiser, cadence, output,
+// resume, seed) and enums for closed sets of values, so `--help` lists the valid values.
+import ArgumentParser
+import Foundation
+
+/// The learning-rate schedule after the warmup.
+enum LRScheduleOption: String, ExpressibleByArgument, CaseIterable {
+  case constant, cosine
+}
+
+/// What a diffusion UNet predicts.
+enum PredictionOption: String, ExpressibleByArgument, CaseIterable {
+  case epsilon, v
+  /// The diffusers prediction_type.
+  var diffusersName: String { self == .v ? "v_prediction" : "epsilon" }
+}
+
+/// Training options shared by every family (defaults that differ by family are given as "family: value").
+struct TrainingOptionGroup: ParsableArguments {
+  @Option(help: "Training images: fashion-mnist, an IDX image file (labels beside it), or a folder of PNGs.")
+  var data = "fashion-mnist"
+
+  @Option(help: "Optimizer steps in total (diffusion: 20000, vae: 10000; on --resume: a new total).")
+  var steps: Int?
+
+  @Option(help: "Batch size.")
+  var batchSize = 64
+
+  @Option(help: "Peak learning rate (diffusion: 1e-4 AdamW, vae: 1e-3 Adam).")
+  var lr: Double?
+
+  @Option(help: "Linear learning-rate warmup steps (diffusion: 500, vae: 0).")
+  var warmup: Int?
+
+  @Option(help: "Learning rate after warmup.")
+  var lrSchedule: LRScheduleOption = .constant
+
+  @Option(help: "EMA decay cap (diffusion: 0.9999, vae: 0.999).")
+  var emaDecay: Double?
+
+  @Option(help: "Clip gradients to this global L2 norm, 0: no clipping (diffusion: 1, vae: 0).")
+  var clipGrad: Double?
+
+  @Option(help: "Write a checkpoint every K steps.")
+  var checkpointEvery = 500
+
+  @Option(help: "Write sample grids every K steps, 0: never (diffusion: 500, vae: 1000).")
+  var sampleEvery: Int?
+
+  @Option(help: "Output folder.")
+  var out = "gpugen-train"
+
+  @Flag(help: "Continue the run in --out from its latest checkpoint.")
+  var resume = false
+
+  @Option(help: "Seed of every random draw (initial weights, data order, noise).")
+  var seed: UInt64 = 0
+}

@@ -1,0 +1,184 @@
+// `gpugen train vae`: trains a ConvVAE by maximising the ELBO, on the shared training loop.
+import ArgumentParser
+import Foundation
+import GPUGenCore
+import GPUGenModels
+
+/// The VAE likelihood flag.
+enum LikelihoodOption: String, ExpressibleByArgument, CaseIterable {
+  case bernoulli, gaussian
+}
+
+/// The VAE architectures `train vae` builds.
+enum VAEArchOption: String, ExpressibleByArgument, CaseIterable {
+  case convVAE = "conv-vae"
+  case autoencoderKL = "autoencoder-kl"
+}
+
+struct TrainVAE: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "vae",
+    abstract: "Train a VAE (negative ELBO: reconstruction NLL + β·KL) on Fashion-MNIST, IDX files or PNG folders.",
+    discussion: """
+      Writes OUT/checkpoint (a ConvVAE model folder with the EMA weights, loadable by \
+      `gpugen sample --model OUT/checkpoint`, plus training_state/ for --resume) every --checkpoint-every \
+      steps and at the end; OUT/log.csv (loss, reconstruction, KL, β, gradient norm per step, nats per image); \
+      OUT/loss.png; and every --sample-every steps a prior-sample grid OUT/samples/prior-N.png and a \
+      reconstruction grid OUT/samples/recon-N.png (originals above reconstructions). Ctrl-C writes a \
+      checkpoint before exiting; a NaN/Inf stops at once with exit status 3. Data order, ε and the \
+      binarisation are Philox draws keyed by --seed, so on the CPU a resumed run is bitwise identical to one \
+      run straight through.
+      """)
+
+  @OptionGroup var training: TrainingOptionGroup
+
+  @Option(help: "Architecture (autoencoder-kl training is not available yet).")
+  var arch: VAEArchOption = .convVAE
+
+  @Option(help: "A ConvVAE config.json (default: the reference config, 28×28×1, widths 32,64).")
+  var config: String?
+
+  @Option(help: "Latent dimensions (overrides the config's latent_dim; reference: 16).")
+  var latentDim: Int?
+
+  @Option(help: "Likelihood of the decoder (overrides the config's).")
+  var likelihood: LikelihoodOption?
+
+  @Option(help: "KL weight β.")
+  var beta = 1.0
+
+  @Option(help: "Anneal β linearly from 0 over this many steps (0: off).")
+  var klWarmup = 0
+
+  @Option(help: "Free bits λ: a KL floor per latent dimension, in nats (0: off).")
+  var freeBits = 0.0
+
+  @Flag(help: "Dynamic binarisation: resample binary pixels from the grey levels at every step (Bernoulli).")
+  var binarize = false
+
+  @OptionGroup var deviceOptions: DeviceOptions
+
+  func run() throws {
+    try reportingUserErrors(weightsLabel: "checkpoint weights") { try train() }
+  }
+
+  func options() throws -> VAETrainingOptions {
+    var o = VAETrainingOptions()
+    let t = training
+    o.data = t.data
+    o.steps = t.steps ?? o.steps
+    o.batchSize = t.batchSize
+    o.lr = t.lr ?? o.lr
+    o.warmup = t.warmup ?? o.warmup
+    o.lrSchedule = t.lrSchedule.rawValue
+    o.emaDecay = t.emaDecay ?? o.emaDecay
+    o.clipGrad = t.clipGrad ?? o.clipGrad
+    o.checkpointEvery = t.checkpointEvery
+    o.sampleEvery = t.sampleEvery ?? o.sampleEvery
+    o.seed = t.seed
+    o.beta = beta
+    o.klWarmup = klWarmup
+    o.freeBits = freeBits
+    o.dynamicBinarization = binarize
+    try o.validate()
+    return o
+  }
+
+  func modelConfig() throws -> ConvVAEConfig {
+    var c = ConvVAEConfig()
+    if let config {
+      guard let d = FileManager.default.contents(atPath: config) else { throw ModelError.missing("VAE config \(config)") }
+      c = try ConvVAEConfig(json: d, source: config)
+    }
+    if let latentDim { c.latentDim = latentDim }
+    if let likelihood { c.likelihood = likelihood.rawValue }
+    try c.validate(source: config ?? "--latent-dim/--likelihood")
+    return c
+  }
+
+  func train() throws {
+    guard arch == .convVAE else {
+      throw TrainingError.invalidOption(
+        "--arch autoencoder-kl: training AutoencoderKL is not supported yet; gpugen loads, encodes and decodes "
+          + "diffusers AutoencoderKL folders (use --arch conv-vae to train)")
+    }
+    HostMemory.fixMmapThreshold(bytes: 1 << 20)
+    let device = try deviceOptions.resolve()
+    let out = training.out
+    let outDir = URL(fileURLWithPath: out)
+    let hasRun = (try? CheckpointWriter.latest(in: outDir)) != nil
+    let trainer: VAETrainer
+    let log: TrainingLog
+    if training.resume {
+      guard hasRun else { throw TrainingError.checkpoint("--resume: no checkpoint in \(out)") }
+      let saved = try VAETrainer.savedState(in: outDir)
+      let images = try TrainingImages.load(
+        source: saved.options.data, sampleSize: saved.config.sampleSize, channels: saved.config.inChannels)
+      trainer = try VAETrainer.resume(from: outDir, data: images, device: device, steps: training.steps)
+      log = try TrainingLog(
+        url: outDir.appendingPathComponent("log.csv"), columns: VAERun.columns, keepingSteps: trainer.step)
+      FileHandle.standardError.write(
+        Data("gpugen: resuming \(out) at step \(trainer.step) of \(trainer.options.steps) on \(device)\n".utf8))
+    } else {
+      if hasRun {
+        throw TrainingError.invalidOption(
+          "\(out) already holds a training run; pass --resume to continue it, or choose another --out")
+      }
+      let o = try options()
+      let cfg = try modelConfig()
+      let images = try TrainingImages.load(source: o.data, sampleSize: cfg.sampleSize, channels: cfg.inChannels)
+      try FileManager.default.createDirectory(at: outDir, withIntermediateDirectories: true)
+      trainer = try VAETrainer(config: cfg, data: images, options: o, device: device)
+      log = try TrainingLog(url: outDir.appendingPathComponent("log.csv"), columns: VAERun.columns, keepingSteps: 0)
+      FileHandle.standardError.write(
+        Data(
+          "gpugen: training a \(trainer.model.parameterCount)-parameter ConvVAE (\(cfg.likelihood), latent \(cfg.latentDim)) on \(images.count) images (\(o.data)) for \(o.steps) steps, batch \(o.batchSize), on \(device)\n"
+            .utf8))
+      try trainer.writeCheckpoint(to: outDir)
+    }
+    try runTrainingLoop(VAERun(trainer), log: log, outDir: outDir, device: device)
+  }
+}
+
+/// The VAE family on the shared training loop.
+final class VAERun: TrainingRun {
+  static let columns = ["loss", "reconstruction", "kl", "beta", "grad_norm", "lr"]
+  let trainer: VAETrainer
+  let recent = RecentAverage()
+  init(_ trainer: VAETrainer) { self.trainer = trainer }
+
+  var currentStep: Int { trainer.step }
+  var totalSteps: Int { trainer.options.steps }
+  var checkpointEvery: Int { trainer.options.checkpointEvery }
+  var sampleEvery: Int { trainer.options.sampleEvery }
+  var logColumns: [String] { VAERun.columns }
+  var plotColumns: [String] { ["loss", "reconstruction", "kl"] }
+
+  func trainOneStep() throws -> [Double] {
+    let s = try trainer.trainStep()
+    return [Double(s.loss), Double(s.reconstruction), Double(s.kl), s.beta, Double(s.gradNorm), Double(s.lr)]
+  }
+
+  func note(_ v: [Double]) -> String {
+    String(format: "−ELBO %.2f (avg %.2f) | rec %.2f | KL %.2f | β %.2f", v[1] + v[2], recent.add(v[1] + v[2]), v[1], v[2], v[3])
+  }
+
+  func writeCheckpoint(to outDir: URL) throws { try trainer.writeCheckpoint(to: outDir) }
+
+  func writeSamples(to outDir: URL) throws {
+    let model = try trainer.emaModel()
+    let dir = outDir.appendingPathComponent("samples")
+    try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+    let device = trainer.device
+    let prior = try VAEOps.sample(model, count: 64, batchSize: 64, seed: 0, temperature: 1, device: device)
+    try Image8.grid(VAEOps.toSigned(prior, range: model.dataRange), shape: [64] + model.imageShape, columns: 8)
+      .zoomed(2).writePNG(to: dir.appendingPathComponent(String(format: "prior-%08d.png", trainer.step)))
+    let data = trainer.data
+    let n = Swift.min(16, data.count)
+    let originals = VAETrainer.unitImages(data, Array(0..<n))
+    let (mu, _) = try VAEOps.encode(model, images: originals, count: n, batchSize: n, device: device)
+    let recon = try VAEOps.decode(model, latents: mu, count: n, batchSize: n, device: device)
+    let both: [Float] = originals + recon
+    try Image8.grid(VAEOps.toSigned(both, range: model.dataRange), shape: [2 * n] + model.imageShape, columns: n).zoomed(2).writePNG(to: dir.appendingPathComponent(String(format: "recon-%08d.png", trainer.step)))
+  }
+}

@@ -1,0 +1,160 @@
+// The one training loop every family runs on: progress bar (the family's loss terms, it/s, ETA), OUT/log.csv
+// with the family's columns, OUT/loss.png, checkpoint cadence, sample grids every K steps, SIGINT (write a
+// checkpoint, then exit 130) and the divergence stop (exit 3, raised by the family's step as
+// `TrainingError.diverged`, before the weights change, so the last checkpoint stays intact).
+import ArgumentParser
+import Foundation
+import GPUGenCore
+import GPUGenModels
+
+/// What the loop needs of a family's training run.
+protocol TrainingRun: AnyObject {
+  /// Optimizer steps done, and the total.
+  var currentStep: Int { get }
+  var totalSteps: Int { get }
+  var checkpointEvery: Int { get }
+  var sampleEvery: Int { get }
+  /// The log.csv columns after `step` (the first is the loss the bar shows).
+  var logColumns: [String] { get }
+  /// The columns loss.png plots.
+  var plotColumns: [String] { get }
+  /// One optimizer step; returns the values of `logColumns`.
+  func trainOneStep() throws -> [Double]
+  /// The progress bar's note for one step's values.
+  func note(_ values: [Double]) -> String
+  func writeCheckpoint(to outDir: URL) throws
+  /// Writes the family's grids into OUT/samples.
+  func writeSamples(to outDir: URL) throws
+}
+
+/// Set by SIGINT/SIGTERM: finish the current step, write a checkpoint, exit.
+nonisolated(unsafe) var stopRequested: sig_atomic_t = 0
+
+/// Runs `run` to its total steps, logging to `log`; prints the summary line.
+func runTrainingLoop(_ run: TrainingRun, log: TrainingLog, outDir: URL, device: Device) throws {
+  signal(SIGINT) { _ in stopRequested = 1 }
+  signal(SIGTERM) { _ in stopRequested = 1 }
+  let bar = ProgressBar(total: max(run.totalSteps - run.currentStep, 1), label: "training", unit: "it")
+  let start = Date()
+  let first = run.currentStep
+  while run.currentStep < run.totalSteps {
+    let t0 = Date()
+    let values = try run.trainOneStep()
+    try log.append(step: run.currentStep, values, seconds: Date().timeIntervalSince(t0))
+    bar.advance(1, note: run.note(values))
+    let last = run.currentStep == run.totalSteps
+    if run.currentStep % run.checkpointEvery == 0 || last || stopRequested != 0 {
+      try run.writeCheckpoint(to: outDir)
+      try log.plot(run.plotColumns, to: outDir.appendingPathComponent("loss.png"))
+    }
+    if run.sampleEvery > 0 && (run.currentStep % run.sampleEvery == 0 || last) {
+      try run.writeSamples(to: outDir)
+    }
+    if stopRequested != 0 {
+      FileHandle.standardError.write(
+        Data("\ngpugen: stopped at step \(run.currentStep); checkpoint written, continue with --resume\n".utf8))
+      throw ExitCode(130)
+    }
+  }
+  let done = run.currentStep - first
+  let secs = Date().timeIntervalSince(start)
+  print(
+    String(
+      format: "trained %d steps in %.1f s (%.2f it/s) on %@; checkpoint: %@", done, secs,
+      secs > 0 ? Double(done) / secs : 0, device.spec,
+      outDir.appendingPathComponent(CheckpointWriter.latestLink).path))
+}
+
+/// OUT/log.csv: one row per optimizer step (`step`, the family's columns, seconds, rss_mb, peak_rss_mb),
+/// flushed as it goes; on resume, rows after the checkpoint are dropped (they are about to be recomputed).
+final class TrainingLog {
+  let url: URL
+  let handle: FileHandle
+  let columns: [String]
+  var steps: [Double] = []
+  /// Values per column, by row.
+  var rows: [[Double]] = []
+
+  /// The header line.
+  var header: String { (["step"] + columns + ["seconds", "rss_mb", "peak_rss_mb"]).joined(separator: ",") }
+
+  init(url: URL, columns: [String], keepingSteps keep: Int) throws {
+    self.url = url
+    self.columns = columns
+    var lines = [(["step"] + columns + ["seconds", "rss_mb", "peak_rss_mb"]).joined(separator: ",")]
+    if keep > 0, let text = try? String(contentsOf: url, encoding: .utf8) {
+      for line in text.split(separator: "\n").dropFirst() {
+        let f = line.split(separator: ",")
+        guard f.count >= 1 + columns.count, let s = Int(f[0]), s <= keep else { continue }
+        let values = f[1...columns.count].map { Double($0) ?? .nan }
+        lines.append(String(line))
+        steps.append(Double(s))
+        rows.append(values)
+      }
+    }
+    try Data((lines.joined(separator: "\n") + "\n").utf8).write(to: url, options: .atomic)
+    handle = try FileHandle(forWritingTo: url)
+    try handle.seekToEnd()
+  }
+
+  func append(step: Int, _ values: [Double], seconds: Double) throws {
+    let memory = residentMemory()
+    let fields = ["\(step)"] + values.map { String(format: "%.9g", $0) }
+      + [String(format: "%.4f", seconds), String(format: "%.1f", memory.rss), String(format: "%.1f", memory.peak)]
+    try handle.write(contentsOf: Data((fields.joined(separator: ",") + "\n").utf8))
+    steps.append(Double(step))
+    rows.append(values)
+  }
+
+  /// The curves of `names` (log scale), each with its moving average.
+  func plot(_ names: [String], to url: URL) throws {
+    let palette: [(RGB8, RGB8)] = [
+      (RGB8(170, 190, 230), RGB8(20, 60, 170)), (RGB8(235, 190, 160), RGB8(190, 80, 20)),
+      (RGB8(170, 220, 180), RGB8(30, 130, 60)),
+    ]
+    let title = names.count == 1 ? "training loss (\(names[0]))" : "training: " + names.joined(separator: ", ")
+    let positive = names.allSatisfy { n in
+      guard let c = columns.firstIndex(of: n) else { return true }
+      return rows.allSatisfy { !($0[c] <= 0) }
+    }
+    var plot = LinePlot(title: title, xLabel: "step", yLabel: names.count == 1 ? "loss" : "nats", logY: positive)
+    for (k, name) in names.enumerated() {
+      guard let c = columns.firstIndex(of: name) else { continue }
+      let ys = rows.map { $0[c] }
+      let colors = palette[k % palette.count]
+      plot.add(name, x: steps, y: ys, color: colors.0)
+      if ys.count >= 10 {
+        plot.add(
+          "\(name) (moving average)", x: steps, y: movingAverage(ys, window: max(10, ys.count / 50)),
+          color: colors.1)
+      }
+    }
+    try plot.render(width: 720, height: 400).writePNG(to: url)
+  }
+}
+
+/// Current and peak resident set size of this process in MB (VmRSS and VmHWM of /proc/self/status).
+func residentMemory() -> (rss: Double, peak: Double) {
+  guard let text = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else {
+    return (.nan, peakResidentMegabytes())
+  }
+  func field(_ name: String) -> Double {
+    guard let line = text.split(separator: "\n").first(where: { $0.hasPrefix(name + ":") }),
+      let kb = Double(line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "")
+    else { return .nan }
+    return kb / 1024
+  }
+  return (field("VmRSS"), field("VmHWM"))
+}
+
+/// A moving average of the last `window` values (for the progress bar).
+final class RecentAverage {
+  private var values: [Double] = []
+  let window: Int
+  init(window: Int = 50) { self.window = window }
+  func add(_ v: Double) -> Double {
+    values.append(v)
+    if values.count > window { values.removeFirst() }
+    return values.reduce(0, +) / Double(values.count)
+  }
+}

@@ -1,0 +1,269 @@
+// Using a VAE from the command line: encode, decode, reconstruct, interpolate, likelihood.
+import ArgumentParser
+import Foundation
+import GPUGenCore
+import GPUGenModels
+
+/// `--model` for the VAE commands, with the bundled VAE by default.
+struct VAEModelOption: ParsableArguments {
+  @Option(help: "A VAE folder (ConvVAE or diffusers AutoencoderKL) or a bundled model's name. Default: vae.")
+  var model = "vae"
+
+  @OptionGroup var deviceOptions: DeviceOptions
+
+  /// The model, loaded on the chosen device (a diffusion model here is an error naming it).
+  func load() throws -> (vae: any VariationalAutoencoder, device: Device) {
+    let kind = try VAEModelFolder.classify(try VAEModelFolder.locate(model))
+    guard kind.family == .vae else {
+      throw ModelError.input("\(model) is a diffusion model; this command needs a VAE (--model vae or a VAE folder)")
+    }
+    let device = try deviceOptions.resolve()
+    return (try VAEModelFolder.loadVAE(kind, device: device), device)
+  }
+}
+
+/// Where images come from (exactly one of --images, --data).
+struct ImageInputOptions: ParsableArguments {
+  @Option(parsing: .upToNextOption, help: "PNG files, or one float32 .npy of shape (n, C, H, W) in [-1, 1].")
+  var images: [String] = []
+
+  @Option(help: "A data set: fashion-mnist:test[:N], fashion-mnist:train[:N], or any training-data source[:N].")
+  var data: String?
+
+  @Flag(help: "Resize PNGs of another size to the model's (centre-padding or area averaging).")
+  var resize = false
+
+  /// The images in the model's data range, and their count.
+  func load(for vae: any VariationalAutoencoder) throws -> (values: [Float], count: Int) {
+    let (c, s) = (vae.imageShape[0], vae.imageShape[1])
+    let signed: [Float]
+    let count: Int
+    switch (images.isEmpty, data) {
+    case (false, nil):
+      if images.count == 1 && images[0].hasSuffix(".npy") {
+        (signed, count) = try VAEInput.npy(images[0], imageShape: vae.imageShape)
+      } else {
+        signed = try VAEInput.pngs(images, channels: c, size: s, resize: resize)
+        count = images.count
+      }
+    case (true, let spec?):
+      let d = try VAEInput.dataset(spec, channels: c, size: s)
+      (signed, count) = (d.images, d.count)
+    default:
+      throw ModelError.input("give the images with exactly one of --images or --data")
+    }
+    guard count > 0 else { throw ModelError.input("no images given") }
+    return (VAEOps.fromSigned(signed, range: vae.dataRange), count)
+  }
+}
+
+struct Encode: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    abstract: "Encode images to VAE latents: the posterior means (or one draw each with --sample) as .npy.")
+  @OptionGroup var modelOption: VAEModelOption
+  @OptionGroup var input: ImageInputOptions
+  @Option(help: "Output .npy, float32 (n, latent…).") var out: String = "z.npy"
+  @Flag(help: "Write one posterior draw z = μ + σ·ε per image instead of μ (ε keyed by --seed and the image index).")
+  var sample = false
+  @Option(help: "Seed of the posterior draws.") var seed: UInt64 = 0
+  @Option(help: "Images per batch.") var batchSize = 256
+
+  func run() throws {
+    try reportingUserErrors {
+      guard batchSize > 0 else { throw ModelError.input("--batch-size must be positive") }
+      let (vae, device) = try modelOption.load()
+      let (x, n) = try input.load(for: vae)
+      let z = try VAEOps.encode(vae, images: x, count: n, batchSize: batchSize, sample: sample, seed: seed, device: device)
+      try NPY.write(z.mean, shape: [n] + vae.latentShape, to: URL(fileURLWithPath: out))
+      print("encoded \(n) images to \(sample ? "posterior draws" : "posterior means") \([n] + vae.latentShape) → \(out)")
+    }
+  }
+}
+
+struct Decode: ParsableCommand {
+  static let configuration = CommandConfiguration(abstract: "Decode VAE latents (.npy) to images.")
+  @OptionGroup var modelOption: VAEModelOption
+  @Option(help: "Latents: float32 .npy of shape (n, latent…).") var latents: String
+  @Option(help: "Output PNG grid.") var out: String = "decoded.png"
+  @Option(help: "Also write the images as float32 NCHW .npy (values in [-1, 1]).") var npy: String?
+  @Option(help: "Nearest-neighbour zoom of the PNG grid.") var zoom = 2
+  @Option(help: "Latents per batch.") var batchSize = 256
+
+  func run() throws {
+    try reportingUserErrors {
+      guard batchSize > 0 else { throw ModelError.input("--batch-size must be positive") }
+      guard zoom >= 1 && zoom <= 16 else { throw ModelError.input("--zoom must be 1…16") }
+      let (vae, device) = try modelOption.load()
+      let a = try NPY.read(from: URL(fileURLWithPath: latents))
+      guard a.shape.count == vae.latentShape.count + 1, Array(a.shape.dropFirst()) == vae.latentShape else {
+        throw ModelError.input(
+          "\(latents) has shape \(a.shape) but the model's latents are (n, \(vae.latentShape.map(String.init).joined(separator: ", ")))")
+      }
+      let n = a.shape[0]
+      guard n > 0 else { throw ModelError.input("\(latents) holds no latents") }
+      let x = try VAEOps.decode(vae, latents: a.values, count: n, batchSize: batchSize, device: device)
+      let signed = VAEOps.toSigned(x, range: vae.dataRange)
+      try Image8.grid(signed, shape: [n] + vae.imageShape).zoomed(zoom).writePNG(to: URL(fileURLWithPath: out))
+      if let npy { try NPY.write(signed, shape: [n] + vae.imageShape, to: URL(fileURLWithPath: npy)) }
+      print("decoded \(n) latents → \(out)")
+    }
+  }
+}
+
+struct Reconstruct: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    abstract: "Reconstruct images through a VAE: originals above reconstructions, with the MSE and the ELBO.")
+  @OptionGroup var modelOption: VAEModelOption
+  @OptionGroup var input: ImageInputOptions
+  @Option(help: "Use the first N images (with --data; default 64).") var n: Int?
+  @Option(help: "Output PNG (originals above their reconstructions).") var out: String = "recon.png"
+  @Option(help: "Nearest-neighbour zoom of the PNG grid.") var zoom = 2
+  @Option(help: "Seed of the ε of the ELBO estimate.") var seed: UInt64 = 0
+
+  func run() throws {
+    try reportingUserErrors {
+      if let n, n <= 0 { throw ModelError.input("--n must be positive") }
+      guard zoom >= 1 && zoom <= 16 else { throw ModelError.input("--zoom must be 1…16") }
+      let (vae, device) = try modelOption.load()
+      var (x, count) = try input.load(for: vae)
+      let per = vae.imageShape.reduce(1, *)
+      let keep = min(count, n ?? (input.data != nil ? 64 : count))
+      x = Array(x.prefix(keep * per))
+      count = keep
+      let (mu, _) = try VAEOps.encode(vae, images: x, count: count, batchSize: 256, device: device)
+      let r = try VAEOps.decode(vae, latents: mu, count: count, batchSize: 256, device: device)
+      let span = Double(vae.dataRange.upperBound - vae.dataRange.lowerBound)
+      let mse = zip(x, r).reduce(0.0) { $0 + pow(Double($1.0 - $1.1) / span, 2) } / Double(x.count)
+      // One-sample ELBO on the images as given (grey levels for a Bernoulli model), nats per image.
+      let elbo = try Tape.noGrad { () -> Float in
+        let xt = try Tensor(x, shape: [count] + vae.imageShape, on: device)
+        let eps = try Tensor.randomNormal(shape: [count] + vae.latentShape, seed: seed, stream: Streams.posteriorSample, on: device)
+        return -(try vae.negativeELBO(xt, noise: eps, beta: 1).negativeELBO)
+      }
+      let cols = min(count, 16)
+      var tiles: [Float] = []
+      var row = 0
+      while row * cols < count {
+        let lo = row * cols, hi = min(count, lo + cols)
+        var orig = Array(x[(lo * per)..<(hi * per)]), rec = Array(r[(lo * per)..<(hi * per)])
+        let pad = (cols - (hi - lo)) * per
+        orig += [Float](repeating: vae.dataRange.lowerBound, count: pad)
+        rec += [Float](repeating: vae.dataRange.lowerBound, count: pad)
+        tiles += orig + rec
+        row += 1
+      }
+      try Image8.grid(VAEOps.toSigned(tiles, range: vae.dataRange), shape: [tiles.count / per] + vae.imageShape, columns: cols)
+        .zoomed(zoom).writePNG(to: URL(fileURLWithPath: out))
+      let bpd = -Double(elbo) / (Double(per) * log(2.0))
+      print(
+        String(
+          format: "%d images: reconstruction MSE %.5f (pixels in [0, 1]); ELBO %.2f nats/image (%.4f bits/dim) → %@",
+          count, mse, elbo, bpd, out))
+    }
+  }
+}
+
+struct Interpolate: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    abstract: "Walk a VAE's latent space: from one image to another, or (--traverse) along each latent dimension.")
+  @OptionGroup var modelOption: VAEModelOption
+  @Option(help: "The first image (PNG).") var from: String?
+  @Option(help: "The last image (PNG).") var to: String?
+  @Option(help: "Frames, both ends included (≥ 2).") var frames = 8
+  @Flag(help: "Spherical interpolation (slerp) instead of linear.") var slerp = false
+  @Flag(help: "A grid walking each latent dimension in turn from −3 to 3 around the prior mean (or --from's code).")
+  var traverse = false
+  @Flag(help: "Resize images of another size to the model's.") var resize = false
+  @Option(help: "Output PNG strip or grid.") var out: String = "strip.png"
+  @Option(help: "Nearest-neighbour zoom.") var zoom = 2
+
+  func run() throws {
+    try reportingUserErrors {
+      guard frames >= 2 && frames <= 256 else { throw ModelError.input("--frames must be in 2…256") }
+      guard zoom >= 1 && zoom <= 16 else { throw ModelError.input("--zoom must be 1…16") }
+      let (vae, device) = try modelOption.load()
+      let (c, s) = (vae.imageShape[0], vae.imageShape[1])
+      func code(_ path: String) throws -> [Float] {
+        let x = VAEOps.fromSigned(try VAEInput.pngs([path], channels: c, size: s, resize: resize), range: vae.dataRange)
+        return try VAEOps.encode(vae, images: x, count: 1, batchSize: 1, device: device).mean
+      }
+      var latents: [Float] = []
+      var columns = frames
+      if traverse {
+        let center = try from.map(code) ?? [Float](repeating: 0, count: vae.latentCount)
+        let dims = min(vae.latentCount, 64)
+        for j in 0..<dims {
+          for f in 0..<frames {
+            var z = center
+            z[j] = -3 + 6 * Float(f) / Float(frames - 1)
+            latents += z
+          }
+        }
+      } else {
+        guard let from, let to else { throw ModelError.input("give --from and --to (or --traverse)") }
+        latents = VAEOps.interpolate(try code(from), try code(to), frames: frames, slerp: slerp).flatMap { $0 }
+        columns = frames
+      }
+      let n = latents.count / vae.latentCount
+      let x = try VAEOps.decode(vae, latents: latents, count: n, batchSize: 256, device: device)
+      try Image8.grid(VAEOps.toSigned(x, range: vae.dataRange), shape: [n] + vae.imageShape, columns: columns)
+        .zoomed(zoom).writePNG(to: URL(fileURLWithPath: out))
+      print("\(traverse ? "traversal" : slerp ? "slerp" : "linear interpolation"): \(n) frames → \(out)")
+    }
+  }
+}
+
+struct Likelihood: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    abstract: "A VAE's ELBO, importance-weighted bounds (IWAE_k) and active units on Fashion-MNIST's test set.",
+    discussion: """
+      Bernoulli models are scored on the test images binarised once (Philox uniforms keyed by --seed); \
+      Gaussian models on the 8-bit images under uniform dequantisation (the bound of the continuous density \
+      minus D·ln 256), the convention behind published bits/dim. Every k ≤ --k among 1, 50, 500, 5000 is \
+      reported from the same --k importance samples per image, so ELBO ≤ IWAE_k holds image by image.
+      """)
+  @OptionGroup var modelOption: VAEModelOption
+  @Option(help: "Importance samples per image.") var k = 50
+  @Option(help: "Test images (the first N of the t10k split).") var n = 10_000
+  @Option(help: "Evaluation data (default fashion-mnist:test).") var data = "fashion-mnist:test"
+  @Option(help: "Seed of the binarisation/dequantisation and of the importance samples.") var seed: UInt64 = 0
+  @Flag(help: "Print one JSON object.") var json = false
+
+  func run() throws {
+    try reportingUserErrors {
+      guard k >= 1 else { throw ModelError.input("--k must be at least 1, got \(k)") }
+      guard n >= 1 else { throw ModelError.input("--n must be at least 1") }
+      let (vae, device) = try modelOption.load()
+      let d = try VAEInput.dataset("\(data):\(n)", channels: vae.imageShape[0], size: vae.imageShape[1])
+      let ks = Array(Set([1, 50, 500, 5000, k].filter { $0 <= k })).sorted()
+      let bar = ProgressBar(total: d.count, label: "likelihood", unit: "images")
+      let t0 = Date()
+      let r = try VAEOps.likelihood(
+        vae, data: d, samples: k, ks: ks, seed: seed, device: device, progress: { bar.advance($0) })
+      let secs = Date().timeIntervalSince(t0)
+      if json {
+        var o: [String: Any] = [
+          "images": r.images, "samples": r.samples, "dimensions": r.dimensions, "data": r.data,
+          "elbo_nats": r.elboNats, "elbo_bits_per_dim": r.bitsPerDim(r.elboNats), "active_units": r.activeUnits,
+          "latent_dimensions": r.latentDimensions, "seconds": secs,
+        ]
+        for kk in ks {
+          o["iwae\(kk)_nats"] = r.iwaeNats["\(kk)"]!
+          o["iwae\(kk)_bits_per_dim"] = r.bitsPerDim(r.iwaeNats["\(kk)"]!)
+        }
+        let text = try JSONSerialization.data(withJSONObject: o, options: [.prettyPrinted, .sortedKeys])
+        print(String(decoding: text, as: UTF8.self))
+        return
+      }
+      print("\(r.images) test images (\(r.data)), \(r.samples) importance samples each, \(r.dimensions) dims/image:")
+      func pad(_ s: String) -> String { s.padding(toLength: 10, withPad: " ", startingAt: 0) }
+      print("  \(pad("bound"))   nats/image   bits/dim")
+      print("  \(pad("ELBO")) " + String(format: "%12.2f %10.4f", r.elboNats, r.bitsPerDim(r.elboNats)))
+      for kk in ks {
+        let v = r.iwaeNats["\(kk)"]!
+        print("  \(pad("IWAE_\(kk)")) " + String(format: "%12.2f %10.4f", v, r.bitsPerDim(v)))
+      }
+      print("  active units: \(r.activeUnits) of \(r.latentDimensions) (posterior-mean variance > 0.01)")
+    }
+  }
+}
