@@ -92,14 +92,11 @@ public enum VAEModelFolder {
       model.eval()
       return model
     case .autoencoderKL(let url):
-      return try autoencoderKLLoader(url, device)
+      let model = try AutoencoderKL.load(from: url, device: device)
+      model.eval()
+      return model
     case .diffusion(let f):
       throw ModelError.input("\(f.unet.path) holds a diffusion model, not a VAE")
     }
-  }
-
-  /// Loads an AutoencoderKL folder (set by the AutoencoderKL implementation).
-  nonisolated(unsafe) static var autoencoderKLLoader: (URL, Device) throws -> any VariationalAutoencoder = { url, _ in
-    throw ModelError.unsupported(url.path, "AutoencoderKL folders are not supported yet")
   }
 }
