@@ -7,12 +7,22 @@ import GPUGenModels
 struct BenchTrain: ParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "train",
-    abstract: "Training steps/s of the reference UNet (forward + MSE + backward + AdamW).",
+    abstract: "Training steps/s of a family's reference model (diffusion UNet, or the ConvVAE).",
     discussion: """
-      Runs the reference config of Benchmarks/unet/config.json (32×32×1, channels 32/64/128) with
-      seeded weights on random data. Compare with Benchmarks/pytorch_train_bench.py (same config,
-      same step) — Benchmarks/train_side_by_side.sh runs both.
+      --family diffusion (default) runs the reference config of Benchmarks/unet/config.json (32×32×1,
+      channels 32/64/128): forward + MSE + backward + AdamW. Compare with Benchmarks/pytorch_train_bench.py;
+      Benchmarks/train_side_by_side.sh runs both.
+      --family vae runs the reference ConvVAE (28×28×1, widths 32/64, latent 16, Bernoulli): forward +
+      negative ELBO + backward + Adam, then encode + decode in images/s at --infer-batch. Compare with
+      Benchmarks/vae_pytorch.py; Benchmarks/vae_side_by_side.sh runs both.
+      JSON keys: ms_per_step, steps_per_s (and images_per_s for the VAE's encode + decode).
       """)
+
+  @Option(help: "The model family: diffusion or vae.")
+  var family: BenchFamily = .diffusion
+
+  @Option(help: "VAE: batch of the encode + decode timing.")
+  var inferBatch = 256
 
   @Option(help: "Device(s): a device spec, or 'all'.")
   var device: String = "cpu"
@@ -36,6 +46,10 @@ struct BenchTrain: ParsableCommand {
     try reportingErrors {
       guard batchSize > 0, steps > 0 else {
         throw ValidationError("--batch-size and --steps must be positive")
+      }
+      if family == .vae {
+        for d in try benchDevices(device) { try benchVAE(d) }
+        return
       }
       for d in try benchDevices(device) {
         var cfg = ReferenceUNet.config
@@ -77,8 +91,8 @@ struct BenchTrain: ParsableCommand {
         if json {
           print(
             jsonLine([
-              "framework": "gpugen", "device": d.spec, "batch": batchSize, "steps_per_s": 1 / s,
-              "s_per_step": s, "peak_rss_mb": rss,
+              "framework": "gpugen", "family": "diffusion", "device": d.spec, "batch": batchSize,
+              "steps_per_s": 1 / s, "s_per_step": s, "ms_per_step": 1000 * s, "peak_rss_mb": rss,
             ]))
         } else {
           print(
@@ -87,6 +101,71 @@ struct BenchTrain: ParsableCommand {
               batchSize, s, 1 / s, rss))
         }
       }
+    }
+  }
+}
+
+/// The families `bench train` measures.
+enum BenchFamily: String, ExpressibleByArgument, CaseIterable {
+  case diffusion, vae
+}
+
+extension BenchTrain {
+  /// The reference ConvVAE's training step and encode + decode throughput on `d`.
+  func benchVAE(_ d: Device) throws {
+    let model = try ConvVAE(config: ConvVAEConfig(), seed: 0, on: d)
+    let params = model.parameters
+    let optimizer = try Optimizer(parameters: params, config: .adam())
+    // Binary-ish data in [0, 1]: a fixed seeded batch.
+    let x = try Tensor.randomUniform(shape: [batchSize, 1, 28, 28], seed: 5, on: d)
+    var step = 0
+    func trainStep() throws {
+      let eps = try Tensor.randomNormal(shape: [batchSize, 16], seed: 6, step: step, on: d)
+      let tape = Tape()
+      tape.watch(params)
+      let terms = try tape.record { try model.negativeELBO(x, noise: eps, beta: 1) }
+      let grads = try zip(tape.gradients(of: terms.loss, wrt: params), params).map { g, p in
+        try g ?? Tensor.zeros(p.shape, on: d)
+      }
+      try optimizer.step(grads: grads, lr: 1e-3)
+      step += 1
+    }
+    for _ in 0..<3 { try trainStep() }
+    let timed = max(steps, 20)
+    var best = Double.infinity
+    for _ in 0..<3 {
+      let t0 = Date()
+      for _ in 0..<timed { try trainStep() }
+      _ = try params[0].toArray()
+      best = min(best, Date().timeIntervalSince(t0) / Double(timed))
+    }
+    let xi = try Tensor.randomUniform(shape: [inferBatch, 1, 28, 28], seed: 7, on: d)
+    func infer() throws {
+      try Tape.noGrad {
+        let (mu, _) = try model.encode(xi)
+        _ = try model.decodeImages(mu).toArray()
+      }
+    }
+    try infer()
+    var bestInfer = Double.infinity
+    for _ in 0..<3 {
+      let t0 = Date()
+      for _ in 0..<5 { try infer() }
+      bestInfer = min(bestInfer, Date().timeIntervalSince(t0) / 5)
+    }
+    let rss = peakResidentMegabytes()
+    let ips = Double(inferBatch) / bestInfer
+    if json {
+      print(
+        jsonLine([
+          "framework": "gpugen", "family": "vae", "device": d.spec, "batch": batchSize, "steps_per_s": 1 / best,
+          "ms_per_step": 1000 * best, "infer_batch": inferBatch, "images_per_s": ips, "peak_rss_mb": rss,
+        ]))
+    } else {
+      print(
+        String(
+          format: "%@ ConvVAE training step, batch %d: %.2f ms/step (%.1f steps/s); encode + decode, batch %d: %.0f images/s",
+          d.spec, batchSize, 1000 * best, 1 / best, inferBatch, ips))
     }
   }
 }

@@ -1,0 +1,295 @@
+// The VAE family end to end: the ConvVAE reference architecture, the ELBO and its bounds, training with
+// bitwise resume, and every command's handling of bad input (exit status 2), as a user runs them.
+import Foundation
+import XCTest
+
+@testable import GPUGenModels
+
+final class VAETests: XCTestCase {
+  func tmp() throws -> URL {
+    let d = FileManager.default.temporaryDirectory.appendingPathComponent("gpugen-vae-\(UUID().uuidString)")
+    try FileManager.default.createDirectory(at: d, withIntermediateDirectories: true)
+    addTeardownBlock { try? FileManager.default.removeItem(at: d) }
+    return d
+  }
+
+  /// A tiny IDX data set (48 images of 8×8, 3 classes) and a small ConvVAE config, in `dir`.
+  func fixture(in dir: URL, likelihood: String = "bernoulli") throws -> (data: String, config: String) {
+    func be32(_ v: Int) -> [UInt8] { [24, 16, 8, 0].map { UInt8((v >> $0) & 0xFF) } }
+    let n = 48
+    var images: [UInt8] = [0, 0, 8, 3] + be32(n) + be32(8) + be32(8)
+    var labels: [UInt8] = [0, 0, 8, 1] + be32(n)
+    for i in 0..<n {
+      let c = i % 3
+      labels.append(UInt8(c))
+      for y in 0..<8 {
+        for x in 0..<8 { images.append(UInt8(min(255, (c == 0 ? x * 32 : c == 1 ? y * 32 : (x + y) * 16) + i % 5))) }
+      }
+    }
+    let data = dir.appendingPathComponent("toy-images-idx3-ubyte")
+    try Data(images).write(to: data)
+    try Data(labels).write(to: dir.appendingPathComponent("toy-labels-idx1-ubyte"))
+    let config = dir.appendingPathComponent("vae.json")
+    try Data(
+      """
+      {"_class_name": "ConvVAE", "in_channels": 1, "sample_size": 8, "block_out_channels": [4, 8],
+       "latent_dim": 3, "likelihood": "\(likelihood)", "norm": "none"}
+      """.utf8
+    ).write(to: config)
+    return (data.path, config.path)
+  }
+
+  func trainArgs(_ f: (data: String, config: String), out: URL, steps: Int, extra: [String] = []) -> [String] {
+    [
+      "train", "vae", "--data", f.data, "--config", f.config, "--steps", "\(steps)", "--batch-size", "8",
+      "--checkpoint-every", "4", "--sample-every", "0", "--device", "cpu", "--seed", "3", "--out", out.path,
+    ] + extra
+  }
+
+  // MARK: Architecture
+
+  func testReferenceConvVAEMatchesThePyTorchModuleTree() throws {
+    let m = try ConvVAE(config: ConvVAEConfig(), on: .cpu)
+    let shapes = Dictionary(uniqueKeysWithValues: m.namedParameters.map { ($0.name, $0.tensor.shape) })
+    XCTAssertEqual(
+      shapes,
+      [
+        "encoder.0.weight": [32, 1, 4, 4], "encoder.0.bias": [32], "encoder.2.weight": [64, 32, 4, 4],
+        "encoder.2.bias": [64], "encoder.5.weight": [32, 3136], "encoder.5.bias": [32],
+        "decoder.0.weight": [3136, 16], "decoder.0.bias": [3136], "decoder.3.weight": [64, 32, 4, 4],
+        "decoder.3.bias": [32], "decoder.5.weight": [32, 1, 4, 4], "decoder.5.bias": [1],
+      ])
+    XCTAssertEqual(m.parameterCount, 220_385)
+    let x = try Tensor.randomUniform(shape: [3, 1, 28, 28], seed: 1)
+    let (mu, lv) = try m.encode(x)
+    XCTAssertEqual(mu.shape, [3, 16])
+    XCTAssertEqual(lv.shape, [3, 16])
+    XCTAssertEqual(try m.decode(mu).shape, [3, 1, 28, 28])
+    // Gaussian with a learned σ adds log_sigma; batch norm adds buffers.
+    var g = ConvVAEConfig()
+    (g.likelihood, g.norm) = ("gaussian", "batch")
+    let gm = try ConvVAE(config: g, on: .cpu)
+    XCTAssertNotNil(gm.namedParameters.first { $0.name == "log_sigma" })
+    XCTAssertTrue(gm.namedBuffers.contains { $0.name == "encoder.1.running_mean" })
+  }
+
+  func testConfigRejectsUnknownFieldsAndBadValues() throws {
+    for (json, word) in [
+      (#"{"_class_name": "ConvVAE", "latent_dims": 4}"#, "latent_dims"),
+      (#"{"_class_name": "ConvVAE", "likelihood": "laplace"}"#, "laplace"),
+      (#"{"_class_name": "ConvVAE", "sample_size": 30}"#, "sample_size"),
+      (#"{"_class_name": "Other"}"#, "Other"),
+    ] {
+      XCTAssertThrowsError(try ConvVAEConfig(json: Data(json.utf8))) { e in
+        XCTAssertTrue("\(e)".contains(word), "\(e)")
+      }
+    }
+  }
+
+  // MARK: Loss and bounds
+
+  func testNegativeELBOMatchesItsDefinitionAndTheAnalyticKL() throws {
+    var c = ConvVAEConfig()
+    (c.sampleSize, c.blockOutChannels, c.latentDim) = (8, [4, 8], 3)
+    let m = try ConvVAE(config: c, seed: 2, on: .cpu)
+    let x = try Tensor.randomUniform(shape: [4, 1, 8, 8], seed: 9)
+    let eps = try Tensor.randomNormal(shape: [4, 3], seed: 10)
+    let t = try m.negativeELBO(x, noise: eps, beta: 0.5)
+    // Recompute in Double on the host.
+    let (mu, lv) = try m.encode(x)
+    let z = try mu + (lv * 0.5).exp() * eps
+    let logits = try m.decode(z).toArray(), xs = try x.toArray()
+    var rec = 0.0
+    for (l, v) in zip(logits, xs) {
+      let l = Double(l), v = Double(v)
+      rec += max(l, 0) - l * v + log(1 + exp(-abs(l)))
+    }
+    rec /= 4
+    var kl = 0.0
+    for (a, b) in zip(try mu.toArray(), try lv.toArray()) {
+      kl += 0.5 * (Double(a * a) + exp(Double(b)) - Double(b) - 1)
+    }
+    kl /= 4
+    XCTAssertEqual(Double(t.reconstruction), rec, accuracy: 1e-3 * rec)
+    XCTAssertEqual(Double(t.kl), kl, accuracy: 1e-4 * max(kl, 1))
+    XCTAssertEqual(Double(try t.loss.toArray()[0]), rec + 0.5 * kl, accuracy: 1e-3 * rec)
+    // Free bits: each dimension's batch KL counts at least λ.
+    let fb = try m.negativeELBO(x, noise: eps, beta: 1, freeBits: 100)
+    XCTAssertEqual(Double(try fb.loss.toArray()[0]), rec + 300, accuracy: 1e-3 * (rec + 300))
+    // KL warm-up.
+    XCTAssertEqual(ELBOOptions(beta: 2, klWarmup: 10).beta(atStep: 5), 1, accuracy: 1e-12)
+    XCTAssertEqual(ELBOOptions(beta: 2, klWarmup: 10).beta(atStep: 50), 2, accuracy: 1e-12)
+  }
+
+  func testBoundsAreOrderedELBOBelowIWAE50BelowIWAE1000() throws {
+    let d = try tmp()
+    let f = try fixture(in: d)
+    var c = try ConvVAEConfig(json: Data(contentsOf: URL(fileURLWithPath: f.config)))
+    c.latentDim = 2
+    let data = try TrainingImages.load(source: f.data, sampleSize: 8, channels: 1)
+    for device in try Device.all() {
+      let m = try ConvVAE(config: c, seed: 4, on: device)
+      m.eval()
+      let r = try VAEOps.likelihood(m, data: data, samples: 1000, ks: [1, 50, 1000], seed: 1, device: device)
+      let i50 = try XCTUnwrap(r.iwaeNats["50"]), i1000 = try XCTUnwrap(r.iwaeNats["1000"])
+      XCTAssertLessThan(r.elboNats, i50, "\(device)")
+      XCTAssertLessThan(i50, i1000, "\(device)")
+      XCTAssertEqual(r.images, 48)
+      XCTAssertEqual(r.posteriorMeanVariance.count, 2)
+      XCTAssertGreaterThan(r.bitsPerDim(r.elboNats), r.bitsPerDim(i1000))
+    }
+  }
+
+  func testPriorSamplesDependOnlyOnSeedAndIndex() throws {
+    var c = ConvVAEConfig()
+    (c.sampleSize, c.blockOutChannels, c.latentDim) = (8, [4, 8], 3)
+    for device in try Device.all() {
+      let m = try ConvVAE(config: c, seed: 1, on: device)
+      m.eval()
+      let a = try VAEOps.sample(m, count: 7, batchSize: 7, seed: 5, temperature: 1, device: device)
+      let b = try VAEOps.sample(m, count: 7, batchSize: 3, seed: 5, temperature: 1, device: device)
+      let other = try VAEOps.sample(m, count: 7, batchSize: 7, seed: 6, temperature: 1, device: device)
+      let cold = try VAEOps.sample(m, count: 7, batchSize: 7, seed: 5, temperature: 0.1, device: device)
+      for (u, v) in zip(a, b) { XCTAssertEqual(u, v, accuracy: 1e-6) }
+      XCTAssertNotEqual(a, other)
+      XCTAssertNotEqual(a, cold)
+    }
+  }
+
+  // MARK: Training
+
+  func testTrainingLowersTheLossAndResumesBitwise() throws {
+    let d = try tmp()
+    let f = try fixture(in: d)
+    let straight = d.appendingPathComponent("straight"), split = d.appendingPathComponent("split")
+    let (s0, _, e0) = try runGpugen(trainArgs(f, out: straight, steps: 24, extra: ["--lr", "3e-3"]))
+    XCTAssertEqual(s0, 0, e0)
+    let (s1, _, e1) = try runGpugen(trainArgs(f, out: split, steps: 10, extra: ["--lr", "3e-3"]))
+    XCTAssertEqual(s1, 0, e1)
+    let (s2, _, e2) = try runGpugen(["train", "vae", "--resume", "--steps", "24", "--out", split.path, "--device", "cpu"])
+    XCTAssertEqual(s2, 0, e2)
+    for file in [VAEModelFolder.weightsFile, "training_state/model.safetensors", "training_state/optimizer.safetensors"] {
+      let a = try Data(contentsOf: try CheckpointWriter.latest(in: straight).appendingPathComponent(file))
+      let b = try Data(contentsOf: try CheckpointWriter.latest(in: split).appendingPathComponent(file))
+      XCTAssertEqual(a, b, "\(file) differs after resume")
+    }
+    let rows = try String(contentsOf: straight.appendingPathComponent("log.csv"), encoding: .utf8)
+      .split(separator: "\n")
+    XCTAssertEqual(rows.first, "step,loss,reconstruction,kl,beta,grad_norm,lr,seconds,rss_mb,peak_rss_mb")
+    XCTAssertEqual(rows.count, 25)
+    let loss = rows.dropFirst().map { Double($0.split(separator: ",")[1])! }
+    XCTAssertLessThan(loss.suffix(4).reduce(0, +), loss.prefix(4).reduce(0, +))
+    XCTAssertTrue(FileManager.default.fileExists(atPath: straight.appendingPathComponent("loss.png").path))
+    // The checkpoint is a model folder every VAE command reads.
+    let ck = straight.appendingPathComponent("checkpoint").path
+    let png = d.appendingPathComponent("s.png").path
+    let (s3, o3, e3) = try runGpugen(["sample", "--model", ck, "--n", "6", "--out", png, "--device", "cpu"])
+    XCTAssertEqual(s3, 0, e3)
+    XCTAssertTrue(o3.contains("6 images"))
+  }
+
+  func testDivergenceStopsWithStatus3() throws {
+    let d = try tmp()
+    let f = try fixture(in: d, likelihood: "gaussian")
+    let out = d.appendingPathComponent("run")
+    let (s, _, e) = try runGpugen(trainArgs(f, out: out, steps: 40, extra: ["--lr", "1e30"]))
+    XCTAssertEqual(s, 3, e)
+    XCTAssertTrue(e.contains("diverged"), e)
+    XCTAssertNoThrow(try CheckpointWriter.latest(in: out))
+  }
+
+  // MARK: Bad input
+
+  func testBadInputIsAClearErrorWithStatus2() throws {
+    let d = try tmp()
+    let f = try fixture(in: d)
+    let out = d.appendingPathComponent("run")
+    let (s0, _, e0) = try runGpugen(trainArgs(f, out: out, steps: 4))
+    XCTAssertEqual(s0, 0, e0)
+    let model = out.appendingPathComponent("checkpoint").path
+    // A 28×28 PNG for an 8×8 model; a latent file of the wrong shape.
+    let bigPNG = d.appendingPathComponent("big.png")
+    try Image8(width: 28, height: 28, channels: 1, pixels: [UInt8](repeating: 9, count: 784)).writePNG(to: bigPNG)
+    let badZ = d.appendingPathComponent("z.npy")
+    try NPY.write([Float](repeating: 0, count: 10), shape: [2, 5], to: badZ)
+    // An unknown _class_name; an unsupported field; weights with a missing tensor.
+    func folder(_ name: String, config: String, dropWeight: String? = nil) throws -> String {
+      let dir = d.appendingPathComponent(name)
+      try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+      try Data(config.utf8).write(to: dir.appendingPathComponent("config.json"))
+      var w = try SafeTensors.read(contentsOf: URL(fileURLWithPath: model).appendingPathComponent(VAEModelFolder.weightsFile))
+      if let dropWeight { w.tensors[dropWeight] = nil }
+      try SafeTensors.write(
+        w.tensors.map { ($0.key, $0.value) }, to: dir.appendingPathComponent(VAEModelFolder.weightsFile))
+      return dir.path
+    }
+    let cfg = try String(contentsOf: URL(fileURLWithPath: model).appendingPathComponent("config.json"), encoding: .utf8)
+    let unknownClass = try folder("unknown", config: cfg.replacingOccurrences(of: "\"ConvVAE\"", with: "\"VQModel\""))
+    let extraField = try folder("extra", config: cfg.replacingOccurrences(of: "{", with: "{\"dropout\": 0.1,"))
+    let missing = try folder("missing", config: cfg, dropWeight: "decoder.0.bias")
+    let cases: [([String], String)] = [
+      (["encode", "--model", model, "--images", bigPNG.path, "--out", badZ.path], "28×28"),
+      (["reconstruct", "--model", model, "--images", bigPNG.path], "8×8"),
+      (["interpolate", "--model", model, "--from", bigPNG.path, "--to", bigPNG.path], "--resize"),
+      (["decode", "--model", model, "--latents", badZ.path], "[2, 5]"),
+      (["sample", "--model", model, "--sampler", "ddim"], "--sampler"),
+      (["sample", "--model", model, "--steps", "10"], "--steps"),
+      (["sample", "--model", model, "--temperature", "0"], "--temperature"),
+      (["sample", "--model", model, "--temperature=-1"], "--temperature"),
+      (["likelihood", "--model", model, "--k", "0"], "--k"),
+      (["sample", "--model", unknownClass], "VQModel"),
+      (["sample", "--model", extraField], "dropout"),
+      (["sample", "--model", missing], "decoder.0.bias"),
+      (["sample", "--model", d.path], "not a model folder"),
+      (["encode", "--model", "no-such-model", "--data", "fashion-mnist:test:4"], "no-such-model"),
+    ]
+    for (args, word) in cases {
+      let (s, _, e) = try runGpugen(args + ["--device", "cpu"])
+      XCTAssertEqual(s, 2, "\(args): \(e)")
+      XCTAssertTrue(e.contains(word), "\(args): expected '\(word)' in: \(e)")
+    }
+    // With --resize the same PNG is accepted.
+    let (s1, _, e1) = try runGpugen([
+      "encode", "--model", model, "--images", bigPNG.path, "--resize", "--out", d.appendingPathComponent("ok.npy").path,
+      "--device", "cpu",
+    ])
+    XCTAssertEqual(s1, 0, e1)
+    let z = try NPY.read(from: d.appendingPathComponent("ok.npy"))
+    XCTAssertEqual(z.shape, [1, 3])
+  }
+
+  func testEncodeDecodeInterpolateRoundTrip() throws {
+    let d = try tmp()
+    let f = try fixture(in: d)
+    let out = d.appendingPathComponent("run")
+    let (s0, _, e0) = try runGpugen(trainArgs(f, out: out, steps: 8))
+    XCTAssertEqual(s0, 0, e0)
+    let model = out.appendingPathComponent("checkpoint").path
+    let z = d.appendingPathComponent("z.npy").path, zs = d.appendingPathComponent("zs.npy").path
+    for (args, status) in [
+      (["encode", "--model", model, "--data", "\(f.data):5", "--out", z], Int32(0)),
+      (["encode", "--model", model, "--data", "\(f.data):5", "--out", zs, "--sample"], 0),
+      (["decode", "--model", model, "--latents", z, "--npy", d.appendingPathComponent("x.npy").path, "--out",
+        d.appendingPathComponent("x.png").path], 0),
+      (["reconstruct", "--model", model, "--data", f.data, "--n", "6", "--out", d.appendingPathComponent("r.png").path], 0),
+      (["interpolate", "--model", model, "--traverse", "--frames", "5", "--out", d.appendingPathComponent("t.png").path], 0),
+    ] {
+      let (s, o, e) = try runGpugen(args + ["--device", "cpu"])
+      XCTAssertEqual(s, status, "\(args): \(e)")
+      if args[0] == "reconstruct" { XCTAssertTrue(o.contains("MSE"), o) }
+    }
+    let mean = try NPY.read(from: URL(fileURLWithPath: z)), draw = try NPY.read(from: URL(fileURLWithPath: zs))
+    XCTAssertEqual(mean.shape, [5, 3])
+    XCTAssertNotEqual(mean.values, draw.values, "--sample must draw from the posterior")
+    let x = try NPY.read(from: d.appendingPathComponent("x.npy"))
+    XCTAssertEqual(x.shape, [5, 1, 8, 8])
+    XCTAssertTrue(x.values.allSatisfy { $0 >= -1 && $0 <= 1 })
+    // Slerp and linear paths share their ends and differ in between.
+    let a: [Float] = [1, 0, 0], b: [Float] = [0, 1, 0]
+    let lin = VAEOps.interpolate(a, b, frames: 3, slerp: false), sph = VAEOps.interpolate(a, b, frames: 3, slerp: true)
+    XCTAssertEqual(lin[0], a)
+    XCTAssertEqual(sph[2][1], 1, accuracy: 1e-6)
+    XCTAssertEqual(sph[1][0], Float(0.5.squareRoot()), accuracy: 1e-6)
+    XCTAssertEqual(lin[1][0], 0.5, accuracy: 1e-6)
+  }
+}
