@@ -9,7 +9,7 @@ import GPUGenNN
 
 struct Evaluate: ParsableCommand {
   static let configuration = CommandConfiguration(
-    abstract: "Measure a class-conditional diffusion model's samples with a trained classifier.",
+    abstract: "Measure a class-conditional diffusion model's or a VAE's samples with a trained classifier.",
     discussion: """
       Samples --n-per-class images of every class (image i is conditioned on class i mod classes), then
       reports, under the classifier of `gpugen train classifier`:
@@ -17,13 +17,21 @@ struct Evaluate: ParsableCommand {
           conditioned on, overall and per class;
         - the Fréchet distance ‖μ₁−μ₂‖² + Tr(Σ₁ + Σ₂ − 2(Σ₁Σ₂)^½) between the classifier's feature vectors
           of the samples and of as many real test images (the same number of each class).
+        - improved precision and recall (k = 3 nearest neighbours in the feature space; fidelity and
+          diversity) and the entropy of the predicted-class histogram (ln 10 ≈ 2.30 when all classes appear
+          equally).
+      A VAE (an unconditional model) is measured on --n-per-class × classes prior samples (--temperature τ),
+      without the accuracy.
       The floor: a second, disjoint set of real test images, measured the same way (its accuracy and its
       distance to the first real set). Both real sets are Philox draws keyed by --seed, so two models
       evaluated with the same --seed and --n-per-class are compared against the same real images.
       """)
 
-  @Option(help: "Model folder (pipeline or bare UNet). Default: the bundled Fashion-MNIST model.")
+  @Option(help: "Model folder (pipeline, UNet or VAE) or bundled name (diffusion, vae). Default: diffusion.")
   var model: String?
+
+  @Option(help: "VAE: the prior's temperature τ (default 1).")
+  var temperature: Double?
 
   @Option(help: "Classifier folder written by `gpugen train classifier`.")
   var classifier = "gpugen-classifier"
@@ -89,7 +97,12 @@ struct Evaluate: ParsableCommand {
 
     let classifierURL = URL(fileURLWithPath: classifier)
     let net = try ImageClassifier.load(from: classifierURL, device: device)
-    let folderURL = try model.map { URL(fileURLWithPath: $0) } ?? DefaultModel.url()
+    let folderURL = try VAEModelFolder.locate(model)
+    let kindOfFolder = try VAEModelFolder.classify(folderURL)
+    if kindOfFolder.family == .vae {
+      return try evaluateVAE(kindOfFolder, folderURL: folderURL, net: net, classifierURL: classifierURL, device: device)
+    }
+    if temperature != nil { throw ModelError.input("--temperature is a VAE option; this is a diffusion model") }
     let folder = try DiffusionModelFolder.resolve(folderURL)
     let unet = try UNet2DModelLoader.load(from: folder.unet, device: device)
     guard let classes = unet.config.numClassEmbeds else {
@@ -170,6 +183,60 @@ struct Evaluate: ParsableCommand {
       String(
         format: "Fréchet distance (features)  %7.3f   %7.3f", result.frechetDistance,
         result.realFrechetDistance))
+    printQuality(result.quality)
+  }
+
+  func printQuality(_ q: SampleQuality) {
+    print(String(format: "precision (k = 3)            %7.4f   %7.4f", q.precision, q.realPrecision))
+    print(String(format: "recall (k = 3)               %7.4f   %7.4f", q.recall, q.realRecall))
+    print(String(format: "class-histogram entropy      %7.4f   %7.4f", q.classEntropy, q.realClassEntropy))
+  }
+
+  func evaluateVAE(
+    _ kind: ModelFolderKind, folderURL: URL, net: ImageClassifier, classifierURL: URL, device: Device
+  ) throws {
+    let vae = try VAEModelFolder.loadVAE(kind, device: device)
+    let tau = temperature ?? 1
+    guard tau > 0, tau.isFinite else { throw ModelError.input("--temperature must be positive, got \(tau)") }
+    let diffusionOnly: [(String, Bool)] = [("--sampler", sampler != "ddim"), ("--steps", steps != 20), ("--eta", eta != 0)]
+    if let f = diffusionOnly.first(where: { $0.1 }) {
+      throw ModelError.input("\(f.0) is a diffusion option; this model is a VAE (it takes --temperature)")
+    }
+    let c = net.config
+    guard [c.inChannels, c.imageSize, c.imageSize] == vae.imageShape else {
+      throw ClassifierError.mismatch(
+        "the model makes \(vae.imageShape) images but the classifier takes \(c.inChannels)×\(c.imageSize)×\(c.imageSize)")
+    }
+    let realSource =
+      real ?? TrainingImages.fashionMNISTFolder().appendingPathComponent("t10k-images-idx3-ubyte.gz").path
+    let realImages = try TrainingImages.load(source: realSource, sampleSize: c.imageSize, channels: c.inChannels)
+    let total = nPerClass * c.numClasses
+    let batch = min(batchSize ?? min(total, 256), total)
+    let t0 = Date()
+    let samples = try VAEOps.sample(vae, count: total, batchSize: batch, seed: seed, temperature: tau, device: device)
+    let sampleSeconds = Date().timeIntervalSince(t0)
+    let cbar = ProgressBar(total: 3 * total, label: "classifying", unit: "images")
+    let r = try GeneratorEvaluator.evaluateUnconditional(
+      samples: VAEOps.toSigned(samples, range: vae.dataRange), count: total, real: realImages, classifier: net,
+      seed: seed, progress: { cbar.advance($0) })
+    if json {
+      let o: [String: Any] = [
+        "model": folderURL.path, "family": "vae", "classifier": classifierURL.path, "real": realSource,
+        "temperature": tau, "seed": seed, "n": total,
+        "results": try JSONSerialization.jsonObject(with: JSONEncoder().encode(r)),
+      ]
+      print(String(decoding: try JSONSerialization.data(withJSONObject: o, options: [.prettyPrinted, .sortedKeys]), as: UTF8.self))
+      return
+    }
+    print("model:      \(folderURL.path) (VAE)")
+    print("classifier: \(classifierURL.path)")
+    print("samples:    \(total) prior samples, τ = \(tau), seed \(seed), " + String(format: "%.2f s", sampleSeconds))
+    print("real:       \(realSource), two disjoint sets of \(total) (\(nPerClass) per class)")
+    print("")
+    print("                              samples   real (floor)")
+    print(String(format: "Fréchet distance (features)  %7.3f   %7.3f", r.frechetDistance, r.realFrechetDistance))
+    printQuality(r.quality)
+    print("class histogram of the samples: " + r.classHistogram.map { String(format: "%.3f", $0) }.joined(separator: " "))
   }
 
   /// The class names of gpugen_model_info.json, if the model folder has them for every class.

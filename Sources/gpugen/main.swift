@@ -1,4 +1,5 @@
 // Entry point: fix OpenBLAS's kernel choice and thread spinning if needed, then run the command tree.
+import ArgumentParser
 import Foundation
 import GPUGenCore
 
@@ -24,4 +25,16 @@ import GPUGenCore
   }
 #endif
 
-GPUGen.main()
+// Usage errors (an unknown flag, a value outside an enum's cases) exit with status 2 like every other bad
+// input, instead of ArgumentParser's 64.
+do {
+  var command = try GPUGen.parseAsRoot()
+  try command.run()
+} catch {
+  let code = GPUGen.exitCode(for: error)
+  if code.rawValue == 64 {
+    FileHandle.standardError.write(Data((GPUGen.fullMessage(for: error) + "\n").utf8))
+    exit(2)
+  }
+  GPUGen.exit(withError: error)
+}

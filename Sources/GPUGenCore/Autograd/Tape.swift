@@ -8,6 +8,8 @@
 //
 // Backward closures run with recording paused, so gradients are not themselves differentiable.
 
+import Foundation
+
 /// A recording of differentiable ops, for one backward pass.
 public final class Tape {
   struct Node {
@@ -21,8 +23,32 @@ public final class Tape {
   private var tracked: Set<ObjectIdentifier> = []
   private var leaves: [Tensor] = []
 
-  nonisolated(unsafe) static var active: [Tape] = []
-  nonisolated(unsafe) static var pauseDepth = 0
+  /// The recording state of one thread: the stack of recording tapes and the `noGrad` depth. It is
+  /// thread-local, so models trained or sampled on different threads never see each other's tapes.
+  final class ThreadState {
+    var active: [Tape] = []
+    var pauseDepth = 0
+  }
+
+  private static let stateKey: pthread_key_t = {
+    var key = pthread_key_t()
+    pthread_key_create(&key) { p in
+      #if os(Linux)
+        if let p { Unmanaged<ThreadState>.fromOpaque(p).release() }
+      #else
+        Unmanaged<ThreadState>.fromOpaque(p).release()
+      #endif
+    }
+    return key
+  }()
+
+  /// This thread's recording state (created on first use).
+  static var state: ThreadState {
+    if let p = pthread_getspecific(stateKey) { return Unmanaged<ThreadState>.fromOpaque(p).takeUnretainedValue() }
+    let s = ThreadState()
+    pthread_setspecific(stateKey, Unmanaged.passRetained(s).toOpaque())
+    return s
+  }
 
   public init() {}
 
@@ -41,24 +67,30 @@ public final class Tape {
 
   /// Runs `body` with this tape recording (tapes nest; the innermost records).
   public func record<T>(_ body: () throws -> T) rethrows -> T {
-    Tape.active.append(self)
-    defer { Tape.active.removeLast() }
+    let st = Tape.state
+    st.active.append(self)
+    defer { st.active.removeLast() }
     return try body()
   }
 
   /// Runs `body` without recording on any tape (inference mode).
   public static func noGrad<T>(_ body: () throws -> T) rethrows -> T {
-    pauseDepth += 1
-    defer { pauseDepth -= 1 }
+    let st = state
+    st.pauseDepth += 1
+    defer { st.pauseDepth -= 1 }
     return try body()
   }
 
   /// Whether ops are being recorded right now.
-  public static var isRecording: Bool { pauseDepth == 0 && !active.isEmpty }
+  public static var isRecording: Bool {
+    let st = state
+    return st.pauseDepth == 0 && !st.active.isEmpty
+  }
 
   /// The recording tape if any of `inputs` is tracked on it.
   static func recording(_ inputs: [Tensor?]) -> Tape? {
-    guard pauseDepth == 0, let tape = active.last else { return nil }
+    let st = state
+    guard st.pauseDepth == 0, let tape = st.active.last else { return nil }
     return inputs.contains { $0.map(tape.isTracked) ?? false } ? tape : nil
   }
 

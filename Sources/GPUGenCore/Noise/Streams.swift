@@ -13,22 +13,24 @@ public enum Streams {
   public static let diffusionTimesteps = 11
   /// Diffusion training noise ε.
   public static let diffusionNoise = 12
-  /// The VAE's reparameterisation noise ε in training (sample = the image's position in the global batch).
-  public static let vaeReparameterisation = 13
+  /// The choice of real evaluation images (`GeneratorEvaluator.realSets`: counter (0, image, 0, stream)).
+  public static let realSetChoice = 13
   /// Dynamic binarisation of training images (Bernoulli VAEs).
   public static let binarisation = 14
   /// Latents drawn from the prior for sampling (z of image i depends on (seed, i) only).
   public static let priorSample = 15
-  /// Dropout masks: layer k of a model draws from stream `dropout + k`.
-  public static let dropout = 16
+  /// The VAE's reparameterisation noise ε in training (sample = the image's position in the global batch).
+  public static let vaeReparameterisation = 17
+  /// Dropout masks: layer k of a model draws from stream `dropout + k` (above every parameter slot).
+  public static let dropout = 0x8000_0000
   /// Importance samples of the IWAE bound.
-  public static let importanceSamples = 4_000
+  public static let importanceSamples = 0x9000_0000
   /// The fixed binarisation of an evaluation set.
-  public static let evaluationBinarisation = 4_001
+  public static let evaluationBinarisation = 0x9000_0001
   /// Posterior draws of `gpugen encode --sample`.
-  public static let posteriorSample = 4_002
-  /// The first parameter stream: parameter i (in name order) of model slot m draws from
-  /// `parameters + m·parameterSlotWidth + i`.
+  public static let posteriorSample = 0x9000_0002
+  /// The first parameter stream: parameter i (in name order) of model slot m (m < 64) draws from
+  /// `parameters + m·parameterSlotWidth + i`, below `dropout`.
   public static let parameters = 20
   /// Streams reserved for one model's parameters.
   public static let parameterSlotWidth = 1 << 24

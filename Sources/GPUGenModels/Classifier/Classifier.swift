@@ -99,66 +99,61 @@ public struct ClassifierConfig: Codable, Equatable, Sendable {
   }
 }
 
-/// The CNN classifier: parameters on a device, forward pass, cross-entropy, save and load.
-public final class ImageClassifier {
+/// The CNN classifier on the Module framework: children conv1…conv3 (Conv2d) and fc1, fc2 (Linear), so its
+/// state-dict names are conv1.weight, …, fc2.bias; forward pass, cross-entropy, save and load.
+public final class ImageClassifier: Module {
   public static let configFile = "classifier_config.json"
   public static let weightsFile = "classifier.safetensors"
 
   public let config: ClassifierConfig
   public let device: Device
+  /// The layers.
+  public let conv1: Conv2d, conv2: Conv2d, conv3: Conv2d, fc1: Linear, fc2: Linear
   /// Parameter names, sorted; `parameters[i]` is named `names[i]`.
   public let names: [String]
-  public let parameters: [Tensor]
 
-  /// A classifier holding `weights` (every parameter, with its shape).
-  public init(config: ClassifierConfig, weights: [String: TensorData], device: Device) throws {
+  /// The architecture of `config` on `device`, with the constant initial values of `Module`'s parameters.
+  init(config: ClassifierConfig, on device: Device) throws {
     try config.validate()
     self.config = config
     self.device = device
-    var names: [String] = []
-    var tensors: [Tensor] = []
+    let c = config.convChannels
+    conv1 = try Conv2d(config.inChannels, c[0], kernelSize: 3, stride: 1, padding: 1, on: device)
+    conv2 = try Conv2d(c[0], c[1], kernelSize: 3, stride: 2, padding: 1, on: device)
+    conv3 = try Conv2d(c[1], c[2], kernelSize: 3, stride: 2, padding: 1, on: device)
+    fc1 = try Linear(config.flattenedSize, config.featureDim, on: device)
+    fc2 = try Linear(config.featureDim, config.numClasses, on: device)
+    names = config.parameterShapes.map(\.name)
+    super.init()
+    for (n, m) in [("conv1", conv1), ("conv2", conv2), ("conv3", conv3)] as [(String, Module)] { child(n, m) }
+    child("fc1", fc1)
+    child("fc2", fc2)
+  }
+
+  /// A classifier holding `weights` (every parameter, with its shape).
+  public convenience init(config: ClassifierConfig, weights: [String: TensorData], device: Device) throws {
+    try self.init(config: config, on: device)
     for (name, shape) in config.parameterShapes {
       guard let w = weights[name] else { throw ClassifierError.malformed(name, "missing weight") }
       guard w.shape == shape else {
         throw ClassifierError.malformed(name, "shape \(w.shape), expected \(shape)")
       }
-      names.append(name)
-      tensors.append(try Tensor(w, on: device))
     }
-    self.names = names
-    parameters = tensors
+    do { try load(weights) } catch let e as ModuleError { throw ClassifierError.malformed("weights", "\(e)") }
   }
 
   /// A freshly initialised classifier: PyTorch's default Conv2d/Linear initialisation, U(±1/√fan_in) for
   /// weights and biases, parameter `i` (name order) drawing from Philox stream `Init.stream(parameterIndex: i)`.
   public convenience init(config: ClassifierConfig, seed: UInt64, device: Device) throws {
-    try config.validate()
-    try self.init(
-      config: config, weights: try ImageClassifier.initialWeights(config: config, seed: seed), device: device)
+    try self.init(config: config, on: device)
+    try initialize(seed: seed)
   }
 
   /// PyTorch-default initial weights for `config`.
   public static func initialWeights(config: ClassifierConfig, seed: UInt64) throws -> [String: TensorData] {
-    let shapes = Dictionary(uniqueKeysWithValues: config.parameterShapes.map { ($0.name, $0.shape) })
-    var out: [String: TensorData] = [:]
-    for (i, (name, shape)) in config.parameterShapes.enumerated() {
-      let role: Init.Parameter
-      if name.hasSuffix(".bias") {
-        role = .bias(fanIn: try Init.fanIn(weightShape: shapes[String(name.dropLast(5)) + ".weight"]!))
-      } else {
-        role = .weight
-      }
-      let t = try Init.pytorchDefault(
-        role, shape: shape, seed: seed, stream: Init.stream(parameterIndex: i), on: .cpu)
-      out[name] = try t.toTensorData()
-    }
-    return out
+    let m = try ImageClassifier(config: config, seed: seed, device: .cpu)
+    return Dictionary(uniqueKeysWithValues: try m.namedParameters.map { ($0.name, try $0.tensor.toTensorData()) })
   }
-
-  /// Total number of parameters.
-  public var parameterCount: Int { parameters.reduce(0) { $0 + $1.count } }
-
-  private func parameter(_ name: String) -> Tensor { parameters[names.firstIndex(of: name)!] }
 
   /// Features (N, featureDim) and logits (N, classes) of images x (N, C, S, S).
   public func forward(_ x: Tensor) throws -> (features: Tensor, logits: Tensor) {
@@ -167,20 +162,12 @@ public final class ImageClassifier {
       throw ClassifierError.mismatch(
         "classifier expects images of \(c.inChannels)×\(c.imageSize)×\(c.imageSize), got \(x.shape)")
     }
-    var h = try x.conv2d(
-      weight: parameter("conv1.weight"), bias: parameter("conv1.bias"), stride: (1, 1), padding: (1, 1, 1, 1),
-      activation: .relu)
-    h = try h.conv2d(
-      weight: parameter("conv2.weight"), bias: parameter("conv2.bias"), stride: (2, 2), padding: (1, 1, 1, 1),
-      activation: .relu)
-    h = try h.conv2d(
-      weight: parameter("conv3.weight"), bias: parameter("conv3.bias"), stride: (2, 2), padding: (1, 1, 1, 1),
-      activation: .relu)
+    var h = try conv1(x, activation: .relu)
+    h = try conv2(h, activation: .relu)
+    h = try conv3(h, activation: .relu)
     let flat = try h.reshaped([x.shape[0], c.flattenedSize])
-    let features = try flat.linear(
-      weight: parameter("fc1.weight"), bias: parameter("fc1.bias"), activation: .relu)
-    let logits = try features.linear(weight: parameter("fc2.weight"), bias: parameter("fc2.bias"))
-    return (features, logits)
+    let features = try fc1(flat, activation: .relu)
+    return (features, try fc2(features))
   }
 
   /// Mean cross-entropy of `logits` (N, classes) against integer labels: −mean(Σ onehot·logSoftmax).
@@ -261,8 +248,7 @@ public final class ImageClassifier {
     let encoder = JSONEncoder()
     encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
     try encoder.encode(config).write(to: dir.appendingPathComponent(Self.configFile), options: .atomic)
-    let tensors = try zip(names, parameters).map { (name: $0, tensor: try $1.toTensorData()) }
-    try SafeTensors.write(tensors, metadata: metadata, to: dir.appendingPathComponent(Self.weightsFile))
+    try super.save(to: dir.appendingPathComponent(Self.weightsFile), dtype: .f32, metadata: metadata)
   }
 
   /// Loads a classifier written by `save` onto `device`.

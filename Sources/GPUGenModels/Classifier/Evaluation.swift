@@ -49,6 +49,8 @@ public struct GeneratorEvaluation: Codable, Sendable, Equatable {
   public var frechetDistance: Double
   /// Fréchet distance between a second, disjoint real set and the reference set (the floor at this size).
   public var realFrechetDistance: Double
+  /// Precision, recall and class-histogram entropy of the samples and of the second real set.
+  public var quality: SampleQuality
 
   enum CodingKeys: String, CodingKey {
     case classes
@@ -57,6 +59,56 @@ public struct GeneratorEvaluation: Codable, Sendable, Equatable {
     case realAccuracy = "real_accuracy"
     case frechetDistance = "frechet_distance"
     case realFrechetDistance = "real_frechet_distance"
+    case quality
+  }
+}
+
+/// Fidelity and diversity in the classifier's feature space: improved precision and recall (k = 3) against
+/// the reference real set, and the entropy of the predicted-class histogram; each with the floor a second
+/// real set reaches.
+public struct SampleQuality: Codable, Sendable, Equatable {
+  public var precision: Double, recall: Double
+  /// Entropy (nats) of the samples' predicted classes (ln 10 ≈ 2.303 when every class is equally common).
+  public var classEntropy: Double
+  public var realPrecision: Double, realRecall: Double, realClassEntropy: Double
+
+  enum CodingKeys: String, CodingKey {
+    case precision, recall
+    case classEntropy = "class_entropy"
+    case realPrecision = "real_precision"
+    case realRecall = "real_recall"
+    case realClassEntropy = "real_class_entropy"
+  }
+
+  /// The figures of `fake` and of the second real set `other` against the reference set `ref`.
+  static func measure(
+    fake: (labels: [Int], features: [Float]), ref: (labels: [Int], features: [Float]),
+    other: (labels: [Int], features: [Float]), dimension d: Int, classes: Int
+  ) throws -> SampleQuality {
+    let pr = try ManifoldMetrics.precisionRecall(real: ref.features, generated: fake.features, dimension: d)
+    let rr = try ManifoldMetrics.precisionRecall(real: ref.features, generated: other.features, dimension: d)
+    return SampleQuality(
+      precision: pr.precision, recall: pr.recall,
+      classEntropy: ManifoldMetrics.histogramEntropy(fake.labels, classes: classes), realPrecision: rr.precision,
+      realRecall: rr.recall, realClassEntropy: ManifoldMetrics.histogramEntropy(other.labels, classes: classes))
+  }
+}
+
+/// An unconditional generator's figures (a VAE's prior samples) next to the real-versus-real floor.
+public struct UnconditionalEvaluation: Codable, Sendable, Equatable {
+  /// Samples, and real images in each real set (balanced over the classes).
+  public var count: Int
+  public var frechetDistance: Double
+  public var realFrechetDistance: Double
+  public var quality: SampleQuality
+  /// The share of samples the classifier puts in each class.
+  public var classHistogram: [Double]
+
+  enum CodingKeys: String, CodingKey {
+    case count, quality
+    case frechetDistance = "frechet_distance"
+    case realFrechetDistance = "real_frechet_distance"
+    case classHistogram = "class_histogram"
   }
 }
 
@@ -79,7 +131,7 @@ public enum GeneratorEvaluator {
           "the real data has \(members.count) images of class \(c); two disjoint sets of \(perClass) need "
             + "\(2 * perClass): lower --n-per-class")
       }
-      let keys = members.map { Philox4x32.block(counter: SIMD4(0, UInt32($0), 0, 13), key: key)[0] }
+      let keys = members.map { Philox4x32.block(counter: SIMD4(0, UInt32($0), 0, UInt32(Streams.realSetChoice)), key: key)[0] }
       let order = members.indices.sorted { keys[$0] != keys[$1] ? keys[$0] < keys[$1] : $0 < $1 }
       reference += order[0..<perClass].map { members[$0] }
       second += order[perClass..<(2 * perClass)].map { members[$0] }
@@ -126,6 +178,7 @@ public enum GeneratorEvaluator {
     let other = try classifier.predict(
       gather(real, sets.second), count: sets.second.count, batchSize: batchSize, progress: progress)
     let refStats = try GaussianStatistics(vectors: ref.features, dimension: d)
+    let quality = try SampleQuality.measure(fake: fake, ref: ref, other: other, dimension: d, classes: classes)
     return GeneratorEvaluation(
       classes: classes, perClass: perClass,
       sampleAccuracy: try ClassAccuracy(predicted: fake.labels, truth: sampleLabels, classes: classes),
@@ -134,6 +187,37 @@ public enum GeneratorEvaluator {
       frechetDistance: try FrechetDistance.distance(
         try GaussianStatistics(vectors: fake.features, dimension: d), refStats),
       realFrechetDistance: try FrechetDistance.distance(
-        try GaussianStatistics(vectors: other.features, dimension: d), refStats))
+        try GaussianStatistics(vectors: other.features, dimension: d), refStats), quality: quality)
+  }
+
+  /// Evaluates `count` unconditional samples (count × C × S × S, in [-1, 1]) against two disjoint real sets of
+  /// `count` images balanced over the classes (`count` must be a multiple of the number of classes).
+  public static func evaluateUnconditional(
+    samples: [Float], count: Int, real: TrainingImages, classifier: ImageClassifier, seed: UInt64,
+    batchSize: Int = 256, progress: (Int) -> Void = { _ in }
+  ) throws -> UnconditionalEvaluation {
+    let classes = classifier.config.numClasses
+    try classifier.checkFits(real)
+    guard let realLabels = real.labels else { throw ClassifierError.mismatch("the real data has no labels") }
+    guard count > 0, count % classes == 0 else {
+      throw ClassifierError.invalidArgument("--n \(count) must be a positive multiple of the \(classes) classes")
+    }
+    let sets = try realSets(labels: realLabels, classes: classes, perClass: count / classes, seed: seed)
+    let d = classifier.config.featureDim
+    let fake = try classifier.predict(samples, count: count, batchSize: batchSize, progress: progress)
+    let ref = try classifier.predict(
+      gather(real, sets.reference), count: sets.reference.count, batchSize: batchSize, progress: progress)
+    let other = try classifier.predict(
+      gather(real, sets.second), count: sets.second.count, batchSize: batchSize, progress: progress)
+    let refStats = try GaussianStatistics(vectors: ref.features, dimension: d)
+    var hist = [Double](repeating: 0, count: classes)
+    for l in fake.labels { hist[l] += 1 / Double(count) }
+    return UnconditionalEvaluation(
+      count: count,
+      frechetDistance: try FrechetDistance.distance(try GaussianStatistics(vectors: fake.features, dimension: d), refStats),
+      realFrechetDistance: try FrechetDistance.distance(
+        try GaussianStatistics(vectors: other.features, dimension: d), refStats),
+      quality: try SampleQuality.measure(fake: fake, ref: ref, other: other, dimension: d, classes: classes),
+      classHistogram: hist)
   }
 }

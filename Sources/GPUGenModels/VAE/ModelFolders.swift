@@ -41,7 +41,7 @@ public enum VAEModelFolder {
     if FileManager.default.fileExists(atPath: url.path) { return url }
     if let bundled = try DefaultModel.bundled(named: model) { return bundled }
     throw ModelError.missing(
-      "model \(model): no such folder, and not a bundled model's name (\(bundledNames.joined(separator: ", ")))")
+      "model folder \(url.path) (and \(model) is not a bundled model's name: \(bundledNames.joined(separator: ", ")))")
   }
 
   /// Says which family the folder at `url` holds; a folder it cannot place is an error saying what it found.
