@@ -89,6 +89,15 @@ public final class Linear: Module, FusableLayer {
     if let b = self.bias { register(parameter: "bias", b, initializer: biasInit) }
   }
 
+  /// A Linear layer holding existing tensors (weight (out, in), bias (out)).
+  public init(weight: Tensor, bias: Tensor?) {
+    self.weight = weight
+    self.bias = bias
+    super.init()
+    register(parameter: "weight", weight, initializer: .weight)
+    if let bias { register(parameter: "bias", bias, initializer: .bias(fanIn: weight.shape[1])) }
+  }
+
   /// The input and output widths.
   public var features: (in: Int, out: Int) { (weight.shape[1], weight.shape[0]) }
 
@@ -144,6 +153,18 @@ public final class Conv2d: Module, FusableLayer {
     if let b = self.bias { register(parameter: "bias", b, initializer: biasInit) }
   }
 
+  /// A Conv2d holding existing tensors (weight (out, in, kh, kw), bias (out)).
+  public init(weight: Tensor, bias: Tensor?, stride: (Int, Int), padding: (Int, Int, Int, Int)) {
+    self.weight = weight
+    self.bias = bias
+    self.stride = stride
+    self.padding = padding
+    super.init()
+    register(parameter: "weight", weight, initializer: .weight)
+    let fanIn = weight.shape.dropFirst().reduce(1, *)
+    if let bias { register(parameter: "bias", bias, initializer: .bias(fanIn: fanIn)) }
+  }
+
   public func callAsFunction(_ x: Tensor) throws -> Tensor { try self(x, activation: .identity) }
 
   public func callAsFunction(_ x: Tensor, activation: ActivationFunction) throws -> Tensor {
@@ -153,9 +174,16 @@ public final class Conv2d: Module, FusableLayer {
       activationAlpha: f.alpha)
   }
 
-  /// The convolution plus a residual (shaped like the output), fused where the backend can.
-  public func callAsFunction(_ x: Tensor, residual: Tensor) throws -> Tensor {
-    try x.conv2d(weight: weight, bias: bias, stride: stride, padding: padding, residual: residual)
+  /// The convolution plus a per-image bias (N, out) and/or a residual (shaped like the output), fused where
+  /// the backend can.
+  public func callAsFunction(_ x: Tensor, imageBias: Tensor? = nil, residual: Tensor?) throws -> Tensor {
+    try x.conv2d(
+      weight: weight, bias: bias, stride: stride, padding: padding, imageBias: imageBias, residual: residual)
+  }
+
+  /// The convolution plus a per-image bias (N, out), fused where the backend can.
+  public func callAsFunction(_ x: Tensor, imageBias: Tensor) throws -> Tensor {
+    try self(x, imageBias: imageBias, residual: nil)
   }
 }
 
@@ -211,6 +239,16 @@ public final class GroupNorm: Module, UnaryLayer {
     }
     weight = try Module.make([channels], .normWeight, device)
     bias = try Module.make([channels], .normBias, device)
+    (self.groups, self.eps) = (groups, eps)
+    super.init()
+    register(parameter: "weight", weight, initializer: .normWeight)
+    register(parameter: "bias", bias, initializer: .normBias)
+  }
+
+  /// A GroupNorm holding existing affine tensors.
+  public init(groups: Int, weight: Tensor, bias: Tensor, eps: Float) {
+    self.weight = weight
+    self.bias = bias
     (self.groups, self.eps) = (groups, eps)
     super.init()
     register(parameter: "weight", weight, initializer: .normWeight)
@@ -284,6 +322,13 @@ public final class Embedding: Module {
   public init(_ count: Int, _ dim: Int, on device: Device) throws {
     guard count > 0, dim > 0 else { throw ModuleError.invalidArgument("Embedding(\(count), \(dim)): sizes must be positive") }
     weight = try Module.make([count, dim], .embedding, device)
+    super.init()
+    register(parameter: "weight", weight, initializer: .embedding)
+  }
+
+  /// An Embedding holding an existing table (count, dim).
+  public init(weight: Tensor) {
+    self.weight = weight
     super.init()
     register(parameter: "weight", weight, initializer: .embedding)
   }

@@ -117,7 +117,7 @@ open class Module {
   }
 
   /// The trainable tensors, in name order.
-  public var parameters: [Tensor] { sortedParameters.map(\.tensor) }
+  public var trainableParameters: [Tensor] { sortedParameters.map(\.tensor) }
 
   /// Number of trainable scalars.
   public var parameterCount: Int { namedParameters.reduce(0) { $0 + $1.tensor.count } }
@@ -190,6 +190,22 @@ open class Module {
   public func lazyState() -> [(name: String, tensor: LazyTensor)] {
     stateDict.map { name, t in (name, LazyTensor(shape: t.shape) { try t.toArray() }) }
   }
+}
+
+/// Children "0", "1", … (`nn.ModuleList`).
+public final class ModuleList<Element: Module>: Module {
+  /// The modules, in order.
+  public let items: [Element]
+  /// A list of `items`, registered as children "0", "1", ….
+  public init(_ items: [Element]) {
+    self.items = items
+    super.init()
+    for (i, m) in items.enumerated() { child("\(i)", m) }
+  }
+  /// The number of modules.
+  public var count: Int { items.count }
+  /// Module `i`.
+  public subscript(_ i: Int) -> Element { items[i] }
 }
 
 /// A module with one input and one output, the kind `Sequential` chains.

@@ -114,7 +114,7 @@ extension BenchTrain {
   /// The reference ConvVAE's training step and encode + decode throughput on `d`.
   func benchVAE(_ d: Device) throws {
     let model = try ConvVAE(config: ConvVAEConfig(), seed: 0, on: d)
-    let params = model.parameters
+    let params = model.trainableParameters
     let optimizer = try Optimizer(parameters: params, config: .adam())
     // Binary-ish data in [0, 1]: a fixed seeded batch.
     let x = try Tensor.randomUniform(shape: [batchSize, 1, 28, 28], seed: 5, on: d)

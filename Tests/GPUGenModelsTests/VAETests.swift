@@ -293,3 +293,81 @@ final class VAETests: XCTestCase {
     XCTAssertEqual(lin[1][0], 0.5, accuracy: 1e-6)
   }
 }
+
+/// The model framework under the existing families: the UNet's and the classifier's module trees carry their
+/// diffusers/PyTorch names, and their initialisation is docs/TRAINING.md's rule.
+final class ModuleMigrationTests: XCTestCase {
+  /// docs/TRAINING.md's rule, written out: parameter i in name order draws from stream 20 + i; weights of
+  /// rank ≥ 2 and their biases U(±1/√fan_in), class embeddings N(0, 1), norms 1 and 0.
+  func documentedInitialWeights(_ shapes: [String: [Int]], seed: UInt64) throws -> [String: [Float]] {
+    var out: [String: [Float]] = [:]
+    for (i, name) in shapes.keys.sorted().enumerated() {
+      let shape = shapes[name]!
+      let count = shape.reduce(1, *)
+      let stream = 20 + i
+      if name == "class_embedding.weight" {
+        out[name] = try Init.normalValues(count: count, seed: seed, stream: stream)
+      } else if name.hasSuffix(".weight") && shape.count >= 2 {
+        let bound = Float(1 / Double(shape.dropFirst().reduce(1, *)).squareRoot())
+        out[name] = try Init.uniformValues(count: count, bound: bound, seed: seed, stream: stream)
+      } else if name.hasSuffix(".bias"), let w = shapes[String(name.dropLast(5)) + ".weight"], w.count >= 2 {
+        let bound = Float(1 / Double(w.dropFirst().reduce(1, *)).squareRoot())
+        out[name] = try Init.uniformValues(count: count, bound: bound, seed: seed, stream: stream)
+      } else {
+        out[name] = [Float](repeating: name.hasSuffix(".weight") ? 1 : 0, count: count)
+      }
+    }
+    return out
+  }
+
+  func testUNetIsAModuleWithDiffusersNamesAndTheDocumentedInitialisation() throws {
+    var config = ReferenceUNet.config
+    config.numClassEmbeds = 3
+    let w = try DiffusionTrainer.initialWeights(config: config, seed: 11)
+    let expected = try documentedInitialWeights(w.mapValues(\.shape), seed: 11)
+    XCTAssertEqual(Set(w.keys), Set(expected.keys))
+    for (name, values) in expected { XCTAssertEqual(w[name]?.values, values, name) }
+    let unet = try UNet2D(
+      config: config, weights: { name, _ in w[name].map { ($0.shape, $0.values) } }, names: Array(w.keys),
+      device: .cpu)
+    XCTAssertEqual(Set(unet.namedParameters.map(\.name)), Set(w.keys))
+    XCTAssertEqual(unet.namedParameters.map(\.name).sorted(), unet.parameters.map(\.name).sorted())
+    XCTAssertTrue(unet.namedParameters.contains { $0.name == "down_blocks.2.attentions.0.to_out.0.weight" })
+    XCTAssertTrue(unet.namedParameters.contains { $0.name == "down_blocks.0.downsamplers.0.conv.weight" })
+    XCTAssertEqual(unet.parameterCount, w.values.reduce(0) { $0 + $1.values.count })
+    // Module's strict load names what is wrong.
+    var bad = w.mapValues { $0 }
+    bad["conv_in.weight"] = nil
+    XCTAssertThrowsError(try unet.load(bad)) { XCTAssertTrue("\($0)".contains("conv_in.weight"), "\($0)") }
+  }
+
+  func testClassifierIsAModuleWithTheSameInitialisation() throws {
+    let config = ClassifierConfig(imageSize: 12, convChannels: [4, 8, 8], featureDim: 16)
+    let net = try ImageClassifier(config: config, seed: 5, device: .cpu)
+    let shapes = Dictionary(uniqueKeysWithValues: config.parameterShapes.map { ($0.name, $0.shape) })
+    let expected = try documentedInitialWeights(shapes, seed: 5)
+    XCTAssertEqual(net.names, shapes.keys.sorted())
+    for (name, t) in net.namedParameters { XCTAssertEqual(try t.toArray(), expected[name], name) }
+  }
+
+  func testTapesOnTwoThreadsDoNotSeeEachOther() throws {
+    let errors = UnsafeMutableBufferPointer<Float>.allocate(capacity: 2)
+    defer { errors.deallocate() }
+    DispatchQueue.concurrentPerform(iterations: 2) { k in
+      do {
+        let x = try Tensor.full(Float(k + 2), shape: [4])
+        let tape = Tape()
+        tape.watch(x)
+        var worst: Float = 0
+        for _ in 0..<200 {
+          let y = try tape.record { try (x * x).sum() }
+          let g = try XCTUnwrap(try tape.gradients(of: y, wrt: [x])[0]).toArray()
+          worst = max(worst, g.map { abs($0 - 2 * Float(k + 2)) }.max()!)
+        }
+        errors[k] = worst
+      } catch { errors[k] = .infinity }
+    }
+    XCTAssertEqual(errors[0], 0)
+    XCTAssertEqual(errors[1], 0)
+  }
+}

@@ -111,6 +111,8 @@ public final class ImageClassifier: Module {
   public let conv1: Conv2d, conv2: Conv2d, conv3: Conv2d, fc1: Linear, fc2: Linear
   /// Parameter names, sorted; `parameters[i]` is named `names[i]`.
   public let names: [String]
+  /// The parameters in name order.
+  public var parameters: [Tensor] { trainableParameters }
 
   /// The architecture of `config` on `device`, with the constant initial values of `Module`'s parameters.
   init(config: ClassifierConfig, on device: Device) throws {

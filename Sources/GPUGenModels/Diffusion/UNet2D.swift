@@ -34,59 +34,105 @@ final class ParameterLoader {
   }
 }
 
-/// The UNet2DModel denoiser: ε(x, t[, class]) or v / x₀ depending on the training objective.
-public final class UNet2D {
+/// A diffusers ResnetBlock2D with a time-embedding projection: norm1, conv1, time_emb_proj, norm2, conv2,
+/// conv_shortcut (when the widths differ).
+final class UNetResnet: Module {
+  let norm1: GroupNorm, conv1: Conv2d, timeProj: Linear, norm2: GroupNorm, conv2: Conv2d, shortcut: Conv2d?
+  let outputScale: Float
+
+  init(
+    norm1: GroupNorm, conv1: Conv2d, timeProj: Linear, norm2: GroupNorm, conv2: Conv2d, shortcut: Conv2d?,
+    outputScale: Float
+  ) {
+    (self.norm1, self.conv1, self.timeProj, self.norm2, self.conv2) = (norm1, conv1, timeProj, norm2, conv2)
+    (self.shortcut, self.outputScale) = (shortcut, outputScale)
+    super.init()
+    child("norm1", norm1)
+    child("conv1", conv1)
+    child("time_emb_proj", timeProj)
+    child("norm2", norm2)
+    child("conv2", conv2)
+    if let shortcut { child("conv_shortcut", shortcut) }
+  }
+
+  /// h = conv1(…) + temb, y = shortcut(x) + conv2(…): both additions are fused into the convolutions where the
+  /// backend can (inference on the CPU).
+  func callAsFunction(_ x: Tensor, _ embAct: Tensor) throws -> Tensor {
+    let t = try timeProj(embAct)
+    var h = try conv1(try norm1(x, silu: true), imageBias: t)
+    h = try conv2(try norm2(h, silu: true), residual: try shortcut.map { try $0(x) } ?? x)
+    return outputScale != 1 ? try h / outputScale : h
+  }
+}
+
+/// A diffusers Attention block (group_norm, to_q, to_k, to_v, to_out.0) over the pixels of a feature map.
+final class UNetAttention: Module {
+  let norm: GroupNorm, q: Linear, k: Linear, v: Linear, out: Linear
+  let heads: Int, headDim: Int, outputScale: Float
+
+  init(
+    norm: GroupNorm, q: Linear, k: Linear, v: Linear, out: Linear, heads: Int, headDim: Int, outputScale: Float
+  ) {
+    (self.norm, self.q, self.k, self.v, self.out) = (norm, q, k, v, out)
+    (self.heads, self.headDim, self.outputScale) = (heads, headDim, outputScale)
+    super.init()
+    child("group_norm", norm)
+    child("to_q", q)
+    child("to_k", k)
+    child("to_v", v)
+    child("to_out", ModuleList([out]))
+  }
+
+  func callAsFunction(_ x: Tensor) throws -> Tensor {
+    let (n, c, hgt, wid) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
+    let l = hgt * wid
+    let tokens = try norm(x, silu: false).reshaped([n, c, l]).permuted([0, 2, 1])  // (N, L, C)
+    func split(_ t: Tensor) throws -> Tensor {
+      try t.reshaped([n, l, heads, headDim]).permuted([0, 2, 1, 3]).reshaped([n * heads, l, headDim])
+    }
+    let o = try Tensor.attention(query: try split(try q(tokens)), key: try split(try k(tokens)), value: try split(try v(tokens)))
+      .reshaped([n, heads, l, headDim]).permuted([0, 2, 1, 3]).reshaped([n, l, heads * headDim])
+    let proj = try out(o).permuted([0, 2, 1]).reshaped([n, c, hgt, wid])
+    var y = try proj + x
+    if outputScale != 1 { y = try y / outputScale }
+    return y
+  }
+}
+
+/// A down, mid or up block: resnets, attentions (one after each resnet, or none) and a resampling conv
+/// (`downsamplers.0.conv` / `upsamplers.0.conv`).
+final class UNetBlock: Module {
+  let resnets: [UNetResnet]
+  let attentions: [UNetAttention]
+  let resample: Conv2d?
+
+  init(resnets: [UNetResnet], attentions: [UNetAttention], resample: Conv2d?, resampleName: String?) {
+    (self.resnets, self.attentions, self.resample) = (resnets, attentions, resample)
+    super.init()
+    child("resnets", ModuleList(resnets))
+    if !attentions.isEmpty { child("attentions", ModuleList(attentions)) }
+    if let resample, let resampleName {
+      let holder = Module()
+      holder.child("conv", resample)
+      child(resampleName, ModuleList([holder]))
+    }
+  }
+}
+
+/// The UNet2DModel denoiser on the Module framework: ε(x, t[, class]) or v / x₀ depending on the training
+/// objective. Its module tree and parameter names are diffusers' (conv_in, time_embedding.linear_1, …).
+public final class UNet2D: Module {
   public let config: UNet2DConfig
   public let device: Device
 
-  struct Conv {
-    var weight: Tensor, bias: Tensor
-    var stride = 1
-    var padding = (1, 1, 1, 1)
-    /// The convolution, plus a per-image bias (N, Cout) or a residual where given (fused where the backend can).
-    func callAsFunction(
-      _ x: Tensor, activation: Activation = .none, imageBias: Tensor? = nil, residual: Tensor? = nil
-    ) throws -> Tensor {
-      try x.conv2d(
-        weight: weight, bias: bias, stride: (stride, stride), padding: padding, activation: activation,
-        imageBias: imageBias, residual: residual)
-    }
-  }
-  struct Norm {
-    var weight: Tensor, bias: Tensor, groups: Int, eps: Float
-    func callAsFunction(_ x: Tensor, silu: Bool) throws -> Tensor {
-      try x.groupNorm(groups: groups, weight: weight, bias: bias, eps: eps, silu: silu)
-    }
-  }
-  struct Linear {
-    var weight: Tensor, bias: Tensor
-    func callAsFunction(_ x: Tensor, activation: Activation = .none) throws -> Tensor {
-      try x.linear(weight: weight, bias: bias, activation: activation)
-    }
-  }
-  struct Resnet {
-    var norm1: Norm, conv1: Conv, timeProj: Linear, norm2: Norm, conv2: Conv, shortcut: Conv?
-    var outputScale: Float
-  }
-  struct Attention {
-    var norm: Norm, q: Linear, k: Linear, v: Linear, out: Linear
-    var heads: Int, headDim: Int
-    var outputScale: Float
-  }
-  struct Block {
-    var resnets: [Resnet]
-    var attentions: [Attention]
-    var resample: Conv?
-  }
-
-  let convIn: Conv
+  let convIn: Conv2d
   let time1: Linear, time2: Linear
   let classTable: Tensor?
-  let downs: [Block]
-  let mid: Block?
-  let ups: [Block]
-  let normOut: Norm
-  let convOut: Conv
+  let downs: [UNetBlock]
+  let mid: UNetBlock?
+  let ups: [UNetBlock]
+  let normOut: GroupNorm
+  let convOut: Conv2d
   /// Every parameter by its diffusers name, in creation order (the tensors the forward pass reads, so
   /// updating them in place updates the model).
   public let parameters: [(name: String, tensor: Tensor)]
@@ -102,25 +148,24 @@ public final class UNet2D {
     let temb = c.timeEmbedDim
 
     func conv(_ name: String, _ cin: Int, _ cout: Int, k: Int = 3, stride: Int = 1, pad: Int = 1) throws
-      -> Conv
+      -> Conv2d
     {
-      Conv(
+      Conv2d(
         weight: try p.load("\(name).weight", [cout, cin, k, k]), bias: try p.load("\(name).bias", [cout]),
-        stride: stride,
-        padding: (pad, pad, pad, pad))
+        stride: (stride, stride), padding: (pad, pad, pad, pad))
     }
-    func norm(_ name: String, _ ch: Int, groups g: Int = groups, aliases: [String] = []) throws -> Norm {
-      Norm(
-        weight: try p.load("\(name).weight", [ch], aliases: aliases.map { "\($0).weight" }),
-        bias: try p.load("\(name).bias", [ch], aliases: aliases.map { "\($0).bias" }), groups: g, eps: eps)
+    func norm(_ name: String, _ ch: Int, groups g: Int = groups, aliases: [String] = []) throws -> GroupNorm {
+      GroupNorm(
+        groups: g, weight: try p.load("\(name).weight", [ch], aliases: aliases.map { "\($0).weight" }),
+        bias: try p.load("\(name).bias", [ch], aliases: aliases.map { "\($0).bias" }), eps: eps)
     }
     func linear(_ name: String, _ cin: Int, _ cout: Int, aliases: [String] = []) throws -> Linear {
       Linear(
         weight: try p.load("\(name).weight", [cout, cin], aliases: aliases.map { "\($0).weight" }),
         bias: try p.load("\(name).bias", [cout], aliases: aliases.map { "\($0).bias" }))
     }
-    func resnet(_ name: String, _ cin: Int, _ cout: Int, scale: Double = 1) throws -> Resnet {
-      Resnet(
+    func resnet(_ name: String, _ cin: Int, _ cout: Int, scale: Double = 1) throws -> UNetResnet {
+      UNetResnet(
         norm1: try norm("\(name).norm1", cin), conv1: try conv("\(name).conv1", cin, cout),
         timeProj: try linear("\(name).time_emb_proj", temb, cout), norm2: try norm("\(name).norm2", cout),
         conv2: try conv("\(name).conv2", cout, cout),
@@ -128,19 +173,18 @@ public final class UNet2D {
         outputScale: Float(scale))
     }
     func attention(_ name: String, _ ch: Int, headDim: Int?, groups g: Int, scale: Double = 1) throws
-      -> Attention
+      -> UNetAttention
     {
       let d = headDim ?? ch
       let heads = Swift.max(ch / d, 1)
       let inner = heads * d
-      return Attention(
+      return UNetAttention(
         norm: try norm("\(name).group_norm", ch, groups: g, aliases: ["\(name).norm"]),
         q: try linear("\(name).to_q", ch, inner, aliases: ["\(name).query"]),
         k: try linear("\(name).to_k", ch, inner, aliases: ["\(name).key"]),
         v: try linear("\(name).to_v", ch, inner, aliases: ["\(name).value"]),
         out: try linear("\(name).to_out.0", inner, ch, aliases: ["\(name).proj_attn"]), heads: heads,
-        headDim: d,
-        outputScale: Float(scale))
+        headDim: d, outputScale: Float(scale))
     }
 
     let ch = c.blockOutChannels
@@ -149,49 +193,51 @@ public final class UNet2D {
     time2 = try linear("time_embedding.linear_2", temb, temb)
     classTable = try c.numClassEmbeds.map { try p.load("class_embedding.weight", [$0, temb]) }
 
-    var downs: [Block] = []
+    var downs: [UNetBlock] = []
     var out = ch[0]
     for (i, type) in c.downBlockTypes.enumerated() {
       let input = out
       out = ch[i]
       let final = i == ch.count - 1
       let name = "down_blocks.\(i)"
-      var b = Block(resnets: [], attentions: [], resample: nil)
+      var resnets: [UNetResnet] = [], attentions: [UNetAttention] = []
       for j in 0..<c.layersPerBlock {
-        b.resnets.append(try resnet("\(name).resnets.\(j)", j == 0 ? input : out, out))
+        resnets.append(try resnet("\(name).resnets.\(j)", j == 0 ? input : out, out))
         if type == "AttnDownBlock2D" {
-          b.attentions.append(
+          attentions.append(
             try attention("\(name).attentions.\(j)", out, headDim: c.attentionHeadDim ?? out, groups: groups))
         }
       }
+      var resample: Conv2d?
       if !final {
         let pad = c.downsamplePadding
-        var d = try conv("\(name).downsamplers.0.conv", out, out, stride: 2, pad: pad)
-        if pad == 0 { d.padding = (0, 0, 1, 1) }  // diffusers pads (0, 1, 0, 1) before a padding-0 conv
-        b.resample = d
+        let n = "\(name).downsamplers.0.conv"
+        // diffusers pads (0, 1, 0, 1) before a padding-0 conv.
+        resample = Conv2d(
+          weight: try p.load("\(n).weight", [out, out, 3, 3]), bias: try p.load("\(n).bias", [out]), stride: (2, 2),
+          padding: pad == 0 ? (0, 0, 1, 1) : (pad, pad, pad, pad))
       }
-      downs.append(b)
+      downs.append(UNetBlock(resnets: resnets, attentions: attentions, resample: resample, resampleName: "downsamplers"))
     }
     self.downs = downs
 
     let last = ch[ch.count - 1]
-    mid =
-      !c.hasMidBlock
-      ? nil
-      : Block(
-        resnets: [
-          try resnet("mid_block.resnets.0", last, last, scale: c.midBlockScaleFactor),
-          try resnet("mid_block.resnets.1", last, last, scale: c.midBlockScaleFactor),
-        ],
-        attentions: c.addAttention
-          ? [
-            try attention(
-              "mid_block.attentions.0", last, headDim: c.attentionHeadDim ?? last,
-              groups: c.attnNormNumGroups ?? groups,
-              scale: c.midBlockScaleFactor)
-          ] : [], resample: nil)
+    if c.hasMidBlock {
+      let r0 = try resnet("mid_block.resnets.0", last, last, scale: c.midBlockScaleFactor)
+      let a0 =
+        c.addAttention
+        ? [
+          try attention(
+            "mid_block.attentions.0", last, headDim: c.attentionHeadDim ?? last, groups: c.attnNormNumGroups ?? groups,
+            scale: c.midBlockScaleFactor)
+        ] : []
+      let r1 = try resnet("mid_block.resnets.1", last, last, scale: c.midBlockScaleFactor)
+      mid = UNetBlock(resnets: [r0, r1], attentions: a0, resample: nil, resampleName: nil)
+    } else {
+      mid = nil
+    }
 
-    var ups: [Block] = []
+    var ups: [UNetBlock] = []
     let rev = Array(ch.reversed())
     out = rev[0]
     for (i, type) in c.upBlockTypes.enumerated() {
@@ -200,19 +246,19 @@ public final class UNet2D {
       let input = rev[Swift.min(i + 1, ch.count - 1)]
       let final = i == ch.count - 1
       let name = "up_blocks.\(i)"
-      var b = Block(resnets: [], attentions: [], resample: nil)
+      var resnets: [UNetResnet] = [], attentions: [UNetAttention] = []
       let layers = c.layersPerBlock + 1
       for j in 0..<layers {
         let skip = j == layers - 1 ? input : out
         let resIn = j == 0 ? prev : out
-        b.resnets.append(try resnet("\(name).resnets.\(j)", resIn + skip, out))
+        resnets.append(try resnet("\(name).resnets.\(j)", resIn + skip, out))
         if type == "AttnUpBlock2D" {
-          b.attentions.append(
+          attentions.append(
             try attention("\(name).attentions.\(j)", out, headDim: c.attentionHeadDim ?? out, groups: groups))
         }
       }
-      if !final { b.resample = try conv("\(name).upsamplers.0.conv", out, out) }
-      ups.append(b)
+      let resample = final ? nil : try conv("\(name).upsamplers.0.conv", out, out)
+      ups.append(UNetBlock(resnets: resnets, attentions: attentions, resample: resample, resampleName: "upsamplers"))
     }
     self.ups = ups
     normOut = try norm("conv_norm_out", ch[0])
@@ -223,6 +269,18 @@ public final class UNet2D {
     if let first = unexpected.sorted().first {
       throw ModelError.weight(first, "is not used by this config (\(unexpected.count) unexpected weights)")
     }
+    super.init()
+    child("conv_in", convIn)
+    let timeEmbedding = Module()
+    timeEmbedding.child("linear_1", time1)
+    timeEmbedding.child("linear_2", time2)
+    child("time_embedding", timeEmbedding)
+    if let classTable { child("class_embedding", Embedding(weight: classTable)) }
+    child("down_blocks", ModuleList(downs))
+    if let mid { child("mid_block", mid) }
+    child("up_blocks", ModuleList(ups))
+    child("conv_norm_out", normOut)
+    child("conv_out", convOut)
   }
 
   /// diffusers' sinusoidal timestep embedding, in Float32 arithmetic as PyTorch computes it.
@@ -281,8 +339,8 @@ public final class UNet2D {
     var skips = [h]
     for b in downs {
       for (j, r) in b.resnets.enumerated() {
-        h = try resnet(r, h, embAct)
-        if j < b.attentions.count { h = try attend(b.attentions[j], h) }
+        h = try r(h, embAct)
+        if j < b.attentions.count { h = try b.attentions[j](h) }
         skips.append(h)
       }
       if let d = b.resample {
@@ -291,43 +349,18 @@ public final class UNet2D {
       }
     }
     if let mid {
-      h = try resnet(mid.resnets[0], h, embAct)
-      if let a = mid.attentions.first { h = try attend(a, h) }
-      h = try resnet(mid.resnets[1], h, embAct)
+      h = try mid.resnets[0](h, embAct)
+      if let a = mid.attentions.first { h = try a(h) }
+      h = try mid.resnets[1](h, embAct)
     }
     for b in ups {
       for (j, r) in b.resnets.enumerated() {
         h = try Tensor.concat([h, skips.removeLast()], axis: 1)
-        h = try resnet(r, h, embAct)
-        if j < b.attentions.count { h = try attend(b.attentions[j], h) }
+        h = try r(h, embAct)
+        if j < b.attentions.count { h = try b.attentions[j](h) }
       }
       if let u = b.resample { h = try u(try h.upsampleNearest2x()) }
     }
     return try convOut(try normOut(h, silu: true))
-  }
-
-  func resnet(_ r: Resnet, _ x: Tensor, _ embAct: Tensor) throws -> Tensor {
-    // h = conv1(…) + temb, y = shortcut(x) + conv2(…): both additions are fused into the convolutions
-    // where the backend can (inference on the CPU).
-    let t = try r.timeProj(embAct)
-    var h = try r.conv1(try r.norm1(x, silu: true), imageBias: t)
-    h = try r.conv2(try r.norm2(h, silu: true), residual: try r.shortcut.map { try $0(x) } ?? x)
-    return r.outputScale != 1 ? try h / r.outputScale : h
-  }
-
-  func attend(_ a: Attention, _ x: Tensor) throws -> Tensor {
-    let (n, c, hgt, wid) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
-    let l = hgt * wid
-    let tokens = try a.norm(x, silu: false).reshaped([n, c, l]).permuted([0, 2, 1])  // (N, L, C)
-    func heads(_ t: Tensor) throws -> Tensor {
-      try t.reshaped([n, l, a.heads, a.headDim]).permuted([0, 2, 1, 3]).reshaped([n * a.heads, l, a.headDim])
-    }
-    let q = try heads(try a.q(tokens)), k = try heads(try a.k(tokens)), v = try heads(try a.v(tokens))
-    let o = try Tensor.attention(query: q, key: k, value: v)
-      .reshaped([n, a.heads, l, a.headDim]).permuted([0, 2, 1, 3]).reshaped([n, l, a.heads * a.headDim])
-    let proj = try a.out(o).permuted([0, 2, 1]).reshaped([n, c, hgt, wid])
-    var y = try proj + x
-    if a.outputScale != 1 { y = try y / a.outputScale }
-    return y
   }
 }

@@ -156,39 +156,16 @@ public final class DiffusionTrainer {
   }
 
   /// PyTorch's default initialisation for every parameter of `config`, drawn from Philox stream
-  /// 20 + i for the i-th parameter in name order.
+  /// 20 + i for the i-th parameter in name order (`Module.initialize`).
   public static func initialWeights(config: UNet2DConfig, seed: UInt64) throws -> [String: TensorData] {
-    var shapes: [String: [Int]] = [:]
-    // A dry build on the CPU collects every parameter name and shape.
-    _ = try Tape.noGrad {
+    // A build on the CPU with placeholder values, then the Module initialisation.
+    let unet = try Tape.noGrad {
       try UNet2D(
-        config: config,
-        weights: { name, shape in
-          shapes[name] = shape
-          return (shape, [Float](repeating: 0, count: shape.reduce(1, *)))
-        }, names: [], device: .cpu)
+        config: config, weights: { _, shape in (shape, [Float](repeating: 0, count: shape.reduce(1, *))) },
+        names: [], device: .cpu)
     }
-    var out: [String: TensorData] = [:]
-    for (i, name) in shapes.keys.sorted().enumerated() {
-      let shape = shapes[name]!
-      let count = shape.reduce(1, *)
-      let stream = Init.stream(parameterIndex: i)
-      let values: [Float]
-      if name == "class_embedding.weight" {
-        values = try Init.normalValues(count: count, seed: seed, stream: stream)
-      } else if name.hasSuffix(".weight") && shape.count >= 2 {
-        let bound = Init.defaultBound(fanIn: try Init.fanIn(weightShape: shape))
-        values = try Init.uniformValues(count: count, bound: bound, seed: seed, stream: stream)
-      } else if name.hasSuffix(".bias"), let w = shapes[String(name.dropLast(5)) + ".weight"], w.count >= 2 {
-        let bound = Init.defaultBound(fanIn: try Init.fanIn(weightShape: w))
-        values = try Init.uniformValues(count: count, bound: bound, seed: seed, stream: stream)
-      } else {
-        // Normalisation layers: weight 1, bias 0.
-        values = [Float](repeating: name.hasSuffix(".weight") ? 1 : 0, count: count)
-      }
-      out[name] = TensorData(shape: shape, values: values)
-    }
-    return out
+    try unet.initialize(seed: seed)
+    return Dictionary(uniqueKeysWithValues: try unet.namedParameters.map { ($0.name, try $0.tensor.toTensorData()) })
   }
 
   // MARK: Data, timesteps and noise (docs/TRAINING.md)
