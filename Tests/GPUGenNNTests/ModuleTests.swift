@@ -688,7 +688,7 @@ final class ModuleTests: XCTestCase {
     let g = try model(), h = try model()
     try g.initialize(seed: 5, slot: 0)
     try h.initialize(seed: 5, slot: 1)
-    XCTAssertNotEqual(try g.parameters[3].toArray(), try h.parameters[3].toArray())
+    XCTAssertNotEqual(try g.trainableParameters[3].toArray(), try h.trainableParameters[3].toArray())
     try h.initialize(seed: 5, slot: 0)
     XCTAssertEqual(try snapshot(g), try snapshot(h))
   }
@@ -746,7 +746,7 @@ final class ModuleTests: XCTestCase {
     let (n, features) = (8, 37)
     let xv = values(n * features, seed: 9, in: 1...2)
     for d in devices() {
-      // Two dropouts in one model: stream 16 and 17.
+      // Two dropouts in one model: streams Streams.dropout and Streams.dropout + 1.
       let first = try Dropout(p: 0.5), second = try Dropout(p: 0.5)
       let model = Sequential([first, ActivationLayer(.identity), second])
       func run(_ rows: Range<Int>, step: Int = 3, seed s: UInt64 = 11) throws -> ([Float], [Float]) {
@@ -936,7 +936,7 @@ final class ModuleTests: XCTestCase {
     XCTAssertEqual(net.children.map(\.name), ["encoder", "norm", "drop", "head"])
     XCTAssertEqual(net.encoder.namedParameters.map(\.name), ["0.weight", "0.bias", "2.weight", "2.bias"])
     XCTAssertEqual(net.sortedParameters.map(\.name), net.namedParameters.map(\.name).sorted())
-    XCTAssertTrue(net.parameters[0] === net.namedParameters.first { $0.name == "encoder.0.bias" }!.tensor)
+    XCTAssertTrue(net.trainableParameters[0] === net.namedParameters.first { $0.name == "encoder.0.bias" }!.tensor)
     // 1 + (4·2·9 + 4) + (4·4·9 + 4) + (4 + 4) + (3·64 + 3)
     XCTAssertEqual(net.parameterCount, 428)
     XCTAssertEqual(net.stateDict.map(\.name), net.namedParameters.map(\.name) + net.namedBuffers.map(\.name))
