@@ -206,7 +206,8 @@ public final class ConvTranspose2d: Module, UnaryLayer {
     else {
       throw ModuleError.invalidArgument(
         "ConvTranspose2d(\(inChannels), \(outChannels), kernel \(kernelSize), stride \(stride), padding "
-          + "\(padding), output padding \(outputPadding)): need positive sizes, padding ≥ 0, output padding < stride")
+          + "\(padding), output padding \(outputPadding)): need positive sizes, padding ≥ 0, output padding < stride"
+      )
     }
     weight = try Module.make([inChannels, outChannels, kernelSize, kernelSize], .weight, device)
     let biasInit = Init.Parameter.bias(fanIn: outChannels * kernelSize * kernelSize)
@@ -298,7 +299,8 @@ public final class BatchNorm2d: Module, UnaryLayer {
 
   public func callAsFunction(_ x: Tensor) throws -> Tensor {
     guard x.rank == 4, x.shape[1] == weight.count else {
-      throw GPUGenError.shapeMismatch(op: "BatchNorm2d (input NCHW vs channels)", lhs: x.shape, rhs: weight.shape)
+      throw GPUGenError.shapeMismatch(
+        op: "BatchNorm2d (input NCHW vs channels)", lhs: x.shape, rhs: weight.shape)
     }
     if isTraining {
       let tracked = try Tape.noGrad { try numBatchesTracked.toArray()[0] } + 1
@@ -320,7 +322,9 @@ public final class Embedding: Module {
 
   /// Embedding(count, dim).
   public init(_ count: Int, _ dim: Int, on device: Device) throws {
-    guard count > 0, dim > 0 else { throw ModuleError.invalidArgument("Embedding(\(count), \(dim)): sizes must be positive") }
+    guard count > 0, dim > 0 else {
+      throw ModuleError.invalidArgument("Embedding(\(count), \(dim)): sizes must be positive")
+    }
     weight = try Module.make([count, dim], .embedding, device)
     super.init()
     register(parameter: "weight", weight, initializer: .embedding)
@@ -411,7 +415,9 @@ public final class Sequential: Module, UnaryLayer {
     var h = x
     var i = 0
     while i < layers.count {
-      if let f = layers[i] as? any FusableLayer, i + 1 < layers.count, let a = layers[i + 1] as? ActivationLayer {
+      if let f = layers[i] as? any FusableLayer, i + 1 < layers.count,
+        let a = layers[i + 1] as? ActivationLayer
+      {
         h = try f(h, activation: a.function)
         i += 2
       } else {

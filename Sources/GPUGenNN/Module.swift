@@ -22,7 +22,8 @@ public enum ModuleError: Error, CustomStringConvertible, Equatable {
     case .missing(let n): return "weight \(n) is missing"
     case .unexpected(let names):
       let shown = names.prefix(5).joined(separator: ", ")
-      return "unused weight\(names.count == 1 ? "" : "s") \(shown)\(names.count > 5 ? " (\(names.count) in all)" : "")"
+      return
+        "unused weight\(names.count == 1 ? "" : "s") \(shown)\(names.count > 5 ? " (\(names.count) in all)" : "")"
     case .shape(let n, let found, let expected):
       return "weight \(n) has shape \(found), the model expects \(expected)"
     case .invalidArgument(let s): return s

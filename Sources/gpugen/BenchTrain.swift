@@ -158,13 +158,15 @@ extension BenchTrain {
     if json {
       print(
         jsonLine([
-          "framework": "gpugen", "family": "vae", "device": d.spec, "batch": batchSize, "steps_per_s": 1 / best,
+          "framework": "gpugen", "family": "vae", "device": d.spec, "batch": batchSize,
+          "steps_per_s": 1 / best,
           "ms_per_step": 1000 * best, "infer_batch": inferBatch, "images_per_s": ips, "peak_rss_mb": rss,
         ]))
     } else {
       print(
         String(
-          format: "%@ ConvVAE training step, batch %d: %.2f ms/step (%.1f steps/s); encode + decode, batch %d: %.0f images/s",
+          format:
+            "%@ ConvVAE training step, batch %d: %.2f ms/step (%.1f steps/s); encode + decode, batch %d: %.0f images/s",
           d.spec, batchSize, 1000 * best, 1 / best, inferBatch, ips))
     }
   }

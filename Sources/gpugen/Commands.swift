@@ -72,7 +72,7 @@ func reportingUserErrors(weightsLabel: String = "weights", _ body: () throws -> 
       throw fail("\(e)")
     } catch
       where error is ModelError || error is ClassifierError || error is DatasetError || error is IDXError
-        || error is ModuleError
+      || error is ModuleError
     {
       throw fail("\(error)")
     } catch let e as SchedulerConfigError {

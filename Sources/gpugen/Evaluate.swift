@@ -100,9 +100,12 @@ struct Evaluate: ParsableCommand {
     let folderURL = try VAEModelFolder.locate(model)
     let kindOfFolder = try VAEModelFolder.classify(folderURL)
     if kindOfFolder.family == .vae {
-      return try evaluateVAE(kindOfFolder, folderURL: folderURL, net: net, classifierURL: classifierURL, device: device)
+      return try evaluateVAE(
+        kindOfFolder, folderURL: folderURL, net: net, classifierURL: classifierURL, device: device)
     }
-    if temperature != nil { throw ModelError.input("--temperature is a VAE option; this is a diffusion model") }
+    if temperature != nil {
+      throw ModelError.input("--temperature is a VAE option; this is a diffusion model")
+    }
     let folder = try DiffusionModelFolder.resolve(folderURL)
     let unet = try UNet2DModelLoader.load(from: folder.unet, device: device)
     guard let classes = unet.config.numClassEmbeds else {
@@ -198,26 +201,32 @@ struct Evaluate: ParsableCommand {
     let vae = try VAEModelFolder.loadVAE(kind, device: device)
     let tau = temperature ?? 1
     guard tau > 0, tau.isFinite else { throw ModelError.input("--temperature must be positive, got \(tau)") }
-    let diffusionOnly: [(String, Bool)] = [("--sampler", sampler != "ddim"), ("--steps", steps != 20), ("--eta", eta != 0)]
+    let diffusionOnly: [(String, Bool)] = [
+      ("--sampler", sampler != "ddim"), ("--steps", steps != 20), ("--eta", eta != 0),
+    ]
     if let f = diffusionOnly.first(where: { $0.1 }) {
       throw ModelError.input("\(f.0) is a diffusion option; this model is a VAE (it takes --temperature)")
     }
     let c = net.config
     guard [c.inChannels, c.imageSize, c.imageSize] == vae.imageShape else {
       throw ClassifierError.mismatch(
-        "the model makes \(vae.imageShape) images but the classifier takes \(c.inChannels)×\(c.imageSize)×\(c.imageSize)")
+        "the model makes \(vae.imageShape) images but the classifier takes \(c.inChannels)×\(c.imageSize)×\(c.imageSize)"
+      )
     }
     let realSource =
       real ?? TrainingImages.fashionMNISTFolder().appendingPathComponent("t10k-images-idx3-ubyte.gz").path
-    let realImages = try TrainingImages.load(source: realSource, sampleSize: c.imageSize, channels: c.inChannels)
+    let realImages = try TrainingImages.load(
+      source: realSource, sampleSize: c.imageSize, channels: c.inChannels)
     let total = nPerClass * c.numClasses
     let batch = min(batchSize ?? min(total, 256), total)
     let t0 = Date()
-    let samples = try VAEOps.sample(vae, count: total, batchSize: batch, seed: seed, temperature: tau, device: device)
+    let samples = try VAEOps.sample(
+      vae, count: total, batchSize: batch, seed: seed, temperature: tau, device: device)
     let sampleSeconds = Date().timeIntervalSince(t0)
     let cbar = ProgressBar(total: 3 * total, label: "classifying", unit: "images")
     let r = try GeneratorEvaluator.evaluateUnconditional(
-      samples: VAEOps.toSigned(samples, range: vae.dataRange), count: total, real: realImages, classifier: net,
+      samples: VAEOps.toSigned(samples, range: vae.dataRange), count: total, real: realImages,
+      classifier: net,
       seed: seed, progress: { cbar.advance($0) })
     if json {
       let o: [String: Any] = [
@@ -225,18 +234,26 @@ struct Evaluate: ParsableCommand {
         "temperature": tau, "seed": seed, "n": total,
         "results": try JSONSerialization.jsonObject(with: JSONEncoder().encode(r)),
       ]
-      print(String(decoding: try JSONSerialization.data(withJSONObject: o, options: [.prettyPrinted, .sortedKeys]), as: UTF8.self))
+      print(
+        String(
+          decoding: try JSONSerialization.data(withJSONObject: o, options: [.prettyPrinted, .sortedKeys]),
+          as: UTF8.self))
       return
     }
     print("model:      \(folderURL.path) (VAE)")
     print("classifier: \(classifierURL.path)")
-    print("samples:    \(total) prior samples, τ = \(tau), seed \(seed), " + String(format: "%.2f s", sampleSeconds))
+    print(
+      "samples:    \(total) prior samples, τ = \(tau), seed \(seed), "
+        + String(format: "%.2f s", sampleSeconds))
     print("real:       \(realSource), two disjoint sets of \(total) (\(nPerClass) per class)")
     print("")
     print("                              samples   real (floor)")
-    print(String(format: "Fréchet distance (features)  %7.3f   %7.3f", r.frechetDistance, r.realFrechetDistance))
+    print(
+      String(format: "Fréchet distance (features)  %7.3f   %7.3f", r.frechetDistance, r.realFrechetDistance))
     printQuality(r.quality)
-    print("class histogram of the samples: " + r.classHistogram.map { String(format: "%.3f", $0) }.joined(separator: " "))
+    print(
+      "class histogram of the samples: "
+        + r.classHistogram.map { String(format: "%.3f", $0) }.joined(separator: " "))
   }
 
   /// The class names of gpugen_model_info.json, if the model folder has them for every class.

@@ -20,7 +20,10 @@ struct Sample: ParsableCommand {
       any --batch-size and on every device (within float tolerance).
       """)
 
-  @Option(help: "Model folder (pipeline, UNet, ConvVAE, AutoencoderKL) or bundled name (diffusion, vae). Default: diffusion.")
+  @Option(
+    help:
+      "Model folder (pipeline, UNet, ConvVAE, AutoencoderKL) or bundled name (diffusion, vae). Default: diffusion."
+  )
   var model: String?
 
   @OptionGroup var deviceOptions: DeviceOptions
@@ -79,7 +82,8 @@ struct Sample: ParsableCommand {
     let kind = try VAEModelFolder.classify(folderURL)
     if kind.family == .vae { return try sampleVAE(kind, start: t0) }
     if temperature != nil {
-      throw ModelError.input("--temperature is a VAE option; this is a diffusion model (use --sampler/--steps/--eta)")
+      throw ModelError.input(
+        "--temperature is a VAE option; this is a diffusion model (use --sampler/--steps/--eta)")
     }
     try sampleDiffusion(folderURL, start: t0)
   }
@@ -105,7 +109,8 @@ struct Sample: ParsableCommand {
     let bar = ProgressBar(total: n, label: "decoding", unit: "images")
     let sampleStart = Date()
     let images = try VAEOps.sample(
-      vae, count: n, batchSize: batch, seed: seed, temperature: tau, device: device, progress: { bar.advance($0) })
+      vae, count: n, batchSize: batch, seed: seed, temperature: tau, device: device,
+      progress: { bar.advance($0) })
     let seconds = Date().timeIntervalSince(sampleStart)
     let shape = [n] + vae.imageShape
     let signed = VAEOps.toSigned(images, range: vae.dataRange)
@@ -113,7 +118,8 @@ struct Sample: ParsableCommand {
     if let npy { try NPY.write(signed, shape: shape, to: URL(fileURLWithPath: npy)) }
     print(
       String(
-        format: "%@: %d images in %.3f s (%.1f images/s; startup %.2f s) → %@", device.description, n, seconds,
+        format: "%@: %d images in %.3f s (%.1f images/s; startup %.2f s) → %@", device.description, n,
+        seconds,
         Double(n) / max(seconds, 1e-9), sampleStart.timeIntervalSince(t0), out))
   }
 

@@ -7,7 +7,8 @@ import GPUGenNN
 
 struct Train: ParsableCommand {
   static let configuration = CommandConfiguration(
-    abstract: "Train a generative model.", subcommands: [TrainDiffusion.self, TrainVAE.self, TrainClassifier.self])
+    abstract: "Train a generative model.",
+    subcommands: [TrainDiffusion.self, TrainVAE.self, TrainClassifier.self])
 }
 
 struct TrainDiffusion: ParsableCommand {
@@ -87,7 +88,8 @@ struct TrainDiffusion: ParsableCommand {
         source: saved.data, sampleSize: cfg.sampleSize, channels: cfg.inChannels)
       trainer = try DiffusionTrainer.resume(from: outDir, data: images, device: device, steps: training.steps)
       log = try TrainingLog(
-        url: outDir.appendingPathComponent("log.csv"), columns: DiffusionRun.columns, keepingSteps: trainer.step)
+        url: outDir.appendingPathComponent("log.csv"), columns: DiffusionRun.columns,
+        keepingSteps: trainer.step)
       FileHandle.standardError.write(
         Data(
           "gpugen: resuming \(out) at step \(trainer.step) of \(trainer.options.steps) on \(device)\n".utf8))

@@ -18,7 +18,8 @@ enum VAEArchOption: String, ExpressibleByArgument, CaseIterable {
 struct TrainVAE: ParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "vae",
-    abstract: "Train a VAE (negative ELBO: reconstruction NLL + β·KL) on Fashion-MNIST, IDX files or PNG folders.",
+    abstract:
+      "Train a VAE (negative ELBO: reconstruction NLL + β·KL) on Fashion-MNIST, IDX files or PNG folders.",
     discussion: """
       Writes OUT/checkpoint (a ConvVAE model folder with the EMA weights, loadable by \
       `gpugen sample --model OUT/checkpoint`, plus training_state/ for --resume) every --checkpoint-every \
@@ -87,7 +88,9 @@ struct TrainVAE: ParsableCommand {
   func modelConfig() throws -> ConvVAEConfig {
     var c = ConvVAEConfig()
     if let config {
-      guard let d = FileManager.default.contents(atPath: config) else { throw ModelError.missing("VAE config \(config)") }
+      guard let d = FileManager.default.contents(atPath: config) else {
+        throw ModelError.missing("VAE config \(config)")
+      }
       c = try ConvVAEConfig(json: d, source: config)
     }
     if let latentDim { c.latentDim = latentDim }
@@ -118,7 +121,8 @@ struct TrainVAE: ParsableCommand {
       log = try TrainingLog(
         url: outDir.appendingPathComponent("log.csv"), columns: VAERun.columns, keepingSteps: trainer.step)
       FileHandle.standardError.write(
-        Data("gpugen: resuming \(out) at step \(trainer.step) of \(trainer.options.steps) on \(device)\n".utf8))
+        Data(
+          "gpugen: resuming \(out) at step \(trainer.step) of \(trainer.options.steps) on \(device)\n".utf8))
     } else {
       if hasRun {
         throw TrainingError.invalidOption(
@@ -126,10 +130,12 @@ struct TrainVAE: ParsableCommand {
       }
       let o = try options()
       let cfg = try modelConfig()
-      let images = try TrainingImages.load(source: o.data, sampleSize: cfg.sampleSize, channels: cfg.inChannels)
+      let images = try TrainingImages.load(
+        source: o.data, sampleSize: cfg.sampleSize, channels: cfg.inChannels)
       try FileManager.default.createDirectory(at: outDir, withIntermediateDirectories: true)
       trainer = try VAETrainer(config: cfg, data: images, options: o, device: device)
-      log = try TrainingLog(url: outDir.appendingPathComponent("log.csv"), columns: VAERun.columns, keepingSteps: 0)
+      log = try TrainingLog(
+        url: outDir.appendingPathComponent("log.csv"), columns: VAERun.columns, keepingSteps: 0)
       FileHandle.standardError.write(
         Data(
           "gpugen: training a \(trainer.model.parameterCount)-parameter ConvVAE (\(cfg.likelihood), latent \(cfg.latentDim)) on \(images.count) images (\(o.data)) for \(o.steps) steps, batch \(o.batchSize), on \(device)\n"
@@ -160,7 +166,9 @@ final class VAERun: TrainingRun {
   }
 
   func note(_ v: [Double]) -> String {
-    String(format: "−ELBO %.2f (avg %.2f) | rec %.2f | KL %.2f | β %.2f", v[1] + v[2], recent.add(v[1] + v[2]), v[1], v[2], v[3])
+    String(
+      format: "−ELBO %.2f (avg %.2f) | rec %.2f | KL %.2f | β %.2f", v[1] + v[2], recent.add(v[1] + v[2]),
+      v[1], v[2], v[3])
   }
 
   func writeCheckpoint(to outDir: URL) throws { try trainer.writeCheckpoint(to: outDir) }
@@ -171,14 +179,18 @@ final class VAERun: TrainingRun {
     try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
     let device = trainer.device
     let prior = try VAEOps.sample(model, count: 64, batchSize: 64, seed: 0, temperature: 1, device: device)
-    try Image8.grid(VAEOps.toSigned(prior, range: model.dataRange), shape: [64] + model.imageShape, columns: 8)
-      .zoomed(2).writePNG(to: dir.appendingPathComponent(String(format: "prior-%08d.png", trainer.step)))
+    try Image8.grid(
+      VAEOps.toSigned(prior, range: model.dataRange), shape: [64] + model.imageShape, columns: 8
+    )
+    .zoomed(2).writePNG(to: dir.appendingPathComponent(String(format: "prior-%08d.png", trainer.step)))
     let data = trainer.data
     let n = Swift.min(16, data.count)
     let originals = VAETrainer.unitImages(data, Array(0..<n))
     let (mu, _) = try VAEOps.encode(model, images: originals, count: n, batchSize: n, device: device)
     let recon = try VAEOps.decode(model, latents: mu, count: n, batchSize: n, device: device)
     let both: [Float] = originals + recon
-    try Image8.grid(VAEOps.toSigned(both, range: model.dataRange), shape: [2 * n] + model.imageShape, columns: n).zoomed(2).writePNG(to: dir.appendingPathComponent(String(format: "recon-%08d.png", trainer.step)))
+    try Image8.grid(
+      VAEOps.toSigned(both, range: model.dataRange), shape: [2 * n] + model.imageShape, columns: n
+    ).zoomed(2).writePNG(to: dir.appendingPathComponent(String(format: "recon-%08d.png", trainer.step)))
   }
 }

@@ -52,7 +52,8 @@ func runTrainingLoop(_ run: TrainingRun, log: TrainingLog, outDir: URL, device: 
     }
     if stopRequested != 0 {
       FileHandle.standardError.write(
-        Data("\ngpugen: stopped at step \(run.currentStep); checkpoint written, continue with --resume\n".utf8))
+        Data(
+          "\ngpugen: stopped at step \(run.currentStep); checkpoint written, continue with --resume\n".utf8))
       throw ExitCode(130)
     }
   }
@@ -99,8 +100,12 @@ final class TrainingLog {
 
   func append(step: Int, _ values: [Double], seconds: Double) throws {
     let memory = residentMemory()
-    let fields = ["\(step)"] + values.map { String(format: "%.9g", $0) }
-      + [String(format: "%.4f", seconds), String(format: "%.1f", memory.rss), String(format: "%.1f", memory.peak)]
+    let fields =
+      ["\(step)"] + values.map { String(format: "%.9g", $0) }
+      + [
+        String(format: "%.4f", seconds), String(format: "%.1f", memory.rss),
+        String(format: "%.1f", memory.peak),
+      ]
     try handle.write(contentsOf: Data((fields.joined(separator: ",") + "\n").utf8))
     steps.append(Double(step))
     rows.append(values)
@@ -112,12 +117,14 @@ final class TrainingLog {
       (RGB8(170, 190, 230), RGB8(20, 60, 170)), (RGB8(235, 190, 160), RGB8(190, 80, 20)),
       (RGB8(170, 220, 180), RGB8(30, 130, 60)),
     ]
-    let title = names.count == 1 ? "training loss (\(names[0]))" : "training: " + names.joined(separator: ", ")
+    let title =
+      names.count == 1 ? "training loss (\(names[0]))" : "training: " + names.joined(separator: ", ")
     let positive = names.allSatisfy { n in
       guard let c = columns.firstIndex(of: n) else { return true }
       return rows.allSatisfy { !($0[c] <= 0) }
     }
-    var plot = LinePlot(title: title, xLabel: "step", yLabel: names.count == 1 ? "loss" : "nats", logY: positive)
+    var plot = LinePlot(
+      title: title, xLabel: "step", yLabel: names.count == 1 ? "loss" : "nats", logY: positive)
     for (k, name) in names.enumerated() {
       guard let c = columns.firstIndex(of: name) else { continue }
       let ys = rows.map { $0[c] }

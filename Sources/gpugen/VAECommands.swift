@@ -15,7 +15,8 @@ struct VAEModelOption: ParsableArguments {
   func load() throws -> (vae: any VariationalAutoencoder, device: Device) {
     let kind = try VAEModelFolder.classify(try VAEModelFolder.locate(model))
     guard kind.family == .vae else {
-      throw ModelError.input("\(model) is a diffusion model; this command needs a VAE (--model vae or a VAE folder)")
+      throw ModelError.input(
+        "\(model) is a diffusion model; this command needs a VAE (--model vae or a VAE folder)")
     }
     let device = try deviceOptions.resolve()
     return (try VAEModelFolder.loadVAE(kind, device: device), device)
@@ -27,7 +28,8 @@ struct ImageInputOptions: ParsableArguments {
   @Option(parsing: .upToNextOption, help: "PNG files, or one float32 .npy of shape (n, C, H, W) in [-1, 1].")
   var images: [String] = []
 
-  @Option(help: "A data set: fashion-mnist:test[:N], fashion-mnist:train[:N], or any training-data source[:N].")
+  @Option(
+    help: "A data set: fashion-mnist:test[:N], fashion-mnist:train[:N], or any training-data source[:N].")
   var data: String?
 
   @Flag(help: "Resize PNGs of another size to the model's (centre-padding or area averaging).")
@@ -63,7 +65,9 @@ struct Encode: ParsableCommand {
   @OptionGroup var modelOption: VAEModelOption
   @OptionGroup var input: ImageInputOptions
   @Option(help: "Output .npy, float32 (n, latent…).") var out: String = "z.npy"
-  @Flag(help: "Write one posterior draw z = μ + σ·ε per image instead of μ (ε keyed by --seed and the image index).")
+  @Flag(
+    help:
+      "Write one posterior draw z = μ + σ·ε per image instead of μ (ε keyed by --seed and the image index).")
   var sample = false
   @Option(help: "Seed of the posterior draws.") var seed: UInt64 = 0
   @Option(help: "Images per batch.") var batchSize = 256
@@ -73,9 +77,12 @@ struct Encode: ParsableCommand {
       guard batchSize > 0 else { throw ModelError.input("--batch-size must be positive") }
       let (vae, device) = try modelOption.load()
       let (x, n) = try input.load(for: vae)
-      let z = try VAEOps.encode(vae, images: x, count: n, batchSize: batchSize, sample: sample, seed: seed, device: device)
+      let z = try VAEOps.encode(
+        vae, images: x, count: n, batchSize: batchSize, sample: sample, seed: seed, device: device)
       try NPY.write(z.mean, shape: [n] + vae.latentShape, to: URL(fileURLWithPath: out))
-      print("encoded \(n) images to \(sample ? "posterior draws" : "posterior means") \([n] + vae.latentShape) → \(out)")
+      print(
+        "encoded \(n) images to \(sample ? "posterior draws" : "posterior means") \([n] + vae.latentShape) → \(out)"
+      )
     }
   }
 }
@@ -97,13 +104,15 @@ struct Decode: ParsableCommand {
       let a = try NPY.read(from: URL(fileURLWithPath: latents))
       guard a.shape.count == vae.latentShape.count + 1, Array(a.shape.dropFirst()) == vae.latentShape else {
         throw ModelError.input(
-          "\(latents) has shape \(a.shape) but the model's latents are (n, \(vae.latentShape.map(String.init).joined(separator: ", ")))")
+          "\(latents) has shape \(a.shape) but the model's latents are (n, \(vae.latentShape.map(String.init).joined(separator: ", ")))"
+        )
       }
       let n = a.shape[0]
       guard n > 0 else { throw ModelError.input("\(latents) holds no latents") }
       let x = try VAEOps.decode(vae, latents: a.values, count: n, batchSize: batchSize, device: device)
       let signed = VAEOps.toSigned(x, range: vae.dataRange)
-      try Image8.grid(signed, shape: [n] + vae.imageShape).zoomed(zoom).writePNG(to: URL(fileURLWithPath: out))
+      try Image8.grid(signed, shape: [n] + vae.imageShape).zoomed(zoom).writePNG(
+        to: URL(fileURLWithPath: out))
       if let npy { try NPY.write(signed, shape: [n] + vae.imageShape, to: URL(fileURLWithPath: npy)) }
       print("decoded \(n) latents → \(out)")
     }
@@ -137,7 +146,8 @@ struct Reconstruct: ParsableCommand {
       // One-sample ELBO on the images as given (grey levels for a Bernoulli model), nats per image.
       let elbo = try Tape.noGrad { () -> Float in
         let xt = try Tensor(x, shape: [count] + vae.imageShape, on: device)
-        let eps = try Tensor.randomNormal(shape: [count] + vae.latentShape, seed: seed, stream: Streams.posteriorSample, on: device)
+        let eps = try Tensor.randomNormal(
+          shape: [count] + vae.latentShape, seed: seed, stream: Streams.posteriorSample, on: device)
         return -(try vae.negativeELBO(xt, noise: eps, beta: 1).negativeELBO)
       }
       let cols = min(count, 16)
@@ -152,12 +162,16 @@ struct Reconstruct: ParsableCommand {
         tiles += orig + rec
         row += 1
       }
-      try Image8.grid(VAEOps.toSigned(tiles, range: vae.dataRange), shape: [tiles.count / per] + vae.imageShape, columns: cols)
-        .zoomed(zoom).writePNG(to: URL(fileURLWithPath: out))
+      try Image8.grid(
+        VAEOps.toSigned(tiles, range: vae.dataRange), shape: [tiles.count / per] + vae.imageShape,
+        columns: cols
+      )
+      .zoomed(zoom).writePNG(to: URL(fileURLWithPath: out))
       let bpd = -Double(elbo) / (Double(per) * log(2.0))
       print(
         String(
-          format: "%d images: reconstruction MSE %.5f (pixels in [0, 1]); ELBO %.2f nats/image (%.4f bits/dim) → %@",
+          format:
+            "%d images: reconstruction MSE %.5f (pixels in [0, 1]); ELBO %.2f nats/image (%.4f bits/dim) → %@",
           count, mse, elbo, bpd, out))
     }
   }
@@ -165,13 +179,16 @@ struct Reconstruct: ParsableCommand {
 
 struct Interpolate: ParsableCommand {
   static let configuration = CommandConfiguration(
-    abstract: "Walk a VAE's latent space: from one image to another, or (--traverse) along each latent dimension.")
+    abstract:
+      "Walk a VAE's latent space: from one image to another, or (--traverse) along each latent dimension.")
   @OptionGroup var modelOption: VAEModelOption
   @Option(help: "The first image (PNG).") var from: String?
   @Option(help: "The last image (PNG).") var to: String?
   @Option(help: "Frames, both ends included (≥ 2).") var frames = 8
   @Flag(help: "Spherical interpolation (slerp) instead of linear.") var slerp = false
-  @Flag(help: "A grid walking each latent dimension in turn from −3 to 3 around the prior mean (or --from's code).")
+  @Flag(
+    help:
+      "A grid walking each latent dimension in turn from −3 to 3 around the prior mean (or --from's code).")
   var traverse = false
   @Flag(help: "Resize images of another size to the model's.") var resize = false
   @Option(help: "Output PNG strip or grid.") var out: String = "strip.png"
@@ -184,7 +201,8 @@ struct Interpolate: ParsableCommand {
       let (vae, device) = try modelOption.load()
       let (c, s) = (vae.imageShape[0], vae.imageShape[1])
       func code(_ path: String) throws -> [Float] {
-        let x = VAEOps.fromSigned(try VAEInput.pngs([path], channels: c, size: s, resize: resize), range: vae.dataRange)
+        let x = VAEOps.fromSigned(
+          try VAEInput.pngs([path], channels: c, size: s, resize: resize), range: vae.dataRange)
         return try VAEOps.encode(vae, images: x, count: 1, batchSize: 1, device: device).mean
       }
       var latents: [Float] = []
@@ -201,7 +219,9 @@ struct Interpolate: ParsableCommand {
         }
       } else {
         guard let from, let to else { throw ModelError.input("give --from and --to (or --traverse)") }
-        latents = VAEOps.interpolate(try code(from), try code(to), frames: frames, slerp: slerp).flatMap { $0 }
+        latents = VAEOps.interpolate(try code(from), try code(to), frames: frames, slerp: slerp).flatMap {
+          $0
+        }
         columns = frames
       }
       let n = latents.count / vae.latentCount
@@ -215,7 +235,8 @@ struct Interpolate: ParsableCommand {
 
 struct Likelihood: ParsableCommand {
   static let configuration = CommandConfiguration(
-    abstract: "A VAE's ELBO, importance-weighted bounds (IWAE_k) and active units on Fashion-MNIST's test set.",
+    abstract:
+      "A VAE's ELBO, importance-weighted bounds (IWAE_k) and active units on Fashion-MNIST's test set.",
     discussion: """
       Bernoulli models are scored on the test images binarised once (Philox uniforms keyed by --seed); \
       Gaussian models on the 8-bit images under uniform dequantisation (the bound of the continuous density \
@@ -244,7 +265,8 @@ struct Likelihood: ParsableCommand {
       if json {
         var o: [String: Any] = [
           "images": r.images, "samples": r.samples, "dimensions": r.dimensions, "data": r.data,
-          "elbo_nats": r.elboNats, "elbo_bits_per_dim": r.bitsPerDim(r.elboNats), "active_units": r.activeUnits,
+          "elbo_nats": r.elboNats, "elbo_bits_per_dim": r.bitsPerDim(r.elboNats),
+          "active_units": r.activeUnits,
           "latent_dimensions": r.latentDimensions, "seconds": secs,
         ]
         for kk in ks {
@@ -255,7 +277,9 @@ struct Likelihood: ParsableCommand {
         print(String(decoding: text, as: UTF8.self))
         return
       }
-      print("\(r.images) test images (\(r.data)), \(r.samples) importance samples each, \(r.dimensions) dims/image:")
+      print(
+        "\(r.images) test images (\(r.data)), \(r.samples) importance samples each, \(r.dimensions) dims/image:"
+      )
       func pad(_ s: String) -> String { s.padding(toLength: 10, withPad: " ", startingAt: 0) }
       print("  \(pad("bound"))   nats/image   bits/dim")
       print("  \(pad("ELBO")) " + String(format: "%12.2f %10.4f", r.elboNats, r.bitsPerDim(r.elboNats)))

@@ -23,7 +23,9 @@ final class VAETests: XCTestCase {
       let c = i % 3
       labels.append(UInt8(c))
       for y in 0..<8 {
-        for x in 0..<8 { images.append(UInt8(min(255, (c == 0 ? x * 32 : c == 1 ? y * 32 : (x + y) * 16) + i % 5))) }
+        for x in 0..<8 {
+          images.append(UInt8(min(255, (c == 0 ? x * 32 : c == 1 ? y * 32 : (x + y) * 16) + i % 5)))
+        }
       }
     }
     let data = dir.appendingPathComponent("toy-images-idx3-ubyte")
@@ -39,7 +41,8 @@ final class VAETests: XCTestCase {
     return (data.path, config.path)
   }
 
-  func trainArgs(_ f: (data: String, config: String), out: URL, steps: Int, extra: [String] = []) -> [String] {
+  func trainArgs(_ f: (data: String, config: String), out: URL, steps: Int, extra: [String] = []) -> [String]
+  {
     [
       "train", "vae", "--data", f.data, "--config", f.config, "--steps", "\(steps)", "--batch-size", "8",
       "--checkpoint-every", "4", "--sample-every", "0", "--device", "cpu", "--seed", "3", "--out", out.path,
@@ -166,9 +169,13 @@ final class VAETests: XCTestCase {
     XCTAssertEqual(s0, 0, e0)
     let (s1, _, e1) = try runGpugen(trainArgs(f, out: split, steps: 10, extra: ["--lr", "3e-3"]))
     XCTAssertEqual(s1, 0, e1)
-    let (s2, _, e2) = try runGpugen(["train", "vae", "--resume", "--steps", "24", "--out", split.path, "--device", "cpu"])
+    let (s2, _, e2) = try runGpugen([
+      "train", "vae", "--resume", "--steps", "24", "--out", split.path, "--device", "cpu",
+    ])
     XCTAssertEqual(s2, 0, e2)
-    for file in [VAEModelFolder.weightsFile, "training_state/model.safetensors", "training_state/optimizer.safetensors"] {
+    for file in [
+      VAEModelFolder.weightsFile, "training_state/model.safetensors", "training_state/optimizer.safetensors",
+    ] {
       let a = try Data(contentsOf: try CheckpointWriter.latest(in: straight).appendingPathComponent(file))
       let b = try Data(contentsOf: try CheckpointWriter.latest(in: split).appendingPathComponent(file))
       XCTAssertEqual(a, b, "\(file) differs after resume")
@@ -209,7 +216,8 @@ final class VAETests: XCTestCase {
     let model = out.appendingPathComponent("checkpoint").path
     // A 28×28 PNG for an 8×8 model; a latent file of the wrong shape.
     let bigPNG = d.appendingPathComponent("big.png")
-    try Image8(width: 28, height: 28, channels: 1, pixels: [UInt8](repeating: 9, count: 784)).writePNG(to: bigPNG)
+    try Image8(width: 28, height: 28, channels: 1, pixels: [UInt8](repeating: 9, count: 784)).writePNG(
+      to: bigPNG)
     let badZ = d.appendingPathComponent("z.npy")
     try NPY.write([Float](repeating: 0, count: 10), shape: [2, 5], to: badZ)
     // An unknown _class_name; an unsupported field; weights with a missing tensor.
@@ -217,15 +225,19 @@ final class VAETests: XCTestCase {
       let dir = d.appendingPathComponent(name)
       try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
       try Data(config.utf8).write(to: dir.appendingPathComponent("config.json"))
-      var w = try SafeTensors.read(contentsOf: URL(fileURLWithPath: model).appendingPathComponent(VAEModelFolder.weightsFile))
+      var w = try SafeTensors.read(
+        contentsOf: URL(fileURLWithPath: model).appendingPathComponent(VAEModelFolder.weightsFile))
       if let dropWeight { w.tensors[dropWeight] = nil }
       try SafeTensors.write(
         w.tensors.map { ($0.key, $0.value) }, to: dir.appendingPathComponent(VAEModelFolder.weightsFile))
       return dir.path
     }
-    let cfg = try String(contentsOf: URL(fileURLWithPath: model).appendingPathComponent("config.json"), encoding: .utf8)
-    let unknownClass = try folder("unknown", config: cfg.replacingOccurrences(of: "\"ConvVAE\"", with: "\"VQModel\""))
-    let extraField = try folder("extra", config: cfg.replacingOccurrences(of: "{", with: "{\"dropout\": 0.1,"))
+    let cfg = try String(
+      contentsOf: URL(fileURLWithPath: model).appendingPathComponent("config.json"), encoding: .utf8)
+    let unknownClass = try folder(
+      "unknown", config: cfg.replacingOccurrences(of: "\"ConvVAE\"", with: "\"VQModel\""))
+    let extraField = try folder(
+      "extra", config: cfg.replacingOccurrences(of: "{", with: "{\"dropout\": 0.1,"))
     let missing = try folder("missing", config: cfg, dropWeight: "decoder.0.bias")
     let cases: [([String], String)] = [
       (["encode", "--model", model, "--images", bigPNG.path, "--out", badZ.path], "28×28"),
@@ -250,7 +262,8 @@ final class VAETests: XCTestCase {
     }
     // With --resize the same PNG is accepted.
     let (s1, _, e1) = try runGpugen([
-      "encode", "--model", model, "--images", bigPNG.path, "--resize", "--out", d.appendingPathComponent("ok.npy").path,
+      "encode", "--model", model, "--images", bigPNG.path, "--resize", "--out",
+      d.appendingPathComponent("ok.npy").path,
       "--device", "cpu",
     ])
     XCTAssertEqual(s1, 0, e1)
@@ -269,16 +282,32 @@ final class VAETests: XCTestCase {
     for (args, status) in [
       (["encode", "--model", model, "--data", "\(f.data):5", "--out", z], Int32(0)),
       (["encode", "--model", model, "--data", "\(f.data):5", "--out", zs, "--sample"], 0),
-      (["decode", "--model", model, "--latents", z, "--npy", d.appendingPathComponent("x.npy").path, "--out",
-        d.appendingPathComponent("x.png").path], 0),
-      (["reconstruct", "--model", model, "--data", f.data, "--n", "6", "--out", d.appendingPathComponent("r.png").path], 0),
-      (["interpolate", "--model", model, "--traverse", "--frames", "5", "--out", d.appendingPathComponent("t.png").path], 0),
+      (
+        [
+          "decode", "--model", model, "--latents", z, "--npy", d.appendingPathComponent("x.npy").path,
+          "--out",
+          d.appendingPathComponent("x.png").path,
+        ], 0
+      ),
+      (
+        [
+          "reconstruct", "--model", model, "--data", f.data, "--n", "6", "--out",
+          d.appendingPathComponent("r.png").path,
+        ], 0
+      ),
+      (
+        [
+          "interpolate", "--model", model, "--traverse", "--frames", "5", "--out",
+          d.appendingPathComponent("t.png").path,
+        ], 0
+      ),
     ] {
       let (s, o, e) = try runGpugen(args + ["--device", "cpu"])
       XCTAssertEqual(s, status, "\(args): \(e)")
       if args[0] == "reconstruct" { XCTAssertTrue(o.contains("MSE"), o) }
     }
-    let mean = try NPY.read(from: URL(fileURLWithPath: z)), draw = try NPY.read(from: URL(fileURLWithPath: zs))
+    let mean = try NPY.read(from: URL(fileURLWithPath: z)),
+      draw = try NPY.read(from: URL(fileURLWithPath: zs))
     XCTAssertEqual(mean.shape, [5, 3])
     XCTAssertNotEqual(mean.values, draw.values, "--sample must draw from the posterior")
     let x = try NPY.read(from: d.appendingPathComponent("x.npy"))
@@ -286,7 +315,8 @@ final class VAETests: XCTestCase {
     XCTAssertTrue(x.values.allSatisfy { $0 >= -1 && $0 <= 1 })
     // Slerp and linear paths share their ends and differ in between.
     let a: [Float] = [1, 0, 0], b: [Float] = [0, 1, 0]
-    let lin = VAEOps.interpolate(a, b, frames: 3, slerp: false), sph = VAEOps.interpolate(a, b, frames: 3, slerp: true)
+    let lin = VAEOps.interpolate(a, b, frames: 3, slerp: false),
+      sph = VAEOps.interpolate(a, b, frames: 3, slerp: true)
     XCTAssertEqual(lin[0], a)
     XCTAssertEqual(sph[2][1], 1, accuracy: 1e-6)
     XCTAssertEqual(sph[1][0], Float(0.5.squareRoot()), accuracy: 1e-6)

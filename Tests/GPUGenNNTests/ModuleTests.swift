@@ -936,7 +936,8 @@ final class ModuleTests: XCTestCase {
     XCTAssertEqual(net.children.map(\.name), ["encoder", "norm", "drop", "head"])
     XCTAssertEqual(net.encoder.namedParameters.map(\.name), ["0.weight", "0.bias", "2.weight", "2.bias"])
     XCTAssertEqual(net.sortedParameters.map(\.name), net.namedParameters.map(\.name).sorted())
-    XCTAssertTrue(net.trainableParameters[0] === net.namedParameters.first { $0.name == "encoder.0.bias" }!.tensor)
+    XCTAssertTrue(
+      net.trainableParameters[0] === net.namedParameters.first { $0.name == "encoder.0.bias" }!.tensor)
     // 1 + (4·2·9 + 4) + (4·4·9 + 4) + (4 + 4) + (3·64 + 3)
     XCTAssertEqual(net.parameterCount, 428)
     XCTAssertEqual(net.stateDict.map(\.name), net.namedParameters.map(\.name) + net.namedBuffers.map(\.name))

@@ -44,7 +44,9 @@ public final class Tape {
 
   /// This thread's recording state (created on first use).
   static var state: ThreadState {
-    if let p = pthread_getspecific(stateKey) { return Unmanaged<ThreadState>.fromOpaque(p).takeUnretainedValue() }
+    if let p = pthread_getspecific(stateKey) {
+      return Unmanaged<ThreadState>.fromOpaque(p).takeUnretainedValue()
+    }
     let s = ThreadState()
     pthread_setspecific(stateKey, Unmanaged.passRetained(s).toOpaque())
     return s

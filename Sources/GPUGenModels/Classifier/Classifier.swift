@@ -154,7 +154,8 @@ public final class ImageClassifier: Module {
   /// PyTorch-default initial weights for `config`.
   public static func initialWeights(config: ClassifierConfig, seed: UInt64) throws -> [String: TensorData] {
     let m = try ImageClassifier(config: config, seed: seed, device: .cpu)
-    return Dictionary(uniqueKeysWithValues: try m.namedParameters.map { ($0.name, try $0.tensor.toTensorData()) })
+    return Dictionary(
+      uniqueKeysWithValues: try m.namedParameters.map { ($0.name, try $0.tensor.toTensorData()) })
   }
 
   /// Features (N, featureDim) and logits (N, classes) of images x (N, C, S, S).

@@ -89,8 +89,10 @@ public struct SampleQuality: Codable, Sendable, Equatable {
     let rr = try ManifoldMetrics.precisionRecall(real: ref.features, generated: other.features, dimension: d)
     return SampleQuality(
       precision: pr.precision, recall: pr.recall,
-      classEntropy: ManifoldMetrics.histogramEntropy(fake.labels, classes: classes), realPrecision: rr.precision,
-      realRecall: rr.recall, realClassEntropy: ManifoldMetrics.histogramEntropy(other.labels, classes: classes))
+      classEntropy: ManifoldMetrics.histogramEntropy(fake.labels, classes: classes),
+      realPrecision: rr.precision,
+      realRecall: rr.recall,
+      realClassEntropy: ManifoldMetrics.histogramEntropy(other.labels, classes: classes))
   }
 }
 
@@ -131,7 +133,9 @@ public enum GeneratorEvaluator {
           "the real data has \(members.count) images of class \(c); two disjoint sets of \(perClass) need "
             + "\(2 * perClass): lower --n-per-class")
       }
-      let keys = members.map { Philox4x32.block(counter: SIMD4(0, UInt32($0), 0, UInt32(Streams.realSetChoice)), key: key)[0] }
+      let keys = members.map {
+        Philox4x32.block(counter: SIMD4(0, UInt32($0), 0, UInt32(Streams.realSetChoice)), key: key)[0]
+      }
       let order = members.indices.sorted { keys[$0] != keys[$1] ? keys[$0] < keys[$1] : $0 < $1 }
       reference += order[0..<perClass].map { members[$0] }
       second += order[perClass..<(2 * perClass)].map { members[$0] }
@@ -178,7 +182,8 @@ public enum GeneratorEvaluator {
     let other = try classifier.predict(
       gather(real, sets.second), count: sets.second.count, batchSize: batchSize, progress: progress)
     let refStats = try GaussianStatistics(vectors: ref.features, dimension: d)
-    let quality = try SampleQuality.measure(fake: fake, ref: ref, other: other, dimension: d, classes: classes)
+    let quality = try SampleQuality.measure(
+      fake: fake, ref: ref, other: other, dimension: d, classes: classes)
     return GeneratorEvaluation(
       classes: classes, perClass: perClass,
       sampleAccuracy: try ClassAccuracy(predicted: fake.labels, truth: sampleLabels, classes: classes),
@@ -200,7 +205,8 @@ public enum GeneratorEvaluator {
     try classifier.checkFits(real)
     guard let realLabels = real.labels else { throw ClassifierError.mismatch("the real data has no labels") }
     guard count > 0, count % classes == 0 else {
-      throw ClassifierError.invalidArgument("--n \(count) must be a positive multiple of the \(classes) classes")
+      throw ClassifierError.invalidArgument(
+        "--n \(count) must be a positive multiple of the \(classes) classes")
     }
     let sets = try realSets(labels: realLabels, classes: classes, perClass: count / classes, seed: seed)
     let d = classifier.config.featureDim
@@ -214,7 +220,8 @@ public enum GeneratorEvaluator {
     for l in fake.labels { hist[l] += 1 / Double(count) }
     return UnconditionalEvaluation(
       count: count,
-      frechetDistance: try FrechetDistance.distance(try GaussianStatistics(vectors: fake.features, dimension: d), refStats),
+      frechetDistance: try FrechetDistance.distance(
+        try GaussianStatistics(vectors: fake.features, dimension: d), refStats),
       realFrechetDistance: try FrechetDistance.distance(
         try GaussianStatistics(vectors: other.features, dimension: d), refStats),
       quality: try SampleQuality.measure(fake: fake, ref: ref, other: other, dimension: d, classes: classes),

@@ -44,7 +44,9 @@ public enum ManifoldMetrics {
   }
 
   /// The share of `points` inside the manifold of `reference` (balls of each reference point's k-NN radius).
-  public static func coverage(of points: [Float], by reference: [Float], dimension d: Int, k: Int) throws -> Double {
+  public static func coverage(of points: [Float], by reference: [Float], dimension d: Int, k: Int) throws
+    -> Double
+  {
     let radii = try kthNeighbourRadii(reference, dimension: d, k: k)
     let dist = squaredDistances(points, reference, dimension: d)
     let n = points.count / d, m = reference.count / d
@@ -55,9 +57,11 @@ public enum ManifoldMetrics {
   }
 
   /// Improved precision (generated inside real) and recall (real inside generated), k = 3 by default.
-  public static func precisionRecall(real: [Float], generated: [Float], dimension d: Int, k: Int = 3) throws -> (
-    precision: Double, recall: Double
-  ) {
+  public static func precisionRecall(real: [Float], generated: [Float], dimension d: Int, k: Int = 3) throws
+    -> (
+      precision: Double, recall: Double
+    )
+  {
     (
       try coverage(of: generated, by: real, dimension: d, k: k),
       try coverage(of: real, by: generated, dimension: d, k: k)
@@ -70,6 +74,7 @@ public enum ManifoldMetrics {
     for l in labels where l >= 0 && l < classes { counts[l] += 1 }
     let total = Double(counts.reduce(0, +))
     guard total > 0 else { return 0 }
-    return counts.reduce(0.0) { h, c in c == 0 ? h : h - Double(c) / total * Foundation.log(Double(c) / total) }
+    return counts.reduce(0.0) { h, c in c == 0 ? h : h - Double(c) / total * Foundation.log(Double(c) / total)
+    }
   }
 }

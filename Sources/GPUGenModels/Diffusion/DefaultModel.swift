@@ -41,7 +41,8 @@ public enum DefaultModel {
       }
       let vae = try url().deletingLastPathComponent().appendingPathComponent("DefaultVAE")
       guard FileManager.default.fileExists(atPath: vae.appendingPathComponent("config.json").path) else {
-        throw ModelError.missing("bundled VAE (looked for \(vae.path)); set GPUGEN_DEFAULT_VAE or pass --model DIR")
+        throw ModelError.missing(
+          "bundled VAE (looked for \(vae.path)); set GPUGEN_DEFAULT_VAE or pass --model DIR")
       }
       return vae
     default: return nil

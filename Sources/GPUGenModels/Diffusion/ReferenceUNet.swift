@@ -36,7 +36,8 @@ public enum ReferenceUNet {
         values.reserveCapacity(count)
         for block in 0..<((count + 3) / 4) {
           let z = Philox4x32.normals(
-            seed: seed, sample: UInt32(index), step: 0, stream: UInt32(Streams.referenceWeights), block: UInt32(block))
+            seed: seed, sample: UInt32(index), step: 0, stream: UInt32(Streams.referenceWeights),
+            block: UInt32(block))
           for e in 0..<4 where values.count < count { values.append(z[e] * scale) }
         }
         return (shape, values)

@@ -119,7 +119,8 @@ public struct DiffusionSampler {
             s, try Tensor.samplerStep(x: x, modelOutput: m, prev: nil, update: u, seed: 0, step: 0).out)
         }
         let r = try Tensor.samplerStep(
-          x: x, modelOutput: m, prev: prev, update: e.update, seed: request.seed, step: s + 1, stream: Streams.sampling,
+          x: x, modelOutput: m, prev: prev, update: e.update, seed: request.seed, step: s + 1,
+          stream: Streams.sampling,
           firstSample: start)
         x = r.out
         if let aux = r.aux { prev = aux }

@@ -71,7 +71,8 @@ final class UNetAttention: Module {
   let heads: Int, headDim: Int, outputScale: Float
 
   init(
-    norm: GroupNorm, q: Linear, k: Linear, v: Linear, out: Linear, heads: Int, headDim: Int, outputScale: Float
+    norm: GroupNorm, q: Linear, k: Linear, v: Linear, out: Linear, heads: Int, headDim: Int,
+    outputScale: Float
   ) {
     (self.norm, self.q, self.k, self.v, self.out) = (norm, q, k, v, out)
     (self.heads, self.headDim, self.outputScale) = (heads, headDim, outputScale)
@@ -90,8 +91,10 @@ final class UNetAttention: Module {
     func split(_ t: Tensor) throws -> Tensor {
       try t.reshaped([n, l, heads, headDim]).permuted([0, 2, 1, 3]).reshaped([n * heads, l, headDim])
     }
-    let o = try Tensor.attention(query: try split(try q(tokens)), key: try split(try k(tokens)), value: try split(try v(tokens)))
-      .reshaped([n, heads, l, headDim]).permuted([0, 2, 1, 3]).reshaped([n, l, heads * headDim])
+    let o = try Tensor.attention(
+      query: try split(try q(tokens)), key: try split(try k(tokens)), value: try split(try v(tokens))
+    )
+    .reshaped([n, heads, l, headDim]).permuted([0, 2, 1, 3]).reshaped([n, l, heads * headDim])
     let proj = try out(o).permuted([0, 2, 1]).reshaped([n, c, hgt, wid])
     var y = try proj + x
     if outputScale != 1 { y = try y / outputScale }
@@ -214,10 +217,12 @@ public final class UNet2D: Module {
         let n = "\(name).downsamplers.0.conv"
         // diffusers pads (0, 1, 0, 1) before a padding-0 conv.
         resample = Conv2d(
-          weight: try p.load("\(n).weight", [out, out, 3, 3]), bias: try p.load("\(n).bias", [out]), stride: (2, 2),
+          weight: try p.load("\(n).weight", [out, out, 3, 3]), bias: try p.load("\(n).bias", [out]),
+          stride: (2, 2),
           padding: pad == 0 ? (0, 0, 1, 1) : (pad, pad, pad, pad))
       }
-      downs.append(UNetBlock(resnets: resnets, attentions: attentions, resample: resample, resampleName: "downsamplers"))
+      downs.append(
+        UNetBlock(resnets: resnets, attentions: attentions, resample: resample, resampleName: "downsamplers"))
     }
     self.downs = downs
 
@@ -228,7 +233,8 @@ public final class UNet2D: Module {
         c.addAttention
         ? [
           try attention(
-            "mid_block.attentions.0", last, headDim: c.attentionHeadDim ?? last, groups: c.attnNormNumGroups ?? groups,
+            "mid_block.attentions.0", last, headDim: c.attentionHeadDim ?? last,
+            groups: c.attnNormNumGroups ?? groups,
             scale: c.midBlockScaleFactor)
         ] : []
       let r1 = try resnet("mid_block.resnets.1", last, last, scale: c.midBlockScaleFactor)
@@ -258,7 +264,8 @@ public final class UNet2D: Module {
         }
       }
       let resample = final ? nil : try conv("\(name).upsamplers.0.conv", out, out)
-      ups.append(UNetBlock(resnets: resnets, attentions: attentions, resample: resample, resampleName: "upsamplers"))
+      ups.append(
+        UNetBlock(resnets: resnets, attentions: attentions, resample: resample, resampleName: "upsamplers"))
     }
     self.ups = ups
     normOut = try norm("conv_norm_out", ch[0])

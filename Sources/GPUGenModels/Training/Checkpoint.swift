@@ -26,12 +26,15 @@ extension DiffusionTrainer {
         ),
         (
           "scheduler/scheduler_config.json",
-          .data(try JSONSerialization.data(withJSONObject: schedulerJSON, options: [.prettyPrinted, .sortedKeys]))
+          .data(
+            try JSONSerialization.data(withJSONObject: schedulerJSON, options: [.prettyPrinted, .sortedKeys]))
         ),
         ("unet/config.json", .data(try config.diffusersJSONData())),
         ("unet/diffusion_pytorch_model.safetensors", .tensors(named(ema.shadow), metadata: ["format": "pt"])),
         ("training_state/model.safetensors", .tensors(named(parameters), metadata: ["format": "pt"])),
-        ("training_state/optimizer.safetensors", try CheckpointWriter.optimizerState(optimizer, names: names)),
+        (
+          "training_state/optimizer.safetensors", try CheckpointWriter.optimizerState(optimizer, names: names)
+        ),
         (CheckpointWriter.stateFile, .data(try JSONEncoder.sorted.encode(state))),
       ], step: step, to: outDir)
   }
@@ -80,7 +83,9 @@ extension DiffusionTrainer {
   }
 
   /// The folder the `checkpoint` link points at (see `CheckpointWriter.latest(in:)`).
-  public static func latestCheckpoint(in outDir: URL) throws -> URL { try CheckpointWriter.latest(in: outDir) }
+  public static func latestCheckpoint(in outDir: URL) throws -> URL {
+    try CheckpointWriter.latest(in: outDir)
+  }
 }
 
 /// training_state/state.json.

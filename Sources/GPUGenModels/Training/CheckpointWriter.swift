@@ -61,7 +61,8 @@ public enum CheckpointWriter {
     try fm.createSymbolicLink(atPath: linkTmp.path, withDestinationPath: name)
     try rename(linkTmp, link)
     try fsyncPath(outDir)
-    for old in try fm.contentsOfDirectory(atPath: outDir.path) where old.hasPrefix("checkpoint-") && old != name {
+    for old in try fm.contentsOfDirectory(atPath: outDir.path)
+    where old.hasPrefix("checkpoint-") && old != name {
       try? fm.removeItem(at: outDir.appendingPathComponent(old))
     }
     return final

@@ -165,7 +165,8 @@ public final class DiffusionTrainer {
         names: [], device: .cpu)
     }
     try unet.initialize(seed: seed)
-    return Dictionary(uniqueKeysWithValues: try unet.namedParameters.map { ($0.name, try $0.tensor.toTensorData()) })
+    return Dictionary(
+      uniqueKeysWithValues: try unet.namedParameters.map { ($0.name, try $0.tensor.toTensorData()) })
   }
 
   // MARK: Data, timesteps and noise (docs/TRAINING.md)
@@ -193,7 +194,10 @@ public final class DiffusionTrainer {
   public static func timesteps(seed: UInt64, batch: Int, step s: Int, trainSteps: Int) -> [Int] {
     let key = Philox4x32.key(seed: seed)
     return (0..<batch).map { j in
-      Int(Philox4x32.block(counter: SIMD4(0, UInt32(j), UInt32(s), UInt32(Streams.diffusionTimesteps)), key: key)[0] % UInt32(trainSteps))
+      Int(
+        Philox4x32.block(
+          counter: SIMD4(0, UInt32(j), UInt32(s), UInt32(Streams.diffusionTimesteps)), key: key)[0]
+          % UInt32(trainSteps))
     }
   }
 
@@ -217,7 +221,8 @@ public final class DiffusionTrainer {
     let x0 = try Tensor(x0v, shape: shape, on: device)
     let t = DiffusionTrainer.timesteps(
       seed: options.seed, batch: b, step: s, trainSteps: schedule.numTrainTimesteps)
-    let noise = try Tensor.randomNormal(shape: shape, seed: options.seed, step: s, stream: Streams.diffusionNoise, on: device)
+    let noise = try Tensor.randomNormal(
+      shape: shape, seed: options.seed, step: s, stream: Streams.diffusionNoise, on: device)
     let a = t.map { Float(schedule.alphasCumprod[$0]).squareRoot() }
     let sg = t.map { Float(1 - schedule.alphasCumprod[$0]).squareRoot() }
     let at = try Tensor(a, shape: [b, 1, 1, 1], on: device),

@@ -79,7 +79,8 @@ public final class VAETrainer {
   private var order: (epoch: Int, indices: [Int])?
 
   /// A new run (PyTorch's default initialisation from `options.seed`).
-  public init(config: ConvVAEConfig, data: TrainingImages, options: VAETrainingOptions, device: Device) throws {
+  public init(config: ConvVAEConfig, data: TrainingImages, options: VAETrainingOptions, device: Device) throws
+  {
     try options.validate()
     try config.validate()
     guard data.channels == config.inChannels, data.size == config.sampleSize else {
@@ -165,7 +166,8 @@ public final class VAETrainer {
     let idx = batchIndices(step: s)
     let x = try trainingBatch(step: s, indices: idx)
     let eps = try Tensor.randomNormal(
-      shape: [idx.count] + model.latentShape, seed: options.seed, step: s, stream: Streams.vaeReparameterisation,
+      shape: [idx.count] + model.latentShape, seed: options.seed, step: s,
+      stream: Streams.vaeReparameterisation,
       on: device)
     let beta = options.elbo.beta(atStep: s + 1)
     let tape = Tape()
@@ -173,7 +175,8 @@ public final class VAETrainer {
     let terms = try tape.record {
       try model.negativeELBO(x, noise: eps, beta: beta, freeBits: options.freeBits)
     }
-    for (name, v) in [("the reconstruction NLL", terms.reconstruction), ("the KL", terms.kl)] where !v.isFinite {
+    for (name, v) in [("the reconstruction NLL", terms.reconstruction), ("the KL", terms.kl)]
+    where !v.isFinite {
       tape.reset()
       throw TrainingError.diverged(step: s + 1, term: name, value: v)
     }
@@ -235,19 +238,25 @@ public final class VAETrainer {
         ("config.json", .data(try config.jsonData())),
         (VAEModelFolder.weightsFile, .tensors(exportedState(), metadata: ["format": "pt"])),
         ("training_state/model.safetensors", .tensors(model.lazyState(), metadata: ["format": "pt"])),
-        ("training_state/optimizer.safetensors", try CheckpointWriter.optimizerState(optimizer, names: names)),
+        (
+          "training_state/optimizer.safetensors", try CheckpointWriter.optimizerState(optimizer, names: names)
+        ),
         (CheckpointWriter.stateFile, .data(try JSONEncoder.sorted.encode(state))),
       ], step: step, to: outDir)
   }
 
   /// The options saved with the latest checkpoint in `outDir`.
-  public static func savedState(in outDir: URL) throws -> (options: VAETrainingOptions, config: ConvVAEConfig) {
+  public static func savedState(in outDir: URL) throws -> (options: VAETrainingOptions, config: ConvVAEConfig)
+  {
     let dir = try CheckpointWriter.latest(in: outDir)
     let url = dir.appendingPathComponent(CheckpointWriter.stateFile)
-    guard let d = try? Data(contentsOf: url), let s = try? JSONDecoder().decode(VAECheckpointState.self, from: d)
+    guard let d = try? Data(contentsOf: url),
+      let s = try? JSONDecoder().decode(VAECheckpointState.self, from: d)
     else { throw TrainingError.checkpoint("\(url.path) is missing or is not a VAE training state") }
     let cfgURL = dir.appendingPathComponent("config.json")
-    guard let c = try? Data(contentsOf: cfgURL) else { throw TrainingError.checkpoint("\(cfgURL.path) is missing") }
+    guard let c = try? Data(contentsOf: cfgURL) else {
+      throw TrainingError.checkpoint("\(cfgURL.path) is missing")
+    }
     return (s.options, try ConvVAEConfig(json: c, source: cfgURL.path))
   }
 
@@ -257,7 +266,8 @@ public final class VAETrainer {
   {
     let dir = try CheckpointWriter.latest(in: outDir)
     let url = dir.appendingPathComponent(CheckpointWriter.stateFile)
-    guard let d = try? Data(contentsOf: url), let state = try? JSONDecoder().decode(VAECheckpointState.self, from: d)
+    guard let d = try? Data(contentsOf: url),
+      let state = try? JSONDecoder().decode(VAECheckpointState.self, from: d)
     else { throw TrainingError.checkpoint("\(url.path) is missing or is not a VAE training state") }
     var options = state.options
     if let steps { options.steps = steps }
@@ -270,13 +280,16 @@ public final class VAETrainer {
     }
     let exported = try CheckpointWriter.read(VAEModelFolder.weightsFile, in: dir)
     let shadow = try trainer.names.map { name -> Tensor in
-      guard let t = exported.tensors[name] else { throw TrainingError.checkpoint("EMA weight \(name) is missing") }
+      guard let t = exported.tensors[name] else {
+        throw TrainingError.checkpoint("EMA weight \(name) is missing")
+      }
       return try Tensor(t, on: device)
     }
     try trainer.ema.importState(shadow: shadow, optimizationStep: state.emaStep)
     let opt = try CheckpointWriter.read("training_state/optimizer.safetensors", in: dir)
     try trainer.optimizer.importState(
-      try opt.tensors.mapValues { try Tensor($0, on: device) }, step: state.optimizerStep, names: trainer.names)
+      try opt.tensors.mapValues { try Tensor($0, on: device) }, step: state.optimizerStep,
+      names: trainer.names)
     trainer.step = state.step
     return trainer
   }

@@ -46,7 +46,8 @@ public struct ConvVAEConfig: Equatable, Sendable {
       throw ModelError.unsupported(source, "_class_name \(name) is not \(ConvVAEConfig.className)")
     }
     if let bad = obj.keys.filter({ !ConvVAEConfig.fields.contains($0) }).sorted().first {
-      throw ModelError.unsupported(source, "field \(bad) (ConvVAE takes \(ConvVAEConfig.fields.sorted().joined(separator: ", ")))")
+      throw ModelError.unsupported(
+        source, "field \(bad) (ConvVAE takes \(ConvVAEConfig.fields.sorted().joined(separator: ", ")))")
     }
     func int(_ key: String) throws -> Int? {
       guard let v = obj[key] else { return nil }
@@ -59,7 +60,9 @@ public struct ConvVAEConfig: Equatable, Sendable {
     sampleSize = try int("sample_size") ?? sampleSize
     latentDim = try int("latent_dim") ?? latentDim
     if let v = obj["block_out_channels"] {
-      guard let a = v as? [NSNumber] else { throw ModelError.malformed(source, "block_out_channels must be a list of integers") }
+      guard let a = v as? [NSNumber] else {
+        throw ModelError.malformed(source, "block_out_channels must be a list of integers")
+      }
       blockOutChannels = a.map(\.intValue)
     }
     if let v = obj["likelihood"] {
@@ -67,7 +70,9 @@ public struct ConvVAEConfig: Equatable, Sendable {
       likelihood = s
     }
     if let v = obj["gaussian_sigma"], !(v is NSNull) {
-      guard let d = v as? NSNumber else { throw ModelError.malformed(source, "gaussian_sigma must be a number or null") }
+      guard let d = v as? NSNumber else {
+        throw ModelError.malformed(source, "gaussian_sigma must be a number or null")
+      }
       gaussianSigma = d.doubleValue
     }
     if let v = obj["norm"] {
@@ -81,7 +86,8 @@ public struct ConvVAEConfig: Equatable, Sendable {
   public func validate(source: String = "ConvVAE config") throws {
     func bad(_ s: String) -> ModelError { .unsupported(source, s) }
     guard (1...4).contains(inChannels) else { throw bad("in_channels \(inChannels) is not in 1...4") }
-    guard (1...8).contains(blockOutChannels.count), blockOutChannels.allSatisfy({ (1...4096).contains($0) }) else {
+    guard (1...8).contains(blockOutChannels.count), blockOutChannels.allSatisfy({ (1...4096).contains($0) })
+    else {
       throw bad("block_out_channels \(blockOutChannels) needs 1 to 8 widths in 1...4096")
     }
     let f = 1 << blockOutChannels.count
@@ -93,7 +99,9 @@ public struct ConvVAEConfig: Equatable, Sendable {
       throw bad("likelihood \(likelihood) (choose bernoulli or gaussian)")
     }
     if let s = gaussianSigma, !(s > 0 && s.isFinite) { throw bad("gaussian_sigma \(s) must be positive") }
-    guard ["none", "batch", "group"].contains(norm) else { throw bad("norm \(norm) (choose none, batch or group)") }
+    guard ["none", "batch", "group"].contains(norm) else {
+      throw bad("norm \(norm) (choose none, batch or group)")
+    }
   }
 
   /// The side of the last convolution's output.
@@ -153,7 +161,8 @@ public final class ConvVAE: Module, VariationalAutoencoder {
     enc.append(Flatten())
     enc.append(try Linear(w.last! * s * s, 2 * config.latentDim, on: device))
     var dec: [any UnaryLayer] = [
-      try Linear(config.latentDim, w.last! * s * s, on: device), ActivationLayer(.relu), Unflatten([w.last!, s, s]),
+      try Linear(config.latentDim, w.last! * s * s, on: device), ActivationLayer(.relu),
+      Unflatten([w.last!, s, s]),
     ]
     for i in stride(from: w.count - 1, to: 0, by: -1) {
       dec.append(try ConvTranspose2d(w[i], w[i - 1], kernelSize: 4, stride: 2, padding: 1, on: device))

@@ -41,15 +41,20 @@ public enum VAEModelFolder {
     if FileManager.default.fileExists(atPath: url.path) { return url }
     if let bundled = try DefaultModel.bundled(named: model) { return bundled }
     throw ModelError.missing(
-      "model folder \(url.path) (and \(model) is not a bundled model's name: \(bundledNames.joined(separator: ", ")))")
+      "model folder \(url.path) (and \(model) is not a bundled model's name: \(bundledNames.joined(separator: ", ")))"
+    )
   }
 
   /// Says which family the folder at `url` holds; a folder it cannot place is an error saying what it found.
   public static func classify(_ url: URL) throws -> ModelFolderKind {
     let fm = FileManager.default
     var isDir: ObjCBool = false
-    guard fm.fileExists(atPath: url.path, isDirectory: &isDir) else { throw ModelError.missing("model folder \(url.path)") }
-    guard isDir.boolValue else { throw ModelError.malformed(url.path, "expected a model folder, found a file") }
+    guard fm.fileExists(atPath: url.path, isDirectory: &isDir) else {
+      throw ModelError.missing("model folder \(url.path)")
+    }
+    guard isDir.boolValue else {
+      throw ModelError.malformed(url.path, "expected a model folder, found a file")
+    }
     if fm.fileExists(atPath: url.appendingPathComponent("model_index.json").path) {
       return .diffusion(try DiffusionModelFolder.resolve(url))
     }
@@ -58,7 +63,8 @@ public enum VAEModelFolder {
       let found = ((try? fm.contentsOfDirectory(atPath: url.path)) ?? []).sorted()
       throw ModelError.unsupported(
         url.path,
-        "not a model folder: no model_index.json or config.json (found \(found.isEmpty ? "nothing" : found.prefix(8).joined(separator: ", ")))")
+        "not a model folder: no model_index.json or config.json (found \(found.isEmpty ? "nothing" : found.prefix(8).joined(separator: ", ")))"
+      )
     }
     guard let obj = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else {
       throw ModelError.malformed(configURL.path, "not a JSON object")
@@ -66,13 +72,15 @@ public enum VAEModelFolder {
     switch obj["_class_name"] as? String {
     case ConvVAEConfig.className: return .convVAE(url)
     case "AutoencoderKL": return .autoencoderKL(url)
-    case "UNet2DModel", nil where obj["down_block_types"] != nil && obj["latent_channels"] == nil:
+    case "UNet2DModel",
+      nil where obj["down_block_types"] != nil && obj["latent_channels"] == nil:
       return .diffusion(try DiffusionModelFolder.resolve(url))
     case let other?:
       throw ModelError.unsupported(
         configURL.path, "_class_name \(other): gpugen reads UNet2DModel, ConvVAE and AutoencoderKL folders")
     case nil:
-      throw ModelError.unsupported(configURL.path, "config.json has no _class_name, so the model family is unknown")
+      throw ModelError.unsupported(
+        configURL.path, "config.json has no _class_name, so the model family is unknown")
     }
   }
 
@@ -81,7 +89,9 @@ public enum VAEModelFolder {
     switch kind {
     case .convVAE(let url):
       let cfgURL = url.appendingPathComponent("config.json")
-      guard let d = FileManager.default.contents(atPath: cfgURL.path) else { throw ModelError.missing(cfgURL.path) }
+      guard let d = FileManager.default.contents(atPath: cfgURL.path) else {
+        throw ModelError.missing(cfgURL.path)
+      }
       let config = try ConvVAEConfig(json: d, source: cfgURL.path)
       let model = try ConvVAE(config: config, on: device)
       let wURL = url.appendingPathComponent(weightsFile)

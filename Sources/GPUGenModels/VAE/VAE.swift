@@ -62,7 +62,8 @@ extension VariationalAutoencoder {
   public func checkLatents(_ z: [Int]) throws {
     guard z.count == latentShape.count + 1, Array(z.dropFirst()) == latentShape else {
       throw ModelError.input(
-        "the latents have shape \(z) but the model's latent is (N, \(latentShape.map(String.init).joined(separator: ", ")))")
+        "the latents have shape \(z) but the model's latent is (N, \(latentShape.map(String.init).joined(separator: ", ")))"
+      )
     }
   }
 

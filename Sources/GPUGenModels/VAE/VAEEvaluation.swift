@@ -14,7 +14,8 @@ public enum VAEInput {
       if img.width != size || img.height != size {
         guard resize else {
           throw ModelError.input(
-            "\(p) is \(img.width)×\(img.height) but the model takes \(size)×\(size) images (\(channels) channel\(channels == 1 ? "" : "s")); pass --resize to resize it")
+            "\(p) is \(img.width)×\(img.height) but the model takes \(size)×\(size) images (\(channels) channel\(channels == 1 ? "" : "s")); pass --resize to resize it"
+          )
         }
       }
       let r = PlaneResampler(width: img.width, height: img.height, size: size)
@@ -36,7 +37,8 @@ public enum VAEInput {
     let a = try NPY.read(from: URL(fileURLWithPath: path))
     guard a.shape.count == 4, Array(a.shape.dropFirst()) == imageShape else {
       throw ModelError.input(
-        "\(path) has shape \(a.shape) but the model takes (n, \(imageShape.map(String.init).joined(separator: ", "))) images")
+        "\(path) has shape \(a.shape) but the model takes (n, \(imageShape.map(String.init).joined(separator: ", "))) images"
+      )
     }
     return (a.values, a.shape[0])
   }
@@ -179,6 +181,7 @@ extension VAEOps {
       data: gaussian ? "8-bit, uniform dequantisation" : "binarised (fixed, seeded)",
       elboNats: logWSum / count,
       iwaeNats: Dictionary(uniqueKeysWithValues: iwae.map { ("\($0.key)", $0.value / count) }),
-      activeUnits: variances.filter { $0 > 0.01 }.count, latentDimensions: d, posteriorMeanVariance: variances)
+      activeUnits: variances.filter { $0 > 0.01 }.count, latentDimensions: d, posteriorMeanVariance: variances
+    )
   }
 }

@@ -10,7 +10,8 @@ public enum VAEOps {
     device: Device
   ) throws -> Tensor {
     let z = try Tensor.randomNormal(
-      shape: [count] + model.latentShape, seed: seed, step: 0, stream: Streams.priorSample, firstSample: start,
+      shape: [count] + model.latentShape, seed: seed, step: 0, stream: Streams.priorSample,
+      firstSample: start,
       on: device)
     return temperature == 1 ? z : try z * Float(temperature)
   }
@@ -27,7 +28,8 @@ public enum VAEOps {
     var start = 0
     while start < count {
       let n = Swift.min(batchSize, count - start)
-      let z = try priorLatents(model, start: start, count: n, seed: seed, temperature: temperature, device: device)
+      let z = try priorLatents(
+        model, start: start, count: n, seed: seed, temperature: temperature, device: device)
       out += try Tape.noGrad { try model.decodeImages(z).toArray() }
       start += n
       progress(n)
@@ -48,12 +50,14 @@ public enum VAEOps {
     var start = 0
     while start < count {
       let n = Swift.min(batchSize, count - start)
-      let x = try Tensor(Array(images[(start * per)..<((start + n) * per)]), shape: [n] + model.imageShape, on: device)
+      let x = try Tensor(
+        Array(images[(start * per)..<((start + n) * per)]), shape: [n] + model.imageShape, on: device)
       let (m, l) = try Tape.noGrad { () throws -> (Tensor, Tensor) in
         let (mu, lv) = try model.encode(x)
         if !sample { return (mu, lv) }
         let eps = try Tensor.randomNormal(
-          shape: mu.shape, seed: seed, step: 0, stream: Streams.posteriorSample, firstSample: start, on: device)
+          shape: mu.shape, seed: seed, step: 0, stream: Streams.posteriorSample, firstSample: start,
+          on: device)
         return (try mu + (lv * 0.5).exp() * eps, lv)
       }
       mean += try m.toArray()
@@ -75,7 +79,8 @@ public enum VAEOps {
     var start = 0
     while start < count {
       let n = Swift.min(batchSize, count - start)
-      let z = try Tensor(Array(latents[(start * per)..<((start + n) * per)]), shape: [n] + model.latentShape, on: device)
+      let z = try Tensor(
+        Array(latents[(start * per)..<((start + n) * per)]), shape: [n] + model.latentShape, on: device)
       out += try Tape.noGrad { try model.decodeImages(z).toArray() }
       start += n
     }
