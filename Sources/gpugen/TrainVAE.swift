@@ -33,13 +33,16 @@ struct TrainVAE: ParsableCommand {
 
   @OptionGroup var training: TrainingOptionGroup
 
-  @Option(help: "Architecture (autoencoder-kl training is not available yet).")
+  @Option(help: "Architecture: conv-vae (vector latent) or autoencoder-kl (diffusers' spatial-latent VAE).")
   var arch: VAEArchOption = .convVAE
 
-  @Option(help: "A ConvVAE config.json (default: the reference config, 28×28×1, widths 32,64).")
+  @Option(
+    help:
+      "A ConvVAE or diffusers AutoencoderKL config.json (default: the reference ConvVAE, 28×28×1, widths 32,64)."
+  )
   var config: String?
 
-  @Option(help: "Latent dimensions (overrides the config's latent_dim; reference: 16).")
+  @Option(help: "Latent dimensions: ConvVAE latent_dim (reference 16) or AutoencoderKL latent_channels.")
   var latentDim: Int?
 
   @Option(help: "Likelihood of the decoder (overrides the config's).")
@@ -85,26 +88,47 @@ struct TrainVAE: ParsableCommand {
     return o
   }
 
-  func modelConfig() throws -> ConvVAEConfig {
-    var c = ConvVAEConfig()
-    if let config {
-      guard let d = FileManager.default.contents(atPath: config) else {
-        throw ModelError.missing("VAE config \(config)")
-      }
-      c = try ConvVAEConfig(json: d, source: config)
+  func readConfig() throws -> Data? {
+    guard let config else { return nil }
+    guard let d = FileManager.default.contents(atPath: config) else {
+      throw ModelError.missing("VAE config \(config)")
     }
-    if let latentDim { c.latentDim = latentDim }
-    if let likelihood { c.likelihood = likelihood.rawValue }
-    try c.validate(source: config ?? "--latent-dim/--likelihood")
-    return c
+    return d
+  }
+
+  /// The architecture: a ConvVAE (reference config by default) or an AutoencoderKL (diffusers config.json; by
+  /// default 28×28×1 with widths 32, 64, one layer per block and 4 latent channels).
+  func architecture() throws -> VAEArchitecture {
+    switch arch {
+    case .convVAE:
+      var c = ConvVAEConfig()
+      if let d = try readConfig() { c = try ConvVAEConfig(json: d, source: config!) }
+      if let latentDim { c.latentDim = latentDim }
+      if let likelihood { c.likelihood = likelihood.rawValue }
+      try c.validate(source: config ?? "--latent-dim/--likelihood")
+      return .convVAE(c)
+    case .autoencoderKL:
+      var c = AutoencoderKLConfig()
+      if let d = try readConfig() {
+        c = try AutoencoderKLConfig(json: d, source: config!)
+      } else {
+        (c.inChannels, c.outChannels, c.sampleSize) = (1, 1, 28)
+        (c.blockOutChannels, c.layersPerBlock, c.latentChannels, c.normNumGroups) = ([32, 64], 1, 4, 32)
+        c.downBlockTypes = ["DownEncoderBlock2D", "DownEncoderBlock2D"]
+        c.upBlockTypes = ["UpDecoderBlock2D", "UpDecoderBlock2D"]
+      }
+      if let latentDim { c.latentChannels = latentDim }
+      if likelihood == .bernoulli {
+        throw TrainingError.invalidOption(
+          "--arch autoencoder-kl has a Gaussian likelihood (σ = 1, data in [-1, 1])")
+      }
+      // Round trip through the parser: the same validation as a config file.
+      return .autoencoderKL(
+        try AutoencoderKLConfig(json: try c.jsonData(), source: config ?? "--arch autoencoder-kl"))
+    }
   }
 
   func train() throws {
-    guard arch == .convVAE else {
-      throw TrainingError.invalidOption(
-        "--arch autoencoder-kl: training AutoencoderKL is not supported yet; gpugen loads, encodes and decodes "
-          + "diffusers AutoencoderKL folders (use --arch conv-vae to train)")
-    }
     HostMemory.fixMmapThreshold(bytes: 1 << 20)
     let device = try deviceOptions.resolve()
     let out = training.out
@@ -116,7 +140,8 @@ struct TrainVAE: ParsableCommand {
       guard hasRun else { throw TrainingError.checkpoint("--resume: no checkpoint in \(out)") }
       let saved = try VAETrainer.savedState(in: outDir)
       let images = try TrainingImages.load(
-        source: saved.options.data, sampleSize: saved.config.sampleSize, channels: saved.config.inChannels)
+        source: saved.options.data, sampleSize: saved.architecture.sampleSize,
+        channels: saved.architecture.imageChannels)
       trainer = try VAETrainer.resume(from: outDir, data: images, device: device, steps: training.steps)
       log = try TrainingLog(
         url: outDir.appendingPathComponent("log.csv"), columns: VAERun.columns, keepingSteps: trainer.step)
@@ -129,16 +154,16 @@ struct TrainVAE: ParsableCommand {
           "\(out) already holds a training run; pass --resume to continue it, or choose another --out")
       }
       let o = try options()
-      let cfg = try modelConfig()
+      let a = try architecture()
       let images = try TrainingImages.load(
-        source: o.data, sampleSize: cfg.sampleSize, channels: cfg.inChannels)
+        source: o.data, sampleSize: a.sampleSize, channels: a.imageChannels)
       try FileManager.default.createDirectory(at: outDir, withIntermediateDirectories: true)
-      trainer = try VAETrainer(config: cfg, data: images, options: o, device: device)
+      trainer = try VAETrainer(architecture: a, data: images, options: o, device: device)
       log = try TrainingLog(
         url: outDir.appendingPathComponent("log.csv"), columns: VAERun.columns, keepingSteps: 0)
       FileHandle.standardError.write(
         Data(
-          "gpugen: training a \(trainer.model.parameterCount)-parameter ConvVAE (\(cfg.likelihood), latent \(cfg.latentDim)) on \(images.count) images (\(o.data)) for \(o.steps) steps, batch \(o.batchSize), on \(device)\n"
+          "gpugen: training a \(trainer.model.parameterCount)-parameter \(arch.rawValue) (\(trainer.model.likelihood.name), latent \(trainer.model.latentShape)) on \(images.count) images (\(o.data)) for \(o.steps) steps, batch \(o.batchSize), on \(device)\n"
             .utf8))
       try trainer.writeCheckpoint(to: outDir)
     }

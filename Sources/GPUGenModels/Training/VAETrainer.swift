@@ -49,6 +49,53 @@ public struct VAETrainingOptions: Codable, Equatable, Sendable {
   }
 }
 
+/// The architecture a VAE run trains.
+public enum VAEArchitecture: Equatable, Sendable {
+  case convVAE(ConvVAEConfig)
+  case autoencoderKL(AutoencoderKLConfig)
+
+  /// A freshly initialised model (PyTorch defaults from `seed`).
+  public func make(seed: UInt64, on device: Device) throws -> any VariationalAutoencoder {
+    switch self {
+    case .convVAE(let c): return try ConvVAE(config: c, seed: seed, on: device)
+    case .autoencoderKL(let c): return try AutoencoderKL(config: c, seed: seed, on: device)
+    }
+  }
+
+  /// config.json of the model folder.
+  public func jsonData() throws -> Data {
+    switch self {
+    case .convVAE(let c): return try c.jsonData()
+    case .autoencoderKL(let c): return try c.jsonData()
+    }
+  }
+
+  /// Image channels and side.
+  public var imageChannels: Int {
+    switch self {
+    case .convVAE(let c): return c.inChannels
+    case .autoencoderKL(let c): return c.inChannels
+    }
+  }
+  public var sampleSize: Int {
+    switch self {
+    case .convVAE(let c): return c.sampleSize
+    case .autoencoderKL(let c): return c.sampleSize
+    }
+  }
+
+  /// The architecture of the model folder at `dir` (config.json's `_class_name`).
+  public static func read(_ dir: URL) throws -> VAEArchitecture {
+    let url = dir.appendingPathComponent("config.json")
+    guard let d = FileManager.default.contents(atPath: url.path) else { throw ModelError.missing(url.path) }
+    switch try VAEModelFolder.classify(dir) {
+    case .convVAE: return .convVAE(try ConvVAEConfig(json: d, source: url.path))
+    case .autoencoderKL: return .autoencoderKL(try AutoencoderKLConfig(json: d, source: url.path))
+    case .diffusion: throw ModelError.input("\(dir.path) holds a diffusion model, not a VAE")
+    }
+  }
+}
+
 /// One VAE optimizer step's figures (per image, nats).
 public struct VAEStepStats: Sendable {
   public var step: Int
@@ -62,10 +109,10 @@ public struct VAEStepStats: Sendable {
 
 /// A VAE training run: model, Adam, EMA, data and step counter.
 public final class VAETrainer {
-  public let config: ConvVAEConfig
+  public let architecture: VAEArchitecture
   public let options: VAETrainingOptions
   public let device: Device
-  public let model: ConvVAE
+  public let model: any VariationalAutoencoder
   /// Parameter names in optimizer order (sorted).
   public let names: [String]
   public let parameters: [Tensor]
@@ -78,28 +125,36 @@ public final class VAETrainer {
   public internal(set) var step = 0
   private var order: (epoch: Int, indices: [Int])?
 
-  /// A new run (PyTorch's default initialisation from `options.seed`).
-  public init(config: ConvVAEConfig, data: TrainingImages, options: VAETrainingOptions, device: Device) throws
-  {
-    try options.validate()
+  /// A new ConvVAE run (PyTorch's default initialisation from `options.seed`).
+  public convenience init(
+    config: ConvVAEConfig, data: TrainingImages, options: VAETrainingOptions, device: Device
+  ) throws {
     try config.validate()
-    guard data.channels == config.inChannels, data.size == config.sampleSize else {
+    try self.init(architecture: .convVAE(config), data: data, options: options, device: device)
+  }
+
+  /// A new run of any VAE architecture.
+  public init(
+    architecture: VAEArchitecture, data: TrainingImages, options: VAETrainingOptions, device: Device
+  ) throws {
+    try options.validate()
+    let (ch, size) = (architecture.imageChannels, architecture.sampleSize)
+    guard data.channels == ch, data.size == size else {
       throw TrainingError.invalidOption(
-        "the data is \(data.channels)×\(data.size)×\(data.size) but the model expects "
-          + "\(config.inChannels)×\(config.sampleSize)×\(config.sampleSize)")
+        "the data is \(data.channels)×\(data.size)×\(data.size) but the model expects \(ch)×\(size)×\(size)")
     }
     guard data.count >= options.batchSize else {
       throw TrainingError.invalidOption(
         "--batch-size \(options.batchSize) is larger than the dataset (\(data.count) images)")
     }
-    if options.dynamicBinarization && config.likelihood != "bernoulli" {
+    model = try architecture.make(seed: options.seed, on: device)
+    if options.dynamicBinarization && model.likelihood != .bernoulli {
       throw TrainingError.invalidOption("--binarize needs the Bernoulli likelihood")
     }
-    self.config = config
+    self.architecture = architecture
     self.options = options
     self.device = device
     self.data = data
-    model = try ConvVAE(config: config, seed: options.seed, on: device)
     model.train()
     let sorted = model.sortedParameters
     names = sorted.map(\.name)
@@ -131,20 +186,26 @@ public final class VAETrainer {
     return v
   }
 
-  /// The training input of step `s`: binarised (dynamic binarisation) or dequantised (Gaussian:
-  /// (k + u)/256 for the 8-bit level k) with Philox uniforms u keyed by (seed, position in the batch, step).
+  /// The training input of step `s` in the model's data range: binarised (dynamic binarisation) or
+  /// dequantised (Gaussian: (k + u)/256 for the 8-bit level k) with Philox uniforms u keyed by (seed, position
+  /// in the batch, step).
   func trainingBatch(step s: Int, indices idx: [Int]) throws -> Tensor {
     let shape = [idx.count, data.channels, data.size, data.size]
     let unit = VAETrainer.unitImages(data, idx)
-    if options.dynamicBinarization || config.likelihood == "gaussian" {
+    var x: Tensor
+    if options.dynamicBinarization || model.likelihood != .bernoulli {
       let u = try Tensor.randomUniform(
         shape: shape, seed: options.seed, step: s, stream: Streams.binarisation, on: device)
-      if options.dynamicBinarization {
-        return try VAETrainer.binarise(try Tensor(unit, shape: shape, on: device), uniforms: u)
-      }
-      return try VAETrainer.dequantise(unit, shape: shape, uniforms: u)
+      x =
+        options.dynamicBinarization
+        ? try VAETrainer.binarise(try Tensor(unit, shape: shape, on: device), uniforms: u)
+        : try VAETrainer.dequantise(unit, shape: shape, uniforms: u)
+    } else {
+      x = try Tensor(unit, shape: shape, on: device)
     }
-    return try Tensor(unit, shape: shape, on: device)
+    let r = model.dataRange
+    if r != 0...1 { x = try x * (r.upperBound - r.lowerBound) + r.lowerBound }
+    return x
   }
 
   /// 1 where u < x, else 0 (u in (0, 1]).
@@ -209,8 +270,8 @@ public final class VAETrainer {
   }
 
   /// A model holding the EMA weights and the current buffers, in evaluation mode.
-  public func emaModel() throws -> ConvVAE {
-    let m = try ConvVAE(config: config, on: device)
+  public func emaModel() throws -> any VariationalAutoencoder {
+    let m = try architecture.make(seed: 0, on: device)
     var state: [String: TensorData] = [:]
     for (n, t) in zip(names, ema.shadow) { state[n] = try t.toTensorData() }
     for (n, t) in model.namedBuffers { state[n] = try t.toTensorData() }
@@ -235,7 +296,7 @@ public final class VAETrainer {
       device: device.spec, dataCount: data.count)
     return try CheckpointWriter.write(
       [
-        ("config.json", .data(try config.jsonData())),
+        ("config.json", .data(try architecture.jsonData())),
         (VAEModelFolder.weightsFile, .tensors(exportedState(), metadata: ["format": "pt"])),
         ("training_state/model.safetensors", .tensors(model.lazyState(), metadata: ["format": "pt"])),
         (
@@ -246,18 +307,15 @@ public final class VAETrainer {
   }
 
   /// The options saved with the latest checkpoint in `outDir`.
-  public static func savedState(in outDir: URL) throws -> (options: VAETrainingOptions, config: ConvVAEConfig)
-  {
+  public static func savedState(in outDir: URL) throws -> (
+    options: VAETrainingOptions, architecture: VAEArchitecture
+  ) {
     let dir = try CheckpointWriter.latest(in: outDir)
     let url = dir.appendingPathComponent(CheckpointWriter.stateFile)
     guard let d = try? Data(contentsOf: url),
       let s = try? JSONDecoder().decode(VAECheckpointState.self, from: d)
     else { throw TrainingError.checkpoint("\(url.path) is missing or is not a VAE training state") }
-    let cfgURL = dir.appendingPathComponent("config.json")
-    guard let c = try? Data(contentsOf: cfgURL) else {
-      throw TrainingError.checkpoint("\(cfgURL.path) is missing")
-    }
-    return (s.options, try ConvVAEConfig(json: c, source: cfgURL.path))
+    return (s.options, try VAEArchitecture.read(dir))
   }
 
   /// Resumes the run whose latest checkpoint is in `outDir`, bit for bit; `steps` replaces the total.
@@ -271,8 +329,8 @@ public final class VAETrainer {
     else { throw TrainingError.checkpoint("\(url.path) is missing or is not a VAE training state") }
     var options = state.options
     if let steps { options.steps = steps }
-    let (_, config) = try savedState(in: outDir)
-    let trainer = try VAETrainer(config: config, data: data, options: options, device: device)
+    let (_, architecture) = try savedState(in: outDir)
+    let trainer = try VAETrainer(architecture: architecture, data: data, options: options, device: device)
     do {
       try trainer.model.load(try CheckpointWriter.read("training_state/model.safetensors", in: dir).tensors)
     } catch let e as ModuleError {

@@ -92,14 +92,17 @@ public struct VAELikelihoodReport: Codable, Sendable {
 extension VAEOps {
   /// ELBO and IWAE_k (k in `ks`, each ≤ `samples`, all from one set of `samples` draws per image) of `data`.
   /// Bernoulli: the images binarised once with Philox uniforms keyed by `seed`; Gaussian: the 8-bit levels
-  /// dequantised with seeded uniforms, and the bound converted to the discrete data (− D·ln 256).
+  /// dequantised with seeded uniforms (mapped into the model's data range), and the bound converted to the
+  /// discrete data (+ D·ln(range width) − D·ln 256).
   public static func likelihood(
     _ model: any VariationalAutoencoder, data: TrainingImages, samples k: Int, ks: [Int], seed: UInt64,
     device: Device, progress: (Int) -> Void = { _ in }
   ) throws -> VAELikelihoodReport {
     guard k >= 1 else { throw ModelError.input("--k must be at least 1, got \(k)") }
-    guard model.dataRange == 0...1 else {
-      throw ModelError.input("likelihood bounds need a [0, 1] model (ConvVAE); this one works in [-1, 1]")
+    let range = model.dataRange
+    let span = Double(range.upperBound - range.lowerBound)
+    if model.likelihood == .bernoulli && range != 0...1 {
+      throw ModelError.input("a Bernoulli likelihood needs data in [0, 1]")
     }
     try model.checkImages([data.count, data.channels, data.size, data.size])
     let per = data.imageElements
@@ -116,10 +119,11 @@ extension VAEOps {
       let shape = [n, data.channels, data.size, data.size]
       let u = try Tensor.randomUniform(
         shape: shape, seed: seed, stream: Streams.evaluationBinarisation, firstSample: start, on: device)
-      let x =
+      var x =
         gaussian
         ? try VAETrainer.dequantise(unit, shape: shape, uniforms: u)
         : try VAETrainer.binarise(try Tensor(unit, shape: shape, on: device), uniforms: u)
+      if range != 0...1 { x = try x * Float(span) + range.lowerBound }
       var logW = [Double](repeating: 0, count: n * k)  // (image, sample)
       try Tape.noGrad {
         let (mu, lv) = try model.encode(x)
@@ -150,7 +154,9 @@ extension VAEOps {
           s0 += kc
         }
       }
-      let shift = gaussian ? -Double(per) * Foundation.log(256.0) : 0
+      // The density of [0, 1] data is span^D times that of the model's range; the discrete 8-bit data's
+      // probability is the density times (1/256)^D.
+      let shift = gaussian ? Double(per) * (Foundation.log(span) - Foundation.log(256.0)) : 0
       for i in 0..<n {
         let row = logW[(i * k)..<((i + 1) * k)]
         logWSum += row.reduce(0, +) / Double(k) + shift
