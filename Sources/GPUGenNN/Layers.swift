@@ -101,8 +101,10 @@ public final class Linear: Module, FusableLayer {
   /// The input and output widths.
   public var features: (in: Int, out: Int) { (weight.shape[1], weight.shape[0]) }
 
+  /// The forward pass.
   public func callAsFunction(_ x: Tensor) throws -> Tensor { try self(x, activation: .identity) }
 
+  /// The layer followed by `activation` (fused into the kernel where the backend can).
   public func callAsFunction(_ x: Tensor, activation: ActivationFunction) throws -> Tensor {
     let f = activation.fused
     return try x.linear(weight: weight, bias: bias, activation: f.activation, activationAlpha: f.alpha)
@@ -165,8 +167,10 @@ public final class Conv2d: Module, FusableLayer {
     if let bias { register(parameter: "bias", bias, initializer: .bias(fanIn: fanIn)) }
   }
 
+  /// The forward pass.
   public func callAsFunction(_ x: Tensor) throws -> Tensor { try self(x, activation: .identity) }
 
+  /// The layer followed by `activation` (fused into the kernel where the backend can).
   public func callAsFunction(_ x: Tensor, activation: ActivationFunction) throws -> Tensor {
     let f = activation.fused
     return try x.conv2d(
@@ -218,6 +222,7 @@ public final class ConvTranspose2d: Module, UnaryLayer {
     if let b = self.bias { register(parameter: "bias", b, initializer: biasInit) }
   }
 
+  /// The forward pass.
   public func callAsFunction(_ x: Tensor) throws -> Tensor {
     try x.convTranspose2d(
       weight: weight, bias: bias, stride: stride, padding: padding, outputPadding: outputPadding)
@@ -256,6 +261,7 @@ public final class GroupNorm: Module, UnaryLayer {
     register(parameter: "bias", bias, initializer: .normBias)
   }
 
+  /// The forward pass.
   public func callAsFunction(_ x: Tensor) throws -> Tensor { try self(x, silu: false) }
 
   /// The normalisation, followed by SiLU when `silu`.
@@ -297,6 +303,7 @@ public final class BatchNorm2d: Module, UnaryLayer {
     buffer("num_batches_tracked", numBatchesTracked)
   }
 
+  /// The forward pass.
   public func callAsFunction(_ x: Tensor) throws -> Tensor {
     guard x.rank == 4, x.shape[1] == weight.count else {
       throw GPUGenError.shapeMismatch(
@@ -358,6 +365,7 @@ public final class Dropout: Module, UnaryLayer {
     self.p = p
   }
 
+  /// The forward pass.
   public func callAsFunction(_ x: Tensor) throws -> Tensor {
     guard isTraining, p > 0 else { return x }
     let mask = try Tape.noGrad {
@@ -386,6 +394,7 @@ public final class Dropout: Module, UnaryLayer {
 public final class Flatten: Module, UnaryLayer {
   /// A Flatten layer.
   public override init() {}
+  /// The forward pass.
   public func callAsFunction(_ x: Tensor) throws -> Tensor { try x.reshaped([x.shape[0], -1]) }
 }
 
@@ -395,6 +404,7 @@ public final class Unflatten: Module, UnaryLayer {
   public let shape: [Int]
   /// An Unflatten layer to (N, shape…).
   public init(_ shape: [Int]) { self.shape = shape }
+  /// The forward pass.
   public func callAsFunction(_ x: Tensor) throws -> Tensor { try x.reshaped([x.shape[0]] + shape) }
 }
 
@@ -411,6 +421,7 @@ public final class Sequential: Module, UnaryLayer {
     for (i, l) in layers.enumerated() { child("\(i)", l) }
   }
 
+  /// The forward pass.
   public func callAsFunction(_ x: Tensor) throws -> Tensor {
     var h = x
     var i = 0

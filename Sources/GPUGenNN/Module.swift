@@ -17,6 +17,7 @@ public enum ModuleError: Error, CustomStringConvertible, Equatable {
   /// A bad layer argument.
   case invalidArgument(String)
 
+  /// The message, naming the tensor.
   public var description: String {
     switch self {
     case .missing(let n): return "weight \(n) is missing"

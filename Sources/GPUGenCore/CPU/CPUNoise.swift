@@ -20,6 +20,7 @@ extension CPUBackend {
     }
   }
 
+  /// Philox uniforms in (0, 1] (see `Backend.randomUniform`).
   public func randomUniform(
     _ y: Buffer, samples: Int, perSample: Int, firstSample: Int, seed: UInt64, step: Int, stream: Int
   ) throws {

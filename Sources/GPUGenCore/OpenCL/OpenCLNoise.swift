@@ -17,6 +17,7 @@ extension OpenCLBackend {
       ], global: [samples * blocks])
   }
 
+  /// Philox uniforms in (0, 1] with the `noise_uniform` kernel (see `Backend.randomUniform`).
   public func randomUniform(
     _ y: Buffer, samples: Int, perSample: Int, firstSample: Int, seed: UInt64, step: Int, stream: Int
   ) throws {

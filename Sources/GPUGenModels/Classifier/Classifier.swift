@@ -102,10 +102,14 @@ public struct ClassifierConfig: Codable, Equatable, Sendable {
 /// The CNN classifier on the Module framework: children conv1…conv3 (Conv2d) and fc1, fc2 (Linear), so its
 /// state-dict names are conv1.weight, …, fc2.bias; forward pass, cross-entropy, save and load.
 public final class ImageClassifier: Module {
+  /// The config file of a classifier folder.
   public static let configFile = "classifier_config.json"
+  /// The weights file of a classifier folder.
   public static let weightsFile = "classifier.safetensors"
 
+  /// The architecture.
   public let config: ClassifierConfig
+  /// The device holding the weights.
   public let device: Device
   /// The layers.
   public let conv1: Conv2d, conv2: Conv2d, conv3: Conv2d, fc1: Linear, fc2: Linear

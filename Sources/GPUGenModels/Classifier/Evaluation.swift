@@ -67,9 +67,11 @@ public struct GeneratorEvaluation: Codable, Sendable, Equatable {
 /// the reference real set, and the entropy of the predicted-class histogram; each with the floor a second
 /// real set reaches.
 public struct SampleQuality: Codable, Sendable, Equatable {
+  /// Improved precision and recall (k = 3) of the samples against the reference set.
   public var precision: Double, recall: Double
   /// Entropy (nats) of the samples' predicted classes (ln 10 ≈ 2.303 when every class is equally common).
   public var classEntropy: Double
+  /// The same figures for the second real set (the floor).
   public var realPrecision: Double, realRecall: Double, realClassEntropy: Double
 
   enum CodingKeys: String, CodingKey {
@@ -100,8 +102,11 @@ public struct SampleQuality: Codable, Sendable, Equatable {
 public struct UnconditionalEvaluation: Codable, Sendable, Equatable {
   /// Samples, and real images in each real set (balanced over the classes).
   public var count: Int
+  /// Fréchet distance of the samples' features to the reference real set's.
   public var frechetDistance: Double
+  /// The same for the second real set (the floor at this size).
   public var realFrechetDistance: Double
+  /// Precision, recall and class entropy.
   public var quality: SampleQuality
   /// The share of samples the classifier puts in each class.
   public var classHistogram: [Double]

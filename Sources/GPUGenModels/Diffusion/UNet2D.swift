@@ -125,7 +125,9 @@ final class UNetBlock: Module {
 /// The UNet2DModel denoiser on the Module framework: ε(x, t[, class]) or v / x₀ depending on the training
 /// objective. Its module tree and parameter names are diffusers' (conv_in, time_embedding.linear_1, …).
 public final class UNet2D: Module {
+  /// The architecture.
   public let config: UNet2DConfig
+  /// The device holding the weights.
   public let device: Device
 
   let convIn: Conv2d

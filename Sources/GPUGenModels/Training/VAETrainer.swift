@@ -4,10 +4,15 @@ import Foundation
 
 /// Everything that defines a VAE training run (saved in each checkpoint's state.json).
 public struct VAETrainingOptions: Codable, Equatable, Sendable {
+  /// Training images: fashion-mnist, an IDX file or a PNG folder.
   public var data = "fashion-mnist"
+  /// Optimizer steps in total.
   public var steps = 10_000
+  /// Images per step.
   public var batchSize = 64
+  /// Peak learning rate (Adam).
   public var lr = 1e-3
+  /// Linear learning-rate warmup steps.
   public var warmup = 0
   /// "constant" or "cosine" (after the warmup).
   public var lrSchedule = "constant"
@@ -19,10 +24,15 @@ public struct VAETrainingOptions: Codable, Equatable, Sendable {
   public var freeBits = 0.0
   /// Resample binary pixels from the grey levels at every step (Bernoulli likelihood only).
   public var dynamicBinarization = false
+  /// EMA decay cap.
   public var emaDecay = 0.999
+  /// Global gradient-norm clip (0: off).
   public var clipGrad = 0.0
+  /// Steps between checkpoints.
   public var checkpointEvery = 500
+  /// Steps between sample and reconstruction grids (0: never).
   public var sampleEvery = 1_000
+  /// Seed of every draw (weights, data order, ε, binarisation).
   public var seed: UInt64 = 0
 
   /// The reference defaults.
@@ -77,6 +87,7 @@ public enum VAEArchitecture: Equatable, Sendable {
     case .autoencoderKL(let c): return c.inChannels
     }
   }
+  /// Image side.
   public var sampleSize: Int {
     switch self {
     case .convVAE(let c): return c.sampleSize
@@ -98,25 +109,39 @@ public enum VAEArchitecture: Equatable, Sendable {
 
 /// One VAE optimizer step's figures (per image, nats).
 public struct VAEStepStats: Sendable {
+  /// Steps done after this one.
   public var step: Int
+  /// The objective (NLL + β·KL with free bits).
   public var loss: Float
+  /// Reconstruction NLL, nats per image.
   public var reconstruction: Float
+  /// KL to the prior, nats per image.
   public var kl: Float
+  /// The KL weight of this step.
   public var beta: Double
+  /// The learning rate of this step.
   public var lr: Float
+  /// The global gradient norm before clipping.
   public var gradNorm: Float
 }
 
 /// A VAE training run: model, Adam, EMA, data and step counter.
 public final class VAETrainer {
+  /// The model architecture.
   public let architecture: VAEArchitecture
+  /// The run's options.
   public let options: VAETrainingOptions
+  /// The device it trains on.
   public let device: Device
+  /// The model being trained (training mode).
   public let model: any VariationalAutoencoder
   /// Parameter names in optimizer order (sorted).
   public let names: [String]
+  /// The trainable tensors, named by `names`.
   public let parameters: [Tensor]
+  /// Adam over `parameters`.
   public let optimizer: Optimizer
+  /// The EMA of `parameters` (what checkpoints export).
   public let ema: EMA
   let learningRate: LearningRate
   /// The training images.

@@ -181,11 +181,16 @@ public final class ConvVAE: Module, VariationalAutoencoder {
     try initialize(seed: seed)
   }
 
+  /// (in_channels, sample_size, sample_size).
   public var imageShape: [Int] { [config.inChannels, config.sampleSize, config.sampleSize] }
+  /// [latent_dim].
   public var latentShape: [Int] { [config.latentDim] }
+  /// The config's likelihood.
   public var likelihood: VAELikelihood { config.likelihoodValue }
+  /// Images in [0, 1].
   public var dataRange: ClosedRange<Float> { 0...1 }
 
+  /// μ and log σ² (N, latent_dim) of images (N, C, S, S) in [0, 1].
   public func encode(_ x: Tensor) throws -> (mean: Tensor, logVariance: Tensor) {
     try checkImages(x.shape)
     let h = try encoder(x)
@@ -193,6 +198,7 @@ public final class ConvVAE: Module, VariationalAutoencoder {
     return (try h.slice(axis: 1, start: 0, end: d), try h.slice(axis: 1, start: d, end: 2 * d))
   }
 
+  /// Logits (Bernoulli) or means (Gaussian) of images for latents (N, latent_dim).
   public func decode(_ z: Tensor) throws -> Tensor {
     try checkLatents(z.shape)
     return try decoder(z)
