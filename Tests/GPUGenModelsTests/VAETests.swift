@@ -246,6 +246,34 @@ final class VAETests: XCTestCase {
     XCTAssertTrue(e2.contains("Gaussian"), e2)
   }
 
+  /// Every `train vae` flag changes the run: latent size, binarisation, β, KL warm-up and free bits.
+  func testTrainingFlagsReachTheRun() throws {
+    let d = try tmp()
+    let f = try fixture(in: d)
+    func run(_ name: String, _ extra: [String]) throws -> [[Double]] {
+      let out = d.appendingPathComponent(name)
+      let (s, _, e) = try runGpugen(trainArgs(f, out: out, steps: 4, extra: extra))
+      XCTAssertEqual(s, 0, e)
+      return try String(contentsOf: out.appendingPathComponent("log.csv"), encoding: .utf8).split(separator: "\n")
+        .dropFirst().map { $0.split(separator: ",").map { Double($0)! } }
+    }
+    // Columns: step, loss, reconstruction, kl, beta, grad_norm, lr, …
+    let base = try run("base", [])
+    let latent = try run("latent", ["--latent-dim", "5"])
+    let cfg = try ConvVAEConfig(
+      json: Data(contentsOf: d.appendingPathComponent("latent/checkpoint/config.json")))
+    XCTAssertEqual(cfg.latentDim, 5)
+    XCTAssertNotEqual(latent[0][1], base[0][1])
+    let binarised = try run("bin", ["--binarize"])
+    XCTAssertNotEqual(binarised[0][2], base[0][2])
+    let warm = try run("warm", ["--kl-warmup", "4", "--beta", "2"])
+    XCTAssertEqual(warm.map { $0[4] }, [0.5, 1, 1.5, 2])
+    XCTAssertEqual(warm[0][1], warm[0][2] + 0.5 * warm[0][3], accuracy: 1e-3)
+    let free = try run("free", ["--free-bits", "3"])
+    XCTAssertEqual(free[0][1], free[0][2] + max(free[0][3], 9), accuracy: 0.05)  // 3 dims × 3 nats floor
+    XCTAssertEqual(base[0][4], 1)
+  }
+
   func testDivergenceStopsWithStatus3() throws {
     let d = try tmp()
     let f = try fixture(in: d, likelihood: "gaussian")
