@@ -2,6 +2,7 @@
 // resume, seed) and enums for closed sets of values, so `--help` lists the valid values.
 import ArgumentParser
 import Foundation
+import GPUGenModels
 
 /// The learning-rate schedule after the warmup.
 enum LRScheduleOption: String, ExpressibleByArgument, CaseIterable {
@@ -55,4 +56,21 @@ struct TrainingOptionGroup: ParsableArguments {
 
   @Option(help: "Seed of every random draw (initial weights, data order, noise).")
   var seed: UInt64 = 0
+}
+
+extension TrainingOptionGroup {
+  /// Copies the flags into a family's options, keeping the family's defaults where a flag is absent.
+  func apply<O: CommonTrainingOptions>(to o: inout O) {
+    o.data = data
+    o.steps = steps ?? o.steps
+    o.batchSize = batchSize
+    o.lr = lr ?? o.lr
+    o.warmup = warmup ?? o.warmup
+    o.lrSchedule = lrSchedule.rawValue
+    o.emaDecay = emaDecay ?? o.emaDecay
+    o.clipGrad = clipGrad ?? o.clipGrad
+    o.checkpointEvery = checkpointEvery
+    o.sampleEvery = sampleEvery ?? o.sampleEvery
+    o.seed = seed
+  }
 }

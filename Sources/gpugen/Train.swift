@@ -50,21 +50,10 @@ struct TrainDiffusion: ParsableCommand {
 
   func options() throws -> DiffusionTrainingOptions {
     var o = DiffusionTrainingOptions()
-    let t = training
-    o.data = t.data
-    o.steps = t.steps ?? o.steps
-    o.batchSize = t.batchSize
-    o.lr = t.lr ?? o.lr
-    o.warmup = t.warmup ?? o.warmup
-    o.lrSchedule = t.lrSchedule.rawValue
+    training.apply(to: &o)
     o.prediction = prediction.diffusersName
-    o.emaDecay = t.emaDecay ?? o.emaDecay
     o.emaWarmup = emaWarmup
-    o.clipGrad = t.clipGrad ?? o.clipGrad
     o.weightDecay = weightDecay
-    o.checkpointEvery = t.checkpointEvery
-    o.sampleEvery = t.sampleEvery ?? o.sampleEvery
-    o.seed = t.seed
     try o.validate()
     return o
   }

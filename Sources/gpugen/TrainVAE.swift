@@ -68,18 +68,7 @@ struct TrainVAE: ParsableCommand {
 
   func options() throws -> VAETrainingOptions {
     var o = VAETrainingOptions()
-    let t = training
-    o.data = t.data
-    o.steps = t.steps ?? o.steps
-    o.batchSize = t.batchSize
-    o.lr = t.lr ?? o.lr
-    o.warmup = t.warmup ?? o.warmup
-    o.lrSchedule = t.lrSchedule.rawValue
-    o.emaDecay = t.emaDecay ?? o.emaDecay
-    o.clipGrad = t.clipGrad ?? o.clipGrad
-    o.checkpointEvery = t.checkpointEvery
-    o.sampleEvery = t.sampleEvery ?? o.sampleEvery
-    o.seed = t.seed
+    training.apply(to: &o)
     o.beta = beta
     o.klWarmup = klWarmup
     o.freeBits = freeBits

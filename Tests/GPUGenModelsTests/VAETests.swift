@@ -254,8 +254,10 @@ final class VAETests: XCTestCase {
       let out = d.appendingPathComponent(name)
       let (s, _, e) = try runGpugen(trainArgs(f, out: out, steps: 4, extra: extra))
       XCTAssertEqual(s, 0, e)
-      return try String(contentsOf: out.appendingPathComponent("log.csv"), encoding: .utf8).split(separator: "\n")
-        .dropFirst().map { $0.split(separator: ",").map { Double($0)! } }
+      return try String(contentsOf: out.appendingPathComponent("log.csv"), encoding: .utf8).split(
+        separator: "\n"
+      )
+      .dropFirst().map { $0.split(separator: ",").map { Double($0)! } }
     }
     // Columns: step, loss, reconstruction, kl, beta, grad_norm, lr, …
     let base = try run("base", [])

@@ -23,17 +23,12 @@ extension Tensor {
   public static func randomNormal(
     shape: [Int], seed: UInt64, step: Int = 0, stream: Int = 0, firstSample: Int = 0, on device: Device = .cpu
   ) throws -> Tensor {
-    guard let samples = shape.first else {
-      throw GPUGenError.invalidArgument("randomNormal: the shape needs a sample axis (rank ≥ 1), got []")
+    try philoxDraw(
+      "randomNormal", shape: shape, firstSample: firstSample, step: step, stream: stream, on: device
+    ) {
+      try device.backend.randomNormal(
+        $0, samples: $1, perSample: $2, firstSample: firstSample, seed: seed, step: step, stream: stream)
     }
-    let perSample = Shape.count(Array(shape.dropFirst()))
-    try checkNoiseArguments(
-      samples: samples, perSample: perSample, firstSample: firstSample, step: step, stream: stream)
-    let y = try Tensor(uninitialized: shape, on: device)
-    try device.backend.randomNormal(
-      y.buffer, samples: samples, perSample: perSample, firstSample: firstSample, seed: seed, step: step,
-      stream: stream)
-    return y
   }
 
   /// Uniform noise in (0, 1] of `shape` (axis 0 is the sample axis), keyed like `randomNormal`: element 4j + e
@@ -42,16 +37,27 @@ extension Tensor {
   public static func randomUniform(
     shape: [Int], seed: UInt64, step: Int = 0, stream: Int = 0, firstSample: Int = 0, on device: Device = .cpu
   ) throws -> Tensor {
+    try philoxDraw(
+      "randomUniform", shape: shape, firstSample: firstSample, step: step, stream: stream, on: device
+    ) {
+      try device.backend.randomUniform(
+        $0, samples: $1, perSample: $2, firstSample: firstSample, seed: seed, step: step, stream: stream)
+    }
+  }
+
+  /// Checks a draw's counters and fills a new tensor of `shape` with `fill(buffer, samples, perSample)`.
+  private static func philoxDraw(
+    _ op: String, shape: [Int], firstSample: Int, step: Int, stream: Int, on device: Device,
+    _ fill: (Buffer, Int, Int) throws -> Void
+  ) throws -> Tensor {
     guard let samples = shape.first else {
-      throw GPUGenError.invalidArgument("randomUniform: the shape needs a sample axis (rank ≥ 1), got []")
+      throw GPUGenError.invalidArgument("\(op): the shape needs a sample axis (rank ≥ 1), got []")
     }
     let perSample = Shape.count(Array(shape.dropFirst()))
     try checkNoiseArguments(
       samples: samples, perSample: perSample, firstSample: firstSample, step: step, stream: stream)
     let y = try Tensor(uninitialized: shape, on: device)
-    try device.backend.randomUniform(
-      y.buffer, samples: samples, perSample: perSample, firstSample: firstSample, seed: seed, step: step,
-      stream: stream)
+    try fill(y.buffer, samples, perSample)
     return y
   }
 }

@@ -5,28 +5,33 @@ extension OpenCLBackend {
   public func randomNormal(
     _ y: Buffer, samples: Int, perSample: Int, firstSample: Int, seed: UInt64, step: Int, stream: Int
   ) throws {
-    let blocks = (perSample + 3) / 4
-    if samples == 0 || blocks == 0 { return }
-    let key = Philox4x32.key(seed: seed)
-    let k = try kernel("noise_normal", family: "noise")
-    try launch(
-      k, "noise_normal",
-      [
-        .mem(mem(y)), .i32(Int32(perSample)), .i32(Int32(blocks)), .u32(UInt32(firstSample)), .u32(key[0]),
-        .u32(key[1]), .u32(UInt32(step)), .u32(UInt32(stream)),
-      ], global: [samples * blocks])
+    try philoxKernel(
+      "noise_normal", y, samples: samples, perSample: perSample, firstSample: firstSample, seed: seed,
+      step: step,
+      stream: stream)
   }
 
   /// Philox uniforms in (0, 1] with the `noise_uniform` kernel (see `Backend.randomUniform`).
   public func randomUniform(
     _ y: Buffer, samples: Int, perSample: Int, firstSample: Int, seed: UInt64, step: Int, stream: Int
   ) throws {
+    try philoxKernel(
+      "noise_uniform", y, samples: samples, perSample: perSample, firstSample: firstSample, seed: seed,
+      step: step, stream: stream)
+  }
+
+  /// Launches a noise.cl kernel with the (y, perSample, blocks, firstSample, seed, step, stream) signature:
+  /// one work-item per Philox block.
+  private func philoxKernel(
+    _ name: String, _ y: Buffer, samples: Int, perSample: Int, firstSample: Int, seed: UInt64, step: Int,
+    stream: Int
+  ) throws {
     let blocks = (perSample + 3) / 4
     if samples == 0 || blocks == 0 { return }
     let key = Philox4x32.key(seed: seed)
-    let k = try kernel("noise_uniform", family: "noise")
+    let k = try kernel(name, family: "noise")
     try launch(
-      k, "noise_uniform",
+      k, name,
       [
         .mem(mem(y)), .i32(Int32(perSample)), .i32(Int32(blocks)), .u32(UInt32(firstSample)), .u32(key[0]),
         .u32(key[1]), .u32(UInt32(step)), .u32(UInt32(stream)),

@@ -1,8 +1,50 @@
 // Training a UNet2DModel denoiser with the L2 loss (docs/TRAINING.md is the contract this follows).
 import Foundation
 
+/// The options every family's training run has (the CLI's shared training option group sets them).
+public protocol CommonTrainingOptions {
+  /// Training images: fashion-mnist, an IDX file or a PNG folder.
+  var data: String { get set }
+  /// Optimizer steps in total.
+  var steps: Int { get set }
+  /// Images per step.
+  var batchSize: Int { get set }
+  /// Peak learning rate.
+  var lr: Double { get set }
+  /// Linear learning-rate warmup steps.
+  var warmup: Int { get set }
+  /// "constant" or "cosine" after the warmup.
+  var lrSchedule: String { get set }
+  /// EMA decay cap.
+  var emaDecay: Double { get set }
+  /// Global gradient-norm clip (0: off).
+  var clipGrad: Double { get set }
+  /// Steps between checkpoints.
+  var checkpointEvery: Int { get set }
+  /// Steps between sample grids (0: never).
+  var sampleEvery: Int { get set }
+  /// Seed of every draw.
+  var seed: UInt64 { get set }
+}
+
+extension CommonTrainingOptions {
+  /// Errors for common values no run can use (each names its flag).
+  public func validateCommon() throws {
+    func bad(_ s: String) -> TrainingError { .invalidOption(s) }
+    if steps < 0 { throw bad("--steps must be ≥ 0") }
+    if batchSize <= 0 { throw bad("--batch-size must be positive") }
+    if !(lr > 0) || !lr.isFinite { throw bad("--lr must be a positive number") }
+    if warmup < 0 { throw bad("--warmup must be ≥ 0") }
+    if !["constant", "cosine"].contains(lrSchedule) { throw bad("--lr-schedule must be constant or cosine") }
+    if !(emaDecay >= 0 && emaDecay < 1) { throw bad("--ema-decay must be in [0, 1)") }
+    if !(clipGrad >= 0) || !clipGrad.isFinite { throw bad("--clip-grad must be ≥ 0 (0 disables clipping)") }
+    if checkpointEvery <= 0 { throw bad("--checkpoint-every must be positive") }
+    if sampleEvery < 0 { throw bad("--sample-every must be ≥ 0 (0 disables sample grids)") }
+  }
+}
+
 /// Everything that defines a training run (saved in each checkpoint's state.json).
-public struct DiffusionTrainingOptions: Codable, Equatable, Sendable {
+public struct DiffusionTrainingOptions: Codable, Equatable, Sendable, CommonTrainingOptions {
   public var data = "fashion-mnist"
   public var steps = 20_000
   public var batchSize = 64
@@ -24,20 +66,13 @@ public struct DiffusionTrainingOptions: Codable, Equatable, Sendable {
 
   /// Errors for values no run can use.
   public func validate() throws {
-    func bad(_ s: String) -> TrainingError { .invalidOption(s) }
-    if steps < 0 { throw bad("--steps must be ≥ 0") }
-    if batchSize <= 0 { throw bad("--batch-size must be positive") }
-    if !(lr > 0) || !lr.isFinite { throw bad("--lr must be a positive number") }
-    if warmup < 0 { throw bad("--warmup must be ≥ 0") }
-    if !["constant", "cosine"].contains(lrSchedule) { throw bad("--lr-schedule must be constant or cosine") }
+    try validateCommon()
     if !["epsilon", "v_prediction"].contains(prediction) {
-      throw bad("--prediction must be epsilon or v (v_prediction)")
+      throw TrainingError.invalidOption("--prediction must be epsilon or v (v_prediction)")
     }
-    if !(emaDecay >= 0 && emaDecay < 1) { throw bad("--ema-decay must be in [0, 1)") }
-    if !(clipGrad >= 0) || !clipGrad.isFinite { throw bad("--clip-grad must be ≥ 0 (0 disables clipping)") }
-    if !(weightDecay >= 0) || !weightDecay.isFinite { throw bad("--weight-decay must be ≥ 0") }
-    if checkpointEvery <= 0 { throw bad("--checkpoint-every must be positive") }
-    if sampleEvery < 0 { throw bad("--sample-every must be ≥ 0 (0 disables sample grids)") }
+    if !(weightDecay >= 0) || !weightDecay.isFinite {
+      throw TrainingError.invalidOption("--weight-decay must be ≥ 0")
+    }
   }
 }
 

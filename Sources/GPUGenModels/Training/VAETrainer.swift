@@ -3,7 +3,7 @@
 import Foundation
 
 /// Everything that defines a VAE training run (saved in each checkpoint's state.json).
-public struct VAETrainingOptions: Codable, Equatable, Sendable {
+public struct VAETrainingOptions: Codable, Equatable, Sendable, CommonTrainingOptions {
   /// Training images: fashion-mnist, an IDX file or a PNG folder.
   public var data = "fashion-mnist"
   /// Optimizer steps in total.
@@ -43,19 +43,11 @@ public struct VAETrainingOptions: Codable, Equatable, Sendable {
 
   /// Errors for values no run can use.
   public func validate() throws {
+    try validateCommon()
     func bad(_ s: String) -> TrainingError { .invalidOption(s) }
-    if steps < 0 { throw bad("--steps must be ≥ 0") }
-    if batchSize <= 0 { throw bad("--batch-size must be positive") }
-    if !(lr > 0) || !lr.isFinite { throw bad("--lr must be a positive number") }
-    if warmup < 0 { throw bad("--warmup must be ≥ 0") }
-    if !["constant", "cosine"].contains(lrSchedule) { throw bad("--lr-schedule must be constant or cosine") }
     if !(beta >= 0) || !beta.isFinite { throw bad("--beta must be ≥ 0") }
     if klWarmup < 0 { throw bad("--kl-warmup must be ≥ 0") }
     if !(freeBits >= 0) || !freeBits.isFinite { throw bad("--free-bits must be ≥ 0") }
-    if !(emaDecay >= 0 && emaDecay < 1) { throw bad("--ema-decay must be in [0, 1)") }
-    if !(clipGrad >= 0) || !clipGrad.isFinite { throw bad("--clip-grad must be ≥ 0 (0 disables clipping)") }
-    if checkpointEvery <= 0 { throw bad("--checkpoint-every must be positive") }
-    if sampleEvery < 0 { throw bad("--sample-every must be ≥ 0 (0 disables sample grids)") }
   }
 }
 
