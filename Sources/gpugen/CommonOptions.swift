@@ -74,3 +74,31 @@ extension TrainingOptionGroup {
     o.seed = seed
   }
 }
+
+/// Where generated images go: a PNG grid, optionally a float32 NCHW .npy, and the grid's zoom.
+struct ImageOutputOptions: ParsableArguments {
+  @Option(help: "Output PNG grid (default: grid.png for sample, decoded.png, recon.png or strip.png).")
+  var out: String?
+
+  @Option(help: "Also write the images as float32 NCHW .npy (values in [-1, 1]).")
+  var npy: String?
+
+  @Option(help: "Nearest-neighbour zoom of the PNG grid (1…16).")
+  var zoom = 2
+
+  /// Throws unless the zoom is usable (checked before any work).
+  func validate() throws {
+    guard zoom >= 1 && zoom <= 16 else { throw ModelError.input("--zoom must be 1…16") }
+  }
+
+  /// The PNG path, or `fallback`.
+  func png(or fallback: String) -> String { out ?? fallback }
+
+  /// Writes `images` (n × C × H × W in [-1, 1]) as a grid with `columns` (default: about square) and the .npy.
+  func write(_ images: [Float], shape: [Int], columns: Int? = nil, default fallback: String) throws {
+    try validate()
+    try Image8.grid(images, shape: shape, columns: columns).zoomed(zoom).writePNG(
+      to: URL(fileURLWithPath: png(or: fallback)))
+    if let npy { try NPY.write(images, shape: shape, to: URL(fileURLWithPath: npy)) }
+  }
+}

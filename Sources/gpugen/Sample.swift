@@ -57,14 +57,7 @@ struct Sample: ParsableCommand {
     help: "Class label, or a comma-separated list cycled over the images (default: every class in turn).")
   var classes: String?
 
-  @Option(help: "Nearest-neighbour zoom of the PNG grid.")
-  var zoom = 2
-
-  @Option(help: "Output PNG grid.")
-  var out: String = "grid.png"
-
-  @Option(help: "Also write the images as float32 NCHW .npy (values in [-1, 1]).")
-  var npy: String?
+  @OptionGroup var output: ImageOutputOptions
 
   @Option(help: "Initial noise as a float32 .npy of shape (n, C, H, W), instead of the seeded noise.")
   var noise: String?
@@ -100,7 +93,7 @@ struct Sample: ParsableCommand {
     guard tau > 0, tau.isFinite else { throw ModelError.input("--temperature must be positive, got \(tau)") }
     guard n > 0 else { throw ModelError.input("--n must be positive") }
     if let b = batchSize, b <= 0 { throw ModelError.input("--batch-size must be positive") }
-    guard zoom >= 1 && zoom <= 16 else { throw ModelError.input("--zoom must be 1…16") }
+    try output.validate()
     let device = try deviceOptions.resolve()
     let vae = try VAEModelFolder.loadVAE(kind, device: device)
     let batch = min(batchSize ?? min(n, 256), n)
@@ -114,16 +107,16 @@ struct Sample: ParsableCommand {
     let seconds = Date().timeIntervalSince(sampleStart)
     let shape = [n] + vae.imageShape
     let signed = VAEOps.toSigned(images, range: vae.dataRange)
-    try Image8.grid(signed, shape: shape).zoomed(zoom).writePNG(to: URL(fileURLWithPath: out))
-    if let npy { try NPY.write(signed, shape: shape, to: URL(fileURLWithPath: npy)) }
+    try output.write(signed, shape: shape, default: "grid.png")
     print(
       String(
         format: "%@: %d images in %.3f s (%.1f images/s; startup %.2f s) → %@", device.description, n,
         seconds,
-        Double(n) / max(seconds, 1e-9), sampleStart.timeIntervalSince(t0), out))
+        Double(n) / max(seconds, 1e-9), sampleStart.timeIntervalSince(t0), output.png(or: "grid.png")))
   }
 
   func sampleDiffusion(_ folderURL: URL, start t0: Date) throws {
+    try output.validate()
     let samplerName = self.sampler ?? "ddim"
     let eta = self.eta ?? 0
     guard let kind = SamplerKind(rawValue: samplerName.lowercased()) else {
@@ -189,9 +182,7 @@ struct Sample: ParsableCommand {
         })
     let seconds = Date().timeIntervalSince(sampleStart)
     let shape = [n] + sampler.imageShape
-    guard zoom >= 1 && zoom <= 16 else { throw ModelError.input("--zoom must be 1…16") }
-    try Image8.grid(images, shape: shape).zoomed(zoom).writePNG(to: URL(fileURLWithPath: out))
-    if let npy { try NPY.write(images, shape: shape, to: URL(fileURLWithPath: npy)) }
+    try output.write(images, shape: shape, default: "grid.png")
     if let trajectory {
       // Rows: images; columns: steps.
       let per = sampler.imageShape.reduce(1, *)
@@ -199,7 +190,7 @@ struct Sample: ParsableCommand {
       var tiles: [Float] = []
       for r in 0..<rows { for s in strip { tiles += s[(r * per)..<((r + 1) * per)] } }
       try Image8.grid(tiles, shape: [rows * strip.count] + sampler.imageShape, columns: strip.count)
-        .zoomed(zoom).writePNG(to: URL(fileURLWithPath: trajectory))
+        .zoomed(output.zoom).writePNG(to: URL(fileURLWithPath: trajectory))
     }
     print(
       String(
@@ -207,6 +198,6 @@ struct Sample: ParsableCommand {
           "%@: %d images in %.2f s (%.2f images/s, %.1f steps/s; startup %.2f s, of which kernels %.2f s) → %@",
         device.description, n, seconds, Double(n) / seconds,
         Double(plan.evaluations.count * batches) / seconds, startup,
-        kernelSeconds, out))
+        kernelSeconds, output.png(or: "grid.png")))
   }
 }

@@ -91,15 +91,13 @@ struct Decode: ParsableCommand {
   static let configuration = CommandConfiguration(abstract: "Decode VAE latents (.npy) to images.")
   @OptionGroup var modelOption: VAEModelOption
   @Option(help: "Latents: float32 .npy of shape (n, latent…).") var latents: String
-  @Option(help: "Output PNG grid.") var out: String = "decoded.png"
-  @Option(help: "Also write the images as float32 NCHW .npy (values in [-1, 1]).") var npy: String?
-  @Option(help: "Nearest-neighbour zoom of the PNG grid.") var zoom = 2
+  @OptionGroup var output: ImageOutputOptions
   @Option(help: "Latents per batch.") var batchSize = 256
 
   func run() throws {
     try reportingUserErrors {
       guard batchSize > 0 else { throw ModelError.input("--batch-size must be positive") }
-      guard zoom >= 1 && zoom <= 16 else { throw ModelError.input("--zoom must be 1…16") }
+      try output.validate()
       let (vae, device) = try modelOption.load()
       let a = try NPY.read(from: URL(fileURLWithPath: latents))
       guard a.shape.count == vae.latentShape.count + 1, Array(a.shape.dropFirst()) == vae.latentShape else {
@@ -110,11 +108,9 @@ struct Decode: ParsableCommand {
       let n = a.shape[0]
       guard n > 0 else { throw ModelError.input("\(latents) holds no latents") }
       let x = try VAEOps.decode(vae, latents: a.values, count: n, batchSize: batchSize, device: device)
-      let signed = VAEOps.toSigned(x, range: vae.dataRange)
-      try Image8.grid(signed, shape: [n] + vae.imageShape).zoomed(zoom).writePNG(
-        to: URL(fileURLWithPath: out))
-      if let npy { try NPY.write(signed, shape: [n] + vae.imageShape, to: URL(fileURLWithPath: npy)) }
-      print("decoded \(n) latents → \(out)")
+      try output.write(
+        VAEOps.toSigned(x, range: vae.dataRange), shape: [n] + vae.imageShape, default: "decoded.png")
+      print("decoded \(n) latents → \(output.png(or: "decoded.png"))")
     }
   }
 }
@@ -125,14 +121,13 @@ struct Reconstruct: ParsableCommand {
   @OptionGroup var modelOption: VAEModelOption
   @OptionGroup var input: ImageInputOptions
   @Option(help: "Use the first N images (with --data; default 64).") var n: Int?
-  @Option(help: "Output PNG (originals above their reconstructions).") var out: String = "recon.png"
-  @Option(help: "Nearest-neighbour zoom of the PNG grid.") var zoom = 2
+  @OptionGroup var output: ImageOutputOptions
   @Option(help: "Seed of the ε of the ELBO estimate.") var seed: UInt64 = 0
 
   func run() throws {
     try reportingUserErrors {
       if let n, n <= 0 { throw ModelError.input("--n must be positive") }
-      guard zoom >= 1 && zoom <= 16 else { throw ModelError.input("--zoom must be 1…16") }
+      try output.validate()
       let (vae, device) = try modelOption.load()
       var (x, count) = try input.load(for: vae)
       let per = vae.imageShape.reduce(1, *)
@@ -162,17 +157,16 @@ struct Reconstruct: ParsableCommand {
         tiles += orig + rec
         row += 1
       }
-      try Image8.grid(
+      try output.write(
         VAEOps.toSigned(tiles, range: vae.dataRange), shape: [tiles.count / per] + vae.imageShape,
-        columns: cols
-      )
-      .zoomed(zoom).writePNG(to: URL(fileURLWithPath: out))
+        columns: cols,
+        default: "recon.png")
       let bpd = -Double(elbo) / (Double(per) * log(2.0))
       print(
         String(
           format:
             "%d images: reconstruction MSE %.5f (pixels in [0, 1]); ELBO %.2f nats/image (%.4f bits/dim) → %@",
-          count, mse, elbo, bpd, out))
+          count, mse, elbo, bpd, output.png(or: "recon.png")))
     }
   }
 }
@@ -191,13 +185,12 @@ struct Interpolate: ParsableCommand {
       "A grid walking each latent dimension in turn from −3 to 3 around the prior mean (or --from's code).")
   var traverse = false
   @Flag(help: "Resize images of another size to the model's.") var resize = false
-  @Option(help: "Output PNG strip or grid.") var out: String = "strip.png"
-  @Option(help: "Nearest-neighbour zoom.") var zoom = 2
+  @OptionGroup var output: ImageOutputOptions
 
   func run() throws {
     try reportingUserErrors {
       guard frames >= 2 && frames <= 256 else { throw ModelError.input("--frames must be in 2…256") }
-      guard zoom >= 1 && zoom <= 16 else { throw ModelError.input("--zoom must be 1…16") }
+      try output.validate()
       let (vae, device) = try modelOption.load()
       let (c, s) = (vae.imageShape[0], vae.imageShape[1])
       func code(_ path: String) throws -> [Float] {
@@ -226,9 +219,12 @@ struct Interpolate: ParsableCommand {
       }
       let n = latents.count / vae.latentCount
       let x = try VAEOps.decode(vae, latents: latents, count: n, batchSize: 256, device: device)
-      try Image8.grid(VAEOps.toSigned(x, range: vae.dataRange), shape: [n] + vae.imageShape, columns: columns)
-        .zoomed(zoom).writePNG(to: URL(fileURLWithPath: out))
-      print("\(traverse ? "traversal" : slerp ? "slerp" : "linear interpolation"): \(n) frames → \(out)")
+      try output.write(
+        VAEOps.toSigned(x, range: vae.dataRange), shape: [n] + vae.imageShape, columns: columns,
+        default: "strip.png")
+      print(
+        "\(traverse ? "traversal" : slerp ? "slerp" : "linear interpolation"): \(n) frames → \(output.png(or: "strip.png"))"
+      )
     }
   }
 }
