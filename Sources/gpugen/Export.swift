@@ -7,17 +7,18 @@ import GPUGenNN
 
 struct Export: ParsableCommand {
   static let configuration = CommandConfiguration(
-    abstract: "Copy a diffusion model folder with its weights stored as F16, BF16 or F32.",
+    abstract: "Copy a model folder (diffusion or VAE) with its weights stored as F16, BF16 or F32.",
     discussion: """
-      Reads --model (a diffusers pipeline folder such as a `gpugen train diffusion` checkpoint, or a bare
-      UNet folder) and writes the same layout to --out: model_index.json and scheduler/ of a pipeline as
+      Reads --model (a diffusers pipeline folder such as a `gpugen train diffusion` checkpoint, a bare
+      UNet folder, or a ConvVAE / AutoencoderKL folder such as a `gpugen train vae` checkpoint) and writes the
+      same layout to --out: model_index.json and scheduler/ of a pipeline as
       they are, the UNet's config.json, and its weights (every tensor, with the file's metadata) rounded to
       --dtype. training_state/ is left out: the copy samples in gpugen and loads in diffusers, but does not
       resume training. F16 halves the size of F32 weights; a weight too large for F16 (|w| > 65504) is an
       error rather than an infinity. --out must not exist yet (nothing is overwritten).
       """)
 
-  @Option(help: "Model folder to copy (pipeline or bare UNet).")
+  @Option(help: "Model folder to copy (pipeline, bare UNet, ConvVAE or AutoencoderKL).")
   var model: String
 
   @Option(help: "Folder to create.")
@@ -36,6 +37,8 @@ struct Export: ParsableCommand {
     }
     let fm = FileManager.default
     let source = URL(fileURLWithPath: model)
+    // Any folder gpugen can place; a VAE folder has the layout of a bare UNet folder (config.json + weights).
+    _ = try VAEModelFolder.classify(source)
     let folder = try DiffusionModelFolder.resolve(source)
     let target = URL(fileURLWithPath: out)
     guard !fm.fileExists(atPath: target.path) else {
