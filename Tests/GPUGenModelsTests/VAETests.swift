@@ -299,6 +299,9 @@ final class VAETests: XCTestCase {
     let bigPNG = d.appendingPathComponent("big.png")
     try Image8(width: 28, height: 28, channels: 1, pixels: [UInt8](repeating: 9, count: 784)).writePNG(
       to: bigPNG)
+    let rgbPNG = d.appendingPathComponent("rgb.png")
+    try Image8(width: 8, height: 8, channels: 3, pixels: [UInt8](repeating: 9, count: 192)).writePNG(
+      to: rgbPNG)
     let badZ = d.appendingPathComponent("z.npy")
     try NPY.write([Float](repeating: 0, count: 10), shape: [2, 5], to: badZ)
     // An unknown _class_name; an unsupported field; weights with a missing tensor.
@@ -323,6 +326,7 @@ final class VAETests: XCTestCase {
     let cases: [([String], String)] = [
       (["encode", "--model", model, "--images", bigPNG.path, "--out", badZ.path], "28×28"),
       (["reconstruct", "--model", model, "--images", bigPNG.path], "8×8"),
+      (["encode", "--model", model, "--images", rgbPNG.path], "3 channels"),
       (["interpolate", "--model", model, "--from", bigPNG.path, "--to", bigPNG.path], "--resize"),
       (["decode", "--model", model, "--latents", badZ.path], "[2, 5]"),
       (["sample", "--model", model, "--sampler", "ddim"], "--sampler"),

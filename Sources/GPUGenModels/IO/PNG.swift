@@ -54,6 +54,19 @@ public struct Image8: Equatable, Sendable {
     return Image8(width: Int(image.width), height: Int(image.height), channels: channels, pixels: pixels)
   }
 
+  /// A PNG's size and whether it holds colour (RGB/palette) or gray, from its header (no pixels decoded).
+  public static func pngHeader(of url: URL) throws -> (width: Int, height: Int, colour: Bool) {
+    guard FileManager.default.fileExists(atPath: url.path) else { throw ModelError.missing(url.path) }
+    var image = png_image()
+    image.version = UInt32(PNG_IMAGE_VERSION)
+    guard png_image_begin_read_from_file(&image, url.path) != 0 else {
+      let msg = withUnsafeBytes(of: image.message) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+      throw ModelError.malformed(url.path, "not a readable PNG: \(msg)")
+    }
+    defer { png_image_free(&image) }
+    return (Int(image.width), Int(image.height), image.format & 2 != 0)  // PNG_FORMAT_FLAG_COLOR
+  }
+
   /// The most pixels `readPNGConverted` decodes (a guard against decompression bombs): 2^28.
   public static let maxPNGPixels = 1 << 28
 

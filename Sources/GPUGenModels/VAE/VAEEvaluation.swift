@@ -5,19 +5,21 @@ import Foundation
 
 /// Images for encode, reconstruct and interpolate, in [-1, 1] at the model's size.
 public enum VAEInput {
-  /// PNG files as (count, C, H, W) values in [-1, 1]. A size other than the model's is an error naming both,
-  /// unless `resize` (centre-padding or area resizing, as for training data).
+  /// PNG files as (count, C, H, W) values in [-1, 1]. A size or channel count other than the model's is an
+  /// error naming both, unless `resize` (centre-padding or area resizing as for training data; colour to luma
+  /// or gray replicated).
   public static func pngs(_ paths: [String], channels: Int, size: Int, resize: Bool) throws -> [Float] {
     var out: [Float] = []
     for p in paths {
-      let img = try Image8.readPNGConverted(from: URL(fileURLWithPath: p), channels: channels)
-      if img.width != size || img.height != size {
-        guard resize else {
-          throw ModelError.input(
-            "\(p) is \(img.width)×\(img.height) but the model takes \(size)×\(size) images (\(channels) channel\(channels == 1 ? "" : "s")); pass --resize to resize it"
-          )
-        }
+      let header = try Image8.pngHeader(of: URL(fileURLWithPath: p))
+      let given = header.colour ? 3 : 1
+      if (header.width != size || header.height != size || given != channels) && !resize {
+        throw ModelError.input(
+          "\(p) is \(header.width)×\(header.height) with \(given) channel\(given == 1 ? "" : "s") but the model takes "
+            + "\(size)×\(size) images with \(channels) channel\(channels == 1 ? "" : "s"); pass --resize to resize/convert it"
+        )
       }
+      let img = try Image8.readPNGConverted(from: URL(fileURLWithPath: p), channels: channels)
       let r = PlaneResampler(width: img.width, height: img.height, size: size)
       var planes = [Float](repeating: 0, count: channels * size * size)
       img.pixels.withUnsafeBufferPointer { src in
