@@ -54,10 +54,11 @@ let package = Package(
       providers: [.apt(["zlib1g-dev"])]),
     // Layers, safetensors, checkpoints.
     .target(name: "GPUGenNN", dependencies: ["GPUGenCore"]),
-    // Diffusion (UNet, schedules, samplers), data sets, image I/O and plots.
+    // Diffusion (UNet, schedules, samplers), VAEs (ConvVAE, AutoencoderKL), training, data sets, image I/O,
+    // plots and metrics; the bundled diffusion model and VAE.
     .target(
       name: "GPUGenModels", dependencies: ["GPUGenNN", "CPNG", "CZlib"],
-      resources: [.copy("Resources/DefaultModel")]),
+      resources: [.copy("Resources/DefaultModel"), .copy("Resources/DefaultVAE")]),
     .executableTarget(
       name: "gpugen",
       dependencies: [

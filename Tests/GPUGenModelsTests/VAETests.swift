@@ -276,6 +276,50 @@ final class VAETests: XCTestCase {
     XCTAssertEqual(base[0][4], 1)
   }
 
+  /// `--model vae` is the bundled ConvVAE; a folder named `vae` in the working directory wins over it.
+  func testBundledVAEByNameAndALocalFolderWins() throws {
+    let d = try tmp()
+    let png = d.appendingPathComponent("b.png").path
+    let (s0, o0, e0) = try runGpugen([
+      "sample", "--model", "vae", "--n", "4", "--out", png, "--device", "cpu",
+    ])
+    XCTAssertEqual(s0, 0, e0)
+    XCTAssertTrue(o0.contains("4 images"), o0)
+    let bundled = try Image8.readPNG(from: URL(fileURLWithPath: png), channels: 1)
+    XCTAssertEqual(bundled.width, bundled.height)
+    // The bundled VAE is a reference ConvVAE.
+    let vae = try VAEModelFolder.loadVAE(
+      try VAEModelFolder.classify(try VAEModelFolder.locate("vae")), device: .cpu)
+    XCTAssertEqual(vae.imageShape, [1, 28, 28])
+    XCTAssertEqual(vae.latentShape, [16])
+    // A local ./vae folder (a tiny 8×8 model) is used instead.
+    let f = try fixture(in: d)
+    let (s1, _, e1) = try runGpugen(trainArgs(f, out: d.appendingPathComponent("run"), steps: 2))
+    XCTAssertEqual(s1, 0, e1)
+    try FileManager.default.copyItem(
+      at: try CheckpointWriter.latest(in: d.appendingPathComponent("run")),
+      to: d.appendingPathComponent("vae"))
+    let p = Process()
+    p.executableURL = try XCTUnwrap(
+      [
+        Bundle(for: Self.self).bundleURL.deletingLastPathComponent(),
+        URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent(),
+      ]
+      .map { $0.appendingPathComponent("gpugen") }.first {
+        FileManager.default.isExecutableFile(atPath: $0.path)
+      })
+    p.arguments = [
+      "sample", "--model", "vae", "--n", "2", "--npy", "local.npy", "--out", "local.png", "--device", "cpu",
+    ]
+    p.currentDirectoryURL = d
+    p.standardError = Pipe()
+    p.standardOutput = Pipe()
+    try p.run()
+    p.waitUntilExit()
+    XCTAssertEqual(p.terminationStatus, 0)
+    XCTAssertEqual(try NPY.read(from: d.appendingPathComponent("local.npy")).shape, [2, 1, 8, 8])
+  }
+
   func testDivergenceStopsWithStatus3() throws {
     let d = try tmp()
     let f = try fixture(in: d, likelihood: "gaussian")

@@ -9,7 +9,27 @@ public enum DefaultModel {
   /// The bundled pipeline folder: $GPUGEN_DEFAULT_MODEL if set, else the resource bundle next to the
   /// executable (SwiftPM's layout), else the one in the build folder this binary was built in.
   public static func url() throws -> URL {
-    if let env = ProcessInfo.processInfo.environment["GPUGEN_DEFAULT_MODEL"], !env.isEmpty {
+    try resource("DefaultModel", marker: "model_index.json", environment: "GPUGEN_DEFAULT_MODEL")
+  }
+
+  /// The bundled ConvVAE folder: $GPUGEN_DEFAULT_VAE if set, else DefaultVAE in the resource bundle.
+  public static func vaeURL() throws -> URL {
+    try resource("DefaultVAE", marker: "config.json", environment: "GPUGEN_DEFAULT_VAE")
+  }
+
+  /// A bundled model by name: "diffusion" (the default model) or "vae" (the bundled ConvVAE); nil for other
+  /// names.
+  public static func bundled(named name: String) throws -> URL? {
+    switch name {
+    case "diffusion", "default": return try url()
+    case "vae": return try vaeURL()
+    default: return nil
+    }
+  }
+
+  /// The resource folder `name` holding `marker`, or the folder $`environment` names.
+  static func resource(_ name: String, marker: String, environment variable: String) throws -> URL {
+    if let env = ProcessInfo.processInfo.environment[variable], !env.isEmpty {
       return URL(fileURLWithPath: env)
     }
     var candidates: [URL] = []
@@ -20,32 +40,11 @@ public enum DefaultModel {
       candidates.append(p.deletingLastPathComponent().appendingPathComponent(bundleName))
     }
     for c in candidates {
-      let model = c.appendingPathComponent("DefaultModel")
-      if FileManager.default.fileExists(atPath: model.appendingPathComponent("model_index.json").path) {
-        return model
-      }
+      let model = c.appendingPathComponent(name)
+      if FileManager.default.fileExists(atPath: model.appendingPathComponent(marker).path) { return model }
     }
     throw ModelError.missing(
-      "bundled default model (looked for \(bundleName)/DefaultModel next to the executable); pass --model DIR or set GPUGEN_DEFAULT_MODEL"
+      "bundled model \(name) (looked for \(bundleName)/\(name) next to the executable); pass --model DIR or set \(variable)"
     )
-  }
-
-  /// A bundled model by name: "diffusion" (the default model) or "vae" (the bundled ConvVAE); nil for other
-  /// names. Throws when the name is known but the bundle is missing.
-  public static func bundled(named name: String) throws -> URL? {
-    switch name {
-    case "diffusion", "default": return try url()
-    case "vae":
-      if let env = ProcessInfo.processInfo.environment["GPUGEN_DEFAULT_VAE"], !env.isEmpty {
-        return URL(fileURLWithPath: env)
-      }
-      let vae = try url().deletingLastPathComponent().appendingPathComponent("DefaultVAE")
-      guard FileManager.default.fileExists(atPath: vae.appendingPathComponent("config.json").path) else {
-        throw ModelError.missing(
-          "bundled VAE (looked for \(vae.path)); set GPUGEN_DEFAULT_VAE or pass --model DIR")
-      }
-      return vae
-    default: return nil
-    }
   }
 }
