@@ -33,8 +33,11 @@ struct TrainVAE: ParsableCommand {
 
   @OptionGroup var training: TrainingOptionGroup
 
-  @Option(help: "Architecture: conv-vae (vector latent) or autoencoder-kl (diffusers' spatial-latent VAE).")
-  var arch: VAEArchOption = .convVAE
+  @Option(
+    help:
+      "Architecture: conv-vae (vector latent) or autoencoder-kl (diffusers' spatial-latent VAE). Default: the --config's _class_name, else conv-vae."
+  )
+  var arch: VAEArchOption?
 
   @Option(
     help:
@@ -88,7 +91,15 @@ struct TrainVAE: ParsableCommand {
   /// The architecture: a ConvVAE (reference config by default) or an AutoencoderKL (diffusers config.json; by
   /// default 28×28×1 with widths 32, 64, one layer per block and 4 latent channels).
   func architecture() throws -> VAEArchitecture {
-    switch arch {
+    // Without --arch, a --config file's _class_name decides (ConvVAE by default).
+    var chosen = arch ?? .convVAE
+    if arch == nil, let d = try readConfig(),
+      let obj = try? JSONSerialization.jsonObject(with: d) as? [String: Any],
+      obj["_class_name"] as? String == "AutoencoderKL"
+    {
+      chosen = .autoencoderKL
+    }
+    switch chosen {
     case .convVAE:
       var c = ConvVAEConfig()
       if let d = try readConfig() { c = try ConvVAEConfig(json: d, source: config!) }
@@ -152,7 +163,7 @@ struct TrainVAE: ParsableCommand {
         url: outDir.appendingPathComponent("log.csv"), columns: VAERun.columns, keepingSteps: 0)
       FileHandle.standardError.write(
         Data(
-          "gpugen: training a \(trainer.model.parameterCount)-parameter \(arch.rawValue) (\(trainer.model.likelihood.name), latent \(trainer.model.latentShape)) on \(images.count) images (\(o.data)) for \(o.steps) steps, batch \(o.batchSize), on \(device)\n"
+          "gpugen: training a \(trainer.model.parameterCount)-parameter \(trainer.model is AutoencoderKL ? "AutoencoderKL" : "ConvVAE") (\(trainer.model.likelihood.name), latent \(trainer.model.latentShape)) on \(images.count) images (\(o.data)) for \(o.steps) steps, batch \(o.batchSize), on \(device)\n"
             .utf8))
       try trainer.writeCheckpoint(to: outDir)
     }

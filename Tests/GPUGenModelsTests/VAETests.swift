@@ -230,6 +230,14 @@ final class VAETests: XCTestCase {
       contentsOf: try CheckpointWriter.latest(in: b).appendingPathComponent(
         "training_state/model.safetensors"))
     XCTAssertEqual(wa, wb)
+    // Without --arch the config's _class_name picks the architecture.
+    let c = d.appendingPathComponent("c0")
+    var noArch = args(c, 1)
+    noArch.removeSubrange(2..<4)
+    XCTAssertEqual(try runGpugen(noArch).0, 0)
+    XCTAssertEqual(try VAEArchitecture.read(try CheckpointWriter.latest(in: c)).sampleSize, 8)
+    XCTAssertNotNil(
+      try? AutoencoderKLConfig(json: Data(contentsOf: c.appendingPathComponent("checkpoint/config.json"))))
     let model = try VAEModelFolder.loadVAE(
       try VAEModelFolder.classify(a.appendingPathComponent("checkpoint")), device: .cpu)
     XCTAssertEqual(model.latentShape, [2, 4, 4])
