@@ -97,8 +97,8 @@ struct Evaluate: ParsableCommand {
 
     let classifierURL = URL(fileURLWithPath: classifier)
     let net = try ImageClassifier.load(from: classifierURL, device: device)
-    let folderURL = try VAEModelFolder.locate(model)
-    let kindOfFolder = try VAEModelFolder.classify(folderURL)
+    let folderURL = try ModelFolder.locate(model)
+    let kindOfFolder = try ModelFolder.classify(folderURL)
     if kindOfFolder.family == .vae {
       return try evaluateVAE(
         kindOfFolder, folderURL: folderURL, net: net, classifierURL: classifierURL, device: device)
@@ -198,7 +198,7 @@ struct Evaluate: ParsableCommand {
   func evaluateVAE(
     _ kind: ModelFolderKind, folderURL: URL, net: ImageClassifier, classifierURL: URL, device: Device
   ) throws {
-    let vae = try VAEModelFolder.loadVAE(kind, device: device)
+    let vae = try ModelFolder.loadVAE(kind, device: device)
     let tau = temperature ?? 1
     guard tau > 0, tau.isFinite else { throw ModelError.input("--temperature must be positive, got \(tau)") }
     let diffusionOnly: [(String, Bool)] = [

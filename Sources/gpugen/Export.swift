@@ -38,7 +38,7 @@ struct Export: ParsableCommand {
     let fm = FileManager.default
     let source = URL(fileURLWithPath: model)
     // Any folder gpugen can place; a VAE folder has the layout of a bare UNet folder (config.json + weights).
-    _ = try VAEModelFolder.classify(source)
+    _ = try ModelFolder.classify(source)
     let folder = try DiffusionModelFolder.resolve(source)
     let target = URL(fileURLWithPath: out)
     guard !fm.fileExists(atPath: target.path) else {

@@ -71,8 +71,8 @@ struct Sample: ParsableCommand {
 
   func sample() throws {
     let t0 = Date()
-    let folderURL = try VAEModelFolder.locate(model)
-    let kind = try VAEModelFolder.classify(folderURL)
+    let folderURL = try ModelFolder.locate(model)
+    let kind = try ModelFolder.classify(folderURL)
     if kind.family == .vae { return try sampleVAE(kind, start: t0) }
     if temperature != nil {
       throw ModelError.input(
@@ -95,7 +95,7 @@ struct Sample: ParsableCommand {
     if let b = batchSize, b <= 0 { throw ModelError.input("--batch-size must be positive") }
     try output.validate()
     let device = try deviceOptions.resolve()
-    let vae = try VAEModelFolder.loadVAE(kind, device: device)
+    let vae = try ModelFolder.loadVAE(kind, device: device)
     let batch = min(batchSize ?? min(n, 256), n)
     FileHandle.standardError.write(
       Data("gpugen: VAE prior samples, τ = \(tau), \(n) images in batches of \(batch) on \(device)\n".utf8))

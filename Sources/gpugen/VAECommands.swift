@@ -13,13 +13,13 @@ struct VAEModelOption: ParsableArguments {
 
   /// The model, loaded on the chosen device (a diffusion model here is an error naming it).
   func load() throws -> (vae: any VariationalAutoencoder, device: Device) {
-    let kind = try VAEModelFolder.classify(try VAEModelFolder.locate(model))
+    let kind = try ModelFolder.classify(try ModelFolder.locate(model))
     guard kind.family == .vae else {
       throw ModelError.input(
         "\(model) is a diffusion model; this command needs a VAE (--model vae or a VAE folder)")
     }
     let device = try deviceOptions.resolve()
-    return (try VAEModelFolder.loadVAE(kind, device: device), device)
+    return (try ModelFolder.loadVAE(kind, device: device), device)
   }
 }
 

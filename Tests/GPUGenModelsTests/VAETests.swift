@@ -175,7 +175,7 @@ final class VAETests: XCTestCase {
     ])
     XCTAssertEqual(s2, 0, e2)
     for file in [
-      VAEModelFolder.weightsFile, "training_state/model.safetensors", "training_state/optimizer.safetensors",
+      ModelFolder.weightsFile, "training_state/model.safetensors", "training_state/optimizer.safetensors",
     ] {
       let a = try Data(contentsOf: try CheckpointWriter.latest(in: straight).appendingPathComponent(file))
       let b = try Data(contentsOf: try CheckpointWriter.latest(in: split).appendingPathComponent(file))
@@ -238,8 +238,8 @@ final class VAETests: XCTestCase {
     XCTAssertEqual(try VAEArchitecture.read(try CheckpointWriter.latest(in: c)).sampleSize, 8)
     XCTAssertNotNil(
       try? AutoencoderKLConfig(json: Data(contentsOf: c.appendingPathComponent("checkpoint/config.json"))))
-    let model = try VAEModelFolder.loadVAE(
-      try VAEModelFolder.classify(a.appendingPathComponent("checkpoint")), device: .cpu)
+    let model = try ModelFolder.loadVAE(
+      try ModelFolder.classify(a.appendingPathComponent("checkpoint")), device: .cpu)
     XCTAssertEqual(model.latentShape, [2, 4, 4])
     let data = try TrainingImages.load(source: f.data, sampleSize: 8, channels: 1)
     let r = try VAEOps.likelihood(model, data: data, samples: 4, ks: [1, 4], seed: 0, device: .cpu)
@@ -296,8 +296,8 @@ final class VAETests: XCTestCase {
     let bundled = try Image8.readPNG(from: URL(fileURLWithPath: png), channels: 1)
     XCTAssertEqual(bundled.width, bundled.height)
     // The bundled VAE is a reference ConvVAE.
-    let vae = try VAEModelFolder.loadVAE(
-      try VAEModelFolder.classify(try VAEModelFolder.locate("vae")), device: .cpu)
+    let vae = try ModelFolder.loadVAE(
+      try ModelFolder.classify(try ModelFolder.locate("vae")), device: .cpu)
     XCTAssertEqual(vae.imageShape, [1, 28, 28])
     XCTAssertEqual(vae.latentShape, [16])
     // A local ./vae folder (a tiny 8×8 model) is used instead.
@@ -362,10 +362,10 @@ final class VAETests: XCTestCase {
       try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
       try Data(config.utf8).write(to: dir.appendingPathComponent("config.json"))
       var w = try SafeTensors.read(
-        contentsOf: URL(fileURLWithPath: model).appendingPathComponent(VAEModelFolder.weightsFile))
+        contentsOf: URL(fileURLWithPath: model).appendingPathComponent(ModelFolder.weightsFile))
       if let dropWeight { w.tensors[dropWeight] = nil }
       try SafeTensors.write(
-        w.tensors.map { ($0.key, $0.value) }, to: dir.appendingPathComponent(VAEModelFolder.weightsFile))
+        w.tensors.map { ($0.key, $0.value) }, to: dir.appendingPathComponent(ModelFolder.weightsFile))
       return dir.path
     }
     let cfg = try String(

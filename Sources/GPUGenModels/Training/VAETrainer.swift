@@ -91,7 +91,7 @@ public enum VAEArchitecture: Equatable, Sendable {
   public static func read(_ dir: URL) throws -> VAEArchitecture {
     let url = dir.appendingPathComponent("config.json")
     guard let d = FileManager.default.contents(atPath: url.path) else { throw ModelError.missing(url.path) }
-    switch try VAEModelFolder.classify(dir) {
+    switch try ModelFolder.classify(dir) {
     case .convVAE: return .convVAE(try ConvVAEConfig(json: d, source: url.path))
     case .autoencoderKL: return .autoencoderKL(try AutoencoderKLConfig(json: d, source: url.path))
     case .diffusion: throw ModelError.input("\(dir.path) holds a diffusion model, not a VAE")
@@ -314,7 +314,7 @@ public final class VAETrainer {
     return try CheckpointWriter.write(
       [
         ("config.json", .data(try architecture.jsonData())),
-        (VAEModelFolder.weightsFile, .tensors(exportedState(), metadata: ["format": "pt"])),
+        (ModelFolder.weightsFile, .tensors(exportedState(), metadata: ["format": "pt"])),
         ("training_state/model.safetensors", .tensors(model.lazyState(), metadata: ["format": "pt"])),
         (
           "training_state/optimizer.safetensors", try CheckpointWriter.optimizerState(optimizer, names: names)
@@ -353,7 +353,7 @@ public final class VAETrainer {
     } catch let e as ModuleError {
       throw TrainingError.checkpoint("training_state/model.safetensors: \(e)")
     }
-    let exported = try CheckpointWriter.read(VAEModelFolder.weightsFile, in: dir)
+    let exported = try CheckpointWriter.read(ModelFolder.weightsFile, in: dir)
     let shadow = try trainer.names.map { name -> Tensor in
       guard let t = exported.tensors[name] else {
         throw TrainingError.checkpoint("EMA weight \(name) is missing")

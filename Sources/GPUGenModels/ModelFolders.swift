@@ -26,8 +26,8 @@ public enum ModelFolderKind: Equatable, Sendable {
   }
 }
 
-/// Finds and classifies model folders.
-public enum VAEModelFolder {
+/// Finds and classifies model folders of every family.
+public enum ModelFolder {
   /// The weights file of a ConvVAE or AutoencoderKL folder.
   public static let weightsFile = "diffusion_pytorch_model.safetensors"
   /// The names of the bundled models.
