@@ -13,6 +13,12 @@ extension Tensor {
     activation: Activation = .none, activationAlpha: Float = 0.01, imageBias: Tensor? = nil,
     residual: Tensor? = nil
   ) throws -> Tensor {
+    if canUseSpaceToDepth(weight: weight, stride: stride, padding: padding) {
+      return try spaceToDepthConv2d(
+        weight: weight, bias: bias, activation: activation, activationAlpha: activationAlpha,
+        imageBias: imageBias,
+        residual: residual)
+    }
     let extras = imageBias != nil || residual != nil
     if activation != .none, extras || Tape.recording([self, weight, bias]) != nil {
       return try conv2d(

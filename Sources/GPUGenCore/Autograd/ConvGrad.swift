@@ -155,6 +155,9 @@ extension Tensor {
     if let bias, bias.count != cout {
       throw GPUGenError.shapeMismatch(op: "convTranspose2d (bias)", lhs: bias.shape, rhs: [cout])
     }
+    if prefersSubPixel && kh == 4 && kw == 4 && stride == 2 && padding == 1 && outputPadding == 0 {
+      return try subPixelConvTranspose2d(weight: weight, bias: bias)
+    }
     // The convolution whose input gradient this is: from (N, Cout, HO, WO) back to (N, Cin, H, W).
     let g = ConvGeometry(
       n: shape[0], c: cout, h: ho, w: wo, kh: kh, kw: kw, strideH: stride, strideW: stride, padT: padding,

@@ -1,0 +1,123 @@
+// The CPU's sub-pixel paths for 4×4 stride-2 padding-1 convolutions and transposed convolutions
+// (Autograd/SubPixelConv.swift) against a Float64 host reference (forward) and against the im2col/col2im path
+// that OpenCL devices take (forward and every gradient).
+import Foundation
+import XCTest
+
+@testable import GPUGenCore
+
+final class SubPixelConvTests: XCTestCase {
+  func values(_ n: Int, seed: UInt64) -> [Float] {
+    (0..<n).map { i in Float(sin(Double(i) * 12.9898 + Double(seed) * 78.233)) * 0.8 }
+  }
+
+  /// conv2d (transposed: false) or conv_transpose2d in Float64, 4×4 kernel, stride 2, padding 1.
+  func reference(_ x: [Float], _ xs: [Int], _ w: [Float], _ ws: [Int], transposed: Bool) -> ([Double], [Int])
+  {
+    let (n, c, h, wd) = (xs[0], xs[1], xs[2], xs[3])
+    if !transposed {
+      let o = ws[0]
+      let (ho, wo) = ((h + 2 - 4) / 2 + 1, (wd + 2 - 4) / 2 + 1)
+      var y = [Double](repeating: 0, count: n * o * ho * wo)
+      for b in 0..<n {
+        for oc in 0..<o {
+          for i in 0..<ho {
+            for j in 0..<wo {
+              var acc = 0.0
+              for ic in 0..<c {
+                for ky in 0..<4 {
+                  for kx in 0..<4 {
+                    let iy = 2 * i - 1 + ky, ix = 2 * j - 1 + kx
+                    guard iy >= 0, iy < h, ix >= 0, ix < wd else { continue }
+                    acc +=
+                      Double(x[((b * c + ic) * h + iy) * wd + ix])
+                      * Double(w[((oc * c + ic) * 4 + ky) * 4 + kx])
+                  }
+                }
+              }
+              y[((b * o + oc) * ho + i) * wo + j] = acc
+            }
+          }
+        }
+      }
+      return (y, [n, o, ho, wo])
+    }
+    let o = ws[1]
+    let (ho, wo) = (2 * h, 2 * wd)
+    var y = [Double](repeating: 0, count: n * o * ho * wo)
+    for b in 0..<n {
+      for ic in 0..<c {
+        for iy in 0..<h {
+          for ix in 0..<wd {
+            let v = Double(x[((b * c + ic) * h + iy) * wd + ix])
+            for oc in 0..<o {
+              for ky in 0..<4 {
+                for kx in 0..<4 {
+                  let oy = 2 * iy - 1 + ky, ox = 2 * ix - 1 + kx
+                  guard oy >= 0, oy < ho, ox >= 0, ox < wo else { continue }
+                  y[((b * o + oc) * ho + oy) * wo + ox] += v * Double(w[((ic * o + oc) * 4 + ky) * 4 + kx])
+                }
+              }
+            }
+          }
+        }
+      }
+    }
+    return (y, [n, o, ho, wo])
+  }
+
+  func run(
+    _ d: Device, transposed: Bool, x: [Float], xs: [Int], w: [Float], ws: [Int], bias: [Float], r: [Float]
+  )
+    throws -> (y: [Float], grads: [[Float]])
+  {
+    let xt = try Tensor(x, shape: xs, on: d), wt = try Tensor(w, shape: ws, on: d)
+    let bt = try Tensor(bias, shape: [bias.count], on: d)
+    let tape = Tape()
+    tape.watch([xt, wt, bt])
+    let (y, loss) = try tape.record { () throws -> (Tensor, Tensor) in
+      let y =
+        transposed
+        ? try xt.convTranspose2d(weight: wt, bias: bt, stride: 2, padding: 1)
+        : try xt.conv2d(
+          weight: wt, bias: bt, stride: (2, 2), padding: (1, 1, 1, 1), activation: .leakyRelu,
+          activationAlpha: 0.2)
+      return (y, try (y * Tensor(r, shape: y.shape, on: d)).sum())
+    }
+    let g = try tape.gradients(of: loss, wrt: [xt, wt, bt]).map { try XCTUnwrap($0).toArray() }
+    return (try y.toArray(), g)
+  }
+
+  func testFourByFourStrideTwoConvolutionsMatchTheReferenceAndTheIm2colPath() throws {
+    let devices = try Device.all()
+    for (transposed, xs, ws) in [
+      (false, [3, 5, 10, 14], [7, 5, 4, 4]), (false, [2, 1, 28, 28], [4, 1, 4, 4]),
+      (true, [3, 6, 5, 7], [6, 4, 4, 4]), (true, [2, 8, 7, 7], [8, 1, 4, 4]),
+    ] {
+      let x = values(xs.reduce(1, *), seed: 1), w = values(ws.reduce(1, *), seed: 2)
+      let cout = transposed ? ws[1] : ws[0]
+      let bias = values(cout, seed: 3)
+      var (ref, shape) = reference(x, xs, w, ws, transposed: transposed)
+      for (i, _) in ref.enumerated() {
+        ref[i] += Double(bias[(i / (shape[2] * shape[3])) % cout])
+        if !transposed && ref[i] < 0 { ref[i] *= 0.2 }
+      }
+      let r = values(ref.count, seed: 4)
+      var results: [(y: [Float], grads: [[Float]])] = []
+      for d in devices {
+        let out = try run(d, transposed: transposed, x: x, xs: xs, w: w, ws: ws, bias: bias, r: r)
+        let scale = ref.map { Swift.abs($0) }.max()!
+        let err = zip(out.y, ref).map { Swift.abs(Double($0) - $1) }.max()!
+        XCTAssertLessThan(err, 1e-5 * scale, "\(transposed ? "convT" : "conv") \(xs) on \(d)")
+        results.append(out)
+      }
+      // Every device (the CPU's sub-pixel path, OpenCL's im2col/col2im) gives the same gradients.
+      for other in results.dropFirst() {
+        for (a, b) in zip(results[0].grads, other.grads) {
+          let scale = a.map { Swift.abs($0) }.max()!
+          XCTAssertLessThan(zip(a, b).map { Swift.abs($0 - $1) }.max()!, 1e-4 * scale, "\(xs) gradients")
+        }
+      }
+    }
+  }
+}
