@@ -9,6 +9,16 @@ enum LRScheduleOption: String, ExpressibleByArgument, CaseIterable {
   case constant, cosine
 }
 
+/// Parses `--sampler` into the enum (case-insensitive); an unknown name is an error listing the valid ones.
+func parseSampler(_ text: String) throws -> SamplerKind {
+  guard let kind = SamplerKind(rawValue: text.lowercased()) else {
+    throw ValidationError(
+      "unknown sampler '\(text)'; choose one of \(SamplerKind.allCases.map(\.rawValue).joined(separator: ", "))"
+    )
+  }
+  return kind
+}
+
 /// What a diffusion UNet predicts.
 enum PredictionOption: String, ExpressibleByArgument, CaseIterable {
   case epsilon, v

@@ -42,8 +42,10 @@ struct Evaluate: ParsableCommand {
   @Option(name: .customLong("n-per-class"), help: "Samples (and real images in each set) per class.")
   var nPerClass = 100
 
-  @Option(help: "Sampler: \(SamplerKind.allCases.map(\.rawValue).joined(separator: ", ")).")
-  var sampler = "ddim"
+  @Option(
+    help: "Sampler: \(SamplerKind.allCases.map(\.rawValue).joined(separator: ", ")) (default ddim).",
+    transform: parseSampler)
+  var sampler: SamplerKind = .ddim
 
   @Option(help: "Sampling steps.")
   var steps = 20
@@ -84,11 +86,7 @@ struct Evaluate: ParsableCommand {
   }
 
   func evaluate() throws {
-    guard let kind = SamplerKind(rawValue: sampler.lowercased()) else {
-      throw ModelError.input(
-        "unknown sampler '\(sampler)'; choose one of \(SamplerKind.allCases.map(\.rawValue).joined(separator: ", "))"
-      )
-    }
+    let kind = sampler
     guard nPerClass > 0 else { throw ModelError.input("--n-per-class must be positive") }
     guard steps > 0 else { throw ModelError.input("--steps must be positive") }
     if let b = batchSize, b <= 0 { throw ModelError.input("--batch-size must be positive") }
@@ -202,7 +200,7 @@ struct Evaluate: ParsableCommand {
     let tau = temperature ?? 1
     guard tau > 0, tau.isFinite else { throw ModelError.input("--temperature must be positive, got \(tau)") }
     let diffusionOnly: [(String, Bool)] = [
-      ("--sampler", sampler != "ddim"), ("--steps", steps != 20), ("--eta", eta != 0),
+      ("--sampler", sampler != .ddim), ("--steps", steps != 20), ("--eta", eta != 0),
     ]
     if let f = diffusionOnly.first(where: { $0.1 }) {
       throw ModelError.input("\(f.0) is a diffusion option; this model is a VAE (it takes --temperature)")

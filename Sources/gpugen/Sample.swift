@@ -34,8 +34,10 @@ struct Sample: ParsableCommand {
   @Option(name: .customLong("batch-size"), help: "Images per UNet batch (default: min(n, 64)).")
   var batchSize: Int?
 
-  @Option(help: "Sampler: \(SamplerKind.allCases.map(\.rawValue).joined(separator: ", ")) (default ddim).")
-  var sampler: String?
+  @Option(
+    help: "Sampler: \(SamplerKind.allCases.map(\.rawValue).joined(separator: ", ")) (default ddim).",
+    transform: parseSampler)
+  var sampler: SamplerKind?
 
   @Option(help: "Sampling steps (DDPM defaults to the model's training steps when not given).")
   var steps: Int?
@@ -117,13 +119,8 @@ struct Sample: ParsableCommand {
 
   func sampleDiffusion(_ folderURL: URL, start t0: Date) throws {
     try output.validate()
-    let samplerName = self.sampler ?? "ddim"
+    let kind = self.sampler ?? .ddim
     let eta = self.eta ?? 0
-    guard let kind = SamplerKind(rawValue: samplerName.lowercased()) else {
-      throw ModelError.input(
-        "unknown sampler '\(samplerName)'; choose one of \(SamplerKind.allCases.map(\.rawValue).joined(separator: ", "))"
-      )
-    }
     guard n > 0 else { throw ModelError.input("--n must be positive") }
     if let b = batchSize, b <= 0 { throw ModelError.input("--batch-size must be positive") }
     if let s = steps, s <= 0 { throw ModelError.input("--steps must be positive") }

@@ -33,7 +33,10 @@ do {
 } catch {
   let code = GPUGen.exitCode(for: error)
   if code.rawValue == 64 {
-    FileHandle.standardError.write(Data((GPUGen.fullMessage(for: error) + "\n").utf8))
+    // In gpugen's own format ("gpugen: error: …"), followed by ArgumentParser's usage hint.
+    var text = GPUGen.fullMessage(for: error)
+    if text.hasPrefix("Error: ") { text = "gpugen: error: " + text.dropFirst("Error: ".count) }
+    FileHandle.standardError.write(Data((text + "\n").utf8))
     exit(2)
   }
   GPUGen.exit(withError: error)
