@@ -2,6 +2,7 @@
 // resume, seed) and enums for closed sets of values, so `--help` lists the valid values.
 import ArgumentParser
 import Foundation
+import GPUGenCore
 import GPUGenModels
 
 /// The learning-rate schedule after the warmup.
@@ -110,5 +111,26 @@ struct ImageOutputOptions: ParsableArguments {
     try Image8.grid(images, shape: shape, columns: columns).zoomed(zoom).writePNG(
       to: URL(fileURLWithPath: png(or: fallback)))
     if let npy { try NPY.write(images, shape: shape, to: URL(fileURLWithPath: npy)) }
+  }
+}
+
+extension TrainingOptionGroup {
+  /// The output folder, checked against --resume: resuming needs a checkpoint there, a new run needs none
+  /// (a run is never overwritten).
+  func outputFolder() throws -> URL {
+    let outDir = URL(fileURLWithPath: out)
+    let hasRun = (try? CheckpointWriter.latest(in: outDir)) != nil
+    if resume && !hasRun { throw TrainingError.checkpoint("--resume: no checkpoint in \(out)") }
+    if !resume && hasRun {
+      throw TrainingError.invalidOption(
+        "\(out) already holds a training run; pass --resume to continue it, or choose another --out")
+    }
+    return outDir
+  }
+
+  /// The line a resumed run prints.
+  func announceResume(step: Int, of total: Int, on device: Device) {
+    FileHandle.standardError.write(
+      Data("gpugen: resuming \(out) at step \(step) of \(total) on \(device)\n".utf8))
   }
 }

@@ -63,14 +63,11 @@ struct TrainDiffusion: ParsableCommand {
     // copies), and later large blocks stay in the heap, so the resident size would step up once.
     HostMemory.fixMmapThreshold(bytes: 1 << 20)
     let device = try deviceOptions.resolve()
-    let out = training.out
-    let outDir = URL(fileURLWithPath: out)
+    let outDir = try training.outputFolder()
     let fm = FileManager.default
-    let hasRun = (try? DiffusionTrainer.latestCheckpoint(in: outDir)) != nil
     let trainer: DiffusionTrainer
     let log: TrainingLog
     if training.resume {
-      guard hasRun else { throw TrainingError.checkpoint("--resume: no checkpoint in \(out)") }
       let saved = try DiffusionTrainer.savedOptions(in: outDir)
       let cfg = try DiffusionTrainer.savedConfig(in: outDir)
       let images = try TrainingImages.load(
@@ -79,14 +76,8 @@ struct TrainDiffusion: ParsableCommand {
       log = try TrainingLog(
         url: outDir.appendingPathComponent("log.csv"), columns: DiffusionRun.columns,
         keepingSteps: trainer.step)
-      FileHandle.standardError.write(
-        Data(
-          "gpugen: resuming \(out) at step \(trainer.step) of \(trainer.options.steps) on \(device)\n".utf8))
+      training.announceResume(step: trainer.step, of: trainer.options.steps, on: device)
     } else {
-      if hasRun {
-        throw TrainingError.invalidOption(
-          "\(out) already holds a training run; pass --resume to continue it, or choose another --out")
-      }
       let o = try options()
       var cfg = try loadConfig()
       let images = try TrainingImages.load(

@@ -131,13 +131,10 @@ struct TrainVAE: ParsableCommand {
   func train() throws {
     HostMemory.fixMmapThreshold(bytes: 1 << 20)
     let device = try deviceOptions.resolve()
-    let out = training.out
-    let outDir = URL(fileURLWithPath: out)
-    let hasRun = (try? CheckpointWriter.latest(in: outDir)) != nil
+    let outDir = try training.outputFolder()
     let trainer: VAETrainer
     let log: TrainingLog
     if training.resume {
-      guard hasRun else { throw TrainingError.checkpoint("--resume: no checkpoint in \(out)") }
       let saved = try VAETrainer.savedState(in: outDir)
       let images = try TrainingImages.load(
         source: saved.options.data, sampleSize: saved.architecture.sampleSize,
@@ -145,14 +142,8 @@ struct TrainVAE: ParsableCommand {
       trainer = try VAETrainer.resume(from: outDir, data: images, device: device, steps: training.steps)
       log = try TrainingLog(
         url: outDir.appendingPathComponent("log.csv"), columns: VAERun.columns, keepingSteps: trainer.step)
-      FileHandle.standardError.write(
-        Data(
-          "gpugen: resuming \(out) at step \(trainer.step) of \(trainer.options.steps) on \(device)\n".utf8))
+      training.announceResume(step: trainer.step, of: trainer.options.steps, on: device)
     } else {
-      if hasRun {
-        throw TrainingError.invalidOption(
-          "\(out) already holds a training run; pass --resume to continue it, or choose another --out")
-      }
       let o = try options()
       let a = try architecture()
       let images = try TrainingImages.load(
