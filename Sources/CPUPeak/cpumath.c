@@ -363,6 +363,15 @@ GG_CLONES void gpugen_conv_s1_wgrad(const float* x, const float* dy, float* dw, 
           gg_wgrad_block(xs, xstride, dyT + o0, dstride, Co16, B, HO, WO, Wp, off, 2, 9, out, dwRow, o0, Cout);
         else
           gg_wgrad_block(xs, xstride, dyT + o0, dstride, Co16, B, HO, WO, Wp, off, 1, 9, out, dwRow, o0, Cout);
+      } else if (T == 4) {
+        // 2×2 kernels (the space-to-depth form of 4×4 stride-2 convolutions): all taps in registers.
+        for (int t = 0; t < 4; t++) off[t] = (t / KW) * Wp + t % KW;
+        if (nv == 3)
+          gg_wgrad_block(xs, xstride, dyT + o0, dstride, Co16, B, HO, WO, Wp, off, 3, 4, out, dwRow, o0, Cout);
+        else if (nv == 2)
+          gg_wgrad_block(xs, xstride, dyT + o0, dstride, Co16, B, HO, WO, Wp, off, 2, 4, out, dwRow, o0, Cout);
+        else
+          gg_wgrad_block(xs, xstride, dyT + o0, dstride, Co16, B, HO, WO, Wp, off, 1, 4, out, dwRow, o0, Cout);
       } else {
         for (int t = 0; t < T; t++) {
           off[0] = (t / KW) * Wp + t % KW;

@@ -58,15 +58,45 @@ extension Tensor {
   }
 
   /// conv2d with a 4×4 stride-2 padding-1 kernel through the space-to-depth input (see the file header).
+  /// Recorded as one tape node: the input gradient is the adjoint 4×4 stride-2 convolution (itself sub-pixel),
+  /// the weight gradient `spaceToDepthWeightGradient` (only the 16 real taps per channel).
   func spaceToDepthConv2d(
+    weight: Tensor, bias: Tensor?, activation: Activation, activationAlpha: Float, imageBias: Tensor?,
+    residual: Tensor?
+  ) throws -> Tensor {
+    let recording = Tape.recording([self, weight, bias, imageBias, residual]) != nil
+    if recording && (activation != .none || imageBias != nil || residual != nil) {
+      // Training with extras: the plain convolution's node, then the additions and the activation.
+      var y = try spaceToDepthConv2d(
+        weight: weight, bias: bias, activation: .none, activationAlpha: 0, imageBias: nil, residual: nil)
+      if let imageBias { y = try y + imageBias.reshaped([y.shape[0], y.shape[1], 1, 1]) }
+      if let residual { y = try y + residual }
+      return activation == .none ? y : try y.apply(activation.unaryOp, alpha: activationAlpha)
+    }
+    let y = try Tape.noGrad {
+      try spaceToDepthForward(
+        weight: weight, bias: bias, activation: activation, activationAlpha: activationAlpha, imageBias: imageBias,
+        residual: residual)
+    }
+    Tape.record(y, [self, weight] + (bias.map { [$0] } ?? [])) { [shape] dy, needs in
+      var grads: [Tensor?] = [
+        needs[0] ? try Tensor.subPixelTransposedForward(dy, weight: weight, bias: nil, outputShape: shape) : nil,
+        needs[1] ? try Tensor.spaceToDepthWeightGradient(input: self, outputGradient: dy) : nil,
+      ]
+      if let bias { grads.append(needs[2] ? try dy.sum(axes: [0, 2, 3]).reshaped(bias.shape) : nil) }
+      return grads
+    }
+    return y
+  }
+
+  /// The forward pass of `spaceToDepthConv2d` (not recorded).
+  func spaceToDepthForward(
     weight: Tensor, bias: Tensor?, activation: Activation, activationAlpha: Float, imageBias: Tensor?,
     residual: Tensor?
   ) throws -> Tensor {
     let (n, c, h, w) = (shape[0], shape[1], shape[2], shape[3])
     let o = weight.shape[0]
-    let s2d = try reshaped([n, c, h / 2, 2, w / 2, 2]).permuted([0, 1, 3, 5, 2, 4]).reshaped([
-      n, 4 * c, h / 2, w / 2,
-    ])
+    let s2d = try reshaped([n, c, h / 2, 2, w / 2, 2]).permuted([0, 1, 3, 5, 2, 4]).reshaped([n, 4 * c, h / 2, w / 2])
     // W padded to 6×6 (index q = k + 1 = 2t + a), split into (t, a) and (u, b).
     let k = try weight.paddedLastTwoByOne().reshaped([o, c, 3, 2, 3, 2]).permuted([0, 1, 3, 5, 2, 4])
       .reshaped([o, 4 * c, 3, 3])
@@ -75,16 +105,55 @@ extension Tensor {
       activationAlpha: activationAlpha, imageBias: imageBias, residual: residual)
   }
 
-  /// convTranspose2d with a 4×4 stride-2 padding-1 kernel as a 3×3 convolution and depth-to-space.
+  /// dW (O, C, 4, 4) of y = conv2d(x, W, stride 2, padding 1) for input x (N, C, H, W) and dY (N, O, H/2, W/2):
+  /// dW[o, c, 2t + a, 2u + b] = Σ dY[o, i, j]·xpad[c, 2(i + t) + a, 2(j + u) + b], the 2×2 stride-1 weight
+  /// gradient of the padded input's space-to-depth (no zero taps).
+  static func spaceToDepthWeightGradient(input x: Tensor, outputGradient dy: Tensor) throws -> Tensor {
+    let (n, c, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
+    let o = dy.shape[1]
+    let (hp, wp) = (h / 2 + 1, w / 2 + 1)
+    let s2d = try x.paddedLastTwoByOne().reshaped([n, c, hp, 2, wp, 2]).permuted([0, 1, 3, 5, 2, 4])
+      .reshaped([n, 4 * c, hp, wp])
+    let g = ConvGeometry(
+      n: n, c: 4 * c, h: hp, w: wp, kh: 2, kw: 2, strideH: 1, strideW: 1, padT: 0, padL: 0, padB: 0, padR: 0)
+    let k = try Tensor.convWeightGradient(s2d, dy, g, cout: o)  // (O, (c, a, b)·(t, u))
+    return try k.reshaped([o, c, 2, 2, 2, 2]).permuted([0, 1, 4, 2, 5, 3]).reshaped([o, c, 4, 4])
+  }
+
+  /// convTranspose2d with a 4×4 stride-2 padding-1 kernel as a 3×3 convolution and depth-to-space, recorded
+  /// as one tape node: the input gradient is the 4×4 stride-2 convolution of dY (sub-pixel too), the weight
+  /// gradient `spaceToDepthWeightGradient` with the roles of input and output exchanged.
   func subPixelConvTranspose2d(weight: Tensor, bias: Tensor?) throws -> Tensor {
-    let (n, _, h, w) = (shape[0], shape[1], shape[2], shape[3])
+    let y = try Tape.noGrad {
+      try Tensor.subPixelTransposedForward(
+        self, weight: weight, bias: bias, outputShape: [shape[0], weight.shape[1], 2 * shape[2], 2 * shape[3]])
+    }
+    Tape.record(y, [self, weight] + (bias.map { [$0] } ?? [])) { dy, needs in
+      var grads: [Tensor?] = [
+        needs[0]
+          ? try dy.spaceToDepthForward(
+            weight: weight, bias: nil, activation: .none, activationAlpha: 0, imageBias: nil, residual: nil) : nil,
+        needs[1] ? try Tensor.spaceToDepthWeightGradient(input: dy, outputGradient: self) : nil,
+      ]
+      if let bias { grads.append(needs[2] ? try dy.sum(axes: [0, 2, 3]).reshaped(bias.shape) : nil) }
+      return grads
+    }
+    return y
+  }
+
+  /// The transposed convolution's forward pass (not recorded): x (N, C, H, W), weight (C, O, 4, 4) →
+  /// `outputShape` (N, O, 2H, 2W).
+  static func subPixelTransposedForward(_ x: Tensor, weight: Tensor, bias: Tensor?, outputShape: [Int]) throws
+    -> Tensor
+  {
+    let (n, h, w) = (x.shape[0], x.shape[2], x.shape[3])
     let (c, o) = (weight.shape[0], weight.shape[1])
     // W padded to 6 along each kernel axis (q = k + 1 = a + 4 − 2t = 2t′ + a with t′ = 2 − t): split into
     // (t′, a), flip t′ back to t, and order the output channels as (o, a, b).
     let k = try weight.paddedLastTwoByOne().reshaped([c, o, 3, 2, 3, 2]).flipped(axes: [2, 4])
       .permuted([1, 3, 5, 0, 2, 4]).reshaped([4 * o, c, 3, 3])
-    let z = try conv2d(weight: k, stride: (1, 1), padding: (1, 1, 1, 1))  // (N, 4·O, H, W)
-    var y = try z.reshaped([n, o, 2, 2, h, w]).permuted([0, 1, 4, 2, 5, 3]).reshaped([n, o, 2 * h, 2 * w])
+    let z = try x.conv2d(weight: k, stride: (1, 1), padding: (1, 1, 1, 1))  // (N, 4·O, H, W)
+    var y = try z.reshaped([n, o, 2, 2, h, w]).permuted([0, 1, 4, 2, 5, 3]).reshaped(outputShape)
     if let bias { y = try y + bias.reshaped([1, o, 1, 1]) }
     return y
   }
