@@ -192,7 +192,7 @@ public final class Conv2d: Module, FusableLayer {
 }
 
 /// Transposed 2-D convolution (`nn.ConvTranspose2d`); weight (in, out, kh, kw).
-public final class ConvTranspose2d: Module, UnaryLayer {
+public final class ConvTranspose2d: Module, FusableLayer {
   /// (in, out, kh, kw).
   public let weight: Tensor
   /// (out), or nil.
@@ -223,9 +223,14 @@ public final class ConvTranspose2d: Module, UnaryLayer {
   }
 
   /// The forward pass.
-  public func callAsFunction(_ x: Tensor) throws -> Tensor {
-    try x.convTranspose2d(
-      weight: weight, bias: bias, stride: stride, padding: padding, outputPadding: outputPadding)
+  public func callAsFunction(_ x: Tensor) throws -> Tensor { try self(x, activation: .identity) }
+
+  /// The transposed convolution followed by `activation` (fused where the backend can).
+  public func callAsFunction(_ x: Tensor, activation: ActivationFunction) throws -> Tensor {
+    let f = activation.fused
+    return try x.convTranspose2d(
+      weight: weight, bias: bias, stride: stride, padding: padding, outputPadding: outputPadding,
+      activation: f.activation, activationAlpha: f.alpha)
   }
 }
 

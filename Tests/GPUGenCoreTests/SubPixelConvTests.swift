@@ -1,6 +1,7 @@
 // The CPU's sub-pixel paths for 4×4 stride-2 padding-1 convolutions and transposed convolutions
-// (Autograd/SubPixelConv.swift) against a Float64 host reference (forward) and against the im2col/col2im path
-// that OpenCL devices take (forward and every gradient).
+// (Autograd/SubPixelConv.swift), with the fused (leaky) ReLU whose gradient comes from the output, against a
+// Float64 host reference (forward) and against the im2col/col2im path that OpenCL devices take (forward and every
+// gradient).
 import Foundation
 import XCTest
 
@@ -78,7 +79,7 @@ final class SubPixelConvTests: XCTestCase {
     let (y, loss) = try tape.record { () throws -> (Tensor, Tensor) in
       let y =
         transposed
-        ? try xt.convTranspose2d(weight: wt, bias: bt, stride: 2, padding: 1)
+        ? try xt.convTranspose2d(weight: wt, bias: bt, stride: 2, padding: 1, activation: .relu)
         : try xt.conv2d(
           weight: wt, bias: bt, stride: (2, 2), padding: (1, 1, 1, 1), activation: .leakyRelu,
           activationAlpha: 0.2)
@@ -100,7 +101,7 @@ final class SubPixelConvTests: XCTestCase {
       var (ref, shape) = reference(x, xs, w, ws, transposed: transposed)
       for (i, _) in ref.enumerated() {
         ref[i] += Double(bias[(i / (shape[2] * shape[3])) % cout])
-        if !transposed && ref[i] < 0 { ref[i] *= 0.2 }
+        if ref[i] < 0 { ref[i] *= transposed ? 0 : 0.2 }  // ReLU after the transposed one, leaky ReLU(0.2) after conv
       }
       let r = values(ref.count, seed: 4)
       var results: [(y: [Float], grads: [[Float]])] = []

@@ -133,9 +133,20 @@ extension Tensor {
 
   /// Transposed convolution (the adjoint of conv2d, as `torch.nn.functional.conv_transpose2d`): x (N, Cin,
   /// H, W), weight (Cin, Cout, KH, KW) → (N, Cout, (H−1)·stride − 2·padding + K + outputPadding, …).
+  /// `activation` (with `activationAlpha`, leaky ReLU's slope) follows the bias; the CPU's sub-pixel path fuses it.
   public func convTranspose2d(
-    weight: Tensor, bias: Tensor? = nil, stride: Int = 1, padding: Int = 0, outputPadding: Int = 0
+    weight: Tensor, bias: Tensor? = nil, stride: Int = 1, padding: Int = 0, outputPadding: Int = 0,
+    activation: Activation = .none, activationAlpha: Float = 0.01
   ) throws -> Tensor {
+    if activation != .none
+      && !(prefersSubPixel && weight.rank == 4 && weight.shape[2] == 4 && weight.shape[3] == 4 && stride == 2
+        && padding == 1 && outputPadding == 0
+        && Tensor.activationHasOutputGradient(activation, alpha: activationAlpha))
+    {
+      return try convTranspose2d(
+        weight: weight, bias: bias, stride: stride, padding: padding, outputPadding: outputPadding
+      ).apply(activation.unaryOp, alpha: activationAlpha)
+    }
     guard rank == 4, weight.rank == 4, weight.shape[0] == shape[1] else {
       throw GPUGenError.shapeMismatch(
         op: "convTranspose2d (input NCHW vs weight (Cin, Cout, KH, KW))",
@@ -156,7 +167,8 @@ extension Tensor {
       throw GPUGenError.shapeMismatch(op: "convTranspose2d (bias)", lhs: bias.shape, rhs: [cout])
     }
     if prefersSubPixel && kh == 4 && kw == 4 && stride == 2 && padding == 1 && outputPadding == 0 {
-      return try subPixelConvTranspose2d(weight: weight, bias: bias)
+      return try subPixelConvTranspose2d(
+        weight: weight, bias: bias, activation: activation, activationAlpha: activationAlpha)
     }
     // The convolution whose input gradient this is: from (N, Cout, HO, WO) back to (N, Cin, H, W).
     let g = ConvGeometry(

@@ -41,6 +41,45 @@ extension Tensor {
     return y
   }
 
+  /// A zero tensor of `shape` holding this tensor's values (row-major, viewed as `view`) at the offsets
+  /// Σ index·destStrides + destOffset — one strided copy for a pad-and-rearrange. The map must be injective.
+  /// Differentiable: the gradient gathers from the same offsets.
+  func scattered(into shape: [Int], view: [Int], destStrides: [Int], destOffset: Int) throws -> Tensor {
+    let y = try Tensor.zeros(shape, on: device)
+    let sourceStrides = Shape.strides(view)
+    try backend.copyStrided(
+      buffer, y.buffer,
+      StridedCopy(
+        shape: view, xStrides: sourceStrides, xOffset: 0, yStrides: destStrides, yOffset: destOffset))
+    Tape.record(y, [self]) { [shape = self.shape] dy, _ in
+      let g = try Tensor(uninitialized: shape, on: dy.device)
+      try dy.backend.copyStrided(
+        dy.buffer, g.buffer,
+        StridedCopy(
+          shape: view, xStrides: destStrides, xOffset: destOffset, yStrides: sourceStrides, yOffset: 0))
+      return [g]
+    }
+    return y
+  }
+
+  /// The space-to-depth of the input zero-padded by one: (N, C, H, W) → (N, 4C, H/2 + 1, W/2 + 1), channel
+  /// 4c + 2a + b holding xpad[c, 2i + a, 2j + b] (one strided copy).
+  func paddedSpaceToDepth() throws -> Tensor {
+    let (n, c, h, w) = (shape[0], shape[1], shape[2], shape[3])
+    let (hp, wp) = (h / 2 + 1, w / 2 + 1)
+    let dc = hp * wp
+    // x[n, c, 2i′ + ay, 2j′ + ax] goes to channel 4c + 2(1 − ay) + (1 − ax), row i′ + ay, column j′ + ax.
+    return try scattered(
+      into: [n, 4 * c, hp, wp], view: [n, c, h / 2, 2, w / 2, 2],
+      destStrides: [4 * c * dc, 4 * dc, wp, wp - 2 * dc, 1, 1 - dc], destOffset: 3 * dc)
+  }
+
+  /// Whether an activation's derivative can be read from its output (ReLU, and leaky ReLU with a slope ≥ 0),
+  /// so that it can stay fused into a kernel's epilogue during training.
+  static func activationHasOutputGradient(_ activation: Activation, alpha: Float) -> Bool {
+    activation == .none || activation == .relu || (activation == .leakyRelu && alpha >= 0)
+  }
+
   /// Zero-pads the last two axes of a 4-D tensor by one on each side (differentiable).
   func paddedLastTwoByOne() throws -> Tensor {
     let (a, b, h, w) = (shape[0], shape[1], shape[2], shape[3])
@@ -65,7 +104,8 @@ extension Tensor {
     residual: Tensor?
   ) throws -> Tensor {
     let recording = Tape.recording([self, weight, bias, imageBias, residual]) != nil
-    if recording && (activation != .none || imageBias != nil || residual != nil) {
+    let outputGradient = Tensor.activationHasOutputGradient(activation, alpha: activationAlpha)
+    if recording && ((activation != .none && !outputGradient) || imageBias != nil || residual != nil) {
       // Training with extras: the plain convolution's node, then the additions and the activation.
       var y = try spaceToDepthConv2d(
         weight: weight, bias: bias, activation: .none, activationAlpha: 0, imageBias: nil, residual: nil)
@@ -75,12 +115,18 @@ extension Tensor {
     }
     let y = try Tape.noGrad {
       try spaceToDepthForward(
-        weight: weight, bias: bias, activation: activation, activationAlpha: activationAlpha, imageBias: imageBias,
+        weight: weight, bias: bias, activation: activation, activationAlpha: activationAlpha,
+        imageBias: imageBias,
         residual: residual)
     }
-    Tape.record(y, [self, weight] + (bias.map { [$0] } ?? [])) { [shape] dy, needs in
+    Tape.record(y, [self, weight] + (bias.map { [$0] } ?? [])) { [shape] dyOut, needs in
+      // A fused ReLU / leaky ReLU: its derivative read from the output (y > 0 exactly where z > 0).
+      let dy =
+        activation == .none
+        ? dyOut : try dyOut.unaryGradient(activation.unaryOp, x: y, alpha: activationAlpha)
       var grads: [Tensor?] = [
-        needs[0] ? try Tensor.subPixelTransposedForward(dy, weight: weight, bias: nil, outputShape: shape) : nil,
+        needs[0]
+          ? try Tensor.subPixelTransposedForward(dy, weight: weight, bias: nil, outputShape: shape) : nil,
         needs[1] ? try Tensor.spaceToDepthWeightGradient(input: self, outputGradient: dy) : nil,
       ]
       if let bias { grads.append(needs[2] ? try dy.sum(axes: [0, 2, 3]).reshaped(bias.shape) : nil) }
@@ -96,10 +142,14 @@ extension Tensor {
   ) throws -> Tensor {
     let (n, c, h, w) = (shape[0], shape[1], shape[2], shape[3])
     let o = weight.shape[0]
-    let s2d = try reshaped([n, c, h / 2, 2, w / 2, 2]).permuted([0, 1, 3, 5, 2, 4]).reshaped([n, 4 * c, h / 2, w / 2])
-    // W padded to 6×6 (index q = k + 1 = 2t + a), split into (t, a) and (u, b).
-    let k = try weight.paddedLastTwoByOne().reshaped([o, c, 3, 2, 3, 2]).permuted([0, 1, 3, 5, 2, 4])
-      .reshaped([o, 4 * c, 3, 3])
+    let s2d = try reshaped([n, c, h / 2, 2, w / 2, 2]).permuted([0, 1, 3, 5, 2, 4]).reshaped([
+      n, 4 * c, h / 2, w / 2,
+    ])
+    // K[o, 4c + 2a + b, t, u] = W[o, c, 2t + a − 1, 2u + b − 1]: W[…, 2k₂ + a′, …] goes to a = 1 − a′,
+    // t = k₂ + a′ (one strided copy into zeros).
+    let k = try weight.scattered(
+      into: [o, 4 * c, 3, 3], view: [o, c, 2, 2, 2, 2], destStrides: [36 * c, 36, 3, -15, 1, -8],
+      destOffset: 27)
     return try s2d.conv2d(
       weight: k, bias: bias, stride: (1, 1), padding: (1, 1, 1, 1), activation: activation,
       activationAlpha: activationAlpha, imageBias: imageBias, residual: residual)
@@ -112,8 +162,7 @@ extension Tensor {
     let (n, c, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
     let o = dy.shape[1]
     let (hp, wp) = (h / 2 + 1, w / 2 + 1)
-    let s2d = try x.paddedLastTwoByOne().reshaped([n, c, hp, 2, wp, 2]).permuted([0, 1, 3, 5, 2, 4])
-      .reshaped([n, 4 * c, hp, wp])
+    let s2d = try x.paddedSpaceToDepth()
     let g = ConvGeometry(
       n: n, c: 4 * c, h: hp, w: wp, kh: 2, kw: 2, strideH: 1, strideW: 1, padT: 0, padL: 0, padB: 0, padR: 0)
     let k = try Tensor.convWeightGradient(s2d, dy, g, cout: o)  // (O, (c, a, b)·(t, u))
@@ -123,16 +172,24 @@ extension Tensor {
   /// convTranspose2d with a 4×4 stride-2 padding-1 kernel as a 3×3 convolution and depth-to-space, recorded
   /// as one tape node: the input gradient is the 4×4 stride-2 convolution of dY (sub-pixel too), the weight
   /// gradient `spaceToDepthWeightGradient` with the roles of input and output exchanged.
-  func subPixelConvTranspose2d(weight: Tensor, bias: Tensor?) throws -> Tensor {
+  func subPixelConvTranspose2d(
+    weight: Tensor, bias: Tensor?, activation: Activation = .none, activationAlpha: Float = 0
+  ) throws -> Tensor {
     let y = try Tape.noGrad {
       try Tensor.subPixelTransposedForward(
-        self, weight: weight, bias: bias, outputShape: [shape[0], weight.shape[1], 2 * shape[2], 2 * shape[3]])
+        self, weight: weight, bias: bias,
+        outputShape: [shape[0], weight.shape[1], 2 * shape[2], 2 * shape[3]],
+        activation: activation, activationAlpha: activationAlpha)
     }
-    Tape.record(y, [self, weight] + (bias.map { [$0] } ?? [])) { dy, needs in
+    Tape.record(y, [self, weight] + (bias.map { [$0] } ?? [])) { dyOut, needs in
+      let dy =
+        activation == .none
+        ? dyOut : try dyOut.unaryGradient(activation.unaryOp, x: y, alpha: activationAlpha)
       var grads: [Tensor?] = [
         needs[0]
           ? try dy.spaceToDepthForward(
-            weight: weight, bias: nil, activation: .none, activationAlpha: 0, imageBias: nil, residual: nil) : nil,
+            weight: weight, bias: nil, activation: .none, activationAlpha: 0, imageBias: nil, residual: nil)
+          : nil,
         needs[1] ? try Tensor.spaceToDepthWeightGradient(input: dy, outputGradient: self) : nil,
       ]
       if let bias { grads.append(needs[2] ? try dy.sum(axes: [0, 2, 3]).reshaped(bias.shape) : nil) }
@@ -143,18 +200,27 @@ extension Tensor {
 
   /// The transposed convolution's forward pass (not recorded): x (N, C, H, W), weight (C, O, 4, 4) →
   /// `outputShape` (N, O, 2H, 2W).
-  static func subPixelTransposedForward(_ x: Tensor, weight: Tensor, bias: Tensor?, outputShape: [Int]) throws
-    -> Tensor
-  {
+  static func subPixelTransposedForward(
+    _ x: Tensor, weight: Tensor, bias: Tensor?, outputShape: [Int], activation: Activation = .none,
+    activationAlpha: Float = 0
+  ) throws -> Tensor {
     let (n, h, w) = (x.shape[0], x.shape[2], x.shape[3])
     let (c, o) = (weight.shape[0], weight.shape[1])
-    // W padded to 6 along each kernel axis (q = k + 1 = a + 4 − 2t = 2t′ + a with t′ = 2 − t): split into
-    // (t′, a), flip t′ back to t, and order the output channels as (o, a, b).
-    let k = try weight.paddedLastTwoByOne().reshaped([c, o, 3, 2, 3, 2]).flipped(axes: [2, 4])
-      .permuted([1, 3, 5, 0, 2, 4]).reshaped([4 * o, c, 3, 3])
-    let z = try x.conv2d(weight: k, stride: (1, 1), padding: (1, 1, 1, 1))  // (N, 4·O, H, W)
-    var y = try z.reshaped([n, o, 2, 2, h, w]).permuted([0, 1, 4, 2, 5, 3]).reshaped(outputShape)
-    if let bias { y = try y + bias.reshaped([1, o, 1, 1]) }
-    return y
+    // K[4o + 2a + b, c, t, u] = W[c, o, a + 3 − 2t, b + 3 − 2u]: W[…, 2k₂ + a′, …] goes to a = 1 − a′,
+    // t = 2 − k₂ − a′ (one strided copy into zeros).
+    let kc = 9 * c
+    let k = try weight.scattered(
+      into: [4 * o, c, 3, 3], view: [c, o, 2, 2, 2, 2],
+      destStrides: [9, 4 * kc, -3, -2 * kc - 3, -1, -kc - 1],
+      destOffset: 3 * kc + 8)
+    // The bias of output channel o is that of its four phases (o, a, b).
+    let zBias = try bias.map {
+      try ($0.reshaped([o, 1]) + Tensor.zeros([o, 4], on: x.device)).reshaped([4 * o])
+    }
+    // The activation commutes with depth-to-space, so it is fused into the convolution.
+    let z = try x.conv2d(
+      weight: k, bias: zBias, stride: (1, 1), padding: (1, 1, 1, 1), activation: activation,
+      activationAlpha: activationAlpha)  // (N, 4·O, H, W)
+    return try z.reshaped([n, o, 2, 2, h, w]).permuted([0, 1, 4, 2, 5, 3]).reshaped(outputShape)
   }
 }

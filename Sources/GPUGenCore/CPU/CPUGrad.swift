@@ -33,8 +33,15 @@ extension CPUBackend {
           let s = 1 / (1 + Foundation.exp(-v))
           return g * s * (1 - s)
         }
-      case .relu: each { v, g in v > 0 ? g : 0 }
-      case .leakyRelu: each { v, g in v > 0 ? g : alpha * g }
+      // ReLU's masks as plain loops (vectorised; a closure per element is not inlined).
+      case .relu:
+        Parallel.forEach(count, cost: 2) { r in
+          for i in r { yp[i] = xp[i] > 0 ? gp[i] : 0 }
+        }
+      case .leakyRelu:
+        Parallel.forEach(count, cost: 2) { r in
+          for i in r { yp[i] = xp[i] > 0 ? gp[i] : alpha * gp[i] }
+        }
       case .silu:
         Parallel.forEach(count, cost: 8) { r in
           gpugen_silu_grad(xp + r.lowerBound, gp + r.lowerBound, yp + r.lowerBound, r.count)
