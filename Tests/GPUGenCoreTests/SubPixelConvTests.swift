@@ -101,7 +101,8 @@ final class SubPixelConvTests: XCTestCase {
       var (ref, shape) = reference(x, xs, w, ws, transposed: transposed)
       for (i, _) in ref.enumerated() {
         ref[i] += Double(bias[(i / (shape[2] * shape[3])) % cout])
-        if ref[i] < 0 { ref[i] *= transposed ? 0 : 0.2 }  // ReLU after the transposed one, leaky ReLU(0.2) after conv
+        // ReLU after the transposed convolution, leaky ReLU(0.2) after the convolution.
+        if ref[i] < 0 { ref[i] *= transposed ? 0 : 0.2 }
       }
       let r = values(ref.count, seed: 4)
       var results: [(y: [Float], grads: [[Float]])] = []
