@@ -17,19 +17,7 @@ extension Tensor {
     guard logits.shape == targets.shape else {
       throw GPUGenError.shapeMismatch(op: "bceWithLogitsLoss", lhs: logits.shape, rhs: targets.shape)
     }
-    let n = Float(Swift.max(logits.count, 1))
-    let loss = try Tape.noGrad {
-      let softplus = try (logits.abs().neg().exp() + 1).log()
-      return try (logits.maximum(0) - logits * targets + softplus).mean()
-    }
-    Tape.record(loss, [logits, targets]) { dy, needs in
-      let g = try dy.reshaped([]).expanded(to: logits.shape) / n
-      return [
-        needs[0] ? try (logits.sigmoid() - targets) * g : nil,
-        needs[1] ? try (logits * g).neg() : nil,
-      ]
-    }
-    return loss
+    return try bceWithLogits(logits, targets).mean()
   }
 
   /// Elementwise binary cross-entropy on logits, unreduced: max(x, 0) − x·z + log(1 + e^−|x|). The gradient

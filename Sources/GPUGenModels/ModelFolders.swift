@@ -72,8 +72,10 @@ public enum ModelFolder {
     switch obj["_class_name"] as? String {
     case ConvVAEConfig.className: return .convVAE(url)
     case "AutoencoderKL": return .autoencoderKL(url)
-    case "UNet2DModel",
-      nil where obj["down_block_types"] != nil && obj["latent_channels"] == nil:
+    case "UNet2DModel":
+      return .diffusion(try DiffusionModelFolder.resolve(url))
+    case nil where obj["down_block_types"] != nil && obj["latent_channels"] == nil:
+      // A UNet config written without _class_name.
       return .diffusion(try DiffusionModelFolder.resolve(url))
     case let other?:
       throw ModelError.unsupported(

@@ -315,9 +315,9 @@ public final class BatchNorm2d: Module, UnaryLayer {
         op: "BatchNorm2d (input NCHW vs channels)", lhs: x.shape, rhs: weight.shape)
     }
     if isTraining {
-      let tracked = try Tape.noGrad { try numBatchesTracked.toArray()[0] } + 1
-      try Tape.noGrad { try numBatchesTracked.assign(try Tensor([tracked], shape: [], on: x.device)) }
-      let m = momentum ?? 1 / tracked
+      // The count is bumped on the device; only the cumulative average (momentum nil) reads it back.
+      try Tape.noGrad { try numBatchesTracked.assign(try numBatchesTracked + 1) }
+      let m = try momentum ?? Tape.noGrad { 1 / (try numBatchesTracked.toArray()[0]) }
       return try x.batchNorm(
         weight: weight, bias: bias, runningMean: runningMean, runningVar: runningVar, training: true,
         momentum: m, eps: eps)

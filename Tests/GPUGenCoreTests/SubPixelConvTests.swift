@@ -122,4 +122,20 @@ final class SubPixelConvTests: XCTestCase {
       }
     }
   }
+
+  /// The leaky ReLU slope of a fused transposed convolution is honoured on every device (the CPU fuses it into
+  /// the sub-pixel convolution, OpenCL applies it after).
+  func testTransposedConvolutionTakesItsActivationSlope() throws {
+    for d in try Device.all() {
+      let x = try Tensor(values(2 * 3 * 5 * 5, seed: 7), shape: [2, 3, 5, 5], on: d)
+      let w = try Tensor(values(3 * 4 * 16, seed: 8), shape: [3, 4, 4, 4], on: d)
+      let plain = try x.convTranspose2d(weight: w, stride: 2, padding: 1).toArray()
+      let fused = try x.convTranspose2d(
+        weight: w, stride: 2, padding: 1, activation: .leakyRelu, activationAlpha: 0.3
+      )
+      .toArray()
+      XCTAssertTrue(plain.contains { $0 < -0.1 })
+      for (p, f) in zip(plain, fused) { XCTAssertEqual(f, p > 0 ? p : 0.3 * p, accuracy: 1e-5, "\(d)") }
+    }
+  }
 }

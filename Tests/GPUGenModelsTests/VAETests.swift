@@ -144,6 +144,20 @@ final class VAETests: XCTestCase {
     }
   }
 
+  func testLikelihoodSeedKeysTheBinarisationAndTheDraws() throws {
+    let d = try tmp()
+    let f = try fixture(in: d)
+    let c = try ConvVAEConfig(json: Data(contentsOf: URL(fileURLWithPath: f.config)))
+    let data = try TrainingImages.load(source: f.data, sampleSize: 8, channels: 1)
+    let m = try ConvVAE(config: c, seed: 4, on: .cpu)
+    m.eval()
+    let a = try VAEOps.likelihood(m, data: data, samples: 4, ks: [4], seed: 1, device: .cpu)
+    let b = try VAEOps.likelihood(m, data: data, samples: 4, ks: [4], seed: 1, device: .cpu)
+    let other = try VAEOps.likelihood(m, data: data, samples: 4, ks: [4], seed: 2, device: .cpu)
+    XCTAssertEqual(a.elboNats, b.elboNats)
+    XCTAssertNotEqual(a.elboNats, other.elboNats)
+  }
+
   func testPriorSamplesDependOnlyOnSeedAndIndex() throws {
     var c = ConvVAEConfig()
     (c.sampleSize, c.blockOutChannels, c.latentDim) = (8, [4, 8], 3)
@@ -515,6 +529,24 @@ final class ModuleMigrationTests: XCTestCase {
     let expected = try documentedInitialWeights(shapes, seed: 5)
     XCTAssertEqual(net.names, shapes.keys.sorted())
     for (name, t) in net.namedParameters { XCTAssertEqual(try t.toArray(), expected[name], name) }
+  }
+
+  func testModuleSaveStoresItsDtype() throws {
+    let net = try ImageClassifier(
+      config: ClassifierConfig(imageSize: 12, convChannels: [4, 8, 8], featureDim: 16), seed: 1, device: .cpu)
+    let d = FileManager.default.temporaryDirectory.appendingPathComponent("gpugen-save-\(UUID().uuidString)")
+    try FileManager.default.createDirectory(at: d, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(at: d) }
+    let f32 = d.appendingPathComponent("a.safetensors"), f16 = d.appendingPathComponent("b.safetensors")
+    try net.save(to: f32, dtype: .f32, metadata: [:])
+    try net.save(to: f16, dtype: .f16, metadata: [:])
+    let header = { (u: URL) in String(decoding: try Data(contentsOf: u).prefix(400), as: UTF8.self) }
+    XCTAssertTrue(try header(f16).contains("\"F16\""))
+    XCTAssertFalse(try header(f32).contains("\"F16\""))
+    let a = try SafeTensors.read(contentsOf: f32).tensors, b = try SafeTensors.read(contentsOf: f16).tensors
+    for (name, t) in a {
+      for (u, v) in zip(t.values, b[name]!.values) { XCTAssertEqual(u, v, accuracy: 1e-3 * max(1, abs(u))) }
+    }
   }
 
   func testTapesOnTwoThreadsDoNotSeeEachOther() throws {

@@ -9,8 +9,9 @@
 //   W_T[o·4 + 2a + b, c, t, u] = W[c, o, a + 3 − 2t, b + 3 − 2u], and y[2i + a, 2j + b] = z[o·4 + 2a + b, i, j]
 //   (depth-to-space).
 //
-// Both are compositions of differentiable ops (reshape, permute, concat, flip), so the tape differentiates
-// them; the kernel rearrangement is a few small copies per call.
+// Each is one tape node whose gradients are the other one of the pair (input) and a 2×2 stride-1 weight
+// gradient of the padded space-to-depth (weight: only the 16 real taps); the kernel rearrangements and the
+// padded space-to-depth are single strided scatters into zeros.
 import Foundation
 
 extension Tensor {
@@ -18,28 +19,9 @@ extension Tensor {
   static let subPixelEnabled = ProcessInfo.processInfo.environment["GPUGEN_SUBPIXEL"] != "0"
 
   /// The sub-pixel paths run on the native CPU backend, where they beat im2col (reference ConvVAE: encode +
-  /// decode 8,845 → 11,476 images/s, training step 22.7 → 21.3 ms); on PoCL they lose (step 37 → 53 ms), so
-  /// OpenCL devices keep im2col/col2im + GEMM.
+  /// decode 8,845 → 13,424 images/s, training step 22.7 → 17.4 ms); on PoCL the first version lost (step 37 →
+  /// 53 ms), so OpenCL devices keep im2col/col2im + GEMM.
   var prefersSubPixel: Bool { Tensor.subPixelEnabled && device.backend is CPUBackend }
-
-  /// Reverses the order of elements along `axes` (materialised; differentiable).
-  public func flipped(axes: [Int]) throws -> Tensor {
-    let ax = try Set(axes.map { try Shape.axis($0, rank: rank, "flip") })
-    let y = try Tensor(uninitialized: shape, on: device)
-    guard count > 0 else { return y }
-    let st = Shape.strides(shape)
-    var xStrides = st
-    var offset = 0
-    for a in ax where shape[a] > 1 {
-      xStrides[a] = -st[a]
-      offset += (shape[a] - 1) * st[a]
-    }
-    try backend.copyStrided(
-      buffer, y.buffer,
-      StridedCopy(shape: shape, xStrides: xStrides, xOffset: offset, yStrides: st, yOffset: 0))
-    Tape.record(y, [self]) { dy, _ in [try dy.flipped(axes: Array(ax))] }
-    return y
-  }
 
   /// A zero tensor of `shape` holding this tensor's values (row-major, viewed as `view`) at the offsets
   /// Σ index·destStrides + destOffset — one strided copy for a pad-and-rearrange. The map must be injective.
@@ -78,15 +60,6 @@ extension Tensor {
   /// so that it can stay fused into a kernel's epilogue during training.
   static func activationHasOutputGradient(_ activation: Activation, alpha: Float) -> Bool {
     activation == .none || activation == .relu || (activation == .leakyRelu && alpha >= 0)
-  }
-
-  /// Zero-pads the last two axes of a 4-D tensor by one on each side (differentiable).
-  func paddedLastTwoByOne() throws -> Tensor {
-    let (a, b, h, w) = (shape[0], shape[1], shape[2], shape[3])
-    let zr = try Tensor.zeros([a, b, 1, w], on: device)
-    let rows = try Tensor.concat([zr, self, zr], axis: 2)
-    let zc = try Tensor.zeros([a, b, h + 2, 1], on: device)
-    return try Tensor.concat([zc, rows, zc], axis: 3)
   }
 
   /// Whether conv2d of this input with `weight` can take the space-to-depth path.

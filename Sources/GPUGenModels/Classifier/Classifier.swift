@@ -115,8 +115,8 @@ public final class ImageClassifier: Module {
   public let conv1: Conv2d, conv2: Conv2d, conv3: Conv2d, fc1: Linear, fc2: Linear
   /// Parameter names, sorted; `parameters[i]` is named `names[i]`.
   public let names: [String]
-  /// The parameters in name order.
-  public var parameters: [Tensor] { trainableParameters }
+  /// The parameters in name order (fixed once built, so walked once).
+  public private(set) lazy var parameters: [Tensor] = trainableParameters
 
   /// The architecture of `config` on `device`, with the constant initial values of `Module`'s parameters.
   init(config: ClassifierConfig, on device: Device) throws {
@@ -313,7 +313,7 @@ public final class ClassifierTrainer {
   let learningRate: LearningRate
   /// Optimizer steps done.
   public private(set) var step = 0
-  private var order: (epoch: Int, indices: [Int])?
+  private lazy var batches = EpochBatches(seed: options.seed, count: data.count, batchSize: options.batchSize)
 
   public init(model: ImageClassifier, data: TrainingImages, options: ClassifierTrainingOptions) throws {
     try options.validate()
@@ -346,11 +346,7 @@ public final class ClassifierTrainer {
 
   /// Dataset indices of step `s`'s batch.
   public func batchIndices(step s: Int) -> [Int] {
-    let epoch = s / stepsPerEpoch, pos = (s % stepsPerEpoch) * options.batchSize
-    if order?.epoch != epoch {
-      order = (epoch, DiffusionTrainer.epochOrder(seed: options.seed, count: data.count, epoch: epoch))
-    }
-    return Array(order!.indices[pos..<(pos + options.batchSize)])
+    batches.indices(step: s)
   }
 
   /// One optimizer step; returns the batch's loss and accuracy (before the update).

@@ -120,7 +120,7 @@ public final class DiffusionTrainer {
   let data: TrainingImages
   /// Optimizer steps done.
   public internal(set) var step = 0
-  private var order: (epoch: Int, indices: [Int])?
+  private lazy var batches = EpochBatches(seed: options.seed, count: data.count, batchSize: options.batchSize)
 
   /// The DDPM scheduler config a new run writes (linear betas, 1000 steps; trailing spacing so that
   /// few-step samplers start at the last timestep).
@@ -208,12 +208,7 @@ public final class DiffusionTrainer {
 
   /// The dataset indices of global step `s`'s batch.
   public func batchIndices(step s: Int) -> [Int] {
-    let perEpoch = data.count / options.batchSize
-    let epoch = s / perEpoch, pos = (s % perEpoch) * options.batchSize
-    if order?.epoch != epoch {
-      order = (epoch, DiffusionTrainer.epochOrder(seed: options.seed, count: data.count, epoch: epoch))
-    }
-    return Array(order!.indices[pos..<(pos + options.batchSize)])
+    batches.indices(step: s)
   }
 
   /// The stable argsort of Philox words (stream 10): epoch `epoch`'s order of `count` images.
@@ -280,16 +275,7 @@ public final class DiffusionTrainer {
       guard let g else { throw TrainingError.invalidOption("parameter \(name) got no gradient") }
       return g
     }
-    let clip = try Optimizer.clipGradNorm(
-      grads: grads, maxNorm: options.clipGrad > 0 ? Float(options.clipGrad) : .greatestFiniteMagnitude)
-    guard clip.norm.isFinite else {
-      var term = "the gradient norm"
-      for (g, name) in zip(grads, names) where !(try g.toArray().allSatisfy(\.isFinite)) {
-        term = "the gradient of \(name)"
-        break
-      }
-      throw TrainingError.diverged(step: s + 1, term: term, value: clip.norm)
-    }
+    let clip = try Optimizer.clipOrStop(grads: grads, names: names, maxNorm: options.clipGrad, step: s + 1)
     let lr = learningRate.value(at: s + 1)  // step s trains at lr·min(1, (s+1)/warmup)
     try optimizer.step(grads: grads, lr: lr, gradScale: clip.scale)
     let decay = try ema.step(parameters: parameters)

@@ -140,7 +140,7 @@ public final class VAETrainer {
   public let data: TrainingImages
   /// Optimizer steps done.
   public internal(set) var step = 0
-  private var order: (epoch: Int, indices: [Int])?
+  private lazy var batches = EpochBatches(seed: options.seed, count: data.count, batchSize: options.batchSize)
 
   /// A new ConvVAE run (PyTorch's default initialisation from `options.seed`).
   public convenience init(
@@ -185,12 +185,7 @@ public final class VAETrainer {
 
   /// The dataset indices of global step `s`'s batch (the diffusion trainer's epoch order).
   public func batchIndices(step s: Int) -> [Int] {
-    let perEpoch = data.count / options.batchSize
-    let epoch = s / perEpoch, pos = (s % perEpoch) * options.batchSize
-    if order?.epoch != epoch {
-      order = (epoch, DiffusionTrainer.epochOrder(seed: options.seed, count: data.count, epoch: epoch))
-    }
-    return Array(order!.indices[pos..<(pos + options.batchSize)])
+    batches.indices(step: s)
   }
 
   /// Images `idx` of `data` as a (n, C, H, W) host array in [0, 1].
@@ -258,7 +253,7 @@ public final class VAETrainer {
       tape.reset()
       throw TrainingError.diverged(step: s + 1, term: name, value: v)
     }
-    let lossValue = try terms.loss.toArray()[0]
+    let lossValue = terms.lossValue
     guard lossValue.isFinite else {
       tape.reset()
       throw TrainingError.diverged(step: s + 1, term: "the loss (negative ELBO)", value: lossValue)
@@ -267,16 +262,7 @@ public final class VAETrainer {
       g, np -> Tensor in
       try g ?? Tensor.zeros(np.1.shape, on: device)
     }
-    let clip = try Optimizer.clipGradNorm(
-      grads: grads, maxNorm: options.clipGrad > 0 ? Float(options.clipGrad) : .greatestFiniteMagnitude)
-    guard clip.norm.isFinite else {
-      var term = "the gradient norm"
-      for (g, name) in zip(grads, names) where !(try g.toArray().allSatisfy(\.isFinite)) {
-        term = "the gradient of \(name)"
-        break
-      }
-      throw TrainingError.diverged(step: s + 1, term: term, value: clip.norm)
-    }
+    let clip = try Optimizer.clipOrStop(grads: grads, names: names, maxNorm: options.clipGrad, step: s + 1)
     let lr = learningRate.value(at: s + 1)
     try optimizer.step(grads: grads, lr: lr, gradScale: clip.scale)
     try ema.step(parameters: parameters)

@@ -112,6 +112,8 @@ public struct ELBOTerms {
   public let reconstruction: Float
   /// Mean KL, nats per image (without β or free bits).
   public let kl: Float
+  /// The value of `loss`.
+  public let lossValue: Float
   /// Negative ELBO (NLL + KL) per image, nats.
   public var negativeELBO: Float { reconstruction + kl }
 }
@@ -157,7 +159,11 @@ extension VariationalAutoencoder {
       klObjective = try klPerDim.sum()
     }
     let loss = try recMean + klObjective * Float(beta)
-    let values = try Tape.noGrad { (try recMean.toArray()[0], try klPerDim.sum().toArray()[0]) }
-    return ELBOTerms(loss: loss, reconstruction: values.0, kl: values.1)
+    // The three figures in one download.
+    let v = try Tape.noGrad {
+      try Tensor.concat([recMean.reshaped([1]), klPerDim.sum().reshaped([1]), loss.reshaped([1])], axis: 0)
+        .toArray()
+    }
+    return ELBOTerms(loss: loss, reconstruction: v[0], kl: v[1], lossValue: v[2])
   }
 }
