@@ -1,11 +1,12 @@
 // Model folders say which family they hold: a diffusers pipeline or UNet folder (diffusion), a ConvVAE or
-// diffusers AutoencoderKL folder (VAE). `--model` takes a folder or a bundled model's name; a folder of that
+// diffusers AutoencoderKL folder (VAE), a GAN folder (gan_config.json, generator/, discriminator/).
+// `--model` takes a folder or a bundled model's name; a folder of that
 // name in the working directory wins, as diffusers' from_pretrained prefers a local folder.
 import Foundation
 
 /// The generative families gpugen trains and samples.
 public enum ModelFamily: String, Sendable, CaseIterable {
-  case diffusion, vae
+  case diffusion, vae, gan
 }
 
 /// What a model folder holds.
@@ -16,12 +17,15 @@ public enum ModelFolderKind: Equatable, Sendable {
   case convVAE(URL)
   /// A diffusers AutoencoderKL folder.
   case autoencoderKL(URL)
+  /// A gpugen GAN folder (gan_config.json, generator/, discriminator/).
+  case gan(URL)
 
   /// The family of the model.
   public var family: ModelFamily {
     switch self {
     case .diffusion: return .diffusion
     case .convVAE, .autoencoderKL: return .vae
+    case .gan: return .gan
     }
   }
 }
@@ -55,6 +59,7 @@ public enum ModelFolder {
     guard isDir.boolValue else {
       throw ModelError.malformed(url.path, "expected a model folder, found a file")
     }
+    if GANModel.isGANFolder(url) { return .gan(url) }
     if fm.fileExists(atPath: url.appendingPathComponent("model_index.json").path) {
       return .diffusion(try DiffusionModelFolder.resolve(url))
     }
@@ -109,6 +114,8 @@ public enum ModelFolder {
       return model
     case .diffusion(let f):
       throw ModelError.input("\(f.unet.path) holds a diffusion model, not a VAE")
+    case .gan(let url):
+      throw ModelError.input("\(url.path) holds a GAN, not a VAE")
     }
   }
 }

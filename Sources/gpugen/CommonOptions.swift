@@ -35,8 +35,8 @@ struct TrainingOptionGroup: ParsableArguments {
   @Option(help: "Optimizer steps in total (diffusion: 20000, vae: 10000; on --resume: a new total).")
   var steps: Int?
 
-  @Option(help: "Batch size.")
-  var batchSize = 64
+  @Option(help: "Batch size (diffusion, vae, gan: 64; gan on toy data: 256).")
+  var batchSize: Int?
 
   @Option(help: "Peak learning rate (diffusion: 1e-4 AdamW, vae: 1e-3 Adam).")
   var lr: Double?
@@ -74,7 +74,7 @@ extension TrainingOptionGroup {
   func apply<O: CommonTrainingOptions>(to o: inout O) {
     o.data = data
     o.steps = steps ?? o.steps
-    o.batchSize = batchSize
+    o.batchSize = batchSize ?? o.batchSize
     o.lr = lr ?? o.lr
     o.warmup = warmup ?? o.warmup
     o.lrSchedule = lrSchedule.rawValue

@@ -8,7 +8,7 @@ import GPUGenNN
 struct Train: ParsableCommand {
   static let configuration = CommandConfiguration(
     abstract: "Train a generative model.",
-    subcommands: [TrainDiffusion.self, TrainVAE.self, TrainClassifier.self])
+    subcommands: [TrainDiffusion.self, TrainVAE.self, TrainGAN.self, TrainClassifier.self])
 }
 
 struct TrainDiffusion: ParsableCommand {

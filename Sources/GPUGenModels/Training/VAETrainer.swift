@@ -95,6 +95,7 @@ public enum VAEArchitecture: Equatable, Sendable {
     case .convVAE: return .convVAE(try ConvVAEConfig(json: d, source: url.path))
     case .autoencoderKL: return .autoencoderKL(try AutoencoderKLConfig(json: d, source: url.path))
     case .diffusion: throw ModelError.input("\(dir.path) holds a diffusion model, not a VAE")
+    case .gan: throw ModelError.input("\(dir.path) holds a GAN, not a VAE")
     }
   }
 }
