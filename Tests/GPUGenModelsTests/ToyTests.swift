@@ -310,6 +310,16 @@ final class ToyTests: XCTestCase {
       dataset: .grid25, points: ToyDataset.grid25.sample(count: 20_000, seed: 0, step: 0))
     XCTAssertEqual(full.render().width, 480)
     XCTAssertEqual(ScatterPlot(range: -1...1).render(size: 10).width, 96)
+    // ToyScatter: the data set's plot, or a range fitted to the points without one.
+    let pts: [Float] = [0.5, -2.5, 1, 1]
+    XCTAssertEqual(
+      ToyScatter.render(pts, dataset: .ring8, title: "t", size: 200),
+      ScatterPlot(dataset: .ring8, points: pts, title: "t").render(size: 200))
+    XCTAssertEqual(
+      ToyScatter.render(pts + [.nan, 0], dataset: nil, title: "t", size: 200),
+      ScatterPlot(title: "t", range: -3...3, points: pts + [.nan, 0]).render(size: 200))
+    XCTAssertEqual(
+      ToyScatter.render([], dataset: nil, title: "", size: 200), ScatterPlot(range: -1...1).render(size: 200))
     // A caption too wide for the plot's font scale (2 at 640 pixels) is drawn smaller, inside the image.
     let caption = ToyMetrics.score(ToyDataset.grid25.sample(count: 100, seed: 0, step: 0), dataset: .grid25)
     let wide = ScatterPlot(dataset: .grid25, points: [], subtitle: caption.summary)

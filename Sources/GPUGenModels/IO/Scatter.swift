@@ -140,6 +140,24 @@ public struct ScatterPlot: Sendable {
   }
 }
 
+/// Scatter plots of generated 2-D points in one call (the GAN commands' toy plots).
+public enum ToyScatter {
+  /// A `size`×`size` scatter plot of `points`: on `dataset`'s fixed range with its modes circled at 3σ, or, without
+  /// a data set, on the square ±⌈1.1·max |coordinate|⌉ (at least ±1) with no markers.
+  public static func render(
+    _ points: [Float], dataset: ToyDataset?, title: String, subtitle: String = "", size: Int = 480
+  ) -> Image8 {
+    if let dataset {
+      return ScatterPlot(dataset: dataset, points: points, title: title, subtitle: subtitle).render(
+        size: size)
+    }
+    let largest = points.lazy.filter(\.isFinite).map { abs(Double($0)) }.max() ?? 0
+    let half = Swift.max(1, (1.1 * largest).rounded(.up))
+    return ScatterPlot(title: title, subtitle: subtitle, range: -half...half, points: points).render(
+      size: size)
+  }
+}
+
 // MARK: Drawing
 
 extension LinePlot.Canvas {
