@@ -21,6 +21,9 @@ public enum Streams {
   public static let priorSample = 15
   /// The VAE's reparameterisation noise ε in training (sample = the image's position in the global batch).
   public static let vaeReparameterisation = 17
+  /// Toy 2-D data (`ToyDataset.sample`): sample i at step s is block (0, i, s, stream); words x, y are its two
+  /// Box–Muller offsets (as `randomNormal` with 2 per sample), word z mod K its mode.
+  public static let toyData = 19
   /// Dropout masks: layer k of a model draws from stream `dropout + k` (above every parameter slot).
   public static let dropout = 0x8000_0000
   /// Importance samples of the IWAE bound.
