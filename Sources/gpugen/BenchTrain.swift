@@ -7,7 +7,7 @@ import GPUGenModels
 struct BenchTrain: ParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "train",
-    abstract: "Training steps/s of a family's reference model (diffusion UNet, or the ConvVAE).",
+    abstract: "Training steps/s of a family's reference model (diffusion UNet, ConvVAE or DCGAN).",
     discussion: """
       --family diffusion (default) runs the reference config of Benchmarks/unet/config.json (32×32×1,
       channels 32/64/128): forward + MSE + backward + AdamW. Compare with Benchmarks/pytorch_train_bench.py;
@@ -15,13 +15,18 @@ struct BenchTrain: ParsableCommand {
       --family vae runs the reference ConvVAE (28×28×1, widths 32/64, latent 16, Bernoulli): forward +
       negative ELBO + backward + Adam, then encode + decode in images/s at --infer-batch. Compare with
       Benchmarks/vae_pytorch.py; Benchmarks/vae_side_by_side.sh runs both.
-      JSON keys: ms_per_step, steps_per_s (and images_per_s for the VAE's encode + decode).
+      --family gan runs the reference DCGAN (28×28×1, latent 64, G 128·7·7 → 64 → 1, D 64 → 128 → 1, batch
+      norm, non-saturating loss): one discriminator step plus one generator step (gpugen's GAN trainer on a
+      fixed synthetic data set), then sampling in images/s at --infer-batch. Compare with
+      Benchmarks/gan_pytorch.py; Benchmarks/gan_side_by_side.sh runs both.
+      JSON keys: ms_per_step, steps_per_s (and images_per_s for the VAE's encode + decode,
+      sample_images_per_s for the GAN).
       """)
 
-  @Option(help: "The model family: diffusion or vae.")
+  @Option(help: "The model family: diffusion, vae or gan.")
   var family: BenchFamily = .diffusion
 
-  @Option(help: "VAE: batch of the encode + decode timing.")
+  @Option(help: "VAE: batch of the encode + decode timing; GAN: batch of the sampling timing.")
   var inferBatch = 256
 
   @Option(help: "Device(s): a device spec, or 'all'.")
@@ -49,6 +54,10 @@ struct BenchTrain: ParsableCommand {
       }
       if family == .vae {
         for d in try benchDevices(device) { try benchVAE(d) }
+        return
+      }
+      if family == .gan {
+        for d in try benchDevices(device) { try benchGAN(d) }
         return
       }
       for d in try benchDevices(device) {
@@ -107,7 +116,7 @@ struct BenchTrain: ParsableCommand {
 
 /// The families `bench train` measures.
 enum BenchFamily: String, ExpressibleByArgument, CaseIterable {
-  case diffusion, vae
+  case diffusion, vae, gan
 }
 
 extension BenchTrain {
@@ -167,6 +176,57 @@ extension BenchTrain {
         String(
           format:
             "%@ ConvVAE training step, batch %d: %.2f ms/step (%.1f steps/s); encode + decode, batch %d: %.0f images/s",
+          d.spec, batchSize, 1000 * best, 1 / best, inferBatch, ips))
+    }
+  }
+}
+
+extension BenchTrain {
+  /// The reference DCGAN's training step (one D step + one G step) and sampling throughput on `d`.
+  func benchGAN(_ d: Device) throws {
+    let count = max(4 * batchSize, 1024)
+    // A fixed synthetic data set in [−1, 1] (the step's cost does not depend on the pixels).
+    let pixels = try Tensor.randomUniform(shape: [count, 1, 28, 28], seed: 5, on: .cpu).toArray().map { 2 * $0 - 1 }
+    let data = TrainingImages(
+      images: pixels, labels: nil, count: count, channels: 1, size: 28, classCount: 0)
+    var options = GANTrainingOptions()
+    (options.batchSize, options.steps, options.data) = (batchSize, 1_000_000, "synthetic")
+    let g = GANNetworkConfig(role: .generator), dc = GANNetworkConfig(role: .discriminator)
+    let model = GANModelConfig(latentDim: g.latentDim, loss: .ns, conditional: false, numClasses: 0, data: "synthetic")
+    let trainer = try GANTrainer(
+      model: model, generator: g, discriminator: dc, data: .images(data), options: options, device: d)
+    for _ in 0..<3 { _ = try trainer.trainStep() }
+    let timed = max(steps, 20)
+    var best = Double.infinity
+    for _ in 0..<3 {
+      let t0 = Date()
+      for _ in 0..<timed { _ = try trainer.trainStep() }
+      best = min(best, Date().timeIntervalSince(t0) / Double(timed))
+    }
+    let sampler = GANModel(config: model, generator: try trainer.emaGenerator(), discriminator: nil)
+    func sample() throws {
+      _ = try GANOps.sample(sampler, count: inferBatch, batchSize: inferBatch, seed: 0, device: d)
+    }
+    try sample()
+    var bestSample = Double.infinity
+    for _ in 0..<3 {
+      let t0 = Date()
+      for _ in 0..<5 { try sample() }
+      bestSample = min(bestSample, Date().timeIntervalSince(t0) / 5)
+    }
+    let ips = Double(inferBatch) / bestSample
+    if json {
+      print(
+        jsonLine([
+          "framework": "gpugen", "family": "gan", "device": d.spec, "batch": batchSize, "steps_per_s": 1 / best,
+          "ms_per_step": 1000 * best, "sample_batch": inferBatch, "sample_images_per_s": ips,
+          "parameters_g": trainer.generator.parameterCount, "parameters_d": trainer.discriminator.parameterCount,
+          "peak_rss_mb": peakResidentMegabytes(),
+        ]))
+    } else {
+      print(
+        String(
+          format: "%@ DCGAN training step (D + G), batch %d: %.2f ms/step (%.1f steps/s); sampling, batch %d: %.0f images/s",
           d.spec, batchSize, 1000 * best, 1 / best, inferBatch, ips))
     }
   }

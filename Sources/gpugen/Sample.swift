@@ -5,13 +5,17 @@ import GPUGenModels
 
 struct Sample: ParsableCommand {
   static let configuration = CommandConfiguration(
-    abstract: "Sample images from a diffusion model or a VAE.",
+    abstract: "Sample images from a diffusion model, a VAE or a GAN.",
     discussion: """
       --model takes a diffusers pipeline folder (model_index.json, unet/, scheduler/), a bare UNet folder
       (config.json + diffusion_pytorch_model.safetensors), a VAE folder (ConvVAE or diffusers AutoencoderKL)
       or a bundled model's name (diffusion, vae); a folder of that name in the working directory wins.
       A VAE decodes z ~ N(0, τ²I) (--temperature τ); the diffusion flags (--sampler, --steps, --eta,
       --karras, --class, --noise, --trajectory) are errors with a VAE, --temperature with a diffusion model.
+      A GAN folder (gan_config.json, generator/, discriminator/) draws z ~ N(0, I) keyed by (seed, image) and
+      takes --truncation ψ with --truncation-mode resample (redraw every |z_i| > ψ) or scale (z·ψ), and
+      --class for a class-conditional generator (classes cycled; default: every class in turn). A toy 2-D
+      GAN writes a scatter plot with the true modes marked (--out, default scatter.png) and --npy (N, 2).
       Without --model, the small class-conditional
       Fashion-MNIST model that ships with gpugen is used (classes: 0 T-shirt/top, 1 trouser, 2 pullover,
       3 dress, 4 coat, 5 sandal, 6 shirt, 7 sneaker, 8 bag, 9 ankle boot).
@@ -48,6 +52,12 @@ struct Sample: ParsableCommand {
   @Option(help: "VAE: the prior's temperature τ, z ~ N(0, τ²I) (default 1).")
   var temperature: Double?
 
+  @Option(help: "GAN: the truncation ψ > 0 (1 or absent: none); smaller trades diversity for fidelity.")
+  var truncation: Double?
+
+  @Option(help: "GAN: resample (redraw every |z_i| > ψ, BigGAN) or scale (z·ψ). Default resample.")
+  var truncationMode: TruncationMode?
+
   @Flag(help: "Use Karras sigmas (DPM-Solver++ and Euler samplers).")
   var karras = false
 
@@ -75,7 +85,11 @@ struct Sample: ParsableCommand {
     let t0 = Date()
     let folderURL = try ModelFolder.locate(model)
     let kind = try ModelFolder.classify(folderURL)
+    if case .gan(let url) = kind { return try sampleGAN(url, start: t0) }
     if kind.family == .vae { return try sampleVAE(kind, start: t0) }
+    if truncation != nil || truncationMode != nil {
+      throw ModelError.input("--truncation and --truncation-mode are GAN options; this is a \(kind.family.rawValue) model")
+    }
     if temperature != nil {
       throw ModelError.input(
         "--temperature is a VAE option; this is a diffusion model (use --sampler/--steps/--eta)")
@@ -83,13 +97,88 @@ struct Sample: ParsableCommand {
     try sampleDiffusion(folderURL, start: t0)
   }
 
+  /// Parses --class into labels (non-negative integers).
+  func parseClasses() throws -> [Int]? {
+    try classes.map { text -> [Int] in
+      try text.split(separator: ",").map {
+        guard let v = Int($0.trimmingCharacters(in: .whitespaces)), v >= 0 else {
+          throw ModelError.input("--class takes non-negative integers, got '\(text)'")
+        }
+        return v
+      }
+    }
+  }
+
+  func sampleGAN(_ url: URL, start t0: Date) throws {
+    let diffusionOnly: [(String, Bool)] = [
+      ("--sampler", sampler != nil), ("--steps", steps != nil), ("--eta", eta != nil), ("--karras", karras),
+      ("--noise", noise != nil), ("--trajectory", trajectory != nil), ("--temperature", temperature != nil),
+    ]
+    if let flag = diffusionOnly.first(where: { $0.1 }) {
+      throw ModelError.input(
+        "\(flag.0) is a \(flag.0 == "--temperature" ? "VAE" : "diffusion") option; this model is a GAN (it takes --truncation, --truncation-mode, --class)")
+    }
+    if let psi = truncation, !(psi > 0 && psi.isFinite) {
+      throw ModelError.input("--truncation ψ must be positive, got \(psi)")
+    }
+    guard n > 0 else { throw ModelError.input("--n must be positive") }
+    if let b = batchSize, b <= 0 { throw ModelError.input("--batch-size must be positive") }
+    try output.validate()
+    let device = try deviceOptions.resolve()
+    let gan = try GANModel.load(from: url, device: device)
+    var labels = try parseClasses()
+    if gan.config.conditional {
+      if let bad = labels?.first(where: { $0 >= gan.config.numClasses }) {
+        throw ModelError.input("--class \(bad) is out of range: the model has classes 0..<\(gan.config.numClasses)")
+      }
+      labels = labels ?? Array(0..<gan.config.numClasses)
+    } else if labels != nil {
+      throw ModelError.input("--class given, but this GAN's generator is unconditional")
+    }
+    let batch = min(batchSize ?? min(n, 256), n)
+    let mode = truncationMode ?? .resample
+    FileHandle.standardError.write(
+      Data(
+        "gpugen: GAN samples\(truncation.map { ", truncation ψ = \($0) (\(mode.rawValue))" } ?? ""), \(n) \(gan.isToy ? "points" : "images") in batches of \(batch) on \(device)\n"
+          .utf8))
+    let bar = ProgressBar(total: n, label: "generating", unit: gan.isToy ? "points" : "images")
+    let sampleStart = Date()
+    let samples = try GANOps.sample(
+      gan, count: n, batchSize: batch, seed: seed, truncation: truncation, mode: mode, labels: labels,
+      device: device, progress: { bar.advance($0) })
+    let seconds = Date().timeIntervalSince(sampleStart)
+    let shape = [n] + gan.sampleShape
+    if gan.isToy {
+      if let npy = output.npy { try NPY.write(samples, shape: shape, to: URL(fileURLWithPath: npy)) }
+      let toy = try? ToyDataset.parse(gan.config.data)
+      var title = "\(n) samples"
+      if let toy {
+        let s = ToyMetrics.score(samples, dataset: toy)
+        title += String(
+          format: ": %d/%d modes, %.1f%% high quality", s.modesCoveredHighQuality, s.modes, 100 * s.highQualityFraction)
+        print(title)
+      }
+      try ToyScatter.render(samples, dataset: toy, title: title).writePNG(
+        to: URL(fileURLWithPath: output.png(or: "scatter.png")))
+    } else {
+      try output.write(samples, shape: shape, default: "grid.png")
+    }
+    print(
+      String(
+        format: "%@: %d samples in %.3f s (%.1f samples/s; startup %.2f s) → %@", device.description, n, seconds,
+        Double(n) / max(seconds, 1e-9), sampleStart.timeIntervalSince(t0),
+        output.png(or: gan.isToy ? "scatter.png" : "grid.png")))
+  }
+
   func sampleVAE(_ kind: ModelFolderKind, start t0: Date) throws {
     let diffusionOnly: [(String, Bool)] = [
       ("--sampler", sampler != nil), ("--steps", steps != nil), ("--eta", eta != nil), ("--karras", karras),
       ("--class", classes != nil), ("--noise", noise != nil), ("--trajectory", trajectory != nil),
+      ("--truncation", truncation != nil), ("--truncation-mode", truncationMode != nil),
     ]
     if let flag = diffusionOnly.first(where: { $0.1 }) {
-      throw ModelError.input("\(flag.0) is a diffusion option; this model is a VAE (it takes --temperature)")
+      throw ModelError.input(
+        "\(flag.0) is a \(flag.0.hasPrefix("--truncation") ? "GAN" : "diffusion") option; this model is a VAE (it takes --temperature)")
     }
     let tau = temperature ?? 1
     guard tau > 0, tau.isFinite else { throw ModelError.input("--temperature must be positive, got \(tau)") }
@@ -125,14 +214,7 @@ struct Sample: ParsableCommand {
     if let b = batchSize, b <= 0 { throw ModelError.input("--batch-size must be positive") }
     if let s = steps, s <= 0 { throw ModelError.input("--steps must be positive") }
     guard eta >= 0 else { throw ModelError.input("--eta must be ≥ 0") }
-    let labels = try classes.map { text -> [Int] in
-      try text.split(separator: ",").map {
-        guard let v = Int($0.trimmingCharacters(in: .whitespaces)), v >= 0 else {
-          throw ModelError.input("--class takes non-negative integers, got '\(text)'")
-        }
-        return v
-      }
-    }
+    let labels = try parseClasses()
     let device = try deviceOptions.resolve()
     // Load (or, on a first run, compile) every kernel program up front so startup is measured honestly.
     let k0 = Date()

@@ -279,3 +279,4 @@ final class GANRun: TrainingRun {
     try GANCollapse.append(step: trainer.step, signal, to: outDir)
   }
 }
+extension TruncationMode: ExpressibleByArgument {}

@@ -33,17 +33,17 @@ public enum Streams {
   /// Posterior draws of `gpugen encode --sample`.
   public static let posteriorSample = 0x9000_0002
   /// GAN training: the latents of discriminator step t (labels of a class-conditional run: the next stream).
-  public static let ganDiscriminatorLatent = 0xA000_0000
+  public static let ganDiscriminatorLatent = 0xF000_0000
   /// GAN training: the latents of generator step s (labels: the next stream).
-  public static let ganGeneratorLatent = 0xA000_0010
+  public static let ganGeneratorLatent = 0xF000_0010
   /// DiffAugment of the real batch of a discriminator step (policies draw from the next streams).
-  public static let ganAugmentReal = 0xA000_0020
+  public static let ganAugmentReal = 0xF000_0020
   /// DiffAugment of the generated batch of a discriminator step.
-  public static let ganAugmentFake = 0xA000_0030
+  public static let ganAugmentFake = 0xF000_0030
   /// DiffAugment of the generated batch of a generator step.
-  public static let ganAugmentGenerator = 0xA000_0040
+  public static let ganAugmentGenerator = 0xF000_0040
   /// GAN projection (`gpugen encode` of a GAN): the initial latents of the optimisation.
-  public static let ganProjection = 0xA000_0050
+  public static let ganProjection = 0xF000_0050
   /// The first parameter stream: parameter i (in name order) of model slot m (m < 64) draws from
   /// `parameters + m·parameterSlotWidth + i`, below `dropout`.
   public static let parameters = 20

@@ -26,6 +26,11 @@ public struct GANModel {
   /// The discriminator (loaded only on request), in evaluation mode.
   public let discriminator: GANDiscriminator?
 
+  /// A GAN from its parts.
+  public init(config: GANModelConfig, generator: GANGenerator, discriminator: GANDiscriminator?) {
+    (self.config, self.generator, self.discriminator) = (config, generator, discriminator)
+  }
+
   /// The sub-folders of a GAN folder.
   public static let generatorFolder = "generator", discriminatorFolder = "discriminator"
 
