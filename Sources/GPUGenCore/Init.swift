@@ -84,6 +84,9 @@ public enum Init {
     case normBias
     /// Embedding table: N(0, 1).
     case embedding
+    /// A conditional norm's (classes, 2·channels) table: γ = 1 in the first `channels` columns, β = 0 in
+    /// the rest (drawn from nothing).
+    case conditionalNormEmbedding(channels: Int)
   }
 
   /// A freshly initialised parameter as PyTorch's `reset_parameters` would make it, with Philox draws from
@@ -105,6 +108,14 @@ public enum Init {
       return try Tensor.zeros(shape, on: device)
     case .embedding:
       return try normal(shape: shape, seed: seed, stream: stream, on: device)
+    case .conditionalNormEmbedding(let channels):
+      guard shape.count == 2, shape[1] == 2 * channels, channels >= 0 else {
+        throw GPUGenError.invalidArgument(
+          "Init.conditionalNormEmbedding: shape \(shape) is not (classes, 2·\(channels))")
+      }
+      try Shape.validate(shape)
+      let row = [Float](repeating: 1, count: channels) + [Float](repeating: 0, count: channels)
+      return try Tensor(Array([[Float]](repeating: row, count: shape[0]).joined()), shape: shape, on: device)
     }
   }
 

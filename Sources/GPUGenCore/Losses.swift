@@ -50,13 +50,14 @@ extension Tensor {
 
   /// Batch normalisation of (N, C, …) per channel. In training the batch statistics are used (biased
   /// variance) and `runningMean`/`runningVar` (if given) are updated in place with `momentum` and the
-  /// unbiased variance, as PyTorch does; otherwise the running statistics normalise.
+  /// unbiased variance, as PyTorch does; otherwise the running statistics normalise. The affine `weight`
+  /// and `bias` (C) are optional (nil: none applied, as torch's affine=False).
   public func batchNorm(
-    weight: Tensor, bias: Tensor, runningMean: Tensor? = nil, runningVar: Tensor? = nil, training: Bool,
+    weight: Tensor?, bias: Tensor?, runningMean: Tensor? = nil, runningVar: Tensor? = nil, training: Bool,
     momentum: Float = 0.1, eps: Float = 1e-5
   ) throws -> Tensor {
-    guard rank >= 2, weight.count == shape[1], bias.count == shape[1] else {
-      throw GPUGenError.shapeMismatch(op: "batchNorm", lhs: shape, rhs: weight.shape)
+    guard rank >= 2, (weight?.count ?? shape[1]) == shape[1], (bias?.count ?? shape[1]) == shape[1] else {
+      throw GPUGenError.shapeMismatch(op: "batchNorm", lhs: shape, rhs: (weight ?? bias)?.shape ?? [])
     }
     let c = shape[1]
     let bshape = [1, c] + Array(repeating: 1, count: rank - 2)
@@ -83,8 +84,10 @@ extension Tensor {
       mean = try runningMean.reshaped(bshape)
       variance = try runningVar.reshaped(bshape)
     }
-    let normalised = try (self - mean) * (variance + eps).rsqrt()
-    return try normalised * weight.reshaped(bshape) + bias.reshaped(bshape)
+    var y = try (self - mean) * (variance + eps).rsqrt()
+    if let weight { y = try y * weight.reshaped(bshape) }
+    if let bias { y = try y + bias.reshaped(bshape) }
+    return y
   }
 
   /// Overwrites this tensor's values with `source`'s (same element count; not recorded on a tape).

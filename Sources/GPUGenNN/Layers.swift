@@ -1,5 +1,6 @@
 // The layers of GPUGenNN, PyTorch's names and default initialisation: Linear, Conv2d, ConvTranspose2d,
-// GroupNorm, BatchNorm2d, Embedding, Dropout, activations, Flatten/Unflatten and Sequential.
+// GroupNorm, BatchNorm2d, ConditionalBatchNorm2d, Embedding, Dropout, activations, Flatten/Unflatten and
+// Sequential. Linear, Conv2d, ConvTranspose2d and Embedding take spectral normalisation (SpectralNorm.swift).
 import Foundation
 
 /// An activation function with its parameter (the LeakyReLU slope travels with it, into fused kernels too).
@@ -70,11 +71,13 @@ public protocol FusableLayer: UnaryLayer {
 }
 
 /// y = x·Wᵀ + b over the last axis; weight (out, in).
-public final class Linear: Module, FusableLayer {
-  /// (outFeatures, inFeatures).
+public final class Linear: Module, FusableLayer, SpectralNormalizable {
+  /// (outFeatures, inFeatures): the trained tensor (weight_orig under spectral normalisation).
   public let weight: Tensor
   /// (outFeatures), or nil.
   public let bias: Tensor?
+  /// The spectral normalisation (`applySpectralNorm`), or nil.
+  public private(set) var spectralNorm: SpectralNorm?
 
   /// A Linear layer with PyTorch's default initialisation (drawn by `initialize(seed:)`).
   public init(_ inFeatures: Int, _ outFeatures: Int, bias: Bool = true, on device: Device) throws {
@@ -101,19 +104,26 @@ public final class Linear: Module, FusableLayer {
   /// The input and output widths.
   public var features: (in: Int, out: Int) { (weight.shape[1], weight.shape[0]) }
 
+  /// Spectral normalisation of the (out, in) weight (torch's `spectral_norm(linear)`).
+  public func applySpectralNorm(powerIterations: Int = 1, eps: Float = 1e-12) throws {
+    spectralNorm = try attachSpectralNorm(
+      to: weight, dim: 0, existing: spectralNorm, powerIterations: powerIterations, eps: eps)
+  }
+
   /// The forward pass.
   public func callAsFunction(_ x: Tensor) throws -> Tensor { try self(x, activation: .identity) }
 
   /// The layer followed by `activation` (fused into the kernel where the backend can).
   public func callAsFunction(_ x: Tensor, activation: ActivationFunction) throws -> Tensor {
     let f = activation.fused
-    return try x.linear(weight: weight, bias: bias, activation: f.activation, activationAlpha: f.alpha)
+    return try x.linear(
+      weight: try forwardWeight(weight), bias: bias, activation: f.activation, activationAlpha: f.alpha)
   }
 }
 
 /// 2-D convolution over NCHW; weight (out, in/groups = in, kh, kw).
-public final class Conv2d: Module, FusableLayer {
-  /// (out, in, kh, kw).
+public final class Conv2d: Module, FusableLayer, SpectralNormalizable {
+  /// (out, in, kh, kw): the trained tensor (weight_orig under spectral normalisation).
   public let weight: Tensor
   /// (out), or nil.
   public let bias: Tensor?
@@ -121,6 +131,8 @@ public final class Conv2d: Module, FusableLayer {
   public let stride: (Int, Int)
   /// (top, left, bottom, right) zero padding.
   public let padding: (Int, Int, Int, Int)
+  /// The spectral normalisation (`applySpectralNorm`), or nil.
+  public private(set) var spectralNorm: SpectralNorm?
 
   /// A Conv2d with a square kernel, symmetric padding and PyTorch's default initialisation.
   public convenience init(
@@ -167,6 +179,12 @@ public final class Conv2d: Module, FusableLayer {
     if let bias { register(parameter: "bias", bias, initializer: .bias(fanIn: fanIn)) }
   }
 
+  /// Spectral normalisation of the weight viewed as (out, in·kh·kw) (torch's `spectral_norm(conv)`).
+  public func applySpectralNorm(powerIterations: Int = 1, eps: Float = 1e-12) throws {
+    spectralNorm = try attachSpectralNorm(
+      to: weight, dim: 0, existing: spectralNorm, powerIterations: powerIterations, eps: eps)
+  }
+
   /// The forward pass.
   public func callAsFunction(_ x: Tensor) throws -> Tensor { try self(x, activation: .identity) }
 
@@ -174,15 +192,16 @@ public final class Conv2d: Module, FusableLayer {
   public func callAsFunction(_ x: Tensor, activation: ActivationFunction) throws -> Tensor {
     let f = activation.fused
     return try x.conv2d(
-      weight: weight, bias: bias, stride: stride, padding: padding, activation: f.activation,
-      activationAlpha: f.alpha)
+      weight: try forwardWeight(weight), bias: bias, stride: stride, padding: padding,
+      activation: f.activation, activationAlpha: f.alpha)
   }
 
   /// The convolution plus a per-image bias (N, out) and/or a residual (shaped like the output), fused where
   /// the backend can.
   public func callAsFunction(_ x: Tensor, imageBias: Tensor? = nil, residual: Tensor?) throws -> Tensor {
     try x.conv2d(
-      weight: weight, bias: bias, stride: stride, padding: padding, imageBias: imageBias, residual: residual)
+      weight: try forwardWeight(weight), bias: bias, stride: stride, padding: padding, imageBias: imageBias,
+      residual: residual)
   }
 
   /// The convolution plus a per-image bias (N, out), fused where the backend can.
@@ -192,13 +211,15 @@ public final class Conv2d: Module, FusableLayer {
 }
 
 /// Transposed 2-D convolution (`nn.ConvTranspose2d`); weight (in, out, kh, kw).
-public final class ConvTranspose2d: Module, FusableLayer {
-  /// (in, out, kh, kw).
+public final class ConvTranspose2d: Module, FusableLayer, SpectralNormalizable {
+  /// (in, out, kh, kw): the trained tensor (weight_orig under spectral normalisation).
   public let weight: Tensor
   /// (out), or nil.
   public let bias: Tensor?
   /// Stride, padding and output padding (square).
   public let stride: Int, padding: Int, outputPadding: Int
+  /// The spectral normalisation (`applySpectralNorm`), or nil.
+  public private(set) var spectralNorm: SpectralNorm?
 
   /// A ConvTranspose2d with PyTorch's default initialisation (fan-in = out·kh·kw, as PyTorch computes it).
   public init(
@@ -222,6 +243,13 @@ public final class ConvTranspose2d: Module, FusableLayer {
     if let b = self.bias { register(parameter: "bias", b, initializer: biasInit) }
   }
 
+  /// Spectral normalisation of the weight viewed as (out, in·kh·kw): axis 1 of (in, out, kh, kw) becomes
+  /// the rows, as torch's `spectral_norm` does for a transposed convolution.
+  public func applySpectralNorm(powerIterations: Int = 1, eps: Float = 1e-12) throws {
+    spectralNorm = try attachSpectralNorm(
+      to: weight, dim: 1, existing: spectralNorm, powerIterations: powerIterations, eps: eps)
+  }
+
   /// The forward pass.
   public func callAsFunction(_ x: Tensor) throws -> Tensor { try self(x, activation: .identity) }
 
@@ -229,8 +257,8 @@ public final class ConvTranspose2d: Module, FusableLayer {
   public func callAsFunction(_ x: Tensor, activation: ActivationFunction) throws -> Tensor {
     let f = activation.fused
     return try x.convTranspose2d(
-      weight: weight, bias: bias, stride: stride, padding: padding, outputPadding: outputPadding,
-      activation: f.activation, activationAlpha: f.alpha)
+      weight: try forwardWeight(weight), bias: bias, stride: stride, padding: padding,
+      outputPadding: outputPadding, activation: f.activation, activationAlpha: f.alpha)
   }
 }
 
@@ -279,8 +307,8 @@ public final class GroupNorm: Module, UnaryLayer {
 /// num_batches_tracked. Training normalises with the batch statistics and updates the running ones
 /// (momentum, or a cumulative average when `momentum` is nil); evaluation uses the running ones.
 public final class BatchNorm2d: Module, UnaryLayer {
-  /// Affine scale (ones) and shift (zeros).
-  public let weight: Tensor, bias: Tensor
+  /// Affine scale (ones) and shift (zeros); nil without `affine` (no weight/bias parameters, as torch).
+  public let weight: Tensor?, bias: Tensor?
   /// Running statistics.
   public let runningMean: Tensor, runningVar: Tensor
   /// Batches seen in training (a Float32 scalar buffer, saved as PyTorch's num_batches_tracked).
@@ -288,21 +316,25 @@ public final class BatchNorm2d: Module, UnaryLayer {
   /// Variance epsilon and momentum (nil: cumulative moving average).
   public let eps: Float, momentum: Float?
 
-  /// BatchNorm2d(channels).
-  public init(_ channels: Int, eps: Float = 1e-5, momentum: Float? = 0.1, on device: Device) throws {
+  /// BatchNorm2d(channels), with a learnt per-channel affine unless `affine` is false.
+  public init(
+    _ channels: Int, eps: Float = 1e-5, momentum: Float? = 0.1, affine: Bool = true, on device: Device
+  ) throws {
     guard channels > 0 else { throw ModuleError.invalidArgument("BatchNorm2d: channels must be positive") }
     if let m = momentum, !(m >= 0 && m <= 1) {
       throw ModuleError.invalidArgument("BatchNorm2d: momentum \(m) is not in [0, 1]")
     }
-    weight = try Module.make([channels], .normWeight, device)
-    bias = try Module.make([channels], .normBias, device)
+    weight = affine ? try Module.make([channels], .normWeight, device) : nil
+    bias = affine ? try Module.make([channels], .normBias, device) : nil
     runningMean = try Tensor.zeros([channels], on: device)
     runningVar = try Tensor.full(1, shape: [channels], on: device)
     numBatchesTracked = try Tensor.zeros([], on: device)
     (self.eps, self.momentum) = (eps, momentum)
     super.init()
-    register(parameter: "weight", weight, initializer: .normWeight)
-    register(parameter: "bias", bias, initializer: .normBias)
+    if let weight, let bias {
+      register(parameter: "weight", weight, initializer: .normWeight)
+      register(parameter: "bias", bias, initializer: .normBias)
+    }
     buffer("running_mean", runningMean)
     buffer("running_var", runningVar)
     buffer("num_batches_tracked", numBatchesTracked)
@@ -310,9 +342,9 @@ public final class BatchNorm2d: Module, UnaryLayer {
 
   /// The forward pass.
   public func callAsFunction(_ x: Tensor) throws -> Tensor {
-    guard x.rank == 4, x.shape[1] == weight.count else {
+    guard x.rank == 4, x.shape[1] == runningMean.count else {
       throw GPUGenError.shapeMismatch(
-        op: "BatchNorm2d (input NCHW vs channels)", lhs: x.shape, rhs: weight.shape)
+        op: "BatchNorm2d (input NCHW vs channels)", lhs: x.shape, rhs: runningMean.shape)
     }
     if isTraining {
       // The count is bumped on the device; only the cumulative average (momentum nil) reads it back.
@@ -328,18 +360,20 @@ public final class BatchNorm2d: Module, UnaryLayer {
 }
 
 /// A lookup table (`nn.Embedding`), initialised N(0, 1).
-public final class Embedding: Module {
-  /// (count, dim).
+public final class Embedding: Module, SpectralNormalizable {
+  /// (count, dim): the trained tensor (weight_orig under spectral normalisation).
   public let weight: Tensor
+  /// The spectral normalisation (`applySpectralNorm`), or nil.
+  public private(set) var spectralNorm: SpectralNorm?
 
-  /// Embedding(count, dim).
-  public init(_ count: Int, _ dim: Int, on device: Device) throws {
+  /// Embedding(count, dim), initialised by `initializer` (N(0, 1) by default, as torch).
+  public init(_ count: Int, _ dim: Int, initializer: Init.Parameter = .embedding, on device: Device) throws {
     guard count > 0, dim > 0 else {
       throw ModuleError.invalidArgument("Embedding(\(count), \(dim)): sizes must be positive")
     }
-    weight = try Module.make([count, dim], .embedding, device)
+    weight = try Module.make([count, dim], initializer, device)
     super.init()
-    register(parameter: "weight", weight, initializer: .embedding)
+    register(parameter: "weight", weight, initializer: initializer)
   }
 
   /// An Embedding holding an existing table (count, dim).
@@ -349,9 +383,65 @@ public final class Embedding: Module {
     register(parameter: "weight", weight, initializer: .embedding)
   }
 
+  /// Spectral normalisation of the (count, dim) table (torch's `spectral_norm(embedding)`).
+  public func applySpectralNorm(powerIterations: Int = 1, eps: Float = 1e-12) throws {
+    spectralNorm = try attachSpectralNorm(
+      to: weight, dim: 0, existing: spectralNorm, powerIterations: powerIterations, eps: eps)
+  }
+
   /// The rows of `indices` (N, dim); differentiable with respect to the table.
   public func callAsFunction(_ indices: [Int]) throws -> Tensor {
-    try Tensor.gemm(try Tensor.oneHot(indices, classes: weight.shape[0], on: weight.device), weight)
+    try Tensor.gemm(
+      try Tensor.oneHot(indices, classes: weight.shape[0], on: weight.device), try forwardWeight(weight))
+  }
+}
+
+/// Class-conditional batch normalisation (BigGAN / cGAN with projection): a non-affine `BatchNorm2d` child
+/// "bn" and an `Embedding` child "embed" of (classes, 2·channels) whose first C columns are the per-class
+/// scales γ (initialised to 1) and last C the shifts β (initialised to 0): out = γ[y]·BN(x) + β[y].
+public final class ConditionalBatchNorm2d: Module {
+  /// The normalisation, without affine parameters (running statistics as in `BatchNorm2d`).
+  public let bn: BatchNorm2d
+  /// The per-class (γ, β) table, (classes, 2·channels).
+  public let embed: Embedding
+  /// Number of channels C and of classes.
+  public let channels: Int, classes: Int
+
+  /// ConditionalBatchNorm2d with `classes` classes over `channels` channels.
+  public init(
+    channels: Int, classes: Int, eps: Float = 1e-5, momentum: Float? = 0.1, on device: Device
+  ) throws {
+    guard channels > 0, classes > 0 else {
+      throw ModuleError.invalidArgument(
+        "ConditionalBatchNorm2d(channels \(channels), classes \(classes)): sizes must be positive")
+    }
+    (self.channels, self.classes) = (channels, classes)
+    bn = try BatchNorm2d(channels, eps: eps, momentum: momentum, affine: false, on: device)
+    embed = try Embedding(
+      classes, 2 * channels, initializer: .conditionalNormEmbedding(channels: channels), on: device)
+    super.init()
+    child("bn", bn)
+    child("embed", embed)
+  }
+
+  /// γ[labels]·BN(x) + β[labels] for x (N, C, H, W) and one label in 0..<classes per image.
+  public func callAsFunction(_ x: Tensor, labels: [Int]) throws -> Tensor {
+    guard x.rank == 4, x.shape[1] == channels else {
+      throw ModuleError.invalidArgument(
+        "ConditionalBatchNorm2d: input \(x.shape) is not (N, \(channels), H, W)")
+    }
+    guard labels.count == x.shape[0] else {
+      throw ModuleError.invalidArgument(
+        "ConditionalBatchNorm2d: \(labels.count) labels for \(x.shape[0]) images")
+    }
+    if let bad = labels.first(where: { !(0..<classes).contains($0) }) {
+      throw ModuleError.invalidArgument(
+        "ConditionalBatchNorm2d: label \(bad) is out of range 0..<\(classes)")
+    }
+    let table = try embed(labels)
+    let gamma = try table.slice(axis: 1, start: 0, end: channels).reshaped([labels.count, channels, 1, 1])
+    let beta = try table.slice(axis: 1, start: channels).reshaped([labels.count, channels, 1, 1])
+    return try bn(x) * gamma + beta
   }
 }
 
@@ -449,6 +539,18 @@ extension Module {
   /// A parameter tensor holding its initialiser's constant (layers create theirs before `super.init`, then
   /// register them).
   static func make(_ shape: [Int], _ initializer: Init.Parameter, _ device: Device) throws -> Tensor {
-    try Tensor.full(initializer == .normWeight ? 1 : 0, shape: shape, on: device)
+    if case .conditionalNormEmbedding = initializer {
+      return try Init.pytorchDefault(initializer, shape: shape, seed: 0, stream: 0, on: device)
+    }
+    return try Tensor.full(initializer == .normWeight ? 1 : 0, shape: shape, on: device)
+  }
+}
+
+extension SpectralNormalizable {
+  /// The weight a forward uses: `weight` itself, or W/σ(W) under spectral normalisation (after the power
+  /// iterations in training mode). No extra op without spectral normalisation.
+  func forwardWeight(_ weight: Tensor) throws -> Tensor {
+    guard let sn = spectralNorm else { return weight }
+    return try sn.normalizedWeight(weight, training: isTraining)
   }
 }

@@ -41,8 +41,18 @@ open class Module {
     let initializer: Init.Parameter?
   }
 
+  /// A buffer with its (optional) initialiser.
+  struct BufferSlot {
+    let name: String
+    let tensor: Tensor
+    let initializer: BufferInitializer?
+  }
+
+  /// Fresh values for a buffer, drawn from (`seed`, `stream`) by `initialize(seed:slot:)`; shaped like it.
+  public typealias BufferInitializer = (_ seed: UInt64, _ stream: Int) throws -> Tensor
+
   private var ownParameters: [Slot] = []
-  private var ownBuffers: [(name: String, tensor: Tensor)] = []
+  private var ownBuffers: [BufferSlot] = []
   private var ownChildren: [(name: String, module: Module)] = []
   /// Whether the module is in training mode (batch statistics, dropout); `eval()` clears it.
   public private(set) var isTraining = true
@@ -75,11 +85,25 @@ open class Module {
     ownParameters.append(Slot(name: name, tensor: tensor, initializer: initializer))
   }
 
-  /// Registers `tensor` as the buffer `name` (state that is saved and loaded but not trained).
+  /// Renames the own parameter `name` to `newName`, keeping its tensor, initialiser and place in the
+  /// registration order (spectral normalisation's weight → weight_orig).
+  public func renameParameter(_ name: String, to newName: String) throws {
+    guard let i = ownParameters.firstIndex(where: { $0.name == name }) else {
+      throw ModuleError.invalidArgument("renameParameter: no parameter \(name)")
+    }
+    guard newName == name || !ownParameters.contains(where: { $0.name == newName }) else {
+      throw ModuleError.invalidArgument("renameParameter: a parameter \(newName) already exists")
+    }
+    let s = ownParameters[i]
+    ownParameters[i] = Slot(name: newName, tensor: s.tensor, initializer: s.initializer)
+  }
+
+  /// Registers `tensor` as the buffer `name` (state that is saved and loaded but not trained);
+  /// `initialize(seed:slot:)` redraws it with `initializer` (nil: keep its values).
   @discardableResult
-  public func buffer(_ name: String, _ tensor: Tensor) -> Tensor {
+  public func buffer(_ name: String, _ tensor: Tensor, initializer: BufferInitializer? = nil) -> Tensor {
     precondition(!ownBuffers.contains { $0.name == name }, "duplicate buffer \(name)")
-    ownBuffers.append((name, tensor))
+    ownBuffers.append(BufferSlot(name: name, tensor: tensor, initializer: initializer))
     return tensor
   }
 
@@ -136,7 +160,9 @@ open class Module {
   public func eval() { train(false) }
 
   /// PyTorch's default initialisation for every parameter, drawn from Philox: the i-th parameter in name
-  /// order draws from `Streams.parameter(i, slot:)`. Use another `slot` for a second model of one run.
+  /// order draws from `Streams.parameter(i, slot:)`. Buffers registered with an initialiser (spectral
+  /// norm's u and v) are redrawn too, the i-th buffer in name order from `Streams.buffer(i, slot:)`; the
+  /// others (running statistics) keep their values. Use another `slot` for a second model of one run.
   public func initialize(seed: UInt64, slot: Int = 0) throws {
     var slots: [(String, Slot)] = walk { m in m.ownParameters.map { ($0.name, $0) } }
     slots.sort { $0.0 < $1.0 }
@@ -146,6 +172,16 @@ open class Module {
       let fresh = try Init.pytorchDefault(
         initializer, shape: s.tensor.shape, seed: seed, stream: stream, on: s.tensor.device)
       try Tape.noGrad { try s.tensor.assign(fresh) }
+    }
+    var buffers: [(String, BufferSlot)] = walk { m in m.ownBuffers.map { ($0.name, $0) } }
+    buffers.sort { $0.0 < $1.0 }
+    for (i, (name, b)) in buffers.enumerated() {
+      guard let initializer = b.initializer else { continue }
+      let fresh = try initializer(seed, Streams.buffer(i, slot: slot))
+      guard fresh.shape == b.tensor.shape else {
+        throw ModuleError.shape(name: name, found: fresh.shape, expected: b.tensor.shape)
+      }
+      try Tape.noGrad { try b.tensor.assign(fresh.to(b.tensor.device)) }
     }
   }
 

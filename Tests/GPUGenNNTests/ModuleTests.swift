@@ -8,6 +8,7 @@
 //   4. Dropout masks and `Tensor.randomUniform` (bit-identical on every device, independent of the batch split);
 //   5. the LeakyReLU slope fused into conv2d and linear, on every kernel path (Winograd included);
 //   6. module bookkeeping: dotted names, buffers, counts, train/eval, strict load errors, save/load.
+// The helpers, the Float64 references and the gradient-check harness are shared with GANLayerTests.
 import Foundation
 import XCTest
 
@@ -16,14 +17,14 @@ import XCTest
 // MARK: - Helpers
 
 /// Deterministic values uniform in `range` (an xorshift stream, as the core tests draw them).
-private func values(_ n: Int, seed: UInt64, in range: ClosedRange<Float> = -1...1) -> [Float] {
+func values(_ n: Int, seed: UInt64, in range: ClosedRange<Float> = -1...1) -> [Float] {
   Benchmarks.randomArray(n, seed: seed).map {
     range.lowerBound + ($0 + 1) / 2 * (range.upperBound - range.lowerBound)
   }
 }
 
 /// A stable seed from a name (FNV-1a).
-private func seed(_ s: String) -> UInt64 {
+func seed(_ s: String) -> UInt64 {
   var h: UInt64 = 0xcbf2_9ce4_8422_2325
   for b in s.utf8 {
     h ^= UInt64(b)
@@ -33,7 +34,7 @@ private func seed(_ s: String) -> UInt64 {
 }
 
 /// The largest errors of one comparison: max |got − want|, and that divided by max |want| (the array's scale).
-private struct ErrorStats {
+struct ErrorStats {
   var abs = 0.0, scaled = 0.0
   mutating func merge(_ o: ErrorStats) {
     abs = Swift.max(abs, o.abs)
@@ -44,7 +45,7 @@ private struct ErrorStats {
 
 /// Asserts |got − want| ≤ atol + rtol·|want| elementwise, failing once with the worst element; returns the errors.
 @discardableResult
-private func assertClose(
+func assertClose(
   _ got: [Float], _ want: [Double], rtol: Double, atol: Double, _ what: @autoclosure () -> String,
   file: StaticString = #filePath, line: UInt = #line
 ) -> ErrorStats {
@@ -71,16 +72,16 @@ private func assertClose(
   return ErrorStats(abs: maxAbs, scaled: scale > 0 ? maxAbs / scale : maxAbs)
 }
 
-private func bits(_ v: [Float]) -> [UInt32] { v.map(\.bitPattern) }
+func bits(_ v: [Float]) -> [UInt32] { v.map(\.bitPattern) }
 
-private func devices(file: StaticString = #filePath, line: UInt = #line) -> [Device] {
+func devices(file: StaticString = #filePath, line: UInt = #line) -> [Device] {
   do { return try Device.all() } catch {
     XCTFail("\(error)", file: file, line: line)
     return [.cpu]
   }
 }
 
-private func assertModuleError(
+func assertModuleError(
   _ body: @autoclosure () throws -> Void, _ expected: ModuleError, file: StaticString = #filePath,
   line: UInt = #line
 ) {
@@ -90,7 +91,7 @@ private func assertModuleError(
 }
 
 /// Every parameter and buffer's bit patterns, by name.
-private func snapshot(_ m: Module) throws -> [String: [UInt32]] {
+func snapshot(_ m: Module) throws -> [String: [UInt32]] {
   var out: [String: [UInt32]] = [:]
   for (n, t) in m.stateDict { out[n] = bits(try t.toArray()) }
   return out
@@ -99,7 +100,7 @@ private func snapshot(_ m: Module) throws -> [String: [UInt32]] {
 // MARK: - Float64 references
 
 /// Straightforward Float64 forwards of the layers (NCHW, PyTorch's conventions), the oracle of the tests.
-private enum Ref {
+enum Ref {
   /// y = x·Wᵀ + b over the last axis; w is (out, k).
   static func linear(_ x: [Double], k: Int, _ w: [Double], _ b: [Double]?) -> [Double] {
     let out = w.count / k, rows = x.count / k
@@ -250,7 +251,7 @@ private enum Ref {
 // MARK: - Gradient-check harness
 
 /// One layer of the gradient checks.
-private struct LayerCase {
+struct LayerCase {
   let name: String
   /// The differentiable input's shape (nil: the layer takes no tensor, as Embedding).
   let input: [Int]?
@@ -263,7 +264,7 @@ private struct LayerCase {
   var inputRange: ClosedRange<Float> = -1...1
 }
 
-private enum GradCheck {
+enum GradCheck {
   static let eps = 1e-6
   /// Float32 gradients (and forwards) against Float64 finite differences (and forwards).
   static let gradTolerance = (rtol: 1e-3, atol: 1e-4)
@@ -503,8 +504,8 @@ final class ModuleTests: XCTestCase {
       for (tag, momentum) in [("momentum", Float(0.1)), ("cumulative", nil)] as [(String, Float?)] {
         let label = "\(tag) on \(d.spec)"
         let bn = try BatchNorm2d(3, momentum: momentum, on: d)
-        try bn.weight.assign(try Tensor(try t("weight"), on: d))
-        try bn.bias.assign(try Tensor(try t("bias"), on: d))
+        try XCTUnwrap(bn.weight).assign(try Tensor(try t("weight"), on: d))
+        try XCTUnwrap(bn.bias).assign(try Tensor(try t("bias"), on: d))
         for k in 0..<3 {
           let y = try bn(try Tensor(try t("x\(k)"), on: d))
           errors.merge(
@@ -558,7 +559,7 @@ final class ModuleTests: XCTestCase {
       XCTAssertEqual(
         bits(try bn.runningMean.toArray()), bits(try XCTUnwrap(f["momentum/running_mean"]).values))
       XCTAssertEqual(bits(try bn.runningVar.toArray()), bits(try XCTUnwrap(f["momentum/running_var"]).values))
-      XCTAssertEqual(bits(try bn.weight.toArray()), bits(try XCTUnwrap(f["weight"]).values))
+      XCTAssertEqual(bits(try XCTUnwrap(bn.weight).toArray()), bits(try XCTUnwrap(f["weight"]).values))
       bn.eval()
       let y = try bn(try Tensor(try XCTUnwrap(f["x3"]), on: d))
       assertClose(

@@ -47,12 +47,22 @@ public enum Streams {
   /// The first parameter stream: parameter i (in name order) of model slot m (m < 64) draws from
   /// `parameters + m·parameterSlotWidth + i`, below `dropout`.
   public static let parameters = 20
-  /// Streams reserved for one model's parameters.
+  /// Streams reserved for one model's parameters (and, from `buffers`, for its initialised buffers).
   public static let parameterSlotWidth = 1 << 24
+  /// The first buffer stream: buffer i (in name order, among all of a model's buffers) of model slot m
+  /// (m < 64) draws from `buffers + m·parameterSlotWidth + i` when `Module.initialize` redraws it (spectral
+  /// norm's u and v). Above the dropout and evaluation streams, below 2³².
+  public static let buffers = 0xA000_0000
 
   /// The stream of parameter `index` of the model in `slot` (0 for a single model; a GAN's discriminator
   /// takes slot 1, so two models initialised from one seed draw different numbers).
   public static func parameter(_ index: Int, slot: Int = 0) -> Int {
     parameters + slot * parameterSlotWidth + index
+  }
+
+  /// The stream of buffer `index` (in name order) of the model in `slot`, as `parameter(_:slot:)` numbers
+  /// parameters: two models initialised from one seed draw different buffers.
+  public static func buffer(_ index: Int, slot: Int = 0) -> Int {
+    buffers + slot * parameterSlotWidth + index
   }
 }
