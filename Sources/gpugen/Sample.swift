@@ -98,16 +98,7 @@ struct Sample: ParsableCommand {
   }
 
   /// Parses --class into labels (non-negative integers).
-  func parseClasses() throws -> [Int]? {
-    try classes.map { text -> [Int] in
-      try text.split(separator: ",").map {
-        guard let v = Int($0.trimmingCharacters(in: .whitespaces)), v >= 0 else {
-          throw ModelError.input("--class takes non-negative integers, got '\(text)'")
-        }
-        return v
-      }
-    }
-  }
+  func parseClasses() throws -> [Int]? { try parseClassList(classes) }
 
   func sampleGAN(_ url: URL, start t0: Date) throws {
     let diffusionOnly: [(String, Bool)] = [

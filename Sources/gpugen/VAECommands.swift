@@ -11,12 +11,15 @@ struct VAEModelOption: ParsableArguments {
 
   @OptionGroup var deviceOptions: DeviceOptions
 
-  /// The model, loaded on the chosen device (a diffusion model here is an error naming it).
+  /// The folder's kind (which family it holds).
+  func kind() throws -> ModelFolderKind { try ModelFolder.classify(try ModelFolder.locate(model)) }
+
+  /// The model, loaded on the chosen device (a diffusion model or GAN here is an error naming it).
   func load() throws -> (vae: any VariationalAutoencoder, device: Device) {
-    let kind = try ModelFolder.classify(try ModelFolder.locate(model))
+    let kind = try kind()
     guard kind.family == .vae else {
       throw ModelError.input(
-        "\(model) is a diffusion model; this command needs a VAE (--model vae or a VAE folder)")
+        "\(model) is a \(kind.family == .gan ? "GAN" : "diffusion model"); this command needs a VAE (--model vae or a VAE folder)")
     }
     let device = try deviceOptions.resolve()
     return (try ModelFolder.loadVAE(kind, device: device), device)
@@ -37,13 +40,19 @@ struct ImageInputOptions: ParsableArguments {
 
   /// The images in the model's data range, and their count.
   func load(for vae: any VariationalAutoencoder) throws -> (values: [Float], count: Int) {
-    let (c, s) = (vae.imageShape[0], vae.imageShape[1])
+    let (x, n) = try load(imageShape: vae.imageShape)
+    return (VAEOps.fromSigned(x, range: vae.dataRange), n)
+  }
+
+  /// The images (values in [−1, 1], each of `imageShape` (C, S, S)) and their count.
+  func load(imageShape: [Int]) throws -> (values: [Float], count: Int) {
+    let (c, s) = (imageShape[0], imageShape[1])
     let signed: [Float]
     let count: Int
     switch (images.isEmpty, data) {
     case (false, nil):
       if images.count == 1 && images[0].hasSuffix(".npy") {
-        (signed, count) = try VAEInput.npy(images[0], imageShape: vae.imageShape)
+        (signed, count) = try VAEInput.npy(images[0], imageShape: imageShape)
       } else {
         signed = try VAEInput.pngs(images, channels: c, size: s, resize: resize)
         count = images.count
@@ -55,26 +64,48 @@ struct ImageInputOptions: ParsableArguments {
       throw ModelError.input("give the images with exactly one of --images or --data")
     }
     guard count > 0 else { throw ModelError.input("no images given") }
-    return (VAEOps.fromSigned(signed, range: vae.dataRange), count)
+    return (signed, count)
   }
 }
 
 struct Encode: ParsableCommand {
   static let configuration = CommandConfiguration(
-    abstract: "Encode images to VAE latents: the posterior means (or one draw each with --sample) as .npy.")
+    abstract: "Encode images to latents: a VAE's posterior means (or draws), or a GAN's projections, as .npy.",
+    discussion: """
+      A VAE encodes in one pass. A GAN has no encoder: each image is projected by optimising its z with Adam \
+      (--steps, --lr) to minimise the pixel MSE plus --feature-weight × the squared distance of the bundled \
+      classifier's features (z starts from N(0, I) keyed by --seed and the image index). A class-conditional \
+      GAN projects with --class (cycled over the images). The command prints each image's reconstruction \
+      error (MSE, pixels in [0, 1]) and, with --grid, writes originals above their projections.
+      """)
   @OptionGroup var modelOption: VAEModelOption
   @OptionGroup var input: ImageInputOptions
   @Option(help: "Output .npy, float32 (n, latent…).") var out: String = "z.npy"
   @Flag(
     help:
-      "Write one posterior draw z = μ + σ·ε per image instead of μ (ε keyed by --seed and the image index).")
+      "VAE: write one posterior draw z = μ + σ·ε per image instead of μ (ε keyed by --seed and the image index).")
   var sample = false
-  @Option(help: "Seed of the posterior draws.") var seed: UInt64 = 0
+  @Option(help: "Seed of the posterior draws (VAE) or of the initial latents (GAN).") var seed: UInt64 = 0
   @Option(help: "Images per batch.") var batchSize = 256
+  @Option(name: .customLong("class"), help: "GAN: each image's class (comma-separated, cycled).")
+  var classes: String?
+  @Option(help: "GAN: Adam steps of the projection (default 300).") var steps: Int?
+  @Option(help: "GAN: the projection's learning rate (default 0.05).") var lr: Double?
+  @Option(help: "GAN: weight of the classifier-feature distance, 0: pixels only (default 1).")
+  var featureWeight: Double?
+  @Option(help: "GAN: also write originals above their projections to this PNG.") var grid: String?
 
   func run() throws {
     try reportingUserErrors {
       guard batchSize > 0 else { throw ModelError.input("--batch-size must be positive") }
+      if case .gan(let url) = try modelOption.kind() { return try projectGAN(url) }
+      let ganOnly: [(String, Bool)] = [
+        ("--class", classes != nil), ("--grid", grid != nil), ("--steps", steps != nil), ("--lr", lr != nil),
+        ("--feature-weight", featureWeight != nil),
+      ]
+      if let flag = ganOnly.first(where: { $0.1 }) {
+        throw ModelError.input("\(flag.0) is a GAN option; this model is a VAE (it encodes in one pass)")
+      }
       let (vae, device) = try modelOption.load()
       let (x, n) = try input.load(for: vae)
       let z = try VAEOps.encode(
@@ -83,6 +114,65 @@ struct Encode: ParsableCommand {
       print(
         "encoded \(n) images to \(sample ? "posterior draws" : "posterior means") \([n] + vae.latentShape) → \(out)"
       )
+    }
+  }
+
+  func projectGAN(_ url: URL) throws {
+    if sample { throw ModelError.input("--sample is a VAE option; a GAN's images are projected") }
+    let (steps, lr, featureWeight) = (self.steps ?? 300, self.lr ?? 0.05, self.featureWeight ?? 1)
+    guard steps >= 1 else { throw ModelError.input("--steps must be at least 1") }
+    guard lr > 0, lr.isFinite else { throw ModelError.input("--lr must be positive") }
+    guard featureWeight >= 0, featureWeight.isFinite else {
+      throw ModelError.input("--feature-weight must be ≥ 0")
+    }
+    let device = try modelOption.deviceOptions.resolve()
+    let gan = try GANModel.load(from: url, device: device)
+    guard !gan.isToy else {
+      throw ModelError.input("encode projects images; \(modelOption.model) is a toy 2-D GAN")
+    }
+    let labels = try parseClassList(classes)
+    if let l = labels, gan.config.conditional, let bad = l.first(where: { $0 >= gan.config.numClasses }) {
+      throw ModelError.input("--class \(bad) is out of range: the model has classes 0..<\(gan.config.numClasses)")
+    }
+    let (x, n) = try input.load(imageShape: gan.sampleShape)
+    let classifier = featureWeight > 0 ? try ImageClassifier.bundled(device: device) : nil
+    let bar = ProgressBar(total: n, label: "projecting", unit: "images")
+    let r = try GANProjection.project(
+      gan, images: x, count: n, labels: labels, classifier: classifier, featureWeight: featureWeight,
+      steps: steps, lr: lr, batchSize: min(batchSize, 64), seed: seed, device: device,
+      progress: { bar.advance($0) })
+    try NPY.write(r.latents, shape: [n, gan.config.latentDim], to: URL(fileURLWithPath: out))
+    for (i, e) in r.mse.enumerated() { print(String(format: "image %d: reconstruction MSE %.5f", i, e)) }
+    let mean = r.mse.reduce(0, +) / Double(n)
+    if let grid {
+      let per = gan.sampleShape.reduce(1, *), cols = min(n, 16)
+      var tiles: [Float] = []
+      var lo = 0
+      while lo < n {
+        let hi = min(n, lo + cols), pad = (cols - (hi - lo)) * per
+        tiles += Array(x[(lo * per)..<(hi * per)]) + [Float](repeating: -1, count: pad)
+        tiles += Array(r.images[(lo * per)..<(hi * per)]) + [Float](repeating: -1, count: pad)
+        lo = hi
+      }
+      try Image8.grid(tiles, shape: [tiles.count / per] + gan.sampleShape, columns: cols).zoomed(2)
+        .writePNG(to: URL(fileURLWithPath: grid))
+    }
+    let how = classifier == nil ? ", pixels only" : String(format: ", feature weight %g", featureWeight)
+    print(
+      String(
+        format: "projected %d images (%d Adam steps%@): mean reconstruction MSE %.5f → %@%@", n, steps, how,
+        mean, out, grid.map { ", \($0)" } ?? ""))
+  }
+}
+
+/// Parses a comma-separated list of non-negative class labels (nil when absent).
+func parseClassList(_ text: String?) throws -> [Int]? {
+  try text.map { t -> [Int] in
+    try t.split(separator: ",").map {
+      guard let v = Int($0.trimmingCharacters(in: .whitespaces)), v >= 0 else {
+        throw ModelError.input("--class takes non-negative integers, got '\(t)'")
+      }
+      return v
     }
   }
 }
@@ -174,7 +264,8 @@ struct Reconstruct: ParsableCommand {
 struct Interpolate: ParsableCommand {
   static let configuration = CommandConfiguration(
     abstract:
-      "Walk a VAE's latent space: from one image to another, or (--traverse) along each latent dimension.")
+      "Walk a VAE's or GAN's latent space: between two images (a GAN: slerp in z; without --from/--to, samples 0 and 1 of --seed), or (--traverse) along each latent dimension."
+  )
   @OptionGroup var modelOption: VAEModelOption
   @Option(help: "The first image (PNG).") var from: String?
   @Option(help: "The last image (PNG).") var to: String?
@@ -185,12 +276,79 @@ struct Interpolate: ParsableCommand {
       "A grid walking each latent dimension in turn from −3 to 3 around the prior mean (or --from's code).")
   var traverse = false
   @Flag(help: "Resize images of another size to the model's.") var resize = false
+  @Option(help: "GAN: the seed whose samples 0 and 1 are the ends (without --from/--to).") var seed: UInt64 = 0
+  @Option(name: .customLong("class"), help: "GAN: the class of a class-conditional generator (default 0).")
+  var classes: String?
   @OptionGroup var output: ImageOutputOptions
+
+  /// A GAN: slerp in z between the latents of samples 0 and 1 of --seed, or between the projections of --from
+  /// and --to; --traverse walks each latent dimension.
+  func interpolateGAN(_ url: URL) throws {
+    let device = try modelOption.deviceOptions.resolve()
+    let gan = try GANModel.load(from: url, device: device)
+    let d = gan.config.latentDim
+    let labels = try parseClassList(classes) ?? (gan.config.conditional ? [0] : nil)
+    guard (labels?.count ?? 1) == 1 else { throw ModelError.input("--class takes one class here") }
+    if let l = labels, !gan.config.conditional || l[0] >= gan.config.numClasses {
+      throw ModelError.input(
+        gan.config.conditional
+          ? "--class \(l[0]) is out of range: the model has classes 0..<\(gan.config.numClasses)"
+          : "--class given, but this GAN's generator is unconditional")
+    }
+    func project(_ path: String) throws -> [Float] {
+      guard !gan.isToy else { throw ModelError.input("--from/--to are images; this is a toy 2-D GAN") }
+      let (c, s) = (gan.sampleShape[0], gan.sampleShape[1])
+      let x = try VAEInput.pngs([path], channels: c, size: s, resize: resize)
+      let classifier = try? ImageClassifier.bundled(device: device)
+      return try GANProjection.project(
+        gan, images: x, count: 1, labels: labels, classifier: classifier, seed: seed, device: device
+      ).latents
+    }
+    var latents: [Float] = []
+    if traverse {
+      let center = try from.map(project) ?? [Float](repeating: 0, count: d)
+      for j in 0..<min(d, 64) {
+        for f in 0..<frames {
+          var z = center
+          z[j] = -3 + 6 * Float(f) / Float(frames - 1)
+          latents += z
+        }
+      }
+    } else {
+      let ends: ([Float], [Float])
+      switch (from, to) {
+      case (let a?, let b?): ends = (try project(a), try project(b))
+      case (nil, nil):
+        let z = try GANOps.latents(count: 2, latentDim: d, seed: seed, device: .cpu).toArray()
+        ends = (Array(z[0..<d]), Array(z[d...]))
+      default:
+        throw ModelError.input("give both --from and --to, or neither (then samples 0 and 1 of --seed)")
+      }
+      // Slerp: the Gaussian prior's mass lies on a shell, which linear paths leave.
+      latents = VAEOps.interpolate(ends.0, ends.1, frames: frames, slerp: true).flatMap { $0 }
+    }
+    let n = latents.count / d
+    let zt = try Tensor(latents, shape: [n, d], on: device)
+    let y = labels.map { l in [Int](repeating: l[0], count: n) }
+    let x = try Tape.noGrad { try gan.generator(zt, labels: y).toArray() }
+    let what = traverse ? "traversal" : "slerp in z"
+    if gan.isToy {
+      let toy = try? ToyDataset.parse(gan.config.data)
+      try ToyScatter.render(x, dataset: toy, title: "\(what): \(n) points").writePNG(
+        to: URL(fileURLWithPath: output.png(or: "strip.png")))
+      if let npy = output.npy { try NPY.write(x, shape: [n, 2], to: URL(fileURLWithPath: npy)) }
+    } else {
+      try output.write(x, shape: [n] + gan.sampleShape, columns: frames, default: "strip.png")
+    }
+    print("GAN \(what): \(n) frames → \(output.png(or: "strip.png"))")
+  }
 
   func run() throws {
     try reportingUserErrors {
       guard frames >= 2 && frames <= 256 else { throw ModelError.input("--frames must be in 2…256") }
       try output.validate()
+      if case .gan(let url) = try modelOption.kind() { return try interpolateGAN(url) }
+      if classes != nil { throw ModelError.input("--class is a GAN option; this model is a VAE") }
       let (vae, device) = try modelOption.load()
       let (c, s) = (vae.imageShape[0], vae.imageShape[1])
       func code(_ path: String) throws -> [Float] {
