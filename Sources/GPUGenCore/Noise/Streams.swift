@@ -32,10 +32,8 @@ public enum Streams {
   public static let evaluationBinarisation = 0x9000_0001
   /// Posterior draws of `gpugen encode --sample`.
   public static let posteriorSample = 0x9000_0002
-  /// GAN training: the latents of discriminator step t (labels of a class-conditional run: the next stream).
-  public static let ganDiscriminatorLatent = 0xF000_0000
-  /// GAN training: the latents of generator step s (labels: the next stream).
-  public static let ganGeneratorLatent = 0xF000_0010
+  /// GAN training: the latents of discriminator step t (the labels of a class-conditional run: the next stream).
+  public static let ganLatent = 0xF000_0000
   /// DiffAugment of the real batch of a discriminator step (policies draw from the next streams).
   public static let ganAugmentReal = 0xF000_0020
   /// DiffAugment of the generated batch of a discriminator step.

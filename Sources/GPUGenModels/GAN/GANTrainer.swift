@@ -2,9 +2,10 @@
 // step, two Adam optimizers (TTUR learning rates), an EMA of the generator (what checkpoints export and
 // sampling uses), optional DiffAugment on both real and generated batches, PacGAN packing in D.
 //
-//   D step t (t = s·nDis + j):  x = real batch t, z ~ N(0, I) keyed by (seed, sample, t, ganDiscriminatorLatent),
-//                              fake = G(z) (no gradient), D minimises the loss's D term
-//   G step s:                   z keyed by (seed, sample, s, ganGeneratorLatent), G minimises the loss's G term
+//   D step t (t = s·nDis + j):  x = real batch t, z ~ N(0, I) keyed by (seed, sample, t, ganLatent),
+//                              fake = G(z), D minimises the loss's D term (no gradient reaches G)
+//   G step s:                   G minimises the loss's G term on the last D step's fake (one generator forward
+//                              serves both, as in PyTorch's DCGAN example), through the updated D
 //
 // Every draw is Philox keyed by the seed and the step, so on the CPU a resumed run is bitwise identical.
 import Foundation
@@ -249,11 +250,22 @@ public final class GANTrainer {
     let s = step
     var dFigures: [Float] = [0, 0, 0]
     var normD: Float = 0
+    // The generator's tape records its forward on the last D step's latents; the G step reuses that fake.
+    let tapeG = Tape()
+    tapeG.watch(paramsG)
+    var fakeForG: (x: Tensor, labels: [Int]?)?
     for j in 0..<options.nDis {
       let t = s * options.nDis + j
       let (x, yReal) = try realBatch(t)
-      let (z, yFake) = try latents(step: t, stream: Streams.ganDiscriminatorLatent)
-      let fake = try Tape.noGrad { try generator(z, labels: yFake) }
+      let (z, yFake) = try latents(step: t, stream: Streams.ganLatent)
+      let fake: Tensor
+      if j == options.nDis - 1 {
+        fake = try tapeG.record { try generator(z, labels: yFake) }
+        fakeForG = (fake, yFake)
+      } else {
+        fake = try Tape.noGrad { try generator(z, labels: yFake) }
+      }
+      // D's tape tracks only D's parameters: nothing flows back into the generator here.
       let tape = Tape()
       tape.watch(paramsD)
       let (loss, figures) = try tape.record { () throws -> (Tensor, Tensor) in
@@ -268,6 +280,7 @@ public final class GANTrainer {
       dFigures = try figures.toArray()
       guard dFigures[0].isFinite else {
         tape.reset()
+        tapeG.reset()
         throw TrainingError.diverged(step: s + 1, term: "the discriminator's loss", value: dFigures[0])
       }
       let grads = try zip(tape.gradients(of: loss, wrt: paramsD), paramsD).map { g, p in
@@ -277,21 +290,18 @@ public final class GANTrainer {
       normD = clip.norm
       try optimizerD.step(grads: grads, lr: lrD.value(at: s + 1), gradScale: clip.scale)
     }
-    // The generator step.
-    let (z, y) = try latents(step: s, stream: Streams.ganGeneratorLatent)
-    let tape = Tape()
-    tape.watch(paramsG)
-    let loss = try tape.record { () throws -> Tensor in
-      let fake = try generator(z, labels: y)
+    // The generator step, on the last D step's fake through the updated D.
+    let (fake, y) = fakeForG!
+    let loss = try tapeG.record { () throws -> Tensor in
       let f = try discriminator(try augment(fake, step: s, stream: Streams.ganAugmentGenerator), labels: y)
       return try gLoss(fake: f)
     }
     let gValue = try loss.toArray()[0]
     guard gValue.isFinite else {
-      tape.reset()
+      tapeG.reset()
       throw TrainingError.diverged(step: s + 1, term: "the generator's loss", value: gValue)
     }
-    let grads = try zip(tape.gradients(of: loss, wrt: paramsG), paramsG).map { g, p in
+    let grads = try zip(tapeG.gradients(of: loss, wrt: paramsG), paramsG).map { g, p in
       try g ?? Tensor.zeros(p.shape, on: device)
     }
     let clip = try Optimizer.clipOrStop(grads: grads, names: namesG, maxNorm: options.clipGrad, step: s + 1)
