@@ -147,7 +147,7 @@ struct Sample: ParsableCommand {
         let s = ToyMetrics.score(samples, dataset: toy)
         title += String(
           format: ": %d/%d modes, %.1f%% high quality", s.modesCoveredHighQuality, s.modes, 100 * s.highQualityFraction)
-        print(title)
+        print("\(toy.spec): \(s.summary)")
       }
       try ToyScatter.render(samples, dataset: toy, title: title).writePNG(
         to: URL(fileURLWithPath: output.png(or: "scatter.png")))
