@@ -174,7 +174,12 @@ public final class GANDiscriminator: Module {
     }
     net = Sequential(layers)
     linear = try Linear(features, 1, on: device)
-    embed = config.numClasses > 0 ? try Embedding(config.numClasses, features, on: device) : nil
+    // The projection embedding starts like a Linear(features, classes) weight (uniform, bound 1/√features), as
+    // projection discriminators initialise it: torch's N(0, 1) embedding default would make ⟨embed(y), h⟩ of
+    // order √features and swamp the logits at the start.
+    embed =
+      config.numClasses > 0
+      ? try Embedding(config.numClasses, features, initializer: .weight, on: device) : nil
     super.init()
     child("net", net)
     child("linear", linear)
