@@ -53,8 +53,8 @@ struct TrainingOptionGroup: ParsableArguments {
   @Option(help: "Clip gradients to this global L2 norm, 0: no clipping (diffusion: 1, vae: 0).")
   var clipGrad: Double?
 
-  @Option(help: "Write a checkpoint every K steps.")
-  var checkpointEvery = 500
+  @Option(help: "Write a checkpoint every K steps (default 500; gan on toy data: 1000).")
+  var checkpointEvery: Int?
 
   @Option(help: "Write sample grids every K steps, 0: never (diffusion: 500, vae: 1000).")
   var sampleEvery: Int?
@@ -80,7 +80,7 @@ extension TrainingOptionGroup {
     o.lrSchedule = lrSchedule.rawValue
     o.emaDecay = emaDecay ?? o.emaDecay
     o.clipGrad = clipGrad ?? o.clipGrad
-    o.checkpointEvery = checkpointEvery
+    o.checkpointEvery = checkpointEvery ?? o.checkpointEvery
     o.sampleEvery = sampleEvery ?? o.sampleEvery
     o.seed = seed
   }

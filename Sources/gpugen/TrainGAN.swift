@@ -127,7 +127,8 @@ struct TrainGAN: ParsableCommand {
     var classes = max(g.numClasses, d.numClasses)
     if classConditional {
       guard case .images(let images) = data, images.labels != nil else {
-        throw TrainingError.invalidOption("--class-conditional needs labelled images (\(training.data) has no labels)")
+        throw TrainingError.invalidOption(
+          "--class-conditional needs labelled images (\(training.data) has no labels)")
       }
       classes = max(classes, images.classCount)
       d.numClasses = classes
@@ -197,8 +198,9 @@ struct TrainGAN: ParsableCommand {
       let given = try config.map { try TrainGAN.readConfigs($0).0 }
       let data = try TrainGAN.loadData(o.data, config: given)
       let (model, g, d) = try configs(data: data, options: o)
+      trainer = try GANTrainer(
+        model: model, generator: g, discriminator: d, data: data, options: o, device: device)
       try FileManager.default.createDirectory(at: outDir, withIntermediateDirectories: true)
-      trainer = try GANTrainer(model: model, generator: g, discriminator: d, data: data, options: o, device: device)
       log = try TrainingLog(
         url: outDir.appendingPathComponent("log.csv"), columns: GANRun.columns, keepingSteps: 0)
       let what: String
@@ -241,10 +243,9 @@ final class GANRun: TrainingRun {
 
   func trainOneStep() throws -> [Double] {
     let s = try trainer.trainStep()
-    let o = trainer.options
     return [
       Double(s.dLoss), Double(s.gLoss), Double(s.dReal), Double(s.dFake), Double(s.gradNormD),
-      Double(s.gradNormG), o.lr, o.lrD,
+      Double(s.gradNormG), Double(s.lrG), Double(s.lrD),
     ]
   }
 

@@ -98,6 +98,8 @@ public struct GANStepStats: Sendable {
   public var dReal: Float, dFake: Float
   /// Global gradient norms before clipping.
   public var gradNormD: Float, gradNormG: Float
+  /// The learning rates this step trained at.
+  public var lrG: Float, lrD: Float
 }
 
 /// A GAN training run: both networks, both optimizers, the generator's EMA, data and step counter.
@@ -145,7 +147,8 @@ public final class GANTrainer {
       }
       if model.conditional {
         guard images.labels != nil else {
-          throw TrainingError.invalidOption("--class-conditional needs labelled data (\(options.data) has no labels)")
+          throw TrainingError.invalidOption(
+            "--class-conditional needs labelled data (\(options.data) has no labels)")
         }
         guard images.classCount <= model.numClasses else {
           throw TrainingError.invalidOption(
@@ -153,11 +156,19 @@ public final class GANTrainer {
         }
       }
       batches = EpochBatches(seed: options.seed, count: images.count, batchSize: options.batchSize)
-    } else if model.conditional {
-      throw TrainingError.invalidOption("--class-conditional needs labelled images, not toy data")
+    } else {
+      if model.conditional {
+        throw TrainingError.invalidOption("--class-conditional needs labelled images, not toy data")
+      }
+      if !options.diffAugment.isEmpty {
+        throw TrainingError.invalidOption(
+          "--diffaugment \(options.diffAugment.joined(separator: ",")) transforms images; toy data (\(options.data)) takes none"
+        )
+      }
     }
     guard options.batchSize % d.pack == 0 else {
-      throw TrainingError.invalidOption("--batch-size \(options.batchSize) is not a multiple of --pack \(d.pack)")
+      throw TrainingError.invalidOption(
+        "--batch-size \(options.batchSize) is not a multiple of --pack \(d.pack)")
     }
     (modelConfig, generatorConfig, discriminatorConfig) = (model, g, d)
     (self.options, self.device, self.data) = (options, device, data)
@@ -167,7 +178,9 @@ public final class GANTrainer {
     generator.train()
     discriminator.train()
     (namesG, paramsG) = (generator.sortedParameters.map(\.name), generator.sortedParameters.map(\.tensor))
-    (namesD, paramsD) = (discriminator.sortedParameters.map(\.name), discriminator.sortedParameters.map(\.tensor))
+    (namesD, paramsD) = (
+      discriminator.sortedParameters.map(\.name), discriminator.sortedParameters.map(\.tensor)
+    )
     let adam = OptimizerConfig.adam(beta1: options.beta1, beta2: options.beta2)
     optimizerG = try Optimizer(parameters: paramsG, config: adam)
     optimizerD = try Optimizer(parameters: paramsD, config: adam)
@@ -192,7 +205,8 @@ public final class GANTrainer {
       for (row, i) in idx.enumerated() {
         v.withUnsafeMutableBufferPointer { dst in
           images.images.withUnsafeBufferPointer { src in
-            dst.baseAddress!.advanced(by: row * per).update(from: src.baseAddress!.advanced(by: i * per), count: per)
+            dst.baseAddress!.advanced(by: row * per).update(
+              from: src.baseAddress!.advanced(by: i * per), count: per)
           }
         }
       }
@@ -244,12 +258,14 @@ public final class GANTrainer {
     options.loss == .ns ? try logits.sigmoid().mean() : try logits.mean()
   }
 
-  /// One generator step (after `nDis` discriminator steps). Throws `TrainingError.diverged` before a weight
-  /// changes when a loss or gradient is not finite.
+  /// One generator step (after `nDis` discriminator steps). Throws `TrainingError.diverged` when a loss or
+  /// gradient is not finite, before the network it belongs to steps (a non-finite G loss is found after this
+  /// step's D update; the checkpoint on disk is never touched).
   public func trainStep() throws -> GANStepStats {
     let s = step
     var dFigures: [Float] = [0, 0, 0]
     var normD: Float = 0
+    let (rateG, rateD) = (lrG.value(at: s + 1), lrD.value(at: s + 1))
     // The generator's tape records its forward on the last D step's latents; the G step reuses that fake.
     let tapeG = Tape()
     tapeG.watch(paramsG)
@@ -273,7 +289,8 @@ public final class GANTrainer {
         let f = try discriminator(try augment(fake, step: t, stream: Streams.ganAugmentFake), labels: yFake)
         let l = try dLoss(real: r, fake: f)
         let figs = try Tape.noGrad {
-          try Tensor.concat([l.reshaped([1]), try readable(r).reshaped([1]), try readable(f).reshaped([1])], axis: 0)
+          try Tensor.concat(
+            [l.reshaped([1]), try readable(r).reshaped([1]), try readable(f).reshaped([1])], axis: 0)
         }
         return (l, figs)
       }
@@ -288,7 +305,7 @@ public final class GANTrainer {
       }
       let clip = try Optimizer.clipOrStop(grads: grads, names: namesD, maxNorm: options.clipGrad, step: s + 1)
       normD = clip.norm
-      try optimizerD.step(grads: grads, lr: lrD.value(at: s + 1), gradScale: clip.scale)
+      try optimizerD.step(grads: grads, lr: rateD, gradScale: clip.scale)
     }
     // The generator step, on the last D step's fake through the updated D.
     let (fake, y) = fakeForG!
@@ -305,12 +322,12 @@ public final class GANTrainer {
       try g ?? Tensor.zeros(p.shape, on: device)
     }
     let clip = try Optimizer.clipOrStop(grads: grads, names: namesG, maxNorm: options.clipGrad, step: s + 1)
-    try optimizerG.step(grads: grads, lr: lrG.value(at: s + 1), gradScale: clip.scale)
+    try optimizerG.step(grads: grads, lr: rateG, gradScale: clip.scale)
     try ema.step(parameters: paramsG)
     step += 1
     return GANStepStats(
       step: step, dLoss: dFigures[0], gLoss: gValue, dReal: dFigures[1], dFake: dFigures[2], gradNormD: normD,
-      gradNormG: clip.norm)
+      gradNormG: clip.norm, lrG: rateG, lrD: rateD)
   }
 
   /// A generator holding the EMA weights and the current buffers, in evaluation mode.
@@ -350,8 +367,14 @@ public final class GANTrainer {
         ("\(d)/config.json", .data(try discriminatorConfig.jsonData())),
         ("\(d)/\(ModelFolder.weightsFile)", .tensors(discriminator.lazyState(), metadata: ["format": "pt"])),
         ("training_state/generator.safetensors", .tensors(generator.lazyState(), metadata: ["format": "pt"])),
-        ("training_state/optimizer_g.safetensors", try CheckpointWriter.optimizerState(optimizerG, names: namesG)),
-        ("training_state/optimizer_d.safetensors", try CheckpointWriter.optimizerState(optimizerD, names: namesD)),
+        (
+          "training_state/optimizer_g.safetensors",
+          try CheckpointWriter.optimizerState(optimizerG, names: namesG)
+        ),
+        (
+          "training_state/optimizer_d.safetensors",
+          try CheckpointWriter.optimizerState(optimizerD, names: namesD)
+        ),
         (CheckpointWriter.stateFile, .data(try JSONEncoder.sorted.encode(state))),
       ], step: step, to: outDir)
   }
@@ -363,7 +386,8 @@ public final class GANTrainer {
   ) {
     let dir = try CheckpointWriter.latest(in: outDir)
     let url = dir.appendingPathComponent(CheckpointWriter.stateFile)
-    guard let d = try? Data(contentsOf: url), let s = try? JSONDecoder().decode(GANCheckpointState.self, from: d)
+    guard let d = try? Data(contentsOf: url),
+      let s = try? JSONDecoder().decode(GANCheckpointState.self, from: d)
     else { throw TrainingError.checkpoint("\(url.path) is missing or is not a GAN training state") }
     let (m, g, disc) = try GANModel.readConfigs(dir)
     guard let disc else { throw TrainingError.checkpoint("\(dir.path) has no discriminator") }
@@ -392,9 +416,12 @@ public final class GANTrainer {
     }
     try load(t.generator, "training_state/generator.safetensors")
     try load(t.discriminator, "\(GANModel.discriminatorFolder)/\(ModelFolder.weightsFile)")
-    let exported = try CheckpointWriter.read("\(GANModel.generatorFolder)/\(ModelFolder.weightsFile)", in: dir)
+    let exported = try CheckpointWriter.read(
+      "\(GANModel.generatorFolder)/\(ModelFolder.weightsFile)", in: dir)
     let shadow = try t.namesG.map { name -> Tensor in
-      guard let v = exported.tensors[name] else { throw TrainingError.checkpoint("EMA weight \(name) is missing") }
+      guard let v = exported.tensors[name] else {
+        throw TrainingError.checkpoint("EMA weight \(name) is missing")
+      }
       return try Tensor(v, on: device)
     }
     try t.ema.importState(shadow: shadow, optimizationStep: state.emaStep)
