@@ -9,7 +9,7 @@ import GPUGenNN
 
 struct Evaluate: ParsableCommand {
   static let configuration = CommandConfiguration(
-    abstract: "Measure a class-conditional diffusion model's or a VAE's samples with a trained classifier.",
+    abstract: "Measure a class-conditional diffusion model's, a VAE's or a GAN's samples with a classifier.",
     discussion: """
       Samples --n-per-class images of every class (image i is conditioned on class i mod classes), then
       reports, under the classifier of `gpugen train classifier`:
@@ -21,7 +21,8 @@ struct Evaluate: ParsableCommand {
           diversity) and the entropy of the predicted-class histogram (ln 10 ≈ 2.30 when all classes appear
           equally).
       A VAE (an unconditional model) is measured on --n-per-class × classes prior samples (--temperature τ),
-      without the accuracy.
+      without the accuracy. A GAN is measured like a diffusion model when it is class-conditional and like a
+      VAE otherwise; --truncation ψ (--truncation-mode resample or scale) samples with the truncation trick.
       The floor: a second, disjoint set of real test images, measured the same way (its accuracy and its
       distance to the first real set). Both real sets are Philox draws keyed by --seed, so two models
       evaluated with the same --seed and --n-per-class are compared against the same real images.
@@ -32,6 +33,12 @@ struct Evaluate: ParsableCommand {
 
   @Option(help: "VAE: the prior's temperature τ (default 1).")
   var temperature: Double?
+
+  @Option(help: "GAN: the truncation ψ > 0 (default: none).")
+  var truncation: Double?
+
+  @Option(help: "GAN: resample (redraw every |z_i| > ψ) or scale (z·ψ). Default resample.")
+  var truncationMode: TruncationMode?
 
   @Option(help: "Classifier folder written by `gpugen train classifier`.")
   var classifier = "gpugen-classifier"
@@ -97,6 +104,13 @@ struct Evaluate: ParsableCommand {
     let net = try ImageClassifier.load(from: classifierURL, device: device)
     let folderURL = try ModelFolder.locate(model)
     let kindOfFolder = try ModelFolder.classify(folderURL)
+    if case .gan(let url) = kindOfFolder {
+      return try evaluateGAN(url, net: net, classifierURL: classifierURL, device: device)
+    }
+    if truncation != nil || truncationMode != nil {
+      throw ModelError.input(
+        "--truncation and --truncation-mode are GAN options; this is a \(kindOfFolder.family.rawValue) model")
+    }
     if kindOfFolder.family == .vae {
       return try evaluateVAE(
         kindOfFolder, folderURL: folderURL, net: net, classifierURL: classifierURL, device: device)
