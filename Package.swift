@@ -58,7 +58,9 @@ let package = Package(
     // plots and metrics; the bundled diffusion model and VAE.
     .target(
       name: "GPUGenModels", dependencies: ["GPUGenNN", "CPNG", "CZlib"],
-      resources: [.copy("Resources/DefaultModel"), .copy("Resources/DefaultVAE")]),
+      resources: [
+        .copy("Resources/DefaultModel"), .copy("Resources/DefaultVAE"), .copy("Resources/DefaultClassifier"),
+      ]),
     .executableTarget(
       name: "gpugen",
       dependencies: [

@@ -12,7 +12,8 @@ struct Evaluate: ParsableCommand {
     abstract: "Measure a class-conditional diffusion model's, a VAE's or a GAN's samples with a classifier.",
     discussion: """
       Samples --n-per-class images of every class (image i is conditioned on class i mod classes), then
-      reports, under the classifier of `gpugen train classifier`:
+      reports, under a classifier (--classifier: by default the bundled Fashion-MNIST classifier, 92.25 %
+      accurate on the t10k split; or a folder written by `gpugen train classifier`):
         - class-conditional accuracy: the fraction of samples classified as the class they were
           conditioned on, overall and per class;
         - the Fréchet distance ‖μ₁−μ₂‖² + Tr(Σ₁ + Σ₂ − 2(Σ₁Σ₂)^½) between the classifier's feature vectors
@@ -40,8 +41,11 @@ struct Evaluate: ParsableCommand {
   @Option(help: "GAN: resample (redraw every |z_i| > ψ) or scale (z·ψ). Default resample.")
   var truncationMode: TruncationMode?
 
-  @Option(help: "Classifier folder written by `gpugen train classifier`.")
-  var classifier = "gpugen-classifier"
+  @Option(
+    help:
+      "Classifier folder written by `gpugen train classifier`, or bundled name (classifier). Default: the bundled Fashion-MNIST classifier."
+  )
+  var classifier: String?
 
   @Option(help: "Labelled real images (IDX file or folder). Default: Fashion-MNIST's t10k test split.")
   var real: String?
@@ -100,7 +104,7 @@ struct Evaluate: ParsableCommand {
     guard eta >= 0 else { throw ModelError.input("--eta must be ≥ 0") }
     let device = try deviceOptions.resolve()
 
-    let classifierURL = URL(fileURLWithPath: classifier)
+    let classifierURL = try ClassifierFolder.locate(classifier)
     let net = try ImageClassifier.load(from: classifierURL, device: device)
     let folderURL = try ModelFolder.locate(model)
     let kindOfFolder = try ModelFolder.classify(folderURL)
@@ -129,11 +133,11 @@ struct Evaluate: ParsableCommand {
     guard c.inChannels == unet.config.inChannels, c.imageSize == unet.config.sampleSize else {
       throw ClassifierError.mismatch(
         "the model makes \(unet.config.inChannels)×\(unet.config.sampleSize)×\(unet.config.sampleSize) images "
-          + "but the classifier \(classifier) takes \(c.inChannels)×\(c.imageSize)×\(c.imageSize)")
+          + "but the classifier \(classifierURL.path) takes \(c.inChannels)×\(c.imageSize)×\(c.imageSize)")
     }
     guard c.numClasses == classes else {
       throw ClassifierError.mismatch(
-        "the model has \(classes) classes but the classifier \(classifier) has \(c.numClasses)")
+        "the model has \(classes) classes but the classifier \(classifierURL.path) has \(c.numClasses)")
     }
     let realSource =
       real

@@ -15,7 +15,8 @@ struct TrainClassifier: ParsableCommand {
       linear layer to the classes), trained with cross-entropy, AdamW and a cosine learning-rate decay.
       Initial weights are PyTorch's defaults and the data order is a Philox draw, both keyed by --seed.
       Writes OUT/classifier_config.json and OUT/classifier.safetensors, then prints the accuracy on the
-      test data (for fashion-mnist: the t10k split, 10,000 images).
+      test data (for fashion-mnist: the t10k split, 10,000 images). `gpugen evaluate --classifier OUT` judges
+      with it (without --classifier, evaluate uses the bundled Fashion-MNIST classifier).
       """)
 
   @Option(

@@ -405,7 +405,14 @@ final class ClassifierTests: XCTestCase {
     let missing = dir.appendingPathComponent("none").path
     var (status, _, err) = try gpugen(["evaluate", "--classifier", missing, "--device", "cpu"])
     XCTAssertEqual(status, 2, err)
-    XCTAssertTrue(err.contains("no classifier in \(missing)"), err)
+    XCTAssertTrue(err.contains("classifier folder \(missing) does not exist"), err)
+    XCTAssertTrue(err.contains("gpugen train classifier"), err)
+    // A folder without a classifier in it.
+    let empty = dir.appendingPathComponent("empty")
+    try FileManager.default.createDirectory(at: empty, withIntermediateDirectories: true)
+    (status, _, err) = try gpugen(["evaluate", "--classifier", empty.path, "--device", "cpu"])
+    XCTAssertEqual(status, 2, err)
+    XCTAssertTrue(err.contains("no classifier in \(empty.path)"), err)
     XCTAssertTrue(err.contains("gpugen train classifier"), err)
 
     // An unconditional model.

@@ -4,8 +4,11 @@ import XCTest
 
 private final class BundleAnchor {}
 
-/// Runs `gpugen args` (with `env` added to the environment); returns the exit status, stdout and stderr.
-func runGpugen(_ args: [String], env: [String: String] = [:]) throws -> (Int32, String, String) {
+/// Runs `gpugen args` (with `env` added to the environment, in the working directory `cwd` if given); returns
+/// the exit status, stdout and stderr.
+func runGpugen(_ args: [String], env: [String: String] = [:], in cwd: URL? = nil) throws -> (
+  Int32, String, String
+) {
   let candidates = [
     Bundle(for: BundleAnchor.self).bundleURL.deletingLastPathComponent(),
     URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent(),
@@ -14,6 +17,7 @@ func runGpugen(_ args: [String], env: [String: String] = [:]) throws -> (Int32, 
   p.executableURL = try XCTUnwrap(candidates.first { FileManager.default.isExecutableFile(atPath: $0.path) })
   p.arguments = args
   p.environment = ProcessInfo.processInfo.environment.merging(env) { $1 }
+  if let cwd { p.currentDirectoryURL = cwd }
   let out = Pipe(), err = Pipe()
   p.standardOutput = out
   p.standardError = err

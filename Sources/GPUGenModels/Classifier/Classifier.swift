@@ -15,6 +15,8 @@ public enum ClassifierError: Error, CustomStringConvertible, Equatable {
   case invalidArgument(String)
   /// No classifier in the folder.
   case missing(folder: String)
+  /// The classifier folder does not exist (and is not the bundled classifier's name).
+  case notFound(folder: String)
   /// A classifier file exists but is malformed.
   case malformed(String, String)
   /// The data (or model) does not fit the classifier.
@@ -26,6 +28,10 @@ public enum ClassifierError: Error, CustomStringConvertible, Equatable {
     case .missing(let folder):
       return "no classifier in \(folder) (expected \(ImageClassifier.configFile) and "
         + "\(ImageClassifier.weightsFile)): train one with `gpugen train classifier --out \(folder)`"
+    case .notFound(let folder):
+      return "classifier folder \(folder) does not exist: omit --classifier (or give "
+        + "`\(ClassifierFolder.bundledName)`) for the bundled Fashion-MNIST classifier, or train one with "
+        + "`gpugen train classifier --out \(folder)`"
     case .malformed(let file, let why): return "malformed classifier \(file): \(why)"
     case .mismatch(let why): return why
     }

@@ -27,8 +27,11 @@ public enum DefaultModel {
     }
   }
 
-  /// The resource folder `name` holding `marker`, or the folder $`environment` names.
-  static func resource(_ name: String, marker: String, environment variable: String) throws -> URL {
+  /// The resource folder `name` holding `marker`, or the folder $`environment` names; the error names
+  /// `option` as the way to pass a folder instead.
+  static func resource(
+    _ name: String, marker: String, environment variable: String, option: String = "--model"
+  ) throws -> URL {
     if let env = ProcessInfo.processInfo.environment[variable], !env.isEmpty {
       return URL(fileURLWithPath: env)
     }
@@ -44,7 +47,7 @@ public enum DefaultModel {
       if FileManager.default.fileExists(atPath: model.appendingPathComponent(marker).path) { return model }
     }
     throw ModelError.missing(
-      "bundled model \(name) (looked for \(bundleName)/\(name) next to the executable); pass --model DIR or set \(variable)"
+      "bundled model \(name) (looked for \(bundleName)/\(name) next to the executable); pass \(option) DIR or set \(variable)"
     )
   }
 }
