@@ -15,8 +15,9 @@ while [ $# -gt 0 ]; do
     *) echo "unknown argument $1" >&2; exit 2 ;;
   esac
 done
-swift build -c release >/dev/null
-bin=.build/release/gpugen
+# GPUGEN_BIN: a gpugen binary to use (default: build the release one).
+bin=${GPUGEN_BIN:-.build/release/gpugen}
+[ -n "${GPUGEN_BIN:-}" ] || swift build -c release >/dev/null
 mkdir -p "$out"
 declare -A flags=([ns]="--loss ns" [hinge-sn]="--loss hinge --spectral-norm" [ns-pack2]="--loss ns --pack 2")
 echo "| data | setting | seed | modes (≥ 1 HQ sample) | modes (≥ 10 % of fair share) | high-quality share | KL(modes ‖ uniform) |"

@@ -50,13 +50,13 @@ struct TrainGAN: ParsableCommand {
   @Option(help: "Discriminator steps per generator step.")
   var nDis = 1
 
-  @Option(help: "The generator's learning rate (default: --lr, else 2e-4; toy data 1e-4).")
+  @Option(help: "The generator's learning rate (default: --lr, else 2e-4).")
   var lrG: Double?
 
-  @Option(help: "The discriminator's learning rate (default: --lr, else 2e-4; toy data 1e-4).")
+  @Option(help: "The discriminator's learning rate (default: --lr, else 2e-4).")
   var lrD: Double?
 
-  @Option(help: "Adam's β₁,β₂ for both networks (default 0.5,0.999; toy data 0.5,0.9).")
+  @Option(help: "Adam's β₁,β₂ for both networks (default 0.5,0.999; toy data 0,0.9).")
   var betas: String?
 
   @Flag(help: "Condition both networks on the data's class labels (conditional BN in G, projection in D).")

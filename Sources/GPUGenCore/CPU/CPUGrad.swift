@@ -124,8 +124,12 @@ extension CPUBackend {
         let floats = gpugen_conv_wgrad_workspace(
           Int32(Swift.min(chunk, hi - lo)), Int32(g.c), Int32(cout), Int32(g.ho), Int32(g.wo), Int32(g.kh),
           Int32(g.kw))
-        let work = UnsafeMutableRawPointer.allocate(byteCount: floats * 4, alignment: 64)
-        defer { work.deallocate() }
+        // Plain malloc, aligned by hand: glibc (< 2.38) posix_memalign frees the alignment slack as small
+        // chunks that fence each freed block in, so repeated aligned scratch below the mmap threshold is never
+        // reused and the heap grows every step (glibc bug 14581).
+        let raw = UnsafeMutableRawPointer.allocate(byteCount: floats * 4 + 64, alignment: 16)
+        defer { raw.deallocate() }
+        let work = raw.alignedUp(toMultipleOf: 64)
         var start = lo
         while start < hi {
           let b = Swift.min(chunk, hi - start)
