@@ -55,11 +55,12 @@ let package = Package(
     // Layers, safetensors, checkpoints.
     .target(name: "GPUGenNN", dependencies: ["GPUGenCore"]),
     // Diffusion (UNet, schedules, samplers), VAEs (ConvVAE, AutoencoderKL), training, data sets, image I/O,
-    // plots and metrics; the bundled diffusion model and VAE.
+    // plots and metrics; the bundled diffusion model, VAE, GAN and classifier.
     .target(
       name: "GPUGenModels", dependencies: ["GPUGenNN", "CPNG", "CZlib"],
       resources: [
         .copy("Resources/DefaultModel"), .copy("Resources/DefaultVAE"), .copy("Resources/DefaultClassifier"),
+        .copy("Resources/DefaultGAN"),
       ]),
     .executableTarget(
       name: "gpugen",

@@ -35,7 +35,7 @@ public enum ModelFolder {
   /// The weights file of a ConvVAE or AutoencoderKL folder.
   public static let weightsFile = "diffusion_pytorch_model.safetensors"
   /// The names of the bundled models.
-  public static let bundledNames = ["diffusion", "vae"]
+  public static let bundledNames = ["diffusion", "vae", "gan"]
 
   /// The folder `--model` means: an existing path, else a bundled model's name ("diffusion", "vae"), else
   /// nil for the default (the bundled diffusion model).

@@ -7,7 +7,7 @@ import GPUGenNN
 
 struct Export: ParsableCommand {
   static let configuration = CommandConfiguration(
-    abstract: "Copy a model folder (diffusion or VAE) with its weights stored as F16, BF16 or F32.",
+    abstract: "Copy a model folder (diffusion, VAE or GAN) with its weights stored as F16, BF16 or F32.",
     discussion: """
       Reads --model (a diffusers pipeline folder such as a `gpugen train diffusion` checkpoint, a bare
       UNet folder, or a ConvVAE / AutoencoderKL folder such as a `gpugen train vae` checkpoint) and writes the
@@ -18,7 +18,7 @@ struct Export: ParsableCommand {
       error rather than an infinity. --out must not exist yet (nothing is overwritten).
       """)
 
-  @Option(help: "Model folder to copy (pipeline, bare UNet, ConvVAE or AutoencoderKL).")
+  @Option(help: "Model folder to copy (pipeline, bare UNet, ConvVAE, AutoencoderKL or GAN).")
   var model: String
 
   @Option(help: "Folder to create.")
@@ -38,7 +38,7 @@ struct Export: ParsableCommand {
     let fm = FileManager.default
     let source = URL(fileURLWithPath: model)
     // Any folder gpugen can place; a VAE folder has the layout of a bare UNet folder (config.json + weights).
-    _ = try ModelFolder.classify(source)
+    if case .gan = try ModelFolder.classify(source) { return try exportGAN(source, storage: storage) }
     let folder = try DiffusionModelFolder.resolve(source)
     let target = URL(fileURLWithPath: out)
     guard !fm.fileExists(atPath: target.path) else {
@@ -91,5 +91,56 @@ struct Export: ParsableCommand {
     print(
       "gpugen: wrote \(out): \(file.order.count) tensors, \(count) weights as \(storage.rawValue) "
         + "(\(before) → \(after) bytes)")
+  }
+
+  /// A GAN folder: gan_config.json, and generator/ and discriminator/ each with its config and converted
+  /// weights (training_state/ left out).
+  func exportGAN(_ source: URL, storage: SafeTensorsDType) throws {
+    let fm = FileManager.default
+    _ = try GANModel.readConfigs(source)
+    let target = URL(fileURLWithPath: out)
+    guard !fm.fileExists(atPath: target.path) else {
+      throw ModelError.input("\(out) already exists; choose a new --out folder")
+    }
+    let staging = target.deletingLastPathComponent().appendingPathComponent(
+      ".\(target.lastPathComponent).partial-\(getpid())")
+    try? fm.removeItem(at: staging)
+    var tensors = 0, bytes = 0
+    do {
+      try fm.createDirectory(at: staging, withIntermediateDirectories: true)
+      try fm.copyItem(
+        at: source.appendingPathComponent(GANModelConfig.fileName),
+        to: staging.appendingPathComponent(GANModelConfig.fileName))
+      for part in [GANModel.generatorFolder, GANModel.discriminatorFolder] {
+        let from = source.appendingPathComponent(part), to = staging.appendingPathComponent(part)
+        guard fm.fileExists(atPath: from.path) else { continue }
+        try fm.createDirectory(at: to, withIntermediateDirectories: true)
+        try fm.copyItem(
+          at: from.appendingPathComponent("config.json"), to: to.appendingPathComponent("config.json"))
+        let weights = from.appendingPathComponent(ModelFolder.weightsFile)
+        guard fm.fileExists(atPath: weights.path) else { throw ModelError.missing(weights.path) }
+        let file = try SafeTensors.read(contentsOf: weights)
+        if storage == .f16 {
+          for name in file.order {
+            if let big = file.tensors[name]!.values.first(where: { abs($0) > 65504 && $0.isFinite }) {
+              throw ModelError.input(
+                "\(part)/\(name) holds \(big), too large for F16; export with --dtype bf16 or f32")
+            }
+          }
+        }
+        let written = to.appendingPathComponent(ModelFolder.weightsFile)
+        try SafeTensors.write(
+          file.order.map { ($0, file.tensors[$0]!) }, metadata: file.metadata, dtype: storage, to: written)
+        tensors += file.order.count
+        bytes += (try? fm.attributesOfItem(atPath: written.path)[.size] as? Int) ?? 0
+      }
+      try fm.moveItem(at: staging, to: target)
+    } catch {
+      try? fm.removeItem(at: staging)
+      throw error
+    }
+    print(
+      "gpugen: wrote \(out): a GAN folder, \(tensors) tensors as \(storage.rawValue) (\(bytes) bytes of weights)"
+    )
   }
 }

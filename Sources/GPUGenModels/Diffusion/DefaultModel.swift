@@ -17,12 +17,19 @@ public enum DefaultModel {
     try resource("DefaultVAE", marker: "config.json", environment: "GPUGEN_DEFAULT_VAE")
   }
 
-  /// A bundled model by name: "diffusion" (the default model) or "vae" (the bundled ConvVAE); nil for other
-  /// names.
+  /// The bundled class-conditional GAN folder: $GPUGEN_DEFAULT_GAN if set, else DefaultGAN in the resource
+  /// bundle.
+  public static func ganURL() throws -> URL {
+    try resource("DefaultGAN", marker: GANModelConfig.fileName, environment: "GPUGEN_DEFAULT_GAN")
+  }
+
+  /// A bundled model by name: "diffusion" (the default model), "vae" (the bundled ConvVAE) or "gan" (the
+  /// bundled class-conditional DCGAN); nil for other names.
   public static func bundled(named name: String) throws -> URL? {
     switch name {
     case "diffusion", "default": return try url()
     case "vae": return try vaeURL()
+    case "gan": return try ganURL()
     default: return nil
     }
   }
