@@ -225,8 +225,8 @@ __kernel void bn_infer(__global const float* x, __global float* y, __global cons
   y[i] = bn_act((x[i] - rmean[c]) * scale + shift, act, alpha);
 }
 
-// Backward: one work-group per channel. Σ dA and Σ dA·(x − mean), then dx = k·dA + q·(x − mean) + r with
-// k = γ·invstd and, for a training forward, q = −k·invstd·Σ dA·x̂/M, r = −k·Σ dA/M (else 0).
+// Backward: one work-group per channel. Σ dA and Σ dA·(x − mean), then dx = k·(dA − Σ dA/M) + q·(x − mean)
+// with k = γ·invstd and q = −k·invstd·Σ dA·x̂/M for a training forward (else dx = k·dA).
 __kernel __attribute__((reqd_work_group_size(NLS, 1, 1)))
 void bn_backward(__global const float* x, __global const float* y, __global const float* dy,
                  __global const float* gamma, __global const float* mean, __global const float* invstd,
@@ -252,11 +252,11 @@ void bn_backward(__global const float* x, __global const float* y, __global cons
   }
   const float k = ((flags & BN_GAMMA) ? gamma[c] : 1.0f) * rstd;
   const float q = (flags & BN_TRAINING) ? -k * rstd * sg / M : 0.0f;
-  const float r = (flags & BN_TRAINING) ? -k * sb / M : 0.0f;
+  const float mb = (flags & BN_TRAINING) ? sb / M : 0.0f;
   for (int j = l; j < M; j += NLS) {
     const int n = j / HW;
     const long i = ((long)n * C + c) * HW + (j - n * HW);
-    dx[i] = k * bn_act_grad(dy[i], act == ACT_NONE ? 0.0f : y[i], act, slope) + q * (x[i] - m) + r;
+    dx[i] = k * (bn_act_grad(dy[i], act == ACT_NONE ? 0.0f : y[i], act, slope) - mb) + q * (x[i] - m);
   }
 }
 
@@ -318,6 +318,22 @@ __kernel void bn_train_vec(__global const float* x, __global float* y, __global 
   if (flags & BN_RUNNING) bn_update_running(rmean, rvar, c, m, var, M, momentum);
 }
 
+// Evaluation forward on CPU devices: one work-item per (n, c) run, 16 lanes at a time. Global size N·C.
+__kernel void bn_infer_vec(__global const float* x, __global float* y, __global const float* gamma,
+                           __global const float* beta, __global const float* rmean, __global const float* rvar,
+                           int flags, int C, int HW, float eps, int act, float alpha) {
+  const int nc = get_global_id(0), c = nc % C, hv = HW / 16 * 16;
+  const long base = (long)nc * HW;
+  const float m = rmean[c], scale = rsqrt(rvar[c] + eps) * ((flags & BN_GAMMA) ? gamma[c] : 1.0f);
+  const float shift = (flags & BN_BETA) ? beta[c] : 0.0f, slope = act == ACT_LEAKY_RELU ? alpha : 0.0f;
+  for (int i = 0; i < hv; i += 16) {
+    float16 v = (vload16(0, x + base + i) - m) * scale + shift;
+    if (act != ACT_NONE) v = select(v * slope, v, isgreaterequal(v, (float16)(0.0f)));
+    vstore16(v, 0, y + base + i);
+  }
+  for (int i = hv; i < HW; i++) y[base + i] = bn_act((x[base + i] - m) * scale + shift, act, alpha);
+}
+
 __kernel void bn_backward_vec(__global const float* x, __global const float* y, __global const float* dy,
                               __global const float* gamma, __global const float* mean,
                               __global const float* invstd, __global float* dx, __global float* dgamma,
@@ -349,17 +365,17 @@ __kernel void bn_backward_vec(__global const float* x, __global const float* y, 
   dbeta[c] = sb;
   const float k = ((flags & BN_GAMMA) ? gamma[c] : 1.0f) * rstd;
   const float q = (flags & BN_TRAINING) ? -k * rstd * sg / M : 0.0f;
-  const float r = (flags & BN_TRAINING) ? -k * sb / M : 0.0f;
+  const float mb = (flags & BN_TRAINING) ? sb / M : 0.0f;
   for (int n = 0; n < N; n++) {
     const long base = ((long)n * C + c) * HW;
     for (int i = 0; i < hv; i += 16) {
       float16 d = vload16(0, dy + base + i);
       if (act != ACT_NONE) d = select(d * slope, d, isgreater(vload16(0, y + base + i), (float16)(0.0f)));
-      vstore16(k * d + q * (vload16(0, x + base + i) - m) + r, 0, dx + base + i);
+      vstore16(k * (d - mb) + q * (vload16(0, x + base + i) - m), 0, dx + base + i);
     }
     for (int i = hv; i < HW; i++) {
       const float d = bn_act_grad(dy[base + i], act == ACT_NONE ? 0.0f : y[base + i], act, slope);
-      dx[base + i] = k * d + q * (x[base + i] - m) + r;
+      dx[base + i] = k * (d - mb) + q * (x[base + i] - m);
     }
   }
 }

@@ -451,24 +451,31 @@ GG_CLONES void gpugen_groupnorm_backward(const float* x, const float* dy, const 
 }
 
 // Batch normalisation of one channel: `n` runs (one per image) of `hw` contiguous floats, `stride` floats apart.
-// Sums go in 16 float lanes per run and are added in double across runs.
+// Each run's sums go in 16 float lanes, which are added lane by lane into 16 double lanes (a vector add, not a
+// chain of 16 dependent scalar adds per run: runs are short, 49 floats in the DCGAN), reduced once at the end.
+#define GG_LANES_TO_DOUBLE(accD, acc) \
+  for (int j_ = 0; j_ < 16; j_++) (accD)[j_] += (double)(acc)[j_]
+static inline double gg_hsum_d16(const double* a) {
+  double s = 0;
+  for (int j = 0; j < 16; j++) s += a[j];
+  return s;
+}
+
 GG_CLONES void gpugen_bn_stats(const float* x, long n, long hw, long stride, double* mean, double* var) {
   const long count = n * hw;
-  double s = 0;
+  double accD[16] = {0}, tail = 0;
   for (long r = 0; r < n; r++) {
     const float* p = x + r * stride;
     float acc[16] = {0};
     long i = 0;
     for (; i + 16 <= hw; i += 16)
       for (int j = 0; j < 16; j++) acc[j] += p[i + j];
-    double t = 0;
-    for (int j = 0; j < 16; j++) t += acc[j];
-    for (; i < hw; i++) t += p[i];
-    s += t;
+    GG_LANES_TO_DOUBLE(accD, acc);
+    for (; i < hw; i++) tail += p[i];
   }
-  const double m = count > 0 ? s / (double)count : 0;
+  const double m = count > 0 ? (gg_hsum_d16(accD) + tail) / (double)count : 0;
   const float mf = (float)m;
-  double q = 0;
+  double qD[16] = {0}, qtail = 0;
   for (long r = 0; r < n; r++) {
     const float* p = x + r * stride;
     float acc[16] = {0};
@@ -478,16 +485,14 @@ GG_CLONES void gpugen_bn_stats(const float* x, long n, long hw, long stride, dou
         const float d = p[i + j] - mf;
         acc[j] += d * d;
       }
-    double t = 0;
-    for (int j = 0; j < 16; j++) t += acc[j];
+    GG_LANES_TO_DOUBLE(qD, acc);
     for (; i < hw; i++) {
       const float d = p[i] - mf;
-      t += d * d;
+      qtail += d * d;
     }
-    q += t;
   }
   // Σ(x − mf)²/M = var + (m − mf)²: the deviations were taken from the rounded mean.
-  const double v = count > 0 ? q / (double)count - (m - mf) * (m - mf) : 0;
+  const double v = count > 0 ? (gg_hsum_d16(qD) + qtail) / (double)count - (m - mf) * (m - mf) : 0;
   *mean = m;
   *var = v > 0 ? v : 0;
 }
@@ -520,7 +525,7 @@ GG_CLONES void gpugen_bn_backward(const float* x, const float* y, const float* d
                                   long stride, float mean, float invstd, float gamma, int training, int act,
                                   float alpha, float* dgamma, float* dbeta) {
   const float slope = act == 2 ? alpha : 0.0f;
-  double sb = 0, sg = 0;  // Σ dA and Σ dA·(x − mean)
+  double bD[16] = {0}, gD[16] = {0}, sb = 0, sg = 0;  // Σ dA and Σ dA·(x − mean): lanes and tails
   for (long r = 0; r < n; r++) {
     const float* xs = x + r * stride;
     const float* ds = dy + r * stride;
@@ -533,34 +538,31 @@ GG_CLONES void gpugen_bn_backward(const float* x, const float* y, const float* d
         accB[j] += d;
         accG[j] += d * (xs[i + j] - mean);
       }
-    double tb = 0, tg = 0;
-    for (int j = 0; j < 16; j++) {
-      tb += accB[j];
-      tg += accG[j];
-    }
+    GG_LANES_TO_DOUBLE(bD, accB);
+    GG_LANES_TO_DOUBLE(gD, accG);
     for (; i < hw; i++) {
       const float d = GG_BN_DA(ds[i], ys[i], act, slope);
-      tb += d;
-      tg += d * (xs[i] - mean);
+      sb += d;
+      sg += d * (xs[i] - mean);
     }
-    sb += tb;
-    sg += tg;
   }
+  sb += gg_hsum_d16(bD);
+  sg += gg_hsum_d16(gD);
   sg *= invstd;  // Σ dA·x̂
   *dgamma = (float)sg;
   *dbeta = (float)sb;
-  // dx = k·dA + q·(x − mean) + r0 with k = γ·invstd, q = −k·invstd·Σ dA·x̂/M, r0 = −k·Σ dA/M.
+  // dx = k·(dA − Σ dA/M) + q·(x − mean) with k = γ·invstd and q = −k·invstd·Σ dA·x̂/M (training), else k·dA.
   const long count = n * hw;
   const double k = (double)gamma * invstd;
   const float kf = (float)k;
   const float q = training && count > 0 ? (float)(-k * invstd * sg / (double)count) : 0.0f;
-  const float r0 = training && count > 0 ? (float)(-k * sb / (double)count) : 0.0f;
+  const float mb = training && count > 0 ? (float)(sb / (double)count) : 0.0f;
   for (long r = 0; r < n; r++) {
     const float* xs = x + r * stride;
     const float* ds = dy + r * stride;
     const float* ys = act ? y + r * stride : ds;
     float* o = dx + r * stride;
-    for (long i = 0; i < hw; i++) o[i] = kf * GG_BN_DA(ds[i], ys[i], act, slope) + q * (xs[i] - mean) + r0;
+    for (long i = 0; i < hw; i++) o[i] = kf * (GG_BN_DA(ds[i], ys[i], act, slope) - mb) + q * (xs[i] - mean);
   }
 }
 

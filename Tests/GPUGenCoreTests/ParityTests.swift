@@ -570,4 +570,52 @@ final class ParityTests: XCTestCase {
           + "statistics %.2e; max |fused − Float64| forward %.2e", worstForward, worstGrad, worstStats,
         worstReference))
   }
+
+  /// The batch-norm kernels GPUs run (a work-group per channel, 64 or 16 work-items, barrier trees) against
+  /// the ones CPU devices run (a work-item per channel, 16-lane vectors), on every OpenCL device: training
+  /// outputs, running statistics, gradients and evaluation outputs.
+  func testFusedBatchNormWorkGroupKernelsMatchVectorKernels() throws {
+    for device in openCLDevices() {
+      let cl = try XCTUnwrap(device.openCL)
+      func results(_ shape: [Int], affine: Bool, act: Activation) throws -> [[Float]] {
+        let c = shape[1]
+        let x = try Tensor(randomValues(shape.reduce(1, *), seed: 21, in: -2...3), shape: shape, on: device)
+        let w = affine ? try Tensor(randomValues(c, seed: 22, in: 0.5...1.5), shape: [c], on: device) : nil
+        let b = affine ? try Tensor(randomValues(c, seed: 23), shape: [c], on: device) : nil
+        let rm = try Tensor.zeros([c], on: device), rv = try Tensor.full(1, shape: [c], on: device)
+        let r = try Tensor(randomValues(x.count, seed: 24), shape: shape, on: device)
+        var out: [[Float]] = []
+        for training in [true, false] {
+          let wrt = [x] + [w, b].compactMap { $0 }
+          let tape = Tape()
+          tape.watch(wrt)
+          let (y, loss) = try tape.record {
+            let y = try x.batchNorm(
+              weight: w, bias: b, runningMean: rm, runningVar: rv, training: training, activation: act,
+              activationAlpha: 0.2)
+            return (y, try (y * r).sum())
+          }
+          out.append(try y.toArray())
+          out += try tape.gradients(of: loss, wrt: wrt).map { try XCTUnwrap($0).toArray() }
+          out.append(try rm.toArray() + rv.toArray())
+        }
+        return out
+      }
+      for (shape, affine, act) in [
+        ([3, 5, 7, 7], true, Activation.relu), ([2, 3, 20], false, .leakyRelu), ([1, 4, 1, 1], true, .none),
+        ([70, 3], true, .leakyRelu),
+      ] {
+        let serial = try results(shape, affine: affine, act: act)
+        for size in [64, 16] where size <= cl.info.maxWorkGroupSize {
+          cl.reduceGroupSizeOverride = size
+          defer { cl.reduceGroupSizeOverride = nil }
+          for (k, (a, b)) in zip(try results(shape, affine: affine, act: act), serial).enumerated() {
+            assertClose(
+              a, b.map(Double.init), rtol: 1e-5, atol: 2e-6,
+              "batch norm \(shape) \(act) result \(k), group size \(size) on \(device)")
+          }
+        }
+      }
+    }
+  }
 }

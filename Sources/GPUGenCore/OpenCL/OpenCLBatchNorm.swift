@@ -39,14 +39,19 @@ extension OpenCLBackend {
   ) throws {
     try g.validate()
     let flags = (gamma == nil ? 0 : BatchNormFlag.gamma) | (beta == nil ? 0 : BatchNormFlag.beta)
-    let k = try kernel("bn_infer", family: "norm", options: "-DNLS=\(reduceGroupSize)")
-    try launch(
-      k, "bn_infer",
-      [
-        .mem(mem(x)), .mem(mem(y)), .mem(mem(gamma ?? runningMean)), .mem(mem(beta ?? runningMean)),
-        .mem(mem(runningMean)), .mem(mem(runningVar)), .i32(flags), .i32(Int32(g.c)), .i32(Int32(g.hw)),
-        .f32(g.eps), .i32(g.activation.rawValue), .f32(g.activationAlpha),
-      ], global: [g.hw, g.n * g.c])
+    let args: [KernelArg] = [
+      .mem(mem(x)), .mem(mem(y)), .mem(mem(gamma ?? runningMean)), .mem(mem(beta ?? runningMean)),
+      .mem(mem(runningMean)), .mem(mem(runningVar)), .i32(flags), .i32(Int32(g.c)), .i32(Int32(g.hw)),
+      .f32(g.eps), .i32(g.activation.rawValue), .f32(g.activationAlpha),
+    ]
+    let ls = reduceGroupSize
+    if ls == 1 {
+      let k = try kernel("bn_infer_vec", family: "norm", options: "-DNLS=1")
+      try launch(k, "bn_infer_vec", args, global: [g.n * g.c])
+    } else {
+      let k = try kernel("bn_infer", family: "norm", options: "-DNLS=\(ls)")
+      try launch(k, "bn_infer", args, global: [g.hw, g.n * g.c])
+    }
   }
 
   public func batchNormBackward(
