@@ -172,7 +172,8 @@ public protocol Backend: AnyObject {
   /// `mean` and `invstd` (C each) for the backward and, when `runningMean` and `runningVar` are given, updates
   /// them in place: r ← r·(1 − momentum) + s·momentum, with the unbiased variance (as PyTorch).
   func batchNormTraining(
-    _ x: Buffer, _ y: Buffer, gamma: Buffer?, beta: Buffer?, mean: Buffer, invstd: Buffer, runningMean: Buffer?,
+    _ x: Buffer, _ y: Buffer, gamma: Buffer?, beta: Buffer?, mean: Buffer, invstd: Buffer,
+    runningMean: Buffer?,
     runningVar: Buffer?, momentum: Float, _ g: BatchNormGeometry) throws
   /// Evaluation-mode batch normalisation: y = act((x − runningMean)/√(runningVar + eps)·γ + β).
   func batchNormInference(
@@ -313,7 +314,8 @@ public struct BatchNormGeometry: Sendable, Equatable {
   /// Throws unless the activation is one the batch-norm kernels fuse.
   func validate() throws {
     guard activation == .none || activation == .relu || activation == .leakyRelu else {
-      throw GPUGenError.invalidArgument("batch norm fuses no activation, ReLU or leaky ReLU, not \(activation)")
+      throw GPUGenError.invalidArgument(
+        "batch norm fuses no activation, ReLU or leaky ReLU, not \(activation)")
     }
   }
 }

@@ -92,7 +92,8 @@ extension Tensor {
       if count > 0 {
         let running = runningMean != nil && runningVar != nil
         try backend.batchNormTraining(
-          buffer, y.buffer, gamma: weight?.buffer, beta: bias?.buffer, mean: mean.buffer, invstd: invstd.buffer,
+          buffer, y.buffer, gamma: weight?.buffer, beta: bias?.buffer, mean: mean.buffer,
+          invstd: invstd.buffer,
           runningMean: running ? runningMean?.buffer : nil, runningVar: running ? runningVar?.buffer : nil,
           momentum: momentum, g)
       }

@@ -474,7 +474,9 @@ final class ParityTests: XCTestCase {
   /// outputs, running statistics and the tape gradients of x, γ, β; evaluation outputs and gradients. Also the
   /// training forward against a Float64 reference.
   func testFusedBatchNormMatchesComposedFormula() throws {
-    let shapes: [[Int]] = [[3, 5, 7, 7], [1, 3, 1, 1], [4, 2, 1, 1], [1, 2, 5, 3], [5, 3], [2, 3, 20], [8, 4, 14, 14]]
+    let shapes: [[Int]] = [
+      [3, 5, 7, 7], [1, 3, 1, 1], [4, 2, 1, 1], [1, 2, 5, 3], [5, 3], [2, 3, 20], [8, 4, 14, 14],
+    ]
     let acts: [(Activation, Float)] = [(.none, 0), (.relu, 0), (.leakyRelu, 0.2)]
     var worstForward = 0.0, worstReference = 0.0, worstStats = 0.0, worstGrad = 0.0
     func maxError(_ a: [Float], _ b: [Float]) -> Double {
@@ -508,7 +510,8 @@ final class ParityTests: XCTestCase {
                       eps: 1e-5, activation: act, activationAlpha: alpha)
                   } else {
                     let z = try Self.composedBatchNorm(
-                      x, weight: w, bias: b, runningMean: rm, runningVar: rv, training: training, momentum: 0.1,
+                      x, weight: w, bias: b, runningMean: rm, runningVar: rv, training: training,
+                      momentum: 0.1,
                       eps: 1e-5)
                     y = act == .none ? z : try z.apply(act.unaryOp, alpha: alpha)
                   }
@@ -516,7 +519,8 @@ final class ParityTests: XCTestCase {
                 }
                 XCTAssertEqual(y.shape, shape, label)
                 outputs.append(try y.toArray())
-                grads.append(try tape.gradients(of: loss, wrt: wrt).map { try XCTUnwrap($0, label).toArray() })
+                grads.append(
+                  try tape.gradients(of: loss, wrt: wrt).map { try XCTUnwrap($0, label).toArray() })
                 stats.append(try rm.toArray() + rv.toArray())
               }
               let mode = training ? "training" : "eval"

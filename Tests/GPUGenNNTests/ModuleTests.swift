@@ -499,7 +499,8 @@ final class ModuleTests: XCTestCase {
           Ref.relu(Ref.batchNormTraining($0["input"]!, xs, $0["0.weight"]!, $0["0.bias"]!, eps: 1e-5))
         }, inputRange: -1...2),
       LayerCase(
-        name: "Sequential(Conv2d(2, 3, 1, bias: false), BatchNorm2d(3, affine: false), LeakyReLU(0.2)) (training)",
+        name:
+          "Sequential(Conv2d(2, 3, 1, bias: false), BatchNorm2d(3, affine: false), LeakyReLU(0.2)) (training)",
         input: [4, 2, 3, 5],
         make: { d in
           let s = Sequential([
@@ -512,7 +513,8 @@ final class ModuleTests: XCTestCase {
           let h = Ref.conv2d(
             v["input"]!, [4, 2, 3, 5], v["0.weight"]!, [3, 2, 1, 1], nil, stride: (1, 1),
             padding: (0, 0, 0, 0))
-          return Ref.leakyRelu(Ref.batchNormTraining(h, xs, ones, zeros, eps: 1e-5), slope: Double(Float(0.2)))
+          return Ref.leakyRelu(
+            Ref.batchNormTraining(h, xs, ones, zeros, eps: 1e-5), slope: Double(Float(0.2)))
         }),
       LayerCase(
         name: "Sequential(BatchNorm2d(3), LeakyReLU(0.2)) in evaluation mode", input: xs,

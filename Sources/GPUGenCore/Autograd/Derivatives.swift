@@ -206,7 +206,8 @@ extension Tensor {
     training: Bool, _ g: BatchNormGeometry, needs: [Bool]
   ) throws -> [Tensor?] {
     let dx = try Tensor(uninitialized: x.shape, on: x.device)
-    let dg = try Tensor(uninitialized: [g.c], on: x.device), db = try Tensor(uninitialized: [g.c], on: x.device)
+    let dg = try Tensor(uninitialized: [g.c], on: x.device),
+      db = try Tensor(uninitialized: [g.c], on: x.device)
     if x.count == 0 {
       for t in [dx, dg, db] { try x.backend.fill(t.buffer, count: t.count, value: 0) }
     } else {

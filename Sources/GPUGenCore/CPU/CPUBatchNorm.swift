@@ -14,8 +14,10 @@ extension CPUBackend {
     }
   }
 
+  /// Training-mode batch norm (see `Backend.batchNormTraining`): one task per channel.
   public func batchNormTraining(
-    _ x: Buffer, _ y: Buffer, gamma: Buffer?, beta: Buffer?, mean: Buffer, invstd: Buffer, runningMean: Buffer?,
+    _ x: Buffer, _ y: Buffer, gamma: Buffer?, beta: Buffer?, mean: Buffer, invstd: Buffer,
+    runningMean: Buffer?,
     runningVar: Buffer?, momentum: Float, _ g: BatchNormGeometry
   ) throws {
     try g.validate()
@@ -47,6 +49,7 @@ extension CPUBackend {
     }
   }
 
+  /// Evaluation-mode batch norm (see `Backend.batchNormInference`): one task per channel.
   public func batchNormInference(
     _ x: Buffer, _ y: Buffer, gamma: Buffer?, beta: Buffer?, runningMean: Buffer, runningVar: Buffer,
     _ g: BatchNormGeometry
@@ -67,6 +70,7 @@ extension CPUBackend {
     }
   }
 
+  /// Batch-norm backward (see `Backend.batchNormBackward`): one task per channel.
   public func batchNormBackward(
     _ x: Buffer, _ y: Buffer?, _ dy: Buffer, gamma: Buffer?, mean: Buffer, invstd: Buffer, dx: Buffer,
     dgamma: Buffer, dbeta: Buffer, training: Bool, _ g: BatchNormGeometry

@@ -8,8 +8,10 @@ extension OpenCLBackend {
     static let gamma: Int32 = 1, beta: Int32 = 2, running: Int32 = 4, training: Int32 = 8
   }
 
+  /// Training-mode batch norm (see `Backend.batchNormTraining`): bn_train, or bn_train_vec on CPU devices.
   public func batchNormTraining(
-    _ x: Buffer, _ y: Buffer, gamma: Buffer?, beta: Buffer?, mean: Buffer, invstd: Buffer, runningMean: Buffer?,
+    _ x: Buffer, _ y: Buffer, gamma: Buffer?, beta: Buffer?, mean: Buffer, invstd: Buffer,
+    runningMean: Buffer?,
     runningVar: Buffer?, momentum: Float, _ g: BatchNormGeometry
   ) throws {
     try g.validate()
@@ -33,6 +35,7 @@ extension OpenCLBackend {
     }
   }
 
+  /// Evaluation-mode batch norm (see `Backend.batchNormInference`): bn_infer, or bn_infer_vec on CPU devices.
   public func batchNormInference(
     _ x: Buffer, _ y: Buffer, gamma: Buffer?, beta: Buffer?, runningMean: Buffer, runningVar: Buffer,
     _ g: BatchNormGeometry
@@ -54,6 +57,7 @@ extension OpenCLBackend {
     }
   }
 
+  /// Batch-norm backward (see `Backend.batchNormBackward`): bn_backward, or bn_backward_vec on CPU devices.
   public func batchNormBackward(
     _ x: Buffer, _ y: Buffer?, _ dy: Buffer, gamma: Buffer?, mean: Buffer, invstd: Buffer, dx: Buffer,
     dgamma: Buffer, dbeta: Buffer, training: Bool, _ g: BatchNormGeometry

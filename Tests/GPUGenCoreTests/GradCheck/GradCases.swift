@@ -558,11 +558,13 @@ enum GradCases {
         },
         device: { t in
           let d = t[0].device
-          let mean = try Tensor(running?.mean.map(Float.init) ?? Array(repeating: 0, count: c), shape: [c], on: d)
+          let mean = try Tensor(
+            running?.mean.map(Float.init) ?? Array(repeating: 0, count: c), shape: [c], on: d)
           let variance = try Tensor(
             running?.variance.map(Float.init) ?? Array(repeating: 1, count: c), shape: [c], on: d)
           return try t[0].batchNorm(
-            weight: f.affine ? t[1] : nil, bias: f.affine ? t[2] : nil, runningMean: mean, runningVar: variance,
+            weight: f.affine ? t[1] : nil, bias: f.affine ? t[2] : nil, runningMean: mean,
+            runningVar: variance,
             training: !f.eval, activation: f.act, activationAlpha: f.alpha)
         })
     }
