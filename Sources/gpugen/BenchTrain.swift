@@ -186,13 +186,16 @@ extension BenchTrain {
   func benchGAN(_ d: Device) throws {
     let count = max(4 * batchSize, 1024)
     // A fixed synthetic data set in [−1, 1] (the step's cost does not depend on the pixels).
-    let pixels = try Tensor.randomUniform(shape: [count, 1, 28, 28], seed: 5, on: .cpu).toArray().map { 2 * $0 - 1 }
+    let pixels = try Tensor.randomUniform(shape: [count, 1, 28, 28], seed: 5, on: .cpu).toArray().map {
+      2 * $0 - 1
+    }
     let data = TrainingImages(
       images: pixels, labels: nil, count: count, channels: 1, size: 28, classCount: 0)
     var options = GANTrainingOptions()
     (options.batchSize, options.steps, options.data) = (batchSize, 1_000_000, "synthetic")
     let g = GANNetworkConfig(role: .generator), dc = GANNetworkConfig(role: .discriminator)
-    let model = GANModelConfig(latentDim: g.latentDim, loss: .ns, conditional: false, numClasses: 0, data: "synthetic")
+    let model = GANModelConfig(
+      latentDim: g.latentDim, loss: .ns, conditional: false, numClasses: 0, data: "synthetic")
     let trainer = try GANTrainer(
       model: model, generator: g, discriminator: dc, data: .images(data), options: options, device: d)
     for _ in 0..<3 { _ = try trainer.trainStep() }
@@ -218,15 +221,18 @@ extension BenchTrain {
     if json {
       print(
         jsonLine([
-          "framework": "gpugen", "family": "gan", "device": d.spec, "batch": batchSize, "steps_per_s": 1 / best,
+          "framework": "gpugen", "family": "gan", "device": d.spec, "batch": batchSize,
+          "steps_per_s": 1 / best,
           "ms_per_step": 1000 * best, "sample_batch": inferBatch, "sample_images_per_s": ips,
-          "parameters_g": trainer.generator.parameterCount, "parameters_d": trainer.discriminator.parameterCount,
+          "parameters_g": trainer.generator.parameterCount,
+          "parameters_d": trainer.discriminator.parameterCount,
           "peak_rss_mb": peakResidentMegabytes(),
         ]))
     } else {
       print(
         String(
-          format: "%@ DCGAN training step (D + G), batch %d: %.2f ms/step (%.1f steps/s); sampling, batch %d: %.0f images/s",
+          format:
+            "%@ DCGAN training step (D + G), batch %d: %.2f ms/step (%.1f steps/s); sampling, batch %d: %.0f images/s",
           d.spec, batchSize, 1000 * best, 1 / best, inferBatch, ips))
     }
   }

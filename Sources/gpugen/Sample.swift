@@ -88,7 +88,8 @@ struct Sample: ParsableCommand {
     if case .gan(let url) = kind { return try sampleGAN(url, start: t0) }
     if kind.family == .vae { return try sampleVAE(kind, start: t0) }
     if truncation != nil || truncationMode != nil {
-      throw ModelError.input("--truncation and --truncation-mode are GAN options; this is a \(kind.family.rawValue) model")
+      throw ModelError.input(
+        "--truncation and --truncation-mode are GAN options; this is a \(kind.family.rawValue) model")
     }
     if temperature != nil {
       throw ModelError.input(
@@ -107,7 +108,8 @@ struct Sample: ParsableCommand {
     ]
     if let flag = diffusionOnly.first(where: { $0.1 }) {
       throw ModelError.input(
-        "\(flag.0) is a \(flag.0 == "--temperature" ? "VAE" : "diffusion") option; this model is a GAN (it takes --truncation, --truncation-mode, --class)")
+        "\(flag.0) is a \(flag.0 == "--temperature" ? "VAE" : "diffusion") option; this model is a GAN (it takes --truncation, --truncation-mode, --class)"
+      )
     }
     if let psi = truncation, !(psi > 0 && psi.isFinite) {
       throw ModelError.input("--truncation ψ must be positive, got \(psi)")
@@ -120,7 +122,8 @@ struct Sample: ParsableCommand {
     var labels = try parseClasses()
     if gan.config.conditional {
       if let bad = labels?.first(where: { $0 >= gan.config.numClasses }) {
-        throw ModelError.input("--class \(bad) is out of range: the model has classes 0..<\(gan.config.numClasses)")
+        throw ModelError.input(
+          "--class \(bad) is out of range: the model has classes 0..<\(gan.config.numClasses)")
       }
       labels = labels ?? Array(0..<gan.config.numClasses)
     } else if labels != nil {
@@ -146,7 +149,8 @@ struct Sample: ParsableCommand {
       if let toy {
         let s = ToyMetrics.score(samples, dataset: toy)
         title += String(
-          format: ": %d/%d modes, %.1f%% high quality", s.modesCoveredHighQuality, s.modes, 100 * s.highQualityFraction)
+          format: ": %d/%d modes, %.1f%% high quality", s.modesCoveredHighQuality, s.modes,
+          100 * s.highQualityFraction)
         print(title)
       }
       try ToyScatter.render(samples, dataset: toy, title: title).writePNG(
@@ -156,7 +160,8 @@ struct Sample: ParsableCommand {
     }
     print(
       String(
-        format: "%@: %d samples in %.3f s (%.1f samples/s; startup %.2f s) → %@", device.description, n, seconds,
+        format: "%@: %d samples in %.3f s (%.1f samples/s; startup %.2f s) → %@", device.description, n,
+        seconds,
         Double(n) / max(seconds, 1e-9), sampleStart.timeIntervalSince(t0),
         output.png(or: gan.isToy ? "scatter.png" : "grid.png")))
   }
@@ -169,7 +174,8 @@ struct Sample: ParsableCommand {
     ]
     if let flag = diffusionOnly.first(where: { $0.1 }) {
       throw ModelError.input(
-        "\(flag.0) is a \(flag.0.hasPrefix("--truncation") ? "GAN" : "diffusion") option; this model is a VAE (it takes --temperature)")
+        "\(flag.0) is a \(flag.0.hasPrefix("--truncation") ? "GAN" : "diffusion") option; this model is a VAE (it takes --temperature)"
+      )
     }
     let tau = temperature ?? 1
     guard tau > 0, tau.isFinite else { throw ModelError.input("--temperature must be positive, got \(tau)") }

@@ -127,7 +127,8 @@ struct TrainGAN: ParsableCommand {
     var classes = max(g.numClasses, d.numClasses)
     if classConditional {
       guard case .images(let images) = data, images.labels != nil else {
-        throw TrainingError.invalidOption("--class-conditional needs labelled images (\(training.data) has no labels)")
+        throw TrainingError.invalidOption(
+          "--class-conditional needs labelled images (\(training.data) has no labels)")
       }
       classes = max(classes, images.classCount)
       d.numClasses = classes
@@ -198,7 +199,8 @@ struct TrainGAN: ParsableCommand {
       let data = try TrainGAN.loadData(o.data, config: given)
       let (model, g, d) = try configs(data: data, options: o)
       try FileManager.default.createDirectory(at: outDir, withIntermediateDirectories: true)
-      trainer = try GANTrainer(model: model, generator: g, discriminator: d, data: data, options: o, device: device)
+      trainer = try GANTrainer(
+        model: model, generator: g, discriminator: d, data: data, options: o, device: device)
       log = try TrainingLog(
         url: outDir.appendingPathComponent("log.csv"), columns: GANRun.columns, keepingSteps: 0)
       let what: String

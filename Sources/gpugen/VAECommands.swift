@@ -19,7 +19,8 @@ struct VAEModelOption: ParsableArguments {
     let kind = try kind()
     guard kind.family == .vae else {
       throw ModelError.input(
-        "\(model) is a \(kind.family == .gan ? "GAN" : "diffusion model"); this command needs a VAE (--model vae or a VAE folder)")
+        "\(model) is a \(kind.family == .gan ? "GAN" : "diffusion model"); this command needs a VAE (--model vae or a VAE folder)"
+      )
     }
     let device = try deviceOptions.resolve()
     return (try ModelFolder.loadVAE(kind, device: device), device)
@@ -70,7 +71,8 @@ struct ImageInputOptions: ParsableArguments {
 
 struct Encode: ParsableCommand {
   static let configuration = CommandConfiguration(
-    abstract: "Encode images to latents: a VAE's posterior means (or draws), or a GAN's projections, as .npy.",
+    abstract:
+      "Encode images to latents: a VAE's posterior means (or draws), or a GAN's projections, as .npy.",
     discussion: """
       A VAE encodes in one pass. A GAN has no encoder: each image is projected by optimising its z with Adam \
       (--steps, --lr) to minimise the pixel MSE plus --feature-weight × the squared distance of the bundled \
@@ -83,7 +85,8 @@ struct Encode: ParsableCommand {
   @Option(help: "Output .npy, float32 (n, latent…).") var out: String = "z.npy"
   @Flag(
     help:
-      "VAE: write one posterior draw z = μ + σ·ε per image instead of μ (ε keyed by --seed and the image index).")
+      "VAE: write one posterior draw z = μ + σ·ε per image instead of μ (ε keyed by --seed and the image index)."
+  )
   var sample = false
   @Option(help: "Seed of the posterior draws (VAE) or of the initial latents (GAN).") var seed: UInt64 = 0
   @Option(help: "Images per batch.") var batchSize = 256
@@ -132,7 +135,8 @@ struct Encode: ParsableCommand {
     }
     let labels = try parseClassList(classes)
     if let l = labels, gan.config.conditional, let bad = l.first(where: { $0 >= gan.config.numClasses }) {
-      throw ModelError.input("--class \(bad) is out of range: the model has classes 0..<\(gan.config.numClasses)")
+      throw ModelError.input(
+        "--class \(bad) is out of range: the model has classes 0..<\(gan.config.numClasses)")
     }
     let (x, n) = try input.load(imageShape: gan.sampleShape)
     let classifier = featureWeight > 0 ? try ImageClassifier.bundled(device: device) : nil
@@ -276,7 +280,8 @@ struct Interpolate: ParsableCommand {
       "A grid walking each latent dimension in turn from −3 to 3 around the prior mean (or --from's code).")
   var traverse = false
   @Flag(help: "Resize images of another size to the model's.") var resize = false
-  @Option(help: "GAN: the seed whose samples 0 and 1 are the ends (without --from/--to).") var seed: UInt64 = 0
+  @Option(help: "GAN: the seed whose samples 0 and 1 are the ends (without --from/--to).") var seed: UInt64 =
+    0
   @Option(name: .customLong("class"), help: "GAN: the class of a class-conditional generator (default 0).")
   var classes: String?
   @OptionGroup var output: ImageOutputOptions

@@ -48,7 +48,8 @@ public enum GANCollapse {
       let h = ManifoldMetrics.histogramEntropy(predicted, classes: classifier.config.numClasses)
       return CollapseSignal(
         name: "class_entropy", value: h,
-        summary: String(format: "class entropy %.3f (uniform: %.3f)", h, log(Double(classifier.config.numClasses))))
+        summary: String(
+          format: "class entropy %.3f (uniform: %.3f)", h, log(Double(classifier.config.numClasses))))
     }
   }
 
@@ -69,7 +70,8 @@ public enum GANCollapse {
       .joined(separator: "\n")
     try Data((text + "\n").utf8).write(to: csv, options: .atomic)
     var plot = LinePlot(
-      title: signal.name == "modes_covered" ? "collapse signal: modes covered" : "collapse signal: class-histogram entropy",
+      title: signal.name == "modes_covered"
+        ? "collapse signal: modes covered" : "collapse signal: class-histogram entropy",
       xLabel: "step", yLabel: signal.name)
     plot.add(signal.name, x: rows.map(\.0), y: rows.map(\.1), color: RGB8(20, 60, 170))
     try plot.writePNG(to: outDir.appendingPathComponent("collapse.png"), width: 720, height: 400)

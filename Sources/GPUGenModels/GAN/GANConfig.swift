@@ -83,7 +83,9 @@ public struct GANNetworkConfig: Equatable, Sendable {
   static let commonFields: Set<String> = ["_class_name", "_gpugen_version", "norm", "num_classes"]
   var fields: Set<String> {
     var f = GANNetworkConfig.commonFields
-    f.formUnion(architecture == .dcgan ? ["channels", "sample_size", "block_out_channels"] : ["data_dim", "hidden_dims"])
+    f.formUnion(
+      architecture == .dcgan
+        ? ["channels", "sample_size", "block_out_channels"] : ["data_dim", "hidden_dims"])
     f.insert(role == .generator ? "latent_dim" : "pack")
     return f
   }
@@ -91,7 +93,8 @@ public struct GANNetworkConfig: Equatable, Sendable {
   /// Reads config.json; unknown fields and bad values are errors naming them.
   public init(json data: Data, source: String = "config.json") throws {
     let obj = try JSONFields(data, source: source)
-    guard let name = try obj.string("_class_name"), let i = GANNetworkConfig.classNames.firstIndex(of: name) else {
+    guard let name = try obj.string("_class_name"), let i = GANNetworkConfig.classNames.firstIndex(of: name)
+    else {
       throw ModelError.unsupported(
         source, "_class_name must be one of \(GANNetworkConfig.classNames.joined(separator: ", "))")
     }
@@ -117,7 +120,9 @@ public struct GANNetworkConfig: Equatable, Sendable {
   /// Errors for configs no network can have.
   public func validate(source: String = "GAN config") throws {
     func bad(_ s: String) -> ModelError { .unsupported(source, s) }
-    guard (0...100_000).contains(numClasses) else { throw bad("num_classes \(numClasses) is not in 0...100000") }
+    guard (0...100_000).contains(numClasses) else {
+      throw bad("num_classes \(numClasses) is not in 0...100000")
+    }
     guard (1...64).contains(pack) else { throw bad("pack \(pack) is not in 1...64") }
     if pack > 1 && numClasses > 0 { throw bad("pack > 1 (PacGAN) with a class-conditional discriminator") }
     guard (1...4096).contains(latentDim) else { throw bad("latent_dim \(latentDim) is not in 1...4096") }
@@ -131,7 +136,9 @@ public struct GANNetworkConfig: Equatable, Sendable {
         throw bad("sample_size \(sampleSize) must be a multiple of \(f) (2^depth) and at most 1024")
       }
       if role == .generator && numClasses > 0 && norm != .batch {
-        throw bad("a class-conditional DCGAN generator needs norm batch (its classes enter through conditional batch norm)")
+        throw bad(
+          "a class-conditional DCGAN generator needs norm batch (its classes enter through conditional batch norm)"
+        )
       }
     case .mlp:
       guard (1...64).contains(dataDim) else { throw bad("data_dim \(dataDim) is not in 1...64") }
@@ -194,7 +201,9 @@ public struct GANModelConfig: Codable, Equatable, Sendable {
   public init(json data: Data, source: String = GANModelConfig.fileName) throws {
     let obj = try JSONFields(data, source: source)
     try obj.rejectUnknown(["latent_dim", "loss", "conditional", "num_classes", "data", "_gpugen_version"])
-    guard let latent = try obj.int("latent_dim") else { throw ModelError.malformed(source, "latent_dim is missing") }
+    guard let latent = try obj.int("latent_dim") else {
+      throw ModelError.malformed(source, "latent_dim is missing")
+    }
     let lossName = try obj.string("loss") ?? "ns"
     guard let loss = GANLoss(rawValue: lossName) else {
       throw ModelError.unsupported(source, "loss \(lossName) (choose ns or hinge)")
@@ -238,7 +247,9 @@ public struct GANModelConfig: Codable, Equatable, Sendable {
         throw bad("\(numClasses) classes, but the generator has num_classes \(g.numClasses)")
       }
     } else if g.numClasses != 0 || d.numClasses != 0 {
-      throw bad("an unconditional model with num_classes \(g.numClasses) (generator), \(d.numClasses) (discriminator)")
+      throw bad(
+        "an unconditional model with num_classes \(g.numClasses) (generator), \(d.numClasses) (discriminator)"
+      )
     }
   }
 }
@@ -258,7 +269,8 @@ struct JSONFields {
   /// Throws for the first field (sorted) not in `known`, listing the known ones.
   func rejectUnknown(_ known: Set<String>) throws {
     if let bad = obj.keys.filter({ !known.contains($0) }).sorted().first {
-      throw ModelError.unsupported(source, "field \(bad) (this config takes \(known.sorted().joined(separator: ", ")))")
+      throw ModelError.unsupported(
+        source, "field \(bad) (this config takes \(known.sorted().joined(separator: ", ")))")
     }
   }
 

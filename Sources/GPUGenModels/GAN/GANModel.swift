@@ -76,7 +76,8 @@ public struct GANModel {
 
   /// Loads the GAN folder at `url` onto `device` (strict weights): the generator, and the discriminator when
   /// `discriminator` is true (then it must be there).
-  public static func load(from url: URL, device: Device, discriminator loadD: Bool = false) throws -> GANModel {
+  public static func load(from url: URL, device: Device, discriminator loadD: Bool = false) throws -> GANModel
+  {
     let (model, gConfig, dConfig) = try readConfigs(url)
     let g = try GANGenerator(config: gConfig, on: device)
     try loadWeights(g, url.appendingPathComponent(generatorFolder))
@@ -84,7 +85,8 @@ public struct GANModel {
     var d: GANDiscriminator?
     if loadD {
       guard let dConfig else {
-        throw ModelError.missing("discriminator: \(url.appendingPathComponent(discriminatorFolder).path)/config.json")
+        throw ModelError.missing(
+          "discriminator: \(url.appendingPathComponent(discriminatorFolder).path)/config.json")
       }
       d = try GANDiscriminator(config: dConfig, on: device)
       try loadWeights(d!, url.appendingPathComponent(discriminatorFolder))
@@ -156,7 +158,8 @@ public enum GANOps {
     while start < count {
       let n = Swift.min(batchSize, count - start)
       let z = try latents(
-        start: start, count: n, latentDim: model.config.latentDim, seed: seed, truncation: truncation, mode: mode,
+        start: start, count: n, latentDim: model.config.latentDim, seed: seed, truncation: truncation,
+        mode: mode,
         device: device)
       let y = labels.map { l in (start..<(start + n)).map { l[$0 % l.count] } }
       out += try Tape.noGrad { try model.generator(z, labels: y).toArray() }

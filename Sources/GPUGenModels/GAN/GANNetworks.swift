@@ -32,13 +32,17 @@ public final class ConditionalSequential: Module {
     var h = x
     var i = 0
     while i < layers.count {
-      if let f = layers[i] as? any FusableLayer, i + 1 < layers.count, let a = layers[i + 1] as? ActivationLayer {
+      if let f = layers[i] as? any FusableLayer, i + 1 < layers.count,
+        let a = layers[i + 1] as? ActivationLayer
+      {
         h = try f(h, activation: a.function)
         i += 2
         continue
       }
       if let c = layers[i] as? ConditionalBatchNorm2d {
-        guard let labels else { throw ModelError.input("this generator is class-conditional: give class labels") }
+        guard let labels else {
+          throw ModelError.input("this generator is class-conditional: give class labels")
+        }
         if i + 1 < layers.count, let a = layers[i + 1] as? ActivationLayer {
           h = try c(h, labels: labels, activation: a.function)
           i += 2
@@ -106,7 +110,8 @@ public final class GANGenerator: Module {
         layers += try norm(w[i - 1])
         layers.append(ActivationLayer(.relu))
       }
-      layers.append(try ConvTranspose2d(w[0], config.channels, kernelSize: 4, stride: 2, padding: 1, on: device))
+      layers.append(
+        try ConvTranspose2d(w[0], config.channels, kernelSize: 4, stride: 2, padding: 1, on: device))
       layers.append(ActivationLayer(.tanh))
     case .mlp:
       var prev = config.latentDim
@@ -197,7 +202,8 @@ public final class GANDiscriminator: Module {
     }
     let n = x.shape[0], p = config.pack
     guard n % p == 0 else {
-      throw ModelError.input("a PacGAN discriminator with pack \(p) needs a batch divisible by \(p), got \(n)")
+      throw ModelError.input(
+        "a PacGAN discriminator with pack \(p) needs a batch divisible by \(p), got \(n)")
     }
     try checkLabels(labels, count: n, classes: config.numClasses)
     // PacGAN: consecutive samples side by side along the channels (a reshape of contiguous rows).
@@ -216,7 +222,8 @@ public final class GANDiscriminator: Module {
 func checkLabels(_ labels: [Int]?, count: Int, classes: Int) throws {
   switch (labels, classes) {
   case (nil, 0): return
-  case (nil, _): throw ModelError.input("this model is class-conditional (\(classes) classes): give class labels")
+  case (nil, _):
+    throw ModelError.input("this model is class-conditional (\(classes) classes): give class labels")
   case (.some, 0): throw ModelError.input("this model is unconditional: it takes no class labels")
   case (let l?, _):
     guard l.count == count else { throw ModelError.input("\(l.count) class labels for \(count) samples") }

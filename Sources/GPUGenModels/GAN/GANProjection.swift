@@ -44,7 +44,8 @@ public enum GANProjection {
       throw ModelError.input("--class given, but this GAN's generator is unconditional")
     }
     let judge: ImageClassifier? =
-      featureWeight > 0 && classifier?.config.inChannels == shape[0] && classifier?.config.imageSize == shape[1]
+      featureWeight > 0 && classifier?.config.inChannels == shape[0]
+        && classifier?.config.imageSize == shape[1]
       ? classifier : nil
     var out = Result(latents: [], images: [], mse: [])
     var start = 0
@@ -54,7 +55,8 @@ public enum GANProjection {
       let y = labels.map { l in (start..<(start + n)).map { l[$0 % l.count] } }
       let target = try judge.map { j in try Tape.noGrad { try j.forward(x).features } }
       let z = try Tensor.randomNormal(
-        shape: [n, model.config.latentDim], seed: seed, step: 0, stream: Streams.ganProjection, firstSample: start,
+        shape: [n, model.config.latentDim], seed: seed, step: 0, stream: Streams.ganProjection,
+        firstSample: start,
         on: device)
       let optimizer = try Optimizer(parameters: [z], config: .adam())
       // Sums over images, so each z sees only its own image's gradient.

@@ -145,7 +145,8 @@ public final class GANTrainer {
       }
       if model.conditional {
         guard images.labels != nil else {
-          throw TrainingError.invalidOption("--class-conditional needs labelled data (\(options.data) has no labels)")
+          throw TrainingError.invalidOption(
+            "--class-conditional needs labelled data (\(options.data) has no labels)")
         }
         guard images.classCount <= model.numClasses else {
           throw TrainingError.invalidOption(
@@ -157,7 +158,8 @@ public final class GANTrainer {
       throw TrainingError.invalidOption("--class-conditional needs labelled images, not toy data")
     }
     guard options.batchSize % d.pack == 0 else {
-      throw TrainingError.invalidOption("--batch-size \(options.batchSize) is not a multiple of --pack \(d.pack)")
+      throw TrainingError.invalidOption(
+        "--batch-size \(options.batchSize) is not a multiple of --pack \(d.pack)")
     }
     (modelConfig, generatorConfig, discriminatorConfig) = (model, g, d)
     (self.options, self.device, self.data) = (options, device, data)
@@ -167,7 +169,9 @@ public final class GANTrainer {
     generator.train()
     discriminator.train()
     (namesG, paramsG) = (generator.sortedParameters.map(\.name), generator.sortedParameters.map(\.tensor))
-    (namesD, paramsD) = (discriminator.sortedParameters.map(\.name), discriminator.sortedParameters.map(\.tensor))
+    (namesD, paramsD) = (
+      discriminator.sortedParameters.map(\.name), discriminator.sortedParameters.map(\.tensor)
+    )
     let adam = OptimizerConfig.adam(beta1: options.beta1, beta2: options.beta2)
     optimizerG = try Optimizer(parameters: paramsG, config: adam)
     optimizerD = try Optimizer(parameters: paramsD, config: adam)
@@ -192,7 +196,8 @@ public final class GANTrainer {
       for (row, i) in idx.enumerated() {
         v.withUnsafeMutableBufferPointer { dst in
           images.images.withUnsafeBufferPointer { src in
-            dst.baseAddress!.advanced(by: row * per).update(from: src.baseAddress!.advanced(by: i * per), count: per)
+            dst.baseAddress!.advanced(by: row * per).update(
+              from: src.baseAddress!.advanced(by: i * per), count: per)
           }
         }
       }
@@ -273,7 +278,8 @@ public final class GANTrainer {
         let f = try discriminator(try augment(fake, step: t, stream: Streams.ganAugmentFake), labels: yFake)
         let l = try dLoss(real: r, fake: f)
         let figs = try Tape.noGrad {
-          try Tensor.concat([l.reshaped([1]), try readable(r).reshaped([1]), try readable(f).reshaped([1])], axis: 0)
+          try Tensor.concat(
+            [l.reshaped([1]), try readable(r).reshaped([1]), try readable(f).reshaped([1])], axis: 0)
         }
         return (l, figs)
       }
@@ -350,8 +356,14 @@ public final class GANTrainer {
         ("\(d)/config.json", .data(try discriminatorConfig.jsonData())),
         ("\(d)/\(ModelFolder.weightsFile)", .tensors(discriminator.lazyState(), metadata: ["format": "pt"])),
         ("training_state/generator.safetensors", .tensors(generator.lazyState(), metadata: ["format": "pt"])),
-        ("training_state/optimizer_g.safetensors", try CheckpointWriter.optimizerState(optimizerG, names: namesG)),
-        ("training_state/optimizer_d.safetensors", try CheckpointWriter.optimizerState(optimizerD, names: namesD)),
+        (
+          "training_state/optimizer_g.safetensors",
+          try CheckpointWriter.optimizerState(optimizerG, names: namesG)
+        ),
+        (
+          "training_state/optimizer_d.safetensors",
+          try CheckpointWriter.optimizerState(optimizerD, names: namesD)
+        ),
         (CheckpointWriter.stateFile, .data(try JSONEncoder.sorted.encode(state))),
       ], step: step, to: outDir)
   }
@@ -363,7 +375,8 @@ public final class GANTrainer {
   ) {
     let dir = try CheckpointWriter.latest(in: outDir)
     let url = dir.appendingPathComponent(CheckpointWriter.stateFile)
-    guard let d = try? Data(contentsOf: url), let s = try? JSONDecoder().decode(GANCheckpointState.self, from: d)
+    guard let d = try? Data(contentsOf: url),
+      let s = try? JSONDecoder().decode(GANCheckpointState.self, from: d)
     else { throw TrainingError.checkpoint("\(url.path) is missing or is not a GAN training state") }
     let (m, g, disc) = try GANModel.readConfigs(dir)
     guard let disc else { throw TrainingError.checkpoint("\(dir.path) has no discriminator") }
@@ -392,9 +405,12 @@ public final class GANTrainer {
     }
     try load(t.generator, "training_state/generator.safetensors")
     try load(t.discriminator, "\(GANModel.discriminatorFolder)/\(ModelFolder.weightsFile)")
-    let exported = try CheckpointWriter.read("\(GANModel.generatorFolder)/\(ModelFolder.weightsFile)", in: dir)
+    let exported = try CheckpointWriter.read(
+      "\(GANModel.generatorFolder)/\(ModelFolder.weightsFile)", in: dir)
     let shadow = try t.namesG.map { name -> Tensor in
-      guard let v = exported.tensors[name] else { throw TrainingError.checkpoint("EMA weight \(name) is missing") }
+      guard let v = exported.tensors[name] else {
+        throw TrainingError.checkpoint("EMA weight \(name) is missing")
+      }
       return try Tensor(v, on: device)
     }
     try t.ema.importState(shadow: shadow, optimizationStep: state.emaStep)

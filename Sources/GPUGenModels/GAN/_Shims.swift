@@ -1,1 +1,5 @@
-extension ImageClassifier { public static func bundled(device: Device) throws -> ImageClassifier { throw ModelError.missing("bundled classifier (shim)") } }
+extension ImageClassifier {
+  public static func bundled(device: Device) throws -> ImageClassifier {
+    throw ModelError.missing("bundled classifier (shim)")
+  }
+}
