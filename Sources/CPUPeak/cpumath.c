@@ -450,6 +450,122 @@ GG_CLONES void gpugen_groupnorm_backward(const float* x, const float* dy, const 
   }
 }
 
+// Batch normalisation of one channel: `n` runs (one per image) of `hw` contiguous floats, `stride` floats apart.
+// Each run's sums go in 16 float lanes, which are added lane by lane into 16 double lanes (a vector add, not a
+// chain of 16 dependent scalar adds per run: runs are short, 49 floats in the DCGAN), reduced once at the end.
+#define GG_LANES_TO_DOUBLE(accD, acc) \
+  for (int j_ = 0; j_ < 16; j_++) (accD)[j_] += (double)(acc)[j_]
+static inline double gg_hsum_d16(const double* a) {
+  double s = 0;
+  for (int j = 0; j < 16; j++) s += a[j];
+  return s;
+}
+
+GG_CLONES void gpugen_bn_stats(const float* x, long n, long hw, long stride, double* mean, double* var) {
+  const long count = n * hw;
+  double accD[16] = {0}, tail = 0;
+  for (long r = 0; r < n; r++) {
+    const float* p = x + r * stride;
+    float acc[16] = {0};
+    long i = 0;
+    for (; i + 16 <= hw; i += 16)
+      for (int j = 0; j < 16; j++) acc[j] += p[i + j];
+    GG_LANES_TO_DOUBLE(accD, acc);
+    for (; i < hw; i++) tail += p[i];
+  }
+  const double m = count > 0 ? (gg_hsum_d16(accD) + tail) / (double)count : 0;
+  const float mf = (float)m;
+  double qD[16] = {0}, qtail = 0;
+  for (long r = 0; r < n; r++) {
+    const float* p = x + r * stride;
+    float acc[16] = {0};
+    long i = 0;
+    for (; i + 16 <= hw; i += 16)
+      for (int j = 0; j < 16; j++) {
+        const float d = p[i + j] - mf;
+        acc[j] += d * d;
+      }
+    GG_LANES_TO_DOUBLE(qD, acc);
+    for (; i < hw; i++) {
+      const float d = p[i] - mf;
+      qtail += d * d;
+    }
+  }
+  // Σ(x − mf)²/M = var + (m − mf)²: the deviations were taken from the rounded mean.
+  const double v = count > 0 ? (gg_hsum_d16(qD) + qtail) / (double)count - (m - mf) * (m - mf) : 0;
+  *mean = m;
+  *var = v > 0 ? v : 0;
+}
+
+GG_CLONES void gpugen_bn_apply(const float* x, float* y, long n, long hw, long stride, float mean, float scale,
+                               float shift, int act, float alpha) {
+  for (long r = 0; r < n; r++) {
+    const float* p = x + r * stride;
+    float* o = y + r * stride;
+    if (act == 1) {
+      for (long i = 0; i < hw; i++) {
+        const float v = (p[i] - mean) * scale + shift;
+        o[i] = v > 0.0f ? v : 0.0f;
+      }
+    } else if (act == 2) {
+      for (long i = 0; i < hw; i++) {
+        const float v = (p[i] - mean) * scale + shift;
+        o[i] = v >= 0.0f ? v : alpha * v;
+      }
+    } else {
+      for (long i = 0; i < hw; i++) o[i] = (p[i] - mean) * scale + shift;
+    }
+  }
+}
+
+// dA = dy·act′ read from the output: 1 where y > 0, else 0 (ReLU) or the slope (leaky ReLU).
+#define GG_BN_DA(d, yv, act, slope) ((act) == 0 || (yv) > 0.0f ? (d) : (d) * (slope))
+
+GG_CLONES void gpugen_bn_backward(const float* x, const float* y, const float* dy, float* dx, long n, long hw,
+                                  long stride, float mean, float invstd, float gamma, int training, int act,
+                                  float alpha, float* dgamma, float* dbeta) {
+  const float slope = act == 2 ? alpha : 0.0f;
+  double bD[16] = {0}, gD[16] = {0}, sb = 0, sg = 0;  // Σ dA and Σ dA·(x − mean): lanes and tails
+  for (long r = 0; r < n; r++) {
+    const float* xs = x + r * stride;
+    const float* ds = dy + r * stride;
+    const float* ys = act ? y + r * stride : ds;
+    float accB[16] = {0}, accG[16] = {0};
+    long i = 0;
+    for (; i + 16 <= hw; i += 16)
+      for (int j = 0; j < 16; j++) {
+        const float d = GG_BN_DA(ds[i + j], ys[i + j], act, slope);
+        accB[j] += d;
+        accG[j] += d * (xs[i + j] - mean);
+      }
+    GG_LANES_TO_DOUBLE(bD, accB);
+    GG_LANES_TO_DOUBLE(gD, accG);
+    for (; i < hw; i++) {
+      const float d = GG_BN_DA(ds[i], ys[i], act, slope);
+      sb += d;
+      sg += d * (xs[i] - mean);
+    }
+  }
+  sb += gg_hsum_d16(bD);
+  sg += gg_hsum_d16(gD);
+  sg *= invstd;  // Σ dA·x̂
+  *dgamma = (float)sg;
+  *dbeta = (float)sb;
+  // dx = k·(dA − Σ dA/M) + q·(x − mean) with k = γ·invstd and q = −k·invstd·Σ dA·x̂/M (training), else k·dA.
+  const long count = n * hw;
+  const double k = (double)gamma * invstd;
+  const float kf = (float)k;
+  const float q = training && count > 0 ? (float)(-k * invstd * sg / (double)count) : 0.0f;
+  const float mb = training && count > 0 ? (float)(sb / (double)count) : 0.0f;
+  for (long r = 0; r < n; r++) {
+    const float* xs = x + r * stride;
+    const float* ds = dy + r * stride;
+    const float* ys = act ? y + r * stride : ds;
+    float* o = dx + r * stride;
+    for (long i = 0; i < hw; i++) o[i] = kf * (GG_BN_DA(ds[i], ys[i], act, slope) - mb) + q * (xs[i] - mean);
+  }
+}
+
 // dx = dy · SiLU'(x) = dy · σ(x)·(1 + x·(1 − σ(x))).
 GG_CLONES void gpugen_silu_grad(const float* x, const float* dy, float* dx, long n) {
   for (long i = 0; i < n; i++) {

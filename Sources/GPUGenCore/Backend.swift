@@ -167,6 +167,19 @@ public protocol Backend: AnyObject {
     _ x: Buffer, _ y: Buffer, gamma: Buffer, beta: Buffer, n: Int, c: Int, hw: Int, groups: Int, eps: Float,
     silu: Bool) throws
 
+  /// Training-mode batch normalisation of (N, C, HW) per channel: the batch mean and biased variance (two
+  /// passes), y = act((x − mean)·invstd·γ + β) with invstd = 1/√(var + eps) (γ, β nil: 1 and 0); writes
+  /// `mean` and `invstd` (C each) for the backward and, when `runningMean` and `runningVar` are given, updates
+  /// them in place: r ← r·(1 − momentum) + s·momentum, with the unbiased variance (as PyTorch).
+  func batchNormTraining(
+    _ x: Buffer, _ y: Buffer, gamma: Buffer?, beta: Buffer?, mean: Buffer, invstd: Buffer,
+    runningMean: Buffer?,
+    runningVar: Buffer?, momentum: Float, _ g: BatchNormGeometry) throws
+  /// Evaluation-mode batch normalisation: y = act((x − runningMean)/√(runningVar + eps)·γ + β).
+  func batchNormInference(
+    _ x: Buffer, _ y: Buffer, gamma: Buffer?, beta: Buffer?, runningMean: Buffer, runningVar: Buffer,
+    _ g: BatchNormGeometry) throws
+
   // Gradients (the backward halves that are not compositions of the forward ops).
   /// `dx = dy · f′(x)` for a unary op (`alpha` as in `unary`). ReLU′ and leaky ReLU′ at 0 are 0 and
   /// `alpha`, |x|′ at 0 is 0 (as in PyTorch).
@@ -187,6 +200,14 @@ public protocol Backend: AnyObject {
   func groupNormBackward(
     _ x: Buffer, _ dy: Buffer, gamma: Buffer, beta: Buffer, dx: Buffer, dgamma: Buffer, dbeta: Buffer, n: Int,
     c: Int, hw: Int, groups: Int, eps: Float, silu: Bool) throws
+
+  /// Batch norm backward over (N, C, HW): dA = dy·act′ (read from the output `y`, nil without an
+  /// activation), per channel `dgamma` = Σ dA·x̂ and `dbeta` = Σ dA with x̂ = (x − mean)·invstd, and
+  /// dx = γ·invstd·(dA − Σ dA/M − x̂·Σ dA·x̂/M) over the M = N·HW values of a channel when `training` (the
+  /// statistics came from the batch), else dx = γ·invstd·dA.
+  func batchNormBackward(
+    _ x: Buffer, _ y: Buffer?, _ dy: Buffer, gamma: Buffer?, mean: Buffer, invstd: Buffer, dx: Buffer,
+    dgamma: Buffer, dbeta: Buffer, training: Bool, _ g: BatchNormGeometry) throws
 
   // Noise.
   /// Fills `y` (samples × perSample, row-major) with standard normals: Philox4x32-10 with key = `seed`
@@ -265,6 +286,37 @@ extension Backend {
   /// `y[0] = Σ x[i]²` over `count` elements.
   public func sumOfSquares(_ x: Buffer, _ y: Buffer, count: Int) throws {
     try sumOfSquares(x, y, count: count, slot: 0)
+  }
+}
+
+/// A batch normalisation over (N, C, HW), per channel, and its fused epilogue.
+public struct BatchNormGeometry: Sendable, Equatable {
+  /// Images, channels and values per image and channel (H·W).
+  public var n: Int, c: Int, hw: Int
+  /// Variance epsilon.
+  public var eps: Float
+  /// `.none`, `.relu` or `.leakyRelu` (slope `activationAlpha`), applied after the affine.
+  public var activation: Activation
+  /// The leaky ReLU slope.
+  public var activationAlpha: Float
+
+  /// A batch normalisation of (n, c, hw) followed by `activation`.
+  public init(
+    n: Int, c: Int, hw: Int, eps: Float, activation: Activation = .none, activationAlpha: Float = 0
+  ) {
+    (self.n, self.c, self.hw, self.eps) = (n, c, hw, eps)
+    (self.activation, self.activationAlpha) = (activation, activationAlpha)
+  }
+
+  /// The values normalised together per channel (N·HW).
+  public var perChannel: Int { n * hw }
+
+  /// Throws unless the activation is one the batch-norm kernels fuse.
+  func validate() throws {
+    guard activation == .none || activation == .relu || activation == .leakyRelu else {
+      throw GPUGenError.invalidArgument(
+        "batch norm fuses no activation, ReLU or leaky ReLU, not \(activation)")
+    }
   }
 }
 

@@ -1,5 +1,6 @@
-// Training losses and batch normalisation (differentiable compositions of the tensor ops, except
-// BCE-with-logits, whose gradient σ(x) − z is recorded directly for accuracy at every x).
+// Training losses (differentiable compositions of the tensor ops, except BCE-with-logits, whose gradient
+// σ(x) − z is recorded directly for accuracy at every x) and batch normalisation (one fused backend op with
+// its own backward, Backend.batchNormTraining/Inference/Backward).
 
 extension Tensor {
   /// Mean squared error over all elements.
@@ -48,45 +49,75 @@ extension Tensor {
     return try terms.sum() * (-0.5 / Float(Swift.max(mu.shape[0], 1)))
   }
 
-  /// Batch normalisation of (N, C, …) per channel. In training the batch statistics are used (biased
-  /// variance) and `runningMean`/`runningVar` (if given) are updated in place with `momentum` and the
-  /// unbiased variance, as PyTorch does; otherwise the running statistics normalise. The affine `weight`
-  /// and `bias` (C) are optional (nil: none applied, as torch's affine=False).
+  /// Batch normalisation of (N, C, …) per channel, one fused op (one tape node). In training the batch
+  /// statistics are used (biased variance) and `runningMean`/`runningVar` (if given) are updated in place with
+  /// `momentum` and the unbiased variance, as PyTorch does; otherwise the running statistics normalise. The
+  /// affine `weight` and `bias` (C) are optional (nil: none applied, as torch's affine=False). `activation`
+  /// (ReLU, or leaky ReLU with slope `activationAlpha`) is fused into the kernels (any other runs after them).
   public func batchNorm(
     weight: Tensor?, bias: Tensor?, runningMean: Tensor? = nil, runningVar: Tensor? = nil, training: Bool,
-    momentum: Float = 0.1, eps: Float = 1e-5
+    momentum: Float = 0.1, eps: Float = 1e-5, activation: Activation = .none, activationAlpha: Float = 0.01
   ) throws -> Tensor {
     guard rank >= 2, (weight?.count ?? shape[1]) == shape[1], (bias?.count ?? shape[1]) == shape[1] else {
       throw GPUGenError.shapeMismatch(op: "batchNorm", lhs: shape, rhs: (weight ?? bias)?.shape ?? [])
     }
+    let recording = Tape.recording([self, weight, bias]) != nil
+    // Fused: ReLU, and leaky ReLU whose derivative the backward can read from the output.
+    let fused =
+      activation == .none || activation == .relu
+      || (activation == .leakyRelu && (activationAlpha >= 0 || !recording))
+    if !fused {
+      return try batchNorm(
+        weight: weight, bias: bias, runningMean: runningMean, runningVar: runningVar, training: training,
+        momentum: momentum, eps: eps
+      ).apply(activation.unaryOp, alpha: activationAlpha)
+    }
     let c = shape[1]
-    let bshape = [1, c] + Array(repeating: 1, count: rank - 2)
-    let axes = [0] + Array(2..<rank)
-    let mean: Tensor, variance: Tensor
+    for t in [weight, bias, runningMean, runningVar].compactMap({ $0 }) {
+      try sameDevice(t, "batchNorm")
+    }
+    for t in [runningMean, runningVar].compactMap({ $0 }) where t.count != c {
+      throw GPUGenError.shapeMismatch(op: "batchNorm (running statistics)", lhs: t.shape, rhs: [c])
+    }
+    let g = BatchNormGeometry(
+      n: shape[0], c: c, hw: shape[2...].reduce(1, *), eps: eps, activation: activation,
+      activationAlpha: activationAlpha)
+    let y = try Tensor(uninitialized: shape, on: device)
+    // The statistics the backward uses: the batch's (written by the kernel), or the running ones (copied, so
+    // that a later update cannot change them).
+    let mean: Tensor, invstd: Tensor
     if training {
-      mean = try self.mean(axes: axes, keepDims: true)
-      let centred = try self - mean
-      variance = try (centred * centred).mean(axes: axes, keepDims: true)
-      if let runningMean, let runningVar {
-        try Tape.noGrad {
-          let n = Float(count / Swift.max(c, 1))
-          let unbiased = try variance.reshaped([c]) * (n / Swift.max(n - 1, 1))
-          let newMean = try runningMean.reshaped([c]) * (1 - momentum) + mean.reshaped([c]) * momentum
-          let newVar = try runningVar.reshaped([c]) * (1 - momentum) + unbiased * momentum
-          try runningMean.assign(newMean)
-          try runningVar.assign(newVar)
-        }
+      mean = try Tensor(uninitialized: [c], on: device)
+      invstd = try Tensor(uninitialized: [c], on: device)
+      if count > 0 {
+        let running = runningMean != nil && runningVar != nil
+        try backend.batchNormTraining(
+          buffer, y.buffer, gamma: weight?.buffer, beta: bias?.buffer, mean: mean.buffer,
+          invstd: invstd.buffer,
+          runningMean: running ? runningMean?.buffer : nil, runningVar: running ? runningVar?.buffer : nil,
+          momentum: momentum, g)
       }
     } else {
       guard let runningMean, let runningVar else {
         throw GPUGenError.invalidArgument("batchNorm: evaluation needs running statistics")
       }
-      mean = try runningMean.reshaped(bshape)
-      variance = try runningVar.reshaped(bshape)
+      if count > 0 {
+        try backend.batchNormInference(
+          buffer, y.buffer, gamma: weight?.buffer, beta: bias?.buffer, runningMean: runningMean.buffer,
+          runningVar: runningVar.buffer, g)
+      }
+      guard recording else { return y }
+      (mean, invstd) = try Tape.noGrad {
+        let m = try Tensor(uninitialized: [c], on: device)
+        try m.assign(runningMean)
+        return (m, try (runningVar.reshaped([c]) + eps).rsqrt())
+      }
     }
-    var y = try (self - mean) * (variance + eps).rsqrt()
-    if let weight { y = try y * weight.reshaped(bshape) }
-    if let bias { y = try y + bias.reshaped(bshape) }
+    Tape.record(y, [self] + [weight, bias].compactMap { $0 }) { dy, needs in
+      try Tensor.batchNormBackward(
+        self, output: y, dy, weight: weight, bias: bias, mean: mean, invstd: invstd, training: training, g,
+        needs: needs)
+    }
     return y
   }
 

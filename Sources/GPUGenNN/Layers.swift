@@ -63,8 +63,8 @@ public final class ActivationLayer: Module, UnaryLayer {
   public func callAsFunction(_ x: Tensor) throws -> Tensor { try function(x) }
 }
 
-/// A layer whose output can take a fused activation (Linear, Conv2d): `Sequential` fuses a following
-/// `ActivationLayer` into it.
+/// A layer whose output can take a fused activation (Linear, Conv2d, ConvTranspose2d, BatchNorm2d):
+/// `Sequential` fuses a following `ActivationLayer` into it.
 public protocol FusableLayer: UnaryLayer {
   /// The layer followed by `activation`, fused where the backend can.
   func callAsFunction(_ x: Tensor, activation: ActivationFunction) throws -> Tensor
@@ -305,8 +305,9 @@ public final class GroupNorm: Module, UnaryLayer {
 
 /// Batch normalisation over (N, C, H, W) (`nn.BatchNorm2d`): buffers running_mean, running_var and
 /// num_batches_tracked. Training normalises with the batch statistics and updates the running ones
-/// (momentum, or a cumulative average when `momentum` is nil); evaluation uses the running ones.
-public final class BatchNorm2d: Module, UnaryLayer {
+/// (momentum, or a cumulative average when `momentum` is nil); evaluation uses the running ones. One fused
+/// op; a following ReLU or leaky ReLU runs inside it (`Sequential` fuses an `ActivationLayer`).
+public final class BatchNorm2d: Module, FusableLayer {
   /// Affine scale (ones) and shift (zeros); nil without `affine` (no weight/bias parameters, as torch).
   public let weight: Tensor?, bias: Tensor?
   /// Running statistics.
@@ -341,21 +342,26 @@ public final class BatchNorm2d: Module, UnaryLayer {
   }
 
   /// The forward pass.
-  public func callAsFunction(_ x: Tensor) throws -> Tensor {
+  public func callAsFunction(_ x: Tensor) throws -> Tensor { try self(x, activation: .identity) }
+
+  /// The normalisation followed by `activation` (ReLU and leaky ReLU fused into its kernels).
+  public func callAsFunction(_ x: Tensor, activation: ActivationFunction) throws -> Tensor {
     guard x.rank == 4, x.shape[1] == runningMean.count else {
       throw GPUGenError.shapeMismatch(
         op: "BatchNorm2d (input NCHW vs channels)", lhs: x.shape, rhs: runningMean.shape)
     }
+    let f = activation.fused
     if isTraining {
       // The count is bumped on the device; only the cumulative average (momentum nil) reads it back.
       try Tape.noGrad { try numBatchesTracked.assign(try numBatchesTracked + 1) }
       let m = try momentum ?? Tape.noGrad { 1 / (try numBatchesTracked.toArray()[0]) }
       return try x.batchNorm(
         weight: weight, bias: bias, runningMean: runningMean, runningVar: runningVar, training: true,
-        momentum: m, eps: eps)
+        momentum: m, eps: eps, activation: f.activation, activationAlpha: f.alpha)
     }
     return try x.batchNorm(
-      weight: weight, bias: bias, runningMean: runningMean, runningVar: runningVar, training: false, eps: eps)
+      weight: weight, bias: bias, runningMean: runningMean, runningVar: runningVar, training: false, eps: eps,
+      activation: f.activation, activationAlpha: f.alpha)
   }
 }
 
@@ -443,6 +449,12 @@ public final class ConditionalBatchNorm2d: Module {
     let beta = try table.slice(axis: 1, start: channels).reshaped([labels.count, channels, 1, 1])
     return try bn(x) * gamma + beta
   }
+
+  /// `activation`(γ[labels]·BN(x) + β[labels]): the per-sample affine and the activation are composed after
+  /// the fused normalisation.
+  public func callAsFunction(_ x: Tensor, labels: [Int], activation: ActivationFunction) throws -> Tensor {
+    try activation(try self(x, labels: labels))
+  }
 }
 
 /// Inverted dropout (`nn.Dropout`): in training, each element is zeroed with probability p and the rest are
@@ -503,8 +515,8 @@ public final class Unflatten: Module, UnaryLayer {
   public func callAsFunction(_ x: Tensor) throws -> Tensor { try x.reshaped([x.shape[0]] + shape) }
 }
 
-/// Layers applied in order; children are named "0", "1", … as in `nn.Sequential`. A Linear or Conv2d followed
-/// by an activation runs as one fused call where the backend can.
+/// Layers applied in order; children are named "0", "1", … as in `nn.Sequential`. A `FusableLayer` (Linear,
+/// Conv2d, ConvTranspose2d, BatchNorm2d) followed by an activation runs as one fused call where the backend can.
 public final class Sequential: Module, UnaryLayer {
   /// The layers, in order.
   public let layers: [any UnaryLayer]

@@ -434,4 +434,192 @@ final class ParityTests: XCTestCase {
       }
     }
   }
+
+  // MARK: Fused batch norm
+
+  /// `Tensor.batchNorm` as it was composed before it became one fused op: the parity oracle of the fused
+  /// forward, its running-statistics update and its tape gradients.
+  static func composedBatchNorm(
+    _ x: Tensor, weight: Tensor?, bias: Tensor?, runningMean: Tensor, runningVar: Tensor, training: Bool,
+    momentum: Float, eps: Float
+  ) throws -> Tensor {
+    let c = x.shape[1]
+    let bshape = [1, c] + Array(repeating: 1, count: x.rank - 2)
+    let axes = [0] + Array(2..<x.rank)
+    let mean: Tensor, variance: Tensor
+    if training {
+      mean = try x.mean(axes: axes, keepDims: true)
+      let centred = try x - mean
+      variance = try (centred * centred).mean(axes: axes, keepDims: true)
+      try Tape.noGrad {
+        let n = Float(x.count / Swift.max(c, 1))
+        let unbiased = try variance.reshaped([c]) * (n / Swift.max(n - 1, 1))
+        let newMean = try runningMean.reshaped([c]) * (1 - momentum) + mean.reshaped([c]) * momentum
+        let newVar = try runningVar.reshaped([c]) * (1 - momentum) + unbiased * momentum
+        try runningMean.assign(newMean)
+        try runningVar.assign(newVar)
+      }
+    } else {
+      mean = try runningMean.reshaped(bshape)
+      variance = try runningVar.reshaped(bshape)
+    }
+    var y = try (x - mean) * (variance + eps).rsqrt()
+    if let weight { y = try y * weight.reshaped(bshape) }
+    if let bias { y = try y + bias.reshaped(bshape) }
+    return y
+  }
+
+  /// The fused batch norm against the composed formula on every device, on odd shapes (N = 3, C = 5, 7×7;
+  /// N·HW = 1; N = 1; rank 2 and 3), with and without affine and with ReLU / leaky ReLU fused: training
+  /// outputs, running statistics and the tape gradients of x, γ, β; evaluation outputs and gradients. Also the
+  /// training forward against a Float64 reference.
+  func testFusedBatchNormMatchesComposedFormula() throws {
+    let shapes: [[Int]] = [
+      [3, 5, 7, 7], [1, 3, 1, 1], [4, 2, 1, 1], [1, 2, 5, 3], [5, 3], [2, 3, 20], [8, 4, 14, 14],
+    ]
+    let acts: [(Activation, Float)] = [(.none, 0), (.relu, 0), (.leakyRelu, 0.2)]
+    var worstForward = 0.0, worstReference = 0.0, worstStats = 0.0, worstGrad = 0.0
+    func maxError(_ a: [Float], _ b: [Float]) -> Double {
+      zip(a, b).map { Swift.abs(Double($0) - Double($1)) }.max() ?? 0
+    }
+    for device in allDevices() {
+      for shape in shapes {
+        let c = shape[1], m = shape.reduce(1, *) / c, hw = m / shape[0]
+        let xv = randomValues(shape.reduce(1, *), seed: UInt64(shape.reduce(7, *)), in: -2...3)
+        let wv = randomValues(c, seed: 5, in: 0.5...1.5), bv = randomValues(c, seed: 6, in: -0.5...0.5)
+        let rmv = randomValues(c, seed: 7), rvv = randomValues(c, seed: 8, in: 0.5...1.5)
+        let r = randomValues(xv.count, seed: 9)
+        for affine in [true, false] {
+          for (act, alpha) in acts {
+            let label = "\(shape) affine \(affine) \(act) on \(device)"
+            for training in [true, false] {
+              var outputs: [[Float]] = [], grads: [[[Float]]] = [], stats: [[Float]] = []
+              for fused in [true, false] {
+                let x = try Tensor(xv, shape: shape, on: device)
+                let w = affine ? try Tensor(wv, shape: [c], on: device) : nil
+                let b = affine ? try Tensor(bv, shape: [c], on: device) : nil
+                let rm = try Tensor(rmv, shape: [c], on: device), rv = try Tensor(rvv, shape: [c], on: device)
+                let wrt = [x] + [w, b].compactMap { $0 }
+                let tape = Tape()
+                tape.watch(wrt)
+                let (y, loss) = try tape.record {
+                  let y: Tensor
+                  if fused {
+                    y = try x.batchNorm(
+                      weight: w, bias: b, runningMean: rm, runningVar: rv, training: training, momentum: 0.1,
+                      eps: 1e-5, activation: act, activationAlpha: alpha)
+                  } else {
+                    let z = try Self.composedBatchNorm(
+                      x, weight: w, bias: b, runningMean: rm, runningVar: rv, training: training,
+                      momentum: 0.1,
+                      eps: 1e-5)
+                    y = act == .none ? z : try z.apply(act.unaryOp, alpha: alpha)
+                  }
+                  return (y, try (y * Tensor(r, shape: shape, on: device)).sum())
+                }
+                XCTAssertEqual(y.shape, shape, label)
+                outputs.append(try y.toArray())
+                grads.append(
+                  try tape.gradients(of: loss, wrt: wrt).map { try XCTUnwrap($0, label).toArray() })
+                stats.append(try rm.toArray() + rv.toArray())
+              }
+              let mode = training ? "training" : "eval"
+              assertClose(
+                outputs[0], outputs[1].map(Double.init), rtol: Tol.reduction.rtol, atol: Tol.reduction.atol,
+                "\(label) \(mode): fused vs composed forward")
+              worstForward = Swift.max(worstForward, maxError(outputs[0], outputs[1]))
+              assertClose(
+                stats[0], stats[1].map(Double.init), rtol: 1e-5, atol: 1e-6,
+                "\(label) \(mode): running statistics")
+              worstStats = Swift.max(worstStats, maxError(stats[0], stats[1]))
+              for (k, g) in grads[0].enumerated() {
+                assertClose(
+                  g, grads[1][k].map(Double.init), rtol: 1e-4, atol: 1e-4,
+                  "\(label) \(mode): fused vs composed gradient \(k)")
+                worstGrad = Swift.max(worstGrad, maxError(g, grads[1][k]))
+              }
+              guard training else { continue }
+              // Float64: per channel over (N, HW), biased variance.
+              var want = [Double](repeating: 0, count: xv.count)
+              for ch in 0..<c {
+                var idx: [Int] = []
+                for n in 0..<shape[0] { idx += Array(((n * c + ch) * hw)..<((n * c + ch + 1) * hw)) }
+                var mean = 0.0, v = 0.0
+                for i in idx { mean += Double(xv[i]) }
+                mean /= Double(m)
+                for i in idx {
+                  let d = Double(xv[i]) - mean
+                  v += d * d
+                }
+                v /= Double(m)
+                for i in idx {
+                  var a = (Double(xv[i]) - mean) / (v + 1e-5).squareRoot()
+                  if affine { a = a * Double(wv[ch]) + Double(bv[ch]) }
+                  want[i] = act == .none ? a : (a >= 0 ? a : (act == .relu ? 0 : Double(alpha) * a))
+                }
+              }
+              assertClose(
+                outputs[0], want, rtol: Tol.reduction.rtol, atol: Tol.reduction.atol,
+                "\(label): fused forward vs Float64")
+              worstReference = Swift.max(
+                worstReference, zip(outputs[0], want).map { Swift.abs(Double($0) - $1) }.max() ?? 0)
+            }
+          }
+        }
+      }
+    }
+    print(
+      String(
+        format: "ParityTests fused batch norm: max |fused − composed| forward %.2e, gradients %.2e, running "
+          + "statistics %.2e; max |fused − Float64| forward %.2e", worstForward, worstGrad, worstStats,
+        worstReference))
+  }
+
+  /// The batch-norm kernels GPUs run (a work-group per channel, 64 or 16 work-items, barrier trees) against
+  /// the ones CPU devices run (a work-item per channel, 16-lane vectors), on every OpenCL device: training
+  /// outputs, running statistics, gradients and evaluation outputs.
+  func testFusedBatchNormWorkGroupKernelsMatchVectorKernels() throws {
+    for device in openCLDevices() {
+      let cl = try XCTUnwrap(device.openCL)
+      func results(_ shape: [Int], affine: Bool, act: Activation) throws -> [[Float]] {
+        let c = shape[1]
+        let x = try Tensor(randomValues(shape.reduce(1, *), seed: 21, in: -2...3), shape: shape, on: device)
+        let w = affine ? try Tensor(randomValues(c, seed: 22, in: 0.5...1.5), shape: [c], on: device) : nil
+        let b = affine ? try Tensor(randomValues(c, seed: 23), shape: [c], on: device) : nil
+        let rm = try Tensor.zeros([c], on: device), rv = try Tensor.full(1, shape: [c], on: device)
+        let r = try Tensor(randomValues(x.count, seed: 24), shape: shape, on: device)
+        var out: [[Float]] = []
+        for training in [true, false] {
+          let wrt = [x] + [w, b].compactMap { $0 }
+          let tape = Tape()
+          tape.watch(wrt)
+          let (y, loss) = try tape.record {
+            let y = try x.batchNorm(
+              weight: w, bias: b, runningMean: rm, runningVar: rv, training: training, activation: act,
+              activationAlpha: 0.2)
+            return (y, try (y * r).sum())
+          }
+          out.append(try y.toArray())
+          out += try tape.gradients(of: loss, wrt: wrt).map { try XCTUnwrap($0).toArray() }
+          out.append(try rm.toArray() + rv.toArray())
+        }
+        return out
+      }
+      for (shape, affine, act) in [
+        ([3, 5, 7, 7], true, Activation.relu), ([2, 3, 20], false, .leakyRelu), ([1, 4, 1, 1], true, .none),
+        ([70, 3], true, .leakyRelu),
+      ] {
+        let serial = try results(shape, affine: affine, act: act)
+        for size in [64, 16] where size <= cl.info.maxWorkGroupSize {
+          cl.reduceGroupSizeOverride = size
+          defer { cl.reduceGroupSizeOverride = nil }
+          for (k, (a, b)) in zip(try results(shape, affine: affine, act: act), serial).enumerated() {
+            assertClose(
+              a, b.map(Double.init), rtol: 1e-5, atol: 2e-6,
+              "batch norm \(shape) \(act) result \(k), group size \(size) on \(device)")
+          }
+        }
+      }
+    }
+  }
 }

@@ -245,6 +245,19 @@ enum Ref {
     return y
   }
 
+  /// Evaluation-mode batch normalisation with running statistics (mean, variance).
+  static func batchNormEval(
+    _ x: [Double], _ xs: [Int], mean: [Double], variance: [Double], _ w: [Double], _ b: [Double], eps: Double
+  ) -> [Double] {
+    let (c, hw) = (xs[1], xs.dropFirst(2).reduce(1, *))
+    return x.indices.map { i in
+      let ch = (i / hw) % c
+      return (x[i] - mean[ch]) / (variance[ch] + eps).squareRoot() * w[ch] + b[ch]
+    }
+  }
+
+  static func relu(_ x: [Double]) -> [Double] { x.map { Swift.max($0, 0) } }
+
   static func leakyRelu(_ x: [Double], slope: Double) -> [Double] { x.map { $0 >= 0 ? $0 : slope * $0 } }
 }
 
@@ -467,6 +480,70 @@ final class ModuleTests: XCTestCase {
         inputRange: -1...2),
     ]
     for line in try GradCheck.run(cases) { print("ModuleTests gradients — \(line)") }
+  }
+
+  /// BatchNorm2d with the activation after it fused by `Sequential` (training, without affine, evaluation with
+  /// running statistics), and the fusion itself: one tape node for BatchNorm2d + ReLU, two when the activation
+  /// (SiLU) is not one the kernels fuse.
+  func testBatchNormWithFusedActivationGradients() throws {
+    let xs = [4, 3, 3, 5]
+    let ones = [Double](repeating: 1, count: 3), zeros = [Double](repeating: 0, count: 3)
+    let (rm, rv): ([Float], [Float]) = ([0.2, -0.3, 0.1], [0.8, 1.3, 0.6])
+    let cases = [
+      LayerCase(
+        name: "Sequential(BatchNorm2d(3), ReLU) in training mode", input: xs,
+        make: { d in
+          let s = Sequential([try BatchNorm2d(3, on: d), ActivationLayer(.relu)]); return (s, { try s($0!) })
+        },
+        reference: {
+          Ref.relu(Ref.batchNormTraining($0["input"]!, xs, $0["0.weight"]!, $0["0.bias"]!, eps: 1e-5))
+        }, inputRange: -1...2),
+      LayerCase(
+        name:
+          "Sequential(Conv2d(2, 3, 1, bias: false), BatchNorm2d(3, affine: false), LeakyReLU(0.2)) (training)",
+        input: [4, 2, 3, 5],
+        make: { d in
+          let s = Sequential([
+            try Conv2d(2, 3, kernelSize: 1, bias: false, on: d), try BatchNorm2d(3, affine: false, on: d),
+            ActivationLayer(.leakyRelu(slope: 0.2)),
+          ])
+          return (s, { try s($0!) })
+        },
+        reference: { v in
+          let h = Ref.conv2d(
+            v["input"]!, [4, 2, 3, 5], v["0.weight"]!, [3, 2, 1, 1], nil, stride: (1, 1),
+            padding: (0, 0, 0, 0))
+          return Ref.leakyRelu(
+            Ref.batchNormTraining(h, xs, ones, zeros, eps: 1e-5), slope: Double(Float(0.2)))
+        }),
+      LayerCase(
+        name: "Sequential(BatchNorm2d(3), LeakyReLU(0.2)) in evaluation mode", input: xs,
+        make: { d in
+          let bn = try BatchNorm2d(3, on: d)
+          try bn.runningMean.assign(try Tensor(rm, shape: [3], on: d))
+          try bn.runningVar.assign(try Tensor(rv, shape: [3], on: d))
+          let s = Sequential([bn, ActivationLayer(.leakyRelu(slope: 0.2))])
+          s.eval()
+          return (s, { try s($0!) })
+        },
+        reference: {
+          Ref.leakyRelu(
+            Ref.batchNormEval(
+              $0["input"]!, xs, mean: rm.map(Double.init), variance: rv.map(Double.init), $0["0.weight"]!,
+              $0["0.bias"]!, eps: 1e-5), slope: Double(Float(0.2)))
+        }, inputRange: -1...2),
+    ]
+    for line in try GradCheck.run(cases) { print("ModuleTests gradients — \(line)") }
+    for d in devices() {
+      for (function, nodes) in [(ActivationFunction.relu, 1), (.leakyRelu(slope: 0.2), 1), (.silu, 2)] {
+        let s = Sequential([try BatchNorm2d(3, on: d), ActivationLayer(function)])
+        let x = try Tensor(values(60, seed: 3), shape: [2, 3, 2, 5], on: d)
+        let tape = Tape()
+        tape.watch(x)
+        _ = try tape.record { try s(x) }
+        XCTAssertEqual(tape.count, nodes, "BatchNorm2d + \(function) on \(d.spec): tape nodes")
+      }
+    }
   }
 
   func testSequentialWithFusedLeakyReLUGradients() throws {

@@ -47,6 +47,19 @@ void gpugen_pack_conv_weights(const float* w, float* wpack, int Cout, int K, int
 /// Group-norm (+ SiLU) backward of one (n, group): dx, and per-channel dgamma = Σ dA·x̂, dbeta = Σ dA.
 void gpugen_groupnorm_backward(const float* x, const float* dy, const float* gamma, const float* beta, float* dx,
                                float* dgamma, float* dbeta, long cpg, long hw, float eps, int silu);
+/// Batch-norm statistics of one channel, `n` runs of `hw` floats `stride` floats apart: the mean and the biased
+/// variance, two passes (16 float lanes per run, runs added in double).
+void gpugen_bn_stats(const float* x, long n, long hw, long stride, double* mean, double* var);
+/// Batch norm's normalise, affine and activation over one channel's runs: y = act((x − mean)·scale + shift), act 0
+/// (none), 1 (ReLU) or 2 (leaky ReLU with slope `alpha`).
+void gpugen_bn_apply(const float* x, float* y, long n, long hw, long stride, float mean, float scale, float shift,
+                     int act, float alpha);
+/// Batch-norm backward of one channel: dA = dy·act′ (from the output y; y NULL when act is 0), *dgamma = Σ dA·x̂ and
+/// *dbeta = Σ dA with x̂ = (x − mean)·invstd, then dx = γ·invstd·(dA − Σ dA/M − x̂·Σ dA·x̂/M) over the M = n·hw
+/// values when `training`, else dx = γ·invstd·dA.
+void gpugen_bn_backward(const float* x, const float* y, const float* dy, float* dx, long n, long hw, long stride,
+                        float mean, float invstd, float gamma, int training, int act, float alpha, float* dgamma,
+                        float* dbeta);
 /// dx = dy · SiLU'(x).
 void gpugen_silu_grad(const float* x, const float* dy, float* dx, long n);
 /// C[i][j] = Σ_{k0≤k<k1} A[i][k]·B[j][k] (A: M×K, B: N×K, both row-major; C overwritten).

@@ -198,4 +198,26 @@ extension Tensor {
       needs[2] ? try db.sum(axes: [0]).reshaped(bias.shape) : nil,
     ]
   }
+
+  /// The fused batch norm's backward: dx, and dγ, dβ for the affine tensors given (`needs` lists x, then
+  /// `weight` and `bias` when present); `output` supplies a fused activation's derivative.
+  static func batchNormBackward(
+    _ x: Tensor, output y: Tensor, _ dy: Tensor, weight: Tensor?, bias: Tensor?, mean: Tensor, invstd: Tensor,
+    training: Bool, _ g: BatchNormGeometry, needs: [Bool]
+  ) throws -> [Tensor?] {
+    let dx = try Tensor(uninitialized: x.shape, on: x.device)
+    let dg = try Tensor(uninitialized: [g.c], on: x.device),
+      db = try Tensor(uninitialized: [g.c], on: x.device)
+    if x.count == 0 {
+      for t in [dx, dg, db] { try x.backend.fill(t.buffer, count: t.count, value: 0) }
+    } else {
+      try x.backend.batchNormBackward(
+        x.buffer, g.activation == .none ? nil : y.buffer, dy.buffer, gamma: weight?.buffer, mean: mean.buffer,
+        invstd: invstd.buffer, dx: dx.buffer, dgamma: dg.buffer, dbeta: db.buffer, training: training, g)
+    }
+    var grads: [Tensor?] = [needs[0] ? dx : nil]
+    if let weight { grads.append(needs[grads.count] ? try dg.reshaped(weight.shape) : nil) }
+    if let bias { grads.append(needs[grads.count] ? try db.reshaped(bias.shape) : nil) }
+    return grads
+  }
 }

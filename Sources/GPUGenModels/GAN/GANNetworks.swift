@@ -14,7 +14,8 @@
 import Foundation
 
 /// Layers applied in order (children "0", "1", … as in `nn.Sequential`), where conditional batch norms take
-/// the class labels. A Linear/Conv followed by an activation runs fused.
+/// the class labels. A `FusableLayer` (Linear, convolutions, BatchNorm2d) followed by an activation runs fused;
+/// a conditional batch norm takes the activation after its per-sample affine.
 public final class ConditionalSequential: Module {
   /// The layers: `UnaryLayer`s and `ConditionalBatchNorm2d`s.
   public let layers: [Module]
@@ -41,6 +42,11 @@ public final class ConditionalSequential: Module {
       if let c = layers[i] as? ConditionalBatchNorm2d {
         guard let labels else {
           throw ModelError.input("this generator is class-conditional: give class labels")
+        }
+        if i + 1 < layers.count, let a = layers[i + 1] as? ActivationLayer {
+          h = try c(h, labels: labels, activation: a.function)
+          i += 2
+          continue
         }
         h = try c(h, labels: labels)
       } else if let u = layers[i] as? any UnaryLayer {

@@ -125,16 +125,20 @@ enum GradCheck {
   static let fdTolerance = Tolerance(rtol: 1e-3, atol: 1e-5)
 
   /// Fails (once per compared array) naming the worst element, with its multi-index, and how many are off.
+  /// Returns max |got − want|.
+  @discardableResult
   static func compare(
     _ got: [Double], _ want: T64, _ tol: Tolerance, _ what: String, file: StaticString, line: UInt
-  ) {
+  ) -> Double {
     guard got.count == want.count else {
       XCTFail("\(what): \(got.count) values, expected \(want.count)", file: file, line: line)
-      return
+      return .infinity
     }
-    var bad = 0, worst = -1, worstExcess = 0.0
+    var bad = 0, worst = -1, worstExcess = 0.0, maxAbs = 0.0
     for i in 0..<got.count {
-      let excess = Swift.abs(got[i] - want.v[i]) - (tol.atol + tol.rtol * Swift.abs(want.v[i]))
+      let e = Swift.abs(got[i] - want.v[i])
+      maxAbs = Swift.max(maxAbs, e.isNaN ? .infinity : e)
+      let excess = e - (tol.atol + tol.rtol * Swift.abs(want.v[i]))
       if !(excess <= 0) {
         bad += 1
         if worst < 0 || !(excess <= worstExcess) {
@@ -149,6 +153,7 @@ enum GradCheck {
           + "\(want.v[worst]) (rtol \(tol.rtol), atol \(tol.atol); \(bad) of \(got.count) elements off)",
         file: file, line: line)
     }
+    return maxAbs
   }
 
   static func dot(_ a: T64, _ b: T64) -> Double { zip(a.v, b.v).map(*).reduce(0, +) }
@@ -197,7 +202,10 @@ enum GradCheck {
 
   /// (b) On every device, the float32 forward and the float32 gradients (through the tape) against the Float64
   /// reference forward and analytic gradients.
-  static func onEveryDevice(_ cases: [GradCase], file: StaticString = #filePath, line: UInt = #line) {
+  /// With `report`, prints each case's largest forward and gradient errors per device.
+  static func onEveryDevice(
+    _ cases: [GradCase], report: Bool = false, file: StaticString = #filePath, line: UInt = #line
+  ) {
     for d in allDevices(file: file, line: line) {
       for c in cases {
         let xs = c.inputs.map(\.t64)
@@ -211,9 +219,17 @@ enum GradCheck {
               "\(c.op) on \(d.spec): output shape \(y.shape), expected \(y64.shape)", file: file, line: line)
             continue
           }
-          compare(
+          let forwardError = compare(
             try y.toArray().map(Double.init), y64, c.tolerance, "\(c.op) on \(d.spec): forward", file: file,
             line: line)
+          var gradientError = 0.0
+          defer {
+            if report {
+              let errors = String(
+                format: "forward max abs %.2e, gradients max abs %.2e", forwardError, gradientError)
+              print("GradCheck \(c.op) on \(d.spec): \(errors)")
+            }
+          }
           for (k, input) in c.inputs.enumerated() {
             guard let g = grads[k] else {
               XCTFail("\(c.op) on \(d.spec): no gradient for \(input.name)", file: file, line: line)
@@ -221,9 +237,10 @@ enum GradCheck {
             }
             XCTAssertEqual(
               g.shape, input.shape, "\(c.op) on \(d.spec): d/d\(input.name)", file: file, line: line)
-            compare(
+            let e = compare(
               try g.toArray().map(Double.init), want[k], c.tolerance,
               "\(c.op) on \(d.spec): float32 d/d\(input.name) vs Float64", file: file, line: line)
+            gradientError = Swift.max(gradientError, e)
           }
         } catch {
           XCTFail("\(c.op) on \(d.spec): \(error)", file: file, line: line)

@@ -520,6 +520,56 @@ enum GradCases {
     return cases
   }
 
+  /// The fused batch norm: with and without affine, ReLU / leaky ReLU fused (a negative slope runs unfused),
+  /// odd sizes (runs of 49 and 20 values: the 16-lane loops and their tails), N·HW = 1, rank 2 and evaluation
+  /// with running statistics.
+  static var fusedBatchNorm: [GradCase] {
+    let forms: [(shape: [Int], affine: Bool, act: Activation, alpha: Float, eval: Bool)] = [
+      ([3, 5, 7, 7], true, .none, 0, false), ([3, 5, 7, 7], false, .relu, 0, false),
+      ([2, 3, 4, 5], true, .leakyRelu, 0.2, false), ([2, 4, 3, 3], false, .leakyRelu, 0.2, false),
+      ([2, 3, 20], true, .relu, 0, false), ([5, 3], true, .leakyRelu, 0.1, false),
+      ([2, 3, 2, 2], true, .leakyRelu, -0.1, false), ([1, 3, 1, 1], true, .none, 0, false),
+      ([3, 4, 2, 2], true, .leakyRelu, 0.2, true), ([2, 3, 3, 3], false, .relu, 0, true),
+      ([1, 2, 1, 1], true, .none, 0, true),
+    ]
+    return forms.map { f in
+      let c = f.shape[1]
+      let runningMean: [Double] = (0..<c).map { 0.3 * Double($0) - 0.2 }
+      let runningVariance: [Double] = (0..<c).map { 0.5 + 0.25 * Double($0) }
+      let running: (mean: [Double], variance: [Double])? =
+        f.eval ? (mean: runningMean, variance: runningVariance) : nil
+      let act = R64.unaryOp(f.act), alpha = Double(f.alpha)
+      let name =
+        "fused batchNorm \(f.eval ? "eval" : "training") \(f.shape)\(f.affine ? " affine" : "")"
+        + (f.act == .none ? "" : " + \(f.act) \(f.alpha)")
+      var specs: [(String, [Int], Gen)] = [("x", f.shape, .uniform(-2...2))]
+      if f.affine { specs += [("gamma", [c], .uniform(0.5...1.5)), ("beta", [c], .uniform(-0.5...0.5))] }
+      return GradCase(
+        name, specs, tolerance: .accumulating,
+        reference: {
+          R64.batchNorm(
+            $0[0], gamma: f.affine ? $0[1] : nil, beta: f.affine ? $0[2] : nil, running: running, eps: 1e-5,
+            act: act, alpha: alpha)
+        },
+        backward: {
+          R64.batchNormBackward(
+            $0[0], gamma: f.affine ? $0[1] : nil, beta: f.affine ? $0[2] : nil, running: running, eps: 1e-5,
+            act: act, alpha: alpha, $1)
+        },
+        device: { t in
+          let d = t[0].device
+          let mean = try Tensor(
+            running?.mean.map(Float.init) ?? Array(repeating: 0, count: c), shape: [c], on: d)
+          let variance = try Tensor(
+            running?.variance.map(Float.init) ?? Array(repeating: 1, count: c), shape: [c], on: d)
+          return try t[0].batchNorm(
+            weight: f.affine ? t[1] : nil, bias: f.affine ? t[2] : nil, runningMean: mean,
+            runningVar: variance,
+            training: !f.eval, activation: f.act, activationAlpha: f.alpha)
+        })
+    }
+  }
+
   // MARK: Attention and losses
 
   static var attention: [GradCase] {
@@ -558,6 +608,6 @@ enum GradCases {
 
   static var all: [GradCase] {
     unary + binary + binaryScalar + clampAndWhere + reductions + softmax + shapeOps + gemm
-      + linearAndEmbedding + conv + norms + attention + losses
+      + linearAndEmbedding + conv + norms + fusedBatchNorm + attention + losses
   }
 }

@@ -41,6 +41,9 @@ final class GradCheckTests: XCTestCase {
   func testNormalisationFiniteDifferences() { GradCheck.finiteDifferences(GradCases.norms) }
   func testNormalisationOnEveryDevice() { GradCheck.onEveryDevice(GradCases.norms) }
 
+  func testFusedBatchNormFiniteDifferences() { GradCheck.finiteDifferences(GradCases.fusedBatchNorm) }
+  func testFusedBatchNormOnEveryDevice() { GradCheck.onEveryDevice(GradCases.fusedBatchNorm, report: true) }
+
   func testAttentionFiniteDifferences() { GradCheck.finiteDifferences(GradCases.attention) }
   func testAttentionOnEveryDevice() { GradCheck.onEveryDevice(GradCases.attention) }
 

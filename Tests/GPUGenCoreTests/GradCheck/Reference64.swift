@@ -772,6 +772,65 @@ enum R64 {
     return [T64(x.shape, dx), dgamma, dbeta]
   }
 
+  /// Batch normalisation of (N, C, …) per channel followed by `act` (nil: none; slope `alpha`): with the batch
+  /// statistics (biased variance) when `running` is nil, else with the given running (mean, variance). γ and β
+  /// nil: no affine.
+  static func batchNorm(
+    _ x: T64, gamma: T64?, beta: T64?, running: (mean: [Double], variance: [Double])? = nil, eps: Double,
+    act: UnaryOp?, alpha: Double
+  ) -> T64 {
+    let a = batchNormAffine(x, gamma: gamma, beta: beta, running: running, eps: eps)
+    guard let act else { return a }
+    return unary(act, a, alpha: alpha)
+  }
+
+  /// The normalised, affine values before the activation.
+  static func batchNormAffine(
+    _ x: T64, gamma: T64?, beta: T64?, running: (mean: [Double], variance: [Double])?, eps: Double
+  ) -> T64 {
+    let c = x.shape[1]
+    let ones = T64([c], [Double](repeating: 1, count: c)), zeros = T64(zeros: [c])
+    let sets = batchNormSets(x.shape)
+    guard let running else { return normalise(x, gamma ?? ones, beta ?? zeros, sets, eps: eps, silu: false) }
+    return T64(
+      x.shape,
+      (0..<x.count).map { i in
+        let ch = sets.channel(i)
+        let xhat = (x.v[i] - running.mean[ch]) / (running.variance[ch] + eps).squareRoot()
+        return (gamma?.v[ch] ?? 1) * xhat + (beta?.v[ch] ?? 0)
+      })
+  }
+
+  /// Gradients of x, then γ and β when given.
+  static func batchNormBackward(
+    _ x: T64, gamma: T64?, beta: T64?, running: (mean: [Double], variance: [Double])? = nil, eps: Double,
+    act: UnaryOp?, alpha: Double, _ dy: T64
+  ) -> [T64] {
+    let c = x.shape[1]
+    let sets = batchNormSets(x.shape)
+    var da = dy
+    if let act {
+      let a = batchNormAffine(x, gamma: gamma, beta: beta, running: running, eps: eps)
+      da = unaryBackward(act, a, dy, alpha: alpha)
+    }
+    var grads: [T64]
+    if let running {
+      var dx = T64(zeros: x.shape), dgamma = T64(zeros: [c]), dbeta = T64(zeros: [c])
+      for i in 0..<x.count {
+        let ch = sets.channel(i)
+        let rstd = 1 / (running.variance[ch] + eps).squareRoot()
+        dx.v[i] = da.v[i] * (gamma?.v[ch] ?? 1) * rstd
+        dgamma.v[ch] += da.v[i] * (x.v[i] - running.mean[ch]) * rstd
+        dbeta.v[ch] += da.v[i]
+      }
+      grads = [dx, dgamma, dbeta]
+    } else {
+      let ones = T64([c], [Double](repeating: 1, count: c)), zeros = T64(zeros: [c])
+      grads = normaliseBackward(x, gamma ?? ones, beta ?? zeros, sets, eps: eps, silu: false, da)
+    }
+    return [grads[0]] + (gamma == nil ? [] : [grads[1]]) + (beta == nil ? [] : [grads[2]])
+  }
+
   // MARK: Attention
 
   /// softmax(scale·Q·Kᵀ)·V for q (B, L, D), k (B, S, D), v (B, S, E); also returns the probabilities.
