@@ -328,7 +328,10 @@ final class GANCommandTests: XCTestCase {
     XCTAssertEqual(t.generator.latentDim, 3)
     XCTAssertEqual(t.model.latentDim, 3)
     XCTAssertEqual([t.options.lr, t.options.lrD], [1e-3, 1e-3])
-    XCTAssertEqual([t.options.beta1, t.options.beta2], [0.5, 0.9])
+    // The toy defaults (not the image defaults 0.5, 0.999).
+    let toyDefaults = GANTrainingOptions.toyDefaults()
+    XCTAssertEqual([t.options.beta1, t.options.beta2], [toyDefaults.beta1, toyDefaults.beta2])
+    XCTAssertNotEqual([t.options.beta1, t.options.beta2], [0.5, 0.999])
     XCTAssertEqual(t.options.batchSize, 8)
     XCTAssertEqual(t.options.loss, .ns)
     XCTAssertEqual(t.options.nDis, 1)

@@ -617,7 +617,7 @@ final class GANTests: XCTestCase {
     XCTAssertNotEqual(lrD.d, one.d)
     // Adam's betas matter from its second step, in both networks.
     for (name, edit) in [
-      ("beta1", { (o: inout GANTrainingOptions) in o.beta1 = 0 }),
+      ("beta1", { (o: inout GANTrainingOptions) in o.beta1 = o.beta1 == 0.3 ? 0.6 : 0.3 }),
       ("beta2", { (o: inout GANTrainingOptions) in o.beta2 = 0.5 }),
     ] {
       let r = try run(3, edit)
