@@ -29,16 +29,23 @@ enum PredictionOption: String, ExpressibleByArgument, CaseIterable {
 
 /// Training options shared by every family (defaults that differ by family are given as "family: value").
 struct TrainingOptionGroup: ParsableArguments {
-  @Option(help: "Training images: fashion-mnist, an IDX image file (labels beside it), or a folder of PNGs.")
+  @Option(
+    help:
+      "Training images: fashion-mnist, an IDX image file (labels beside it), or a folder of PNGs; gan also toy:ring8, toy:grid25."
+  )
   var data = "fashion-mnist"
 
-  @Option(help: "Optimizer steps in total (diffusion: 20000, vae: 10000; on --resume: a new total).")
+  @Option(
+    help:
+      "Optimizer steps in total (diffusion: 20000, vae: 10000, gan: 20000, gan on toy data: 5000; on --resume: a new total)."
+  )
   var steps: Int?
 
   @Option(help: "Batch size (diffusion, vae, gan: 64; gan on toy data: 256).")
   var batchSize: Int?
 
-  @Option(help: "Peak learning rate (diffusion: 1e-4 AdamW, vae: 1e-3 Adam).")
+  @Option(
+    help: "Peak learning rate (diffusion: 1e-4 AdamW, vae: 1e-3 Adam, gan: 2e-4 Adam for both networks).")
   var lr: Double?
 
   @Option(help: "Linear learning-rate warmup steps (diffusion: 500, vae: 0).")
@@ -47,16 +54,16 @@ struct TrainingOptionGroup: ParsableArguments {
   @Option(help: "Learning rate after warmup.")
   var lrSchedule: LRScheduleOption = .constant
 
-  @Option(help: "EMA decay cap (diffusion: 0.9999, vae: 0.999).")
+  @Option(help: "EMA decay cap (diffusion: 0.9999, vae and gan: 0.999).")
   var emaDecay: Double?
 
-  @Option(help: "Clip gradients to this global L2 norm, 0: no clipping (diffusion: 1, vae: 0).")
+  @Option(help: "Clip gradients to this global L2 norm, 0: no clipping (diffusion: 1, vae and gan: 0).")
   var clipGrad: Double?
 
   @Option(help: "Write a checkpoint every K steps (default 500; gan on toy data: 1000).")
   var checkpointEvery: Int?
 
-  @Option(help: "Write sample grids every K steps, 0: never (diffusion: 500, vae: 1000).")
+  @Option(help: "Write sample grids every K steps, 0: never (diffusion: 500, vae and gan: 1000).")
   var sampleEvery: Int?
 
   @Option(help: "Output folder.")
