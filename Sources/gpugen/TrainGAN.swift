@@ -106,13 +106,13 @@ struct TrainGAN: ParsableCommand {
 
   /// The network configs: --config, else the reference DCGAN for the data's images or the toy MLP pair, with
   /// the flags applied.
-  func configs(data: GANData, options o: GANTrainingOptions) throws -> (
-    GANModelConfig, GANNetworkConfig, GANNetworkConfig
-  ) {
+  func configs(
+    data: GANData, options o: GANTrainingOptions, given: (GANNetworkConfig, GANNetworkConfig)?
+  ) throws -> (GANModelConfig, GANNetworkConfig, GANNetworkConfig) {
     var g: GANNetworkConfig
     var d: GANNetworkConfig
-    if let config {
-      (g, d) = try TrainGAN.readConfigs(config)
+    if let given {
+      (g, d) = given
     } else if case .images(let images) = data {
       g = GANNetworkConfig(role: .generator)
       d = GANNetworkConfig(role: .discriminator)
@@ -196,9 +196,9 @@ struct TrainGAN: ParsableCommand {
       training.announceResume(step: trainer.step, of: trainer.options.steps, on: device)
     } else {
       let o = try options()
-      let given = try config.map { try TrainGAN.readConfigs($0).0 }
-      let data = try TrainGAN.loadData(o.data, config: given)
-      let (model, g, d) = try configs(data: data, options: o)
+      let given = try config.map(TrainGAN.readConfigs)
+      let data = try TrainGAN.loadData(o.data, config: given?.0)
+      let (model, g, d) = try configs(data: data, options: o, given: given)
       trainer = try GANTrainer(
         model: model, generator: g, discriminator: d, data: data, options: o, device: device)
       try FileManager.default.createDirectory(at: outDir, withIntermediateDirectories: true)

@@ -201,16 +201,7 @@ public final class GANTrainer {
       return (try Tensor(toy.sample(count: b, seed: options.seed, step: t), shape: [b, 2], on: device), nil)
     case .images(let images):
       let idx = batches!.indices(step: t)
-      let per = images.imageElements
-      var v = [Float](repeating: 0, count: b * per)
-      for (row, i) in idx.enumerated() {
-        v.withUnsafeMutableBufferPointer { dst in
-          images.images.withUnsafeBufferPointer { src in
-            dst.baseAddress!.advanced(by: row * per).update(
-              from: src.baseAddress!.advanced(by: i * per), count: per)
-          }
-        }
-      }
+      let v = GeneratorEvaluator.gather(images, idx)
       let labels = modelConfig.conditional ? idx.map { images.labels![$0] } : nil
       return (try Tensor(v, shape: [b, images.channels, images.size, images.size], on: device), labels)
     }
