@@ -57,7 +57,7 @@ let package = Package(
     // Diffusion (UNet, schedules, samplers), VAEs (ConvVAE, AutoencoderKL), training, data sets, image I/O,
     // plots and metrics; the bundled diffusion model, VAE, GAN and classifier.
     .target(
-      name: "GPUGenModels", dependencies: ["GPUGenNN", "CPNG", "CZlib"],
+      name: "GPUGenModels", dependencies: ["GPUGenNN", "CBLAS", "CPNG", "CZlib"],
       resources: [
         .copy("Resources/DefaultModel"), .copy("Resources/DefaultVAE"), .copy("Resources/DefaultClassifier"),
         .copy("Resources/DefaultGAN"),

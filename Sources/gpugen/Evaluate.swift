@@ -1,6 +1,6 @@
-// `gpugen evaluate`: judges a class-conditional diffusion model with a classifier trained by
-// `gpugen train classifier` — class-conditional accuracy and a Fréchet distance in the classifier's feature
-// space, next to the same figures for real test images against real test images.
+// `gpugen evaluate`: measures any image model — diffusion, VAE or GAN, class-conditional or not — in a
+// classifier's feature space: FID, KID, precision and recall, density and coverage, the class histogram's
+// entropy, and class-conditional accuracy, each next to what a second set of real images scores (the floor).
 import ArgumentParser
 import Foundation
 import GPUGenCore
@@ -9,28 +9,40 @@ import GPUGenNN
 
 struct Evaluate: ParsableCommand {
   static let configuration = CommandConfiguration(
-    abstract: "Measure a class-conditional diffusion model's, a VAE's or a GAN's samples with a classifier.",
+    abstract:
+      "Measure a diffusion model's, a VAE's or a GAN's samples: FID, KID, precision/recall, density/coverage.",
     discussion: """
-      Samples --n-per-class images of every class (image i is conditioned on class i mod classes), then
-      reports, under a classifier (--classifier: by default the bundled Fashion-MNIST classifier, 92.25 %
-      accurate on the t10k split; or a folder written by `gpugen train classifier`):
-        - class-conditional accuracy: the fraction of samples classified as the class they were
-          conditioned on, overall and per class;
-        - the Fréchet distance ‖μ₁−μ₂‖² + Tr(Σ₁ + Σ₂ − 2(Σ₁Σ₂)^½) between the classifier's feature vectors
-          of the samples and of as many real test images (the same number of each class).
-        - improved precision and recall (k = 3 nearest neighbours in the feature space; fidelity and
-          diversity) and the entropy of the predicted-class histogram (ln 10 ≈ 2.30 when all classes appear
-          equally).
-      A VAE (an unconditional model) is measured on --n-per-class × classes prior samples (--temperature τ),
-      without the accuracy. A GAN is measured like a diffusion model when it is class-conditional and like a
-      VAE otherwise; --truncation ψ (--truncation-mode resample or scale) samples with the truncation trick.
-      The floor: a second, disjoint set of real test images, measured the same way (its accuracy and its
-      distance to the first real set). Both real sets are Philox draws keyed by --seed, so two models
-      evaluated with the same --seed and --n-per-class are compared against the same real images.
+      Draws --n images (a multiple of the classifier's classes; a class-conditional model's image i is \
+      conditioned on class i mod classes) with the family's own knobs — diffusion: --sampler --steps --eta; \
+      VAE: --temperature τ; GAN: --truncation ψ --truncation-mode — and measures them in the feature space of \
+      a classifier (--classifier: by default the bundled Fashion-MNIST classifier, 92.25 % accurate on t10k, \
+      128-d penultimate features) against a reference set of --n real images, balanced over the classes:
+        FID          the Fréchet distance of Gaussians fitted to the two sets' features (biased upward at small \
+      N: compare FIDs only at the same N);
+        KID          the unbiased polynomial-kernel MMD², mean ± std over 100 subsets of 1,000 (N/2 below \
+      N = 2,000); 0 in expectation for two samples of one distribution;
+        precision    the share of samples inside the real k-NN manifold (k = 3): fidelity;
+        recall       the share of real images inside the samples' manifold (k = 3): diversity;
+        density      how many real k-NN balls (k = 5) a sample falls in, over k (1 for real images; above 1 \
+      for samples crowded where the data are dense);
+        coverage     the share of real balls (k = 5) holding a sample;
+        class entropy  of the classifier's predicted classes (ln 10 ≈ 2.30 when every class is equally common);
+        accuracy     class-conditional models: the share classified as the class they were conditioned on.
+      The floor column measures a second, disjoint set of --n real images the same way: what a perfect \
+      generator would score at this N. Both real sets are Philox draws keyed by --seed, so models evaluated \
+      with the same --seed and --n are compared against the same real images. --json prints one object with \
+      every figure under plain keys (fid, kid, kid_std, precision, recall, density, coverage, class_entropy, \
+      accuracy) and the floor's under real_floor.
       """)
 
-  @Option(help: "Model folder (pipeline, UNet or VAE) or bundled name (diffusion, vae). Default: diffusion.")
+  @Option(
+    help:
+      "Model folder (diffusion pipeline or UNet, VAE, GAN) or bundled name (diffusion, vae, gan). Default: diffusion."
+  )
   var model: String?
+
+  @Option(help: "Images to draw, and real images in each real set (a multiple of the classifier's classes).")
+  var n = 1000
 
   @Option(help: "VAE: the prior's temperature τ (default 1).")
   var temperature: Double?
@@ -50,27 +62,25 @@ struct Evaluate: ParsableCommand {
   @Option(help: "Labelled real images (IDX file or folder). Default: Fashion-MNIST's t10k test split.")
   var real: String?
 
-  @Option(name: .customLong("n-per-class"), help: "Samples (and real images in each set) per class.")
-  var nPerClass = 100
-
   @Option(
-    help: "Sampler: \(SamplerKind.allCases.map(\.rawValue).joined(separator: ", ")) (default ddim).",
+    help:
+      "Diffusion: sampler, one of \(SamplerKind.allCases.map(\.rawValue).joined(separator: ", ")) (default ddim).",
     transform: parseSampler)
-  var sampler: SamplerKind = .ddim
+  var sampler: SamplerKind?
 
-  @Option(help: "Sampling steps.")
-  var steps = 20
+  @Option(help: "Diffusion: sampling steps (default 20; ddpm: the training steps).")
+  var steps: Int?
 
-  @Option(help: "DDIM η (0 = deterministic).")
-  var eta: Double = 0
+  @Option(help: "Diffusion: DDIM η (default 0, deterministic).")
+  var eta: Double?
 
   @Option(help: "Seed of the sampling noise and of the choice of real images.")
   var seed: UInt64 = 0
 
-  @Option(name: .customLong("batch-size"), help: "Images per UNet batch (default: min(total, 100)).")
+  @Option(name: .customLong("batch-size"), help: "Images per network batch (default: min(n, 100)).")
   var batchSize: Int?
 
-  @Flag(help: "Print the figures as JSON.")
+  @Flag(help: "Print the figures as one JSON object.")
   var json = false
 
   @OptionGroup var deviceOptions: DeviceOptions
@@ -79,200 +89,147 @@ struct Evaluate: ParsableCommand {
     try reportingUserErrors { try evaluate() }
   }
 
-  /// What `--json` prints.
-  struct Report: Encodable {
-    var model: String
-    var classifier: String
-    var real: String
-    var sampler: String
-    var steps: Int
-    var seed: UInt64
-    var classNames: [String]?
-    var results: GeneratorEvaluation
-
-    enum CodingKeys: String, CodingKey {
-      case model, classifier, real, sampler, steps, seed, results
-      case classNames = "class_names"
+  /// The knobs of `family`, refusing another family's options.
+  func knobs(for family: ModelFamily) throws -> GeneratorKnobs {
+    let given: [(String, ModelFamily, Bool)] = [
+      ("--sampler", .diffusion, sampler != nil), ("--steps", .diffusion, steps != nil),
+      ("--eta", .diffusion, eta != nil), ("--temperature", .vae, temperature != nil),
+      ("--truncation", .gan, truncation != nil), ("--truncation-mode", .gan, truncationMode != nil),
+    ]
+    if let (flag, owner, _) = given.first(where: { $0.2 && $0.1 != family }) {
+      throw ModelError.input(
+        "\(flag) is a \(owner.rawValue) option; this model is a \(family.rawValue) model")
     }
+    var k = GeneratorKnobs()
+    if let sampler { k.sampler = sampler }
+    k.steps = steps ?? (k.sampler == .ddpm ? nil : 20)
+    if let eta { k.eta = eta }
+    if let temperature {
+      guard temperature > 0, temperature.isFinite else {
+        throw ModelError.input("--temperature must be positive, got \(temperature)")
+      }
+      k.temperature = temperature
+    }
+    if let psi = truncation, !(psi > 0 && psi.isFinite) {
+      throw ModelError.input("--truncation ψ must be positive, got \(psi)")
+    }
+    if truncationMode != nil && truncation == nil {
+      throw ModelError.input("--truncation-mode needs --truncation ψ")
+    }
+    k.truncation = truncation
+    if let truncationMode { k.truncationMode = truncationMode }
+    return k
   }
 
   func evaluate() throws {
-    let kind = sampler
-    guard nPerClass > 0 else { throw ModelError.input("--n-per-class must be positive") }
-    guard steps > 0 else { throw ModelError.input("--steps must be positive") }
     if let b = batchSize, b <= 0 { throw ModelError.input("--batch-size must be positive") }
-    guard eta >= 0 else { throw ModelError.input("--eta must be ≥ 0") }
+    guard n > 0 else { throw ModelError.input("--n must be positive") }
     let device = try deviceOptions.resolve()
-
+    let folderURL = try ModelFolder.locate(model)
+    let generator = try ImageGenerator.load(folderURL, device: device)
+    let knobs = try knobs(for: generator.family)
     let classifierURL = try ClassifierFolder.locate(classifier)
     let net = try ImageClassifier.load(from: classifierURL, device: device)
-    let folderURL = try ModelFolder.locate(model)
-    let kindOfFolder = try ModelFolder.classify(folderURL)
-    if case .gan(let url) = kindOfFolder {
-      return try evaluateGAN(url, net: net, classifierURL: classifierURL, device: device)
-    }
-    if truncation != nil || truncationMode != nil {
-      throw ModelError.input(
-        "--truncation and --truncation-mode are GAN options; this is a \(kindOfFolder.family.rawValue) model")
-    }
-    if kindOfFolder.family == .vae {
-      return try evaluateVAE(
-        kindOfFolder, folderURL: folderURL, net: net, classifierURL: classifierURL, device: device)
-    }
-    if temperature != nil {
-      throw ModelError.input("--temperature is a VAE option; this is a diffusion model")
-    }
-    let folder = try DiffusionModelFolder.resolve(folderURL)
-    let unet = try UNet2DModelLoader.load(from: folder.unet, device: device)
-    guard let classes = unet.config.numClassEmbeds else {
-      throw ModelError.input(
-        "\(folderURL.path) is an unconditional model (no num_class_embeds): evaluate measures class-conditional models"
-      )
-    }
+    try GeneratorEvaluator.checkCount(n, classes: net.config.numClasses)
     let c = net.config
-    guard c.inChannels == unet.config.inChannels, c.imageSize == unet.config.sampleSize else {
-      throw ClassifierError.mismatch(
-        "the model makes \(unet.config.inChannels)×\(unet.config.sampleSize)×\(unet.config.sampleSize) images "
-          + "but the classifier \(classifierURL.path) takes \(c.inChannels)×\(c.imageSize)×\(c.imageSize)")
-    }
-    guard c.numClasses == classes else {
-      throw ClassifierError.mismatch(
-        "the model has \(classes) classes but the classifier \(classifierURL.path) has \(c.numClasses)")
-    }
     let realSource =
-      real
-      ?? TrainingImages.fashionMNISTFolder().appendingPathComponent("t10k-images-idx3-ubyte.gz").path
+      real ?? TrainingImages.fashionMNISTFolder().appendingPathComponent("t10k-images-idx3-ubyte.gz").path
     let realImages = try TrainingImages.load(
       source: realSource, sampleSize: c.imageSize, channels: c.inChannels)
     guard realImages.labels != nil else {
       throw ClassifierError.mismatch("the real data \(realSource) has no class labels")
     }
-
-    let plan = try SamplerPlanner.plan(kind, schedulerConfig: folder.schedulerConfig, steps: steps, eta: eta)
-    let total = nPerClass * classes
-    let batch = min(batchSize ?? min(total, 100), total)
-    let labels = (0..<total).map { $0 % classes }
+    let featureSpace = ClassifierFolder.featureSpace(of: classifierURL, featureDimension: c.featureDim)
+    let batch = min(batchSize ?? min(n, 100), n)
     FileHandle.standardError.write(
       Data(
-        "gpugen: evaluating \(folderURL.path): \(total) samples (\(nPerClass) per class), \(kind.rawValue) with \(plan.evaluations.count) model evaluations, batches of \(batch), on \(device)\n"
+        "gpugen: evaluating \(folderURL.path) (\(generator.family.rawValue), \(knobs.describe(generator.family))): \(n) images in batches of \(batch) on \(device)\n"
           .utf8))
-    let batches = (total + batch - 1) / batch
-    let bar = ProgressBar(total: plan.evaluations.count * batches, label: "sampling")
-    let t0 = Date()
-    let samples = try Tape.noGrad {
-      try DiffusionSampler(unet: unet, plan: plan).sample(
-        SampleRequest(count: total, batchSize: batch, seed: seed, classLabels: Array(0..<classes)),
-        progress: { bar.advance($0) })
-    }
-    let sampleSeconds = Date().timeIntervalSince(t0)
-    let cbar = ProgressBar(total: 3 * total, label: "classifying", unit: "images")
-    let result = try GeneratorEvaluator.evaluate(
-      samples: samples, sampleLabels: labels, real: realImages, classifier: net, seed: seed,
-      progress: { cbar.advance($0) })
-    let names = classNames(folderURL, classes: classes)
+    let bar = ProgressBar(
+      total: try generator.progressUnits(count: n, batchSize: batch, knobs: knobs), label: "sampling")
+    let cbar = ProgressBar(total: 3 * n, label: "classifying", unit: "images")
+    let m = try GeneratorEvaluator.measure(
+      generator, count: n, batchSize: batch, seed: seed, knobs: knobs, real: realImages, classifier: net,
+      featureSpace: featureSpace, sampleProgress: { bar.advance($0) }, classifyProgress: { cbar.advance($0) })
+    let e = m.evaluation
+    let names =
+      classNames(folderURL, classes: c.numClasses) ?? classNames(classifierURL, classes: c.numClasses)
     if json {
-      let encoder = JSONEncoder()
-      encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-      let report = Report(
-        model: folderURL.path, classifier: classifierURL.path, real: realSource, sampler: kind.rawValue,
-        steps: steps, seed: seed, classNames: names, results: result)
-      print(String(decoding: try encoder.encode(report), as: UTF8.self))
-      return
-    }
-    print("model:      \(folderURL.path)")
-    print("classifier: \(classifierURL.path)")
-    print(
-      "samples:    \(total) (\(nPerClass) per class), \(kind.rawValue) \(steps) steps, seed \(seed), "
-        + String(format: "%.1f s", sampleSeconds))
-    print("real:       \(realSource), two disjoint sets of \(total) (\(nPerClass) per class)")
-    print("")
-    print("                              samples   real (floor)")
-    print(
-      String(
-        format: "class-conditional accuracy   %7.4f   %7.4f", result.sampleAccuracy.overall,
-        result.realAccuracy.overall))
-    for k in 0..<classes {
-      let name = names.map { "\(k) \($0[k])" } ?? "class \(k)"
-      print(
-        "  " + name.padding(toLength: 27, withPad: " ", startingAt: 0)
-          + String(
-            format: "  %7.4f   %7.4f", result.sampleAccuracy.perClass[k], result.realAccuracy.perClass[k]))
-    }
-    print(
-      String(
-        format: "Fréchet distance (features)  %7.3f   %7.3f", result.frechetDistance,
-        result.realFrechetDistance))
-    printQuality(result.quality)
-  }
-
-  func printQuality(_ q: SampleQuality) {
-    print(String(format: "precision (k = 3)            %7.4f   %7.4f", q.precision, q.realPrecision))
-    print(String(format: "recall (k = 3)               %7.4f   %7.4f", q.recall, q.realRecall))
-    print(String(format: "class-histogram entropy      %7.4f   %7.4f", q.classEntropy, q.realClassEntropy))
-  }
-
-  func evaluateVAE(
-    _ kind: ModelFolderKind, folderURL: URL, net: ImageClassifier, classifierURL: URL, device: Device
-  ) throws {
-    let vae = try ModelFolder.loadVAE(kind, device: device)
-    let tau = temperature ?? 1
-    guard tau > 0, tau.isFinite else { throw ModelError.input("--temperature must be positive, got \(tau)") }
-    let diffusionOnly: [(String, Bool)] = [
-      ("--sampler", sampler != .ddim), ("--steps", steps != 20), ("--eta", eta != 0),
-    ]
-    if let f = diffusionOnly.first(where: { $0.1 }) {
-      throw ModelError.input("\(f.0) is a diffusion option; this model is a VAE (it takes --temperature)")
-    }
-    let c = net.config
-    guard [c.inChannels, c.imageSize, c.imageSize] == vae.imageShape else {
-      throw ClassifierError.mismatch(
-        "the model makes \(vae.imageShape) images but the classifier takes \(c.inChannels)×\(c.imageSize)×\(c.imageSize)"
-      )
-    }
-    let realSource =
-      real ?? TrainingImages.fashionMNISTFolder().appendingPathComponent("t10k-images-idx3-ubyte.gz").path
-    let realImages = try TrainingImages.load(
-      source: realSource, sampleSize: c.imageSize, channels: c.inChannels)
-    let total = nPerClass * c.numClasses
-    let batch = min(batchSize ?? min(total, 256), total)
-    let t0 = Date()
-    let samples = try VAEOps.sample(
-      vae, count: total, batchSize: batch, seed: seed, temperature: tau, device: device)
-    let sampleSeconds = Date().timeIntervalSince(t0)
-    let cbar = ProgressBar(total: 3 * total, label: "classifying", unit: "images")
-    let r = try GeneratorEvaluator.evaluateUnconditional(
-      samples: VAEOps.toSigned(samples, range: vae.dataRange), count: total, real: realImages,
-      classifier: net,
-      seed: seed, progress: { cbar.advance($0) })
-    if json {
-      let o: [String: Any] = [
-        "model": folderURL.path, "family": "vae", "classifier": classifierURL.path, "real": realSource,
-        "temperature": tau, "seed": seed, "n": total,
-        "results": try JSONSerialization.jsonObject(with: JSONEncoder().encode(r)),
+      var o: [String: Any] = [
+        "model": folderURL.path, "family": generator.family.rawValue, "classifier": classifierURL.path,
+        "feature_space": featureSpace, "feature_dimension": c.featureDim, "real": realSource, "n": n,
+        "seed": seed, "device": device.spec, "knobs": m.knobs, "nfe": m.evaluationsPerImage,
+        "sample_seconds": m.sampleSeconds, "images_per_s": m.imagesPerSecond,
+        "conditional": generator.classCount != nil, "kid_subset_size": e.samples.kid.subsetSize,
+        "kid_subsets": e.samples.kid.subsets, "class_histogram": e.samples.classHistogram,
       ]
+      for (k, v) in e.samples.plainFigures { o[k] = v }
+      var floor: [String: Any] = e.realFloor.plainFigures
+      floor["accuracy"] = e.realAccuracy.overall
+      floor["class_histogram"] = e.realFloor.classHistogram
+      o["real_floor"] = floor
+      if let a = e.accuracy {
+        o["accuracy"] = a.overall
+        o["accuracy_per_class"] = a.perClass
+      }
+      if let names { o["class_names"] = names }
+      switch generator.family {
+      case .diffusion:
+        o["sampler"] = knobs.sampler.rawValue
+        o["steps"] = m.evaluationsPerImage
+        o["eta"] = knobs.eta
+      case .vae: o["temperature"] = knobs.temperature
+      case .gan:
+        o["truncation"] = knobs.truncation ?? 1
+        o["truncation_mode"] = knobs.truncationMode.rawValue
+      }
       print(
         String(
           decoding: try JSONSerialization.data(withJSONObject: o, options: [.prettyPrinted, .sortedKeys]),
           as: UTF8.self))
       return
     }
-    print("model:      \(folderURL.path) (VAE)")
-    print("classifier: \(classifierURL.path)")
+    let classes = generator.classCount.map { ", \($0) classes" } ?? ""
+    print("model:         \(folderURL.path) (\(generator.family.rawValue)\(classes))")
     print(
-      "samples:    \(total) prior samples, τ = \(tau), seed \(seed), "
-        + String(format: "%.2f s", sampleSeconds))
-    print("real:       \(realSource), two disjoint sets of \(total) (\(nPerClass) per class)")
+      "samples:       \(n), \(m.knobs), seed \(seed), on \(device.spec): "
+        + String(
+          format: "%.2f s, %.1f images/s, %d network evaluations an image", m.sampleSeconds,
+          m.imagesPerSecond,
+          m.evaluationsPerImage))
+    print("feature space: \(featureSpace)")
+    print("real:          \(realSource), two disjoint sets of \(n) (\(n / c.numClasses) per class)")
     print("")
-    print("                              samples   real (floor)")
+    print("                              samples        real (floor)")
+    let s = e.samples, f = e.realFloor
+    print(String(format: "FID                          %9.3f      %9.3f", s.fid, f.fid))
     print(
-      String(format: "Fréchet distance (features)  %7.3f   %7.3f", r.frechetDistance, r.realFrechetDistance))
-    printQuality(r.quality)
-    print(
-      "class histogram of the samples: "
-        + r.classHistogram.map { String(format: "%.3f", $0) }.joined(separator: " "))
+      String(
+        format: "KID ×1000                    %6.2f ± %-5.2f %6.2f ± %.2f   (subsets of %d)",
+        s.kid.mean * 1000,
+        s.kid.std * 1000, f.kid.mean * 1000, f.kid.std * 1000, s.kid.subsetSize))
+    print(String(format: "precision (k = 3)            %9.4f      %9.4f", s.prdc.precision, f.prdc.precision))
+    print(String(format: "recall (k = 3)               %9.4f      %9.4f", s.prdc.recall, f.prdc.recall))
+    print(String(format: "density (k = 5)              %9.4f      %9.4f", s.prdc.density, f.prdc.density))
+    print(String(format: "coverage (k = 5)             %9.4f      %9.4f", s.prdc.coverage, f.prdc.coverage))
+    print(String(format: "class entropy (nats)         %9.4f      %9.4f", s.classEntropy, f.classEntropy))
+    if let a = e.accuracy {
+      print(
+        String(format: "class-conditional accuracy   %9.4f      %9.4f", a.overall, e.realAccuracy.overall))
+      for k in 0..<c.numClasses {
+        let name = names.map { "\(k) \($0[k])" } ?? "class \(k)"
+        print(
+          "  " + name.padding(toLength: 27, withPad: " ", startingAt: 0)
+            + String(format: "%9.4f      %9.4f", a.perClass[k], e.realAccuracy.perClass[k]))
+      }
+    } else {
+      print(
+        "class histogram of the samples: "
+          + s.classHistogram.map { String(format: "%.3f", $0) }.joined(separator: " "))
+    }
   }
 
-  /// The class names of gpugen_model_info.json, if the model folder has them for every class.
+  /// The class names of a folder's gpugen_model_info.json, if it has them for every class.
   func classNames(_ folder: URL, classes: Int) -> [String]? {
     guard let data = try? Data(contentsOf: folder.appendingPathComponent("gpugen_model_info.json")),
       let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any],

@@ -78,16 +78,17 @@ final class BundledClassifierTests: XCTestCase {
     _ = try t10k()
     // The bundled diffusion model, judged by the bundled classifier: no paths at all.
     var (status, out, err) = try runGpugen([
-      "evaluate", "--n-per-class", "1", "--steps", "1", "--device", "cpu", "--json",
+      "evaluate", "--n", "10", "--steps", "1", "--device", "cpu", "--json",
     ])
     XCTAssertEqual(status, 0, err)
     var report = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(out.utf8)) as? [String: Any], out)
     XCTAssertTrue((report["classifier"] as? String ?? "").hasSuffix("/DefaultClassifier"), out)
-    let results = try XCTUnwrap(report["results"] as? [String: Any])
-    XCTAssertEqual((results["classes"] as? NSNumber)?.intValue, 10)
+    XCTAssertEqual((report["accuracy_per_class"] as? [Any])?.count, 10)
+    XCTAssertTrue(
+      (report["feature_space"] as? String ?? "").contains("bundled Fashion-MNIST classifier"), out)
     // The bundled VAE too, with the bundled name given explicitly.
     (status, out, err) = try runGpugen([
-      "evaluate", "--model", "vae", "--classifier", "classifier", "--n-per-class", "1", "--device", "cpu",
+      "evaluate", "--model", "vae", "--classifier", "classifier", "--n", "10", "--device", "cpu",
       "--json",
     ])
     XCTAssertEqual(status, 0, err)
@@ -101,13 +102,13 @@ final class BundledClassifierTests: XCTestCase {
       config: ClassifierConfig(imageSize: 16, convChannels: [2, 2, 2], featureDim: 4), seed: 0, device: .cpu
     ).save(to: d.appendingPathComponent("classifier"))
     (status, _, err) = try runGpugen(
-      ["evaluate", "--classifier", "classifier", "--n-per-class", "1", "--steps", "1", "--device", "cpu"],
+      ["evaluate", "--classifier", "classifier", "--n", "10", "--steps", "1", "--device", "cpu"],
       in: d)
     XCTAssertEqual(status, 2, err)
     XCTAssertTrue(err.contains("takes 1×16×16"), err)
     // $GPUGEN_DEFAULT_CLASSIFIER replaces the bundled classifier, as $GPUGEN_DEFAULT_VAE does the VAE.
     (status, _, err) = try runGpugen(
-      ["evaluate", "--n-per-class", "1", "--steps", "1", "--device", "cpu"],
+      ["evaluate", "--n", "10", "--steps", "1", "--device", "cpu"],
       env: ["GPUGEN_DEFAULT_CLASSIFIER": d.appendingPathComponent("classifier").path])
     XCTAssertEqual(status, 2, err)
     XCTAssertTrue(err.contains("takes 1×16×16"), err)

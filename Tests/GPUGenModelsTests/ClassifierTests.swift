@@ -300,23 +300,52 @@ final class ClassifierTests: XCTestCase {
     let real = separable(120, seed: 3)
     let fake = separable(60, seed: 4)
     let good = try GeneratorEvaluator.evaluate(
-      samples: fake.images, sampleLabels: fake.labels!, real: real, classifier: model, seed: 0)
-    XCTAssertEqual(good.perClass, 20)
-    XCTAssertGreaterThanOrEqual(good.sampleAccuracy.overall, 0.95)
-    XCTAssertGreaterThanOrEqual(good.realAccuracy.overall, 0.95)
-    let wrong = try GeneratorEvaluator.evaluate(
-      samples: fake.images, sampleLabels: fake.labels!.map { ($0 + 1) % 3 }, real: real, classifier: model,
+      samples: fake.images, count: 60, labels: fake.labels!, real: real, classifier: model,
+      featureSpace: "test",
       seed: 0)
-    XCTAssertLessThan(wrong.sampleAccuracy.overall, 0.1)
-    // Blank "samples" are far from real images in feature space.
+    XCTAssertEqual(good.n, 60)
+    XCTAssertEqual(good.classes, 3)
+    XCTAssertEqual(good.featureSpace, "test")
+    XCTAssertEqual(good.samples.n, 60)
+    XCTAssertGreaterThanOrEqual(try XCTUnwrap(good.accuracy).overall, 0.95)
+    XCTAssertGreaterThanOrEqual(good.realAccuracy.overall, 0.95)
+    XCTAssertEqual(good.samples.kid.subsetSize, 30)
+    XCTAssertEqual(good.samples.classHistogram.reduce(0, +), 1, accuracy: 1e-9)
+    let wrong = try GeneratorEvaluator.evaluate(
+      samples: fake.images, count: 60, labels: fake.labels!.map { ($0 + 1) % 3 }, real: real,
+      classifier: model,
+      featureSpace: "test", seed: 0)
+    XCTAssertLessThan(try XCTUnwrap(wrong.accuracy).overall, 0.1)
+    // Without labels (an unconditional model): the same figures, no accuracy.
+    let unconditional = try GeneratorEvaluator.evaluate(
+      samples: fake.images, count: 60, real: real, classifier: model, featureSpace: "test", seed: 0)
+    XCTAssertNil(unconditional.accuracy)
+    XCTAssertEqual(unconditional.samples, good.samples)
+    // Blank "samples" are far from real images in feature space, by every metric.
     let blank = try GeneratorEvaluator.evaluate(
-      samples: [Float](repeating: -1, count: fake.images.count), sampleLabels: fake.labels!, real: real,
-      classifier: model, seed: 0)
-    XCTAssertGreaterThan(blank.frechetDistance, 4 * good.frechetDistance)
+      samples: [Float](repeating: -1, count: fake.images.count), count: 60, labels: fake.labels!, real: real,
+      classifier: model, featureSpace: "test", seed: 0)
+    XCTAssertGreaterThan(blank.samples.fid, 4 * good.samples.fid)
+    XCTAssertGreaterThan(blank.samples.kid.mean, good.samples.kid.mean)
+    XCTAssertLessThan(blank.samples.prdc.recall, good.samples.prdc.recall)
+    XCTAssertLessThan(blank.samples.prdc.coverage, good.samples.prdc.coverage)
+    // The floor does not depend on the samples.
+    XCTAssertEqual(blank.realFloor, good.realFloor)
+    // The seed picks the real sets.
+    let reseeded = try GeneratorEvaluator.evaluate(
+      samples: fake.images, count: 60, labels: fake.labels!, real: real, classifier: model,
+      featureSpace: "test",
+      seed: 1)
+    XCTAssertNotEqual(reseeded.realFloor, good.realFloor)
     XCTAssertThrowsError(
       try GeneratorEvaluator.evaluate(
-        samples: Array(fake.images.prefix(64 * 4)), sampleLabels: [0, 0, 1, 2], real: real, classifier: model,
-        seed: 0))
+        samples: Array(fake.images.prefix(64 * 4)), count: 4, labels: [0, 0, 1, 2], real: real,
+        classifier: model, featureSpace: "test", seed: 0))
+    XCTAssertThrowsError(
+      try GeneratorEvaluator.evaluate(
+        samples: fake.images, count: 60, labels: [1] + Array(fake.labels!.dropFirst()), real: real,
+        classifier: model, featureSpace: "test", seed: 0)
+    ) { e in XCTAssertTrue("\(e)".contains("every class equally"), "\(e)") }
   }
 
   // MARK: The command line
@@ -368,32 +397,42 @@ final class ClassifierTests: XCTestCase {
 
     // The bundled default model, found without a path.
     (status, out, err) = try gpugen([
-      "evaluate", "--classifier", clf, "--n-per-class", "2", "--steps", "2", "--device", "cpu", "--json",
+      "evaluate", "--classifier", clf, "--n", "20", "--steps", "2", "--device", "cpu", "--json",
     ])
     XCTAssertEqual(status, 0, err)
     XCTAssertTrue(err.contains("sampling"), err)
     let report = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(out.utf8)) as? [String: Any], out)
     XCTAssertTrue((report["model"] as? String ?? "").hasSuffix("DefaultModel"), out)
     XCTAssertEqual((report["class_names"] as? [String])?.first, "T-shirt/top")
-    let results = try XCTUnwrap(report["results"] as? [String: Any])
-    XCTAssertEqual((results["per_class"] as? NSNumber)?.intValue, 2)
-    XCTAssertEqual((results["classes"] as? NSNumber)?.intValue, 10)
-    let sampleAccuracy = try XCTUnwrap(results["sample_accuracy"] as? [String: Any])
-    XCTAssertEqual((sampleAccuracy["per_class"] as? [Any])?.count, 10)
-    let overall = try XCTUnwrap((sampleAccuracy["overall"] as? NSNumber)?.doubleValue)
+    XCTAssertEqual((report["n"] as? NSNumber)?.intValue, 20)
+    XCTAssertEqual(report["family"] as? String, "diffusion")
+    XCTAssertEqual((report["steps"] as? NSNumber)?.intValue, 2)
+    XCTAssertEqual((report["nfe"] as? NSNumber)?.intValue, 2)
+    XCTAssertEqual((report["feature_dimension"] as? NSNumber)?.intValue, 16)
+    XCTAssertTrue((report["feature_space"] as? String ?? "").contains(clf), out)
+    XCTAssertEqual((report["accuracy_per_class"] as? [Any])?.count, 10)
+    let overall = try XCTUnwrap((report["accuracy"] as? NSNumber)?.doubleValue)
     XCTAssertTrue((0...1).contains(overall))
-    let fd = try XCTUnwrap((results["frechet_distance"] as? NSNumber)?.doubleValue)
-    let floor = try XCTUnwrap((results["real_frechet_distance"] as? NSNumber)?.doubleValue)
-    XCTAssertTrue(fd.isFinite && fd > 0 && floor.isFinite && floor >= 0, out)
+    for key in ["fid", "kid", "kid_std", "precision", "recall", "density", "coverage", "class_entropy"] {
+      let v = try XCTUnwrap((report[key] as? NSNumber)?.doubleValue, key)
+      XCTAssertTrue(v.isFinite, key)
+    }
+    let floor = try XCTUnwrap(report["real_floor"] as? [String: Any])
+    let fd = try XCTUnwrap((report["fid"] as? NSNumber)?.doubleValue)
+    let floorFD = try XCTUnwrap((floor["fid"] as? NSNumber)?.doubleValue)
+    XCTAssertTrue(fd.isFinite && fd > 0 && floorFD.isFinite && floorFD >= 0, out)
+    XCTAssertNotNil(floor["coverage"] as? NSNumber)
 
     // The text report.
     (status, out, err) = try gpugen([
-      "evaluate", "--classifier", clf, "--n-per-class", "1", "--steps", "1", "--device", "cpu", "--real",
+      "evaluate", "--classifier", clf, "--n", "10", "--steps", "1", "--device", "cpu", "--real",
       test.path,
     ])
     XCTAssertEqual(status, 0, err)
     XCTAssertTrue(out.contains("class-conditional accuracy"), out)
-    XCTAssertTrue(out.contains("Fréchet distance"), out)
+    for row in ["FID", "KID", "precision (k = 3)", "recall (k = 3)", "density (k = 5)", "coverage (k = 5)"] {
+      XCTAssertTrue(out.contains(row), out)
+    }
     XCTAssertTrue(out.contains("9 Ankle boot"), out)
   }
 
@@ -415,7 +454,7 @@ final class ClassifierTests: XCTestCase {
     XCTAssertTrue(err.contains("no classifier in \(empty.path)"), err)
     XCTAssertTrue(err.contains("gpugen train classifier"), err)
 
-    // An unconditional model.
+    // A model whose images the classifier does not take.
     let clf = dir.appendingPathComponent("clf")
     try ImageClassifier(
       config: ClassifierConfig(convChannels: [2, 2, 2], featureDim: 4), seed: 0, device: .cpu
@@ -427,7 +466,7 @@ final class ClassifierTests: XCTestCase {
       "evaluate", "--model", unconditional.path, "--classifier", clf.path, "--device", "cpu",
     ])
     XCTAssertEqual(status, 2, err)
-    XCTAssertTrue(err.contains("unconditional"), err)
+    XCTAssertTrue(err.contains("the model makes 3×16×16 images"), err)
 
     // A classifier for other images or another number of classes than the model.
     let other = dir.appendingPathComponent("other")
@@ -444,9 +483,21 @@ final class ClassifierTests: XCTestCase {
     XCTAssertEqual(status, 2, err)
     XCTAssertTrue(err.contains("the model has 10 classes"), err)
 
-    (status, _, err) = try gpugen(["evaluate", "--classifier", clf.path, "--n-per-class", "0"])
+    (status, _, err) = try gpugen(["evaluate", "--classifier", clf.path, "--n", "0"])
     XCTAssertEqual(status, 2, err)
-    XCTAssertTrue(err.contains("--n-per-class"), err)
+    XCTAssertTrue(err.contains("--n"), err)
+    (status, _, err) = try gpugen(["evaluate", "--classifier", clf.path, "--n", "5", "--device", "cpu"])
+    XCTAssertEqual(status, 2, err)
+    XCTAssertTrue(err.contains("smallest N the metrics allow"), err)
+    (status, _, err) = try gpugen(["evaluate", "--classifier", clf.path, "--n", "15", "--device", "cpu"])
+    XCTAssertEqual(status, 2, err)
+    XCTAssertTrue(err.contains("multiple of the classifier's 10 classes"), err)
+    (status, _, err) = try gpugen(["evaluate", "--temperature", "0.5", "--device", "cpu"])
+    XCTAssertEqual(status, 2, err)
+    XCTAssertTrue(err.contains("--temperature is a vae option"), err)
+    (status, _, err) = try gpugen(["evaluate", "--model", "gan", "--steps", "5", "--device", "cpu"])
+    XCTAssertEqual(status, 2, err)
+    XCTAssertTrue(err.contains("--steps is a diffusion option"), err)
     (status, _, err) = try gpugen([
       "train", "classifier", "--conv-channels", "4,8", "--out", dir.appendingPathComponent("x").path,
     ])

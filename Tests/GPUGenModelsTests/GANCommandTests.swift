@@ -491,3 +491,34 @@ final class GANCommandTests: XCTestCase {
     XCTAssertFalse(FileManager.default.fileExists(atPath: out.appendingPathComponent("checkpoint").path))
   }
 }
+
+extension GANCommandTests {
+  func testEvaluateTheBundledGANWithAndWithoutTruncation() throws {
+    try XCTSkipUnless(
+      FileManager.default.fileExists(
+        atPath: TrainingImages.fashionMNISTFolder().appendingPathComponent("t10k-images-idx3-ubyte.gz").path),
+      "dataset-fashion-mnist is not installed")
+    func run(_ extra: [String]) throws -> [String: Any] {
+      let (status, out, err) = try runGpugen(
+        ["evaluate", "--model", "gan", "--n", "100", "--device", "cpu", "--json"] + extra)
+      XCTAssertEqual(status, 0, err)
+      return try XCTUnwrap(JSONSerialization.jsonObject(with: Data(out.utf8)) as? [String: Any], out)
+    }
+    let plain = try run([])
+    XCTAssertEqual(plain["family"] as? String, "gan")
+    XCTAssertEqual(plain["conditional"] as? Bool, true)
+    XCTAssertEqual((plain["nfe"] as? NSNumber)?.intValue, 1)
+    XCTAssertEqual((plain["truncation"] as? NSNumber)?.doubleValue, 1)
+    let truncated = try run(["--truncation", "0.3"])
+    XCTAssertEqual((truncated["truncation"] as? NSNumber)?.doubleValue, 0.3)
+    // ψ is used: truncation trades recall for fidelity.
+    let r0 = try XCTUnwrap((plain["recall"] as? NSNumber)?.doubleValue)
+    let r1 = try XCTUnwrap((truncated["recall"] as? NSNumber)?.doubleValue)
+    XCTAssertLessThan(r1, r0)
+    let scaled = try run(["--truncation", "0.3", "--truncation-mode", "scale"])
+    XCTAssertEqual(scaled["truncation_mode"] as? String, "scale")
+    XCTAssertNotEqual(
+      (scaled["fid"] as? NSNumber)?.doubleValue, (truncated["fid"] as? NSNumber)?.doubleValue,
+      "--truncation-mode is used")
+  }
+}

@@ -32,6 +32,9 @@ public enum Streams {
   public static let evaluationBinarisation = 0x9000_0001
   /// Posterior draws of `gpugen encode --sample`.
   public static let posteriorSample = 0x9000_0002
+  /// KID's subsets of the generated set (subset s of n points: counter (0, i, s, stream)); the real set's are
+  /// the next stream.
+  public static let kidSubsets = 0x9000_0010
   /// GAN training: the latents of discriminator step t (the labels of a class-conditional run: the next stream).
   public static let ganLatent = 0xF000_0000
   /// DiffAugment of the real batch of a discriminator step (policies draw from the next streams).
