@@ -51,8 +51,8 @@ struct TrainingOptionGroup: ParsableArguments {
   @Option(help: "Linear learning-rate warmup steps (diffusion: 500, vae: 0).")
   var warmup: Int?
 
-  @Option(help: "Learning rate after warmup.")
-  var lrSchedule: LRScheduleOption = .constant
+  @Option(help: "Learning rate after warmup (default constant; diffusion and vae on toy data: cosine).")
+  var lrSchedule: LRScheduleOption?
 
   @Option(help: "EMA decay cap (diffusion: 0.9999, vae and gan: 0.999).")
   var emaDecay: Double?
@@ -84,7 +84,7 @@ extension TrainingOptionGroup {
     o.batchSize = batchSize ?? o.batchSize
     o.lr = lr ?? o.lr
     o.warmup = warmup ?? o.warmup
-    o.lrSchedule = lrSchedule.rawValue
+    o.lrSchedule = lrSchedule?.rawValue ?? o.lrSchedule
     o.emaDecay = emaDecay ?? o.emaDecay
     o.clipGrad = clipGrad ?? o.clipGrad
     o.checkpointEvery = checkpointEvery ?? o.checkpointEvery

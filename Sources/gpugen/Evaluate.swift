@@ -53,6 +53,9 @@ struct Evaluate: ParsableCommand {
   @Option(name: .customLong("n-per-class"), help: "Samples (and real images in each set) per class.")
   var nPerClass = 100
 
+  @Option(help: "Toy 2-D models: the number of points sampled and scored (default 2500).")
+  var n: Int?
+
   @Option(
     help: "Sampler: \(SamplerKind.allCases.map(\.rawValue).joined(separator: ", ")) (default ddim).",
     transform: parseSampler)
@@ -97,6 +100,7 @@ struct Evaluate: ParsableCommand {
   }
 
   func evaluate() throws {
+    if let toy = try toyFolder() { return try evaluateToy(toy.url, kind: toy.kind) }
     let kind = sampler
     guard nPerClass > 0 else { throw ModelError.input("--n-per-class must be positive") }
     guard steps > 0 else { throw ModelError.input("--steps must be positive") }

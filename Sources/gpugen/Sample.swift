@@ -86,6 +86,8 @@ struct Sample: ParsableCommand {
     let folderURL = try ModelFolder.locate(model)
     let kind = try ModelFolder.classify(folderURL)
     if case .gan(let url) = kind { return try sampleGAN(url, start: t0) }
+    if case .toyDiffusion = kind { return try sampleToy(kind, start: t0) }
+    if case .toyVAE = kind { return try sampleToy(kind, start: t0) }
     if kind.family == .vae { return try sampleVAE(kind, start: t0) }
     if truncation != nil || truncationMode != nil {
       throw ModelError.input(

@@ -62,6 +62,7 @@ struct TrainDiffusion: ParsableCommand {
     // Fixed mmap threshold: glibc otherwise raises it after the first large free (a checkpoint's host
     // copies), and later large blocks stay in the heap, so the resident size would step up once.
     HostMemory.fixMmapThreshold(bytes: 1 << 20)
+    if try isToy() { return try trainToy() }
     let device = try deviceOptions.resolve()
     let outDir = try training.outputFolder()
     let fm = FileManager.default

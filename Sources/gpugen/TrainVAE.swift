@@ -130,6 +130,7 @@ struct TrainVAE: ParsableCommand {
 
   func train() throws {
     HostMemory.fixMmapThreshold(bytes: 1 << 20)
+    if try isToy() { return try trainToy() }
     let device = try deviceOptions.resolve()
     let outDir = try training.outputFolder()
     let trainer: VAETrainer
