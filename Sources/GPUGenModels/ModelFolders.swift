@@ -19,12 +19,16 @@ public enum ModelFolderKind: Equatable, Sendable {
   case autoencoderKL(URL)
   /// A gpugen GAN folder (gan_config.json, generator/, discriminator/).
   case gan(URL)
+  /// A gpugen toy 2-D diffusion folder (config.json `ToyDenoiser`, weights, scheduler_config.json).
+  case toyDiffusion(URL)
+  /// A gpugen toy 2-D VAE folder (config.json `ToyVAE`, weights).
+  case toyVAE(URL)
 
   /// The family of the model.
   public var family: ModelFamily {
     switch self {
-    case .diffusion: return .diffusion
-    case .convVAE, .autoencoderKL: return .vae
+    case .diffusion, .toyDiffusion: return .diffusion
+    case .convVAE, .autoencoderKL, .toyVAE: return .vae
     case .gan: return .gan
     }
   }
@@ -77,6 +81,8 @@ public enum ModelFolder {
     switch obj["_class_name"] as? String {
     case ConvVAEConfig.className: return .convVAE(url)
     case "AutoencoderKL": return .autoencoderKL(url)
+    case ToyDenoiserConfig.className: return .toyDiffusion(url)
+    case ToyVAEConfig.className: return .toyVAE(url)
     case "UNet2DModel":
       return .diffusion(try DiffusionModelFolder.resolve(url))
     case nil where obj["down_block_types"] != nil && obj["latent_channels"] == nil:
@@ -84,7 +90,9 @@ public enum ModelFolder {
       return .diffusion(try DiffusionModelFolder.resolve(url))
     case let other?:
       throw ModelError.unsupported(
-        configURL.path, "_class_name \(other): gpugen reads UNet2DModel, ConvVAE and AutoencoderKL folders")
+        configURL.path,
+        "_class_name \(other): gpugen reads UNet2DModel, ConvVAE, AutoencoderKL, ToyDenoiser and ToyVAE folders"
+      )
     case nil:
       throw ModelError.unsupported(
         configURL.path, "config.json has no _class_name, so the model family is unknown")
@@ -116,6 +124,12 @@ public enum ModelFolder {
       throw ModelError.input("\(f.unet.path) holds a diffusion model, not a VAE")
     case .gan(let url):
       throw ModelError.input("\(url.path) holds a GAN, not a VAE")
+    case .toyDiffusion(let url):
+      throw ModelError.input("\(url.path) holds a toy 2-D diffusion model, not a VAE")
+    case .toyVAE(let url):
+      throw ModelError.input(
+        "\(url.path) holds a toy 2-D VAE: `gpugen sample` and `gpugen evaluate` take it; encode, decode, reconstruct and interpolate work on image VAEs"
+      )
     }
   }
 }

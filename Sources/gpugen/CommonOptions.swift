@@ -31,39 +31,44 @@ enum PredictionOption: String, ExpressibleByArgument, CaseIterable {
 struct TrainingOptionGroup: ParsableArguments {
   @Option(
     help:
-      "Training images: fashion-mnist, an IDX image file (labels beside it), or a folder of PNGs; gan also toy:ring8, toy:grid25."
+      "Training images: fashion-mnist, an IDX image file (labels beside it), or a folder of PNGs; diffusion, vae and gan also 2-D toy data toy:ring8, toy:grid25 (an MLP model)."
   )
   var data = "fashion-mnist"
 
   @Option(
     help:
-      "Optimizer steps in total (diffusion: 20000, vae: 10000, gan: 20000, gan on toy data: 5000; on --resume: a new total)."
+      "Optimizer steps in total (diffusion: 20000, vae: 10000, gan: 20000; on toy data diffusion 8000, vae 12000, gan 5000; on --resume: a new total)."
   )
   var steps: Int?
 
-  @Option(help: "Batch size (diffusion, vae, gan: 64; gan on toy data: 256).")
+  @Option(help: "Batch size (diffusion, vae, gan: 64; on toy data diffusion 512, vae and gan 256).")
   var batchSize: Int?
 
   @Option(
-    help: "Peak learning rate (diffusion: 1e-4 AdamW, vae: 1e-3 Adam, gan: 2e-4 Adam for both networks).")
+    help:
+      "Peak learning rate (diffusion: 1e-4 AdamW, vae: 1e-3 Adam, gan: 2e-4 Adam for both networks; diffusion and vae on toy data: 3e-3)."
+  )
   var lr: Double?
 
-  @Option(help: "Linear learning-rate warmup steps (diffusion: 500, vae: 0).")
+  @Option(help: "Linear learning-rate warmup steps (diffusion: 500, on toy data 100; vae: 0).")
   var warmup: Int?
 
-  @Option(help: "Learning rate after warmup.")
-  var lrSchedule: LRScheduleOption = .constant
+  @Option(help: "Learning rate after warmup (default constant; diffusion and vae on toy data: cosine).")
+  var lrSchedule: LRScheduleOption?
 
-  @Option(help: "EMA decay cap (diffusion: 0.9999, vae and gan: 0.999).")
+  @Option(help: "EMA decay cap (diffusion: 0.9999, on toy data 0.999; vae and gan: 0.999).")
   var emaDecay: Double?
 
   @Option(help: "Clip gradients to this global L2 norm, 0: no clipping (diffusion: 1, vae and gan: 0).")
   var clipGrad: Double?
 
-  @Option(help: "Write a checkpoint every K steps (default 500; gan on toy data: 1000).")
+  @Option(help: "Write a checkpoint every K steps (default 500; on toy data: 1000).")
   var checkpointEvery: Int?
 
-  @Option(help: "Write sample grids every K steps, 0: never (diffusion: 500, vae and gan: 1000).")
+  @Option(
+    help:
+      "Write sample grids (toy data: scatter plots) every K steps, 0: never (diffusion: 500, vae and gan: 1000; toy data: 1000)."
+  )
   var sampleEvery: Int?
 
   @Option(help: "Output folder.")
@@ -84,7 +89,7 @@ extension TrainingOptionGroup {
     o.batchSize = batchSize ?? o.batchSize
     o.lr = lr ?? o.lr
     o.warmup = warmup ?? o.warmup
-    o.lrSchedule = lrSchedule.rawValue
+    o.lrSchedule = lrSchedule?.rawValue ?? o.lrSchedule
     o.emaDecay = emaDecay ?? o.emaDecay
     o.clipGrad = clipGrad ?? o.clipGrad
     o.checkpointEvery = checkpointEvery ?? o.checkpointEvery

@@ -41,8 +41,14 @@ struct Evaluate: ParsableCommand {
   )
   var model: String?
 
-  @Option(help: "Images to draw, and real images in each real set (a multiple of the classifier's classes).")
-  var n = 1000
+  @Option(
+    help:
+      "Images to draw, and real images in each real set (a multiple of the classifier's classes; default 1,000); toy 2-D models: points scored (default 2,500)."
+  )
+  var nOption: Int?
+
+  /// --n for image models.
+  var n: Int { nOption ?? 1000 }
 
   @Option(help: "VAE: the prior's temperature τ (default 1).")
   var temperature: Double?
@@ -122,6 +128,7 @@ struct Evaluate: ParsableCommand {
   }
 
   func evaluate() throws {
+    if let toy = try toyFolder() { return try evaluateToy(toy.url, kind: toy.kind) }
     if let b = batchSize, b <= 0 { throw ModelError.input("--batch-size must be positive") }
     guard n > 0 else { throw ModelError.input("--n must be positive") }
     let device = try deviceOptions.resolve()

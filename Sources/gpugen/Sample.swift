@@ -15,7 +15,8 @@ struct Sample: ParsableCommand {
       A GAN folder (gan_config.json, generator/, discriminator/) draws z ~ N(0, I) keyed by (seed, image) and
       takes --truncation ψ with --truncation-mode resample (redraw every |z_i| > ψ) or scale (z·ψ), and
       --class for a class-conditional generator (classes cycled; default: every class in turn). A toy 2-D
-      GAN writes a scatter plot with the true modes marked (--out, default scatter.png) and --npy (N, 2).
+      GAN, diffusion model (ToyDenoiser folder: --sampler, --steps) or VAE (ToyVAE folder: --temperature) writes a
+      scatter plot with the true modes marked (--out, default scatter.png), --npy (N, 2) and prints the toy scores.
       Without --model, the small class-conditional
       Fashion-MNIST model that ships with gpugen is used (classes: 0 T-shirt/top, 1 trouser, 2 pullover,
       3 dress, 4 coat, 5 sandal, 6 shirt, 7 sneaker, 8 bag, 9 ankle boot).
@@ -86,6 +87,8 @@ struct Sample: ParsableCommand {
     let folderURL = try ModelFolder.locate(model)
     let kind = try ModelFolder.classify(folderURL)
     if case .gan(let url) = kind { return try sampleGAN(url, start: t0) }
+    if case .toyDiffusion = kind { return try sampleToy(kind, start: t0) }
+    if case .toyVAE = kind { return try sampleToy(kind, start: t0) }
     if kind.family == .vae { return try sampleVAE(kind, start: t0) }
     if truncation != nil || truncationMode != nil {
       throw ModelError.input(

@@ -31,9 +31,23 @@ public enum SamplerPlanner {
   public static func config(_ kind: SamplerKind, schedulerConfig url: URL?, karras: Bool = false) throws
     -> SchedulerConfig
   {
-    var c =
+    try adjusted(
       try url.map { try SchedulerConfig(contentsOf: $0, family: kind.family) }
-      ?? SchedulerConfig(family: kind.family)
+        ?? SchedulerConfig(family: kind.family), for: kind, karras: karras)
+  }
+
+  /// The scheduler config a sampler uses when the model's scheduler_config.json is held as text (`json`).
+  public static func config(_ kind: SamplerKind, schedulerJSON json: String, karras: Bool = false) throws
+    -> SchedulerConfig
+  {
+    try adjusted(try SchedulerConfig(json: json, family: kind.family), for: kind, karras: karras)
+  }
+
+  /// `c` with what the sampler fixes (DPM-Solver++ of order 2) and Karras sigmas when asked for, validated.
+  static func adjusted(_ config: SchedulerConfig, for kind: SamplerKind, karras: Bool) throws
+    -> SchedulerConfig
+  {
+    var c = config
     if kind == .dpmpp2m {
       c.algorithmType = .dpmSolverPlusPlus
       c.solverOrder = 2
@@ -56,6 +70,17 @@ public enum SamplerPlanner {
     let schedule = try NoiseSchedule(config: c)
     return try plan(
       kind, schedule: schedule, steps: steps ?? (kind == .ddpm ? c.numTrainTimesteps : 20), eta: eta)
+  }
+
+  /// The plan for `kind` with `steps` steps (nil: as above) on a scheduler config held as text.
+  public static func plan(
+    _ kind: SamplerKind, schedulerJSON json: String, steps: Int?, eta: Double = 0, karras: Bool = false
+  ) throws -> SamplingPlan {
+    let c = try config(kind, schedulerJSON: json, karras: karras)
+    return try plan(
+      kind, schedule: try NoiseSchedule(config: c),
+      steps: steps ?? (kind == .ddpm ? c.numTrainTimesteps : 20),
+      eta: eta)
   }
 
   /// x̂₀ and ε̂ as linear combinations of (x, model output) for ᾱ = `a` (rounded like diffusers' float32).

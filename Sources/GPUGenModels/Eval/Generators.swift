@@ -73,6 +73,8 @@ public final class ImageGenerator {
       return ImageGenerator(
         family: .vae, url: url, imageShape: vae.imageShape, classCount: nil, device: device,
         network: .vae(vae))
+    case .toyDiffusion, .toyVAE:
+      throw ModelError.input("\(url.path) is a toy 2-D \(kind.family.rawValue) model, not an image model")
     case .gan(let u):
       let gan = try GANModel.load(from: u, device: device)
       guard !gan.isToy else {

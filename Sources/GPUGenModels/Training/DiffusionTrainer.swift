@@ -231,6 +231,22 @@ public final class DiffusionTrainer {
     }
   }
 
+  /// The forward process on a batch x0 (N, …) at timesteps t (N): x_t = √ᾱ_t·x0 + √(1 − ᾱ_t)·ε with ε keyed by
+  /// (seed, sample, step, `Streams.diffusionNoise`), and the regression target (ε, or v = √ᾱ·ε − √(1 − ᾱ)·x0).
+  public static func noisedBatch(
+    _ x0: Tensor, timesteps t: [Int], seed: UInt64, step s: Int, schedule: NoiseSchedule, prediction: String
+  ) throws -> (xt: Tensor, target: Tensor) {
+    let device = x0.device
+    let noise = try Tensor.randomNormal(
+      shape: x0.shape, seed: seed, step: s, stream: Streams.diffusionNoise, on: device)
+    let a = t.map { Float(schedule.alphasCumprod[$0]).squareRoot() }
+    let sg = t.map { Float(1 - schedule.alphasCumprod[$0]).squareRoot() }
+    let column = [t.count] + Array(repeating: 1, count: x0.rank - 1)
+    let at = try Tensor(a, shape: column, on: device), st = try Tensor(sg, shape: column, on: device)
+    let xt = try x0 * at + noise * st
+    return (xt, prediction == "v_prediction" ? try noise * at - x0 * st : noise)
+  }
+
   // MARK: Training
 
   /// One optimizer step. Throws `TrainingError.diverged` (before touching the weights) on a NaN/Inf.
@@ -251,14 +267,8 @@ public final class DiffusionTrainer {
     let x0 = try Tensor(x0v, shape: shape, on: device)
     let t = DiffusionTrainer.timesteps(
       seed: options.seed, batch: b, step: s, trainSteps: schedule.numTrainTimesteps)
-    let noise = try Tensor.randomNormal(
-      shape: shape, seed: options.seed, step: s, stream: Streams.diffusionNoise, on: device)
-    let a = t.map { Float(schedule.alphasCumprod[$0]).squareRoot() }
-    let sg = t.map { Float(1 - schedule.alphasCumprod[$0]).squareRoot() }
-    let at = try Tensor(a, shape: [b, 1, 1, 1], on: device),
-      st = try Tensor(sg, shape: [b, 1, 1, 1], on: device)
-    let xt = try x0 * at + noise * st
-    let target = options.prediction == "v_prediction" ? try noise * at - x0 * st : noise
+    let (xt, target) = try DiffusionTrainer.noisedBatch(
+      x0, timesteps: t, seed: options.seed, step: s, schedule: schedule, prediction: options.prediction)
     let labels = config.numClassEmbeds != nil ? idx.map { data.labels![$0] } : nil
 
     let tape = Tape()

@@ -96,6 +96,8 @@ public enum VAEArchitecture: Equatable, Sendable {
     case .autoencoderKL: return .autoencoderKL(try AutoencoderKLConfig(json: d, source: url.path))
     case .diffusion: throw ModelError.input("\(dir.path) holds a diffusion model, not a VAE")
     case .gan: throw ModelError.input("\(dir.path) holds a GAN, not a VAE")
+    case .toyDiffusion: throw ModelError.input("\(dir.path) holds a toy 2-D diffusion model, not a VAE")
+    case .toyVAE: throw ModelError.input("\(dir.path) holds a toy 2-D VAE (ToyVAETrainer trains it)")
     }
   }
 }
