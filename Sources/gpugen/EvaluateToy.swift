@@ -91,12 +91,14 @@ extension Evaluate {
     print("model:    \(url.path) (toy 2-D \(family == .gan ? "GAN" : family.rawValue), \(toy.spec))")
     print("samples:  \(count), seed \(seed), \(how), " + String(format: "%.2f s", seconds))
     print("")
-    print("modes with ≥ 1 high-quality point          \(s.modesCoveredHighQuality)/\(s.modes)")
-    print("modes with ≥ 10 % of their share (HQ)      \(s.modesCoveredShare)/\(s.modes)")
-    print(
-      String(
-        format: "high-quality share (within %.0fσ of a mode)  %.2f %%", ToyMetrics.qualityRadius,
-        100 * s.highQualityFraction))
-    print(String(format: "KL(HQ modes ‖ uniform)                     %.4f nats", s.klFromUniform))
+    func row(_ label: String, _ value: String) {
+      print(label.padding(toLength: 44, withPad: " ", startingAt: 0) + value)
+    }
+    row("modes with ≥ 1 high-quality point", "\(s.modesCoveredHighQuality)/\(s.modes)")
+    row("modes with ≥ 10 % of their share (HQ)", "\(s.modesCoveredShare)/\(s.modes)")
+    row(
+      String(format: "high-quality share (within %.0fσ of a mode)", ToyMetrics.qualityRadius),
+      String(format: "%.2f %%", 100 * s.highQualityFraction))
+    row("KL(HQ modes ‖ uniform)", String(format: "%.4f nats", s.klFromUniform))
   }
 }
