@@ -15,7 +15,7 @@ struct GPUGen: ParsableCommand {
       """,
     subcommands: [
       Sample.self, Train.self, Encode.self, Decode.self, Reconstruct.self, Interpolate.self, Likelihood.self,
-      Evaluate.self, Export.self, Devices.self, Bench.self,
+      Evaluate.self, Compare.self, Export.self, Devices.self, Bench.self,
     ])
 }
 

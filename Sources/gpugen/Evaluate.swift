@@ -42,6 +42,7 @@ struct Evaluate: ParsableCommand {
   var model: String?
 
   @Option(
+    name: .customLong("n"),
     help:
       "Images to draw, and real images in each real set (a multiple of the classifier's classes; default 1,000); toy 2-D models: points scored (default 2,500)."
   )

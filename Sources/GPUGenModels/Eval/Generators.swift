@@ -149,3 +149,17 @@ public final class ImageGenerator {
     }
   }
 }
+
+extension ImageGenerator {
+  /// The GAN, when the model is one (for projection).
+  public var ganModel: GANModel? {
+    if case .gan(let g) = network { return g }
+    return nil
+  }
+
+  /// The VAE, when the model is one (for encoding).
+  public var variationalAutoencoder: (any VariationalAutoencoder)? {
+    if case .vae(let v) = network { return v }
+    return nil
+  }
+}
