@@ -519,11 +519,14 @@ struct ReportBuilder {
           SVGPlot.format(a.value),
           SVGPlot.format(z.value), a.precision, z.precision, a.recall, z.recall, kidText(a.kid),
           kidText(z.kid)))
+      func change(_ what: String, _ d: Double) -> String {
+        abs(d) < 0.0005
+          ? "leaves \(what) unchanged"
+          : String(format: "%@ %@ by %.3f", d > 0 ? "raises" : "lowers", what, abs(d))
+      }
       trades.append(
-        String(
-          format: "%@'s %@ moves precision by %+.3f and recall by %+.3f", l, a.knob,
-          z.precision - a.precision,
-          z.recall - a.recall))
+        "raising \(l)'s \(a.knob) from \(SVGPlot.format(a.value)) to \(SVGPlot.format(z.value)) "
+          + change("precision", z.precision - a.precision) + " and " + change("recall", z.recall - a.recall))
     }
     var plot = SVGPlot(
       title: "precision–recall of each knob", xLabel: "recall (k = 3)", yLabel: "precision (k = 3)")
