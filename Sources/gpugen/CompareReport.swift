@@ -449,13 +449,18 @@ struct ReportBuilder {
 
   func easeVerdict(labels: [String], fams: [ModelFamily]) -> String {
     let s = zip(labels, fams).compactMap { l, f in toySummary(f).map { (l, $0) } }
-    guard let best = s.max(by: { ($0.1.successes, -$0.1.modesStd) < ($1.1.successes, -$1.1.modesStd) }) else {
-      return ""
+    guard let top = s.map(\.1.successes).max() else { return "" }
+    let best = s.filter { $0.1.successes == top }, rest = s.filter { $0.1.successes != top }
+    let others = rest.map { "\($0.0) \($0.1.successes)/\($0.1.runs)" }.joined(separator: ", ")
+    var v =
+      best.map(\.0).joined(separator: " and ")
+      + " reach\(best.count == 1 ? "es" : "") ≥ \(successModes) modes on \(top)/\(best[0].1.runs) runs"
+      + (best.count > 1 ? " each" : "") + (others.isEmpty ? "" : " (\(others))")
+    if best.count > 1, let q = best.max(by: { $0.1.hqMean < $1.1.hqMean }) {
+      v += String(
+        format: "; of those, %@ has the highest high-quality share (%.0f %%)", q.0, 100 * q.1.hqMean)
     }
-    let others = s.filter { $0.0 != best.0 }.map { "\($0.0) \($0.1.successes)/\($0.1.runs)" }.joined(
-      separator: ", ")
-    return "\(best.0) reaches ≥ \(successModes) modes most reliably (\(best.1.successes)/\(best.1.runs) runs"
-      + (others.isEmpty ? ")" : "; \(others))")
+    return v
   }
 
   func speedRow(_ labels: [String]) -> ComparisonRow {

@@ -151,9 +151,12 @@ final class CompareTests: XCTestCase {
       "dataset-fashion-mnist is not installed")
     let d = try tmp()
     let out = d.appendingPathComponent("report")
+    // The speed row on every device given: the CPU and, where there is one, an OpenCL device (PoCL in CI).
+    let cl = try Device.openCLDevices().first.map { "opencl:\($0.index)" }
+    let devices = ["cpu"] + (cl.map { [$0] } ?? [])
     let (status, stdout, err) = try runGpugen([
       "compare", "--quick", "--n", "100", "--seeds", "1", "--toy-steps", "30", "--projection-steps", "3",
-      "--device", "cpu",
+      "--device", devices.joined(separator: ","),
       "--out", out.path,
     ])
     XCTAssertEqual(status, 0, err)
@@ -180,6 +183,16 @@ final class CompareTests: XCTestCase {
       XCTAssertEqual((f["sweep"] as? [Any])?.count, 3)
     }
     XCTAssertEqual((families["diffusion"]?["nfe"] as? NSNumber)?.intValue, 20)
+    XCTAssertEqual(json["devices"] as? [String], devices)
+    for name in ["gan", "vae", "diffusion"] {
+      let speed = try XCTUnwrap(families[name]?["speed"] as? [[String: Any]], name)
+      XCTAssertEqual(Set(speed.compactMap { $0["device"] as? String }), Set(devices), name)
+    }
+    let ddpm = try XCTUnwrap(
+      (families["diffusion"]?["speed"] as? [[String: Any]])?.first {
+        ($0["nfe"] as? NSNumber)?.intValue == 1000
+      })
+    XCTAssertEqual(ddpm["measured"] as? Bool, false, "--quick estimates the DDPM speed")
     XCTAssertEqual((families["gan"]?["nfe"] as? NSNumber)?.intValue, 1)
     XCTAssertNotNil(families["vae"]?["reconstruction_mse"] as? NSNumber)
     XCTAssertNotNil(families["gan"]?["reconstruction_mse"] as? NSNumber)

@@ -172,4 +172,55 @@ final class MetricsTests: XCTestCase {
       e in XCTAssertTrue("\(e)".contains("lower --n"), "\(e)")
     }
   }
+
+  func testAnUnconditionalDiffusionModelIsMeasuredLikeAnyGenerator() throws {
+    // The 3×16×16 unconditional UNet fixture, two steps of DDIM, against a toy labelled RGB set.
+    let url = try XCTUnwrap(Bundle.module.url(forResource: "Fixtures/unet/noattn", withExtension: nil))
+    let g = try ImageGenerator.load(url, device: .cpu)
+    XCTAssertEqual(g.family, .diffusion)
+    XCTAssertNil(g.classCount)
+    XCTAssertEqual(g.imageShape, [3, 16, 16])
+    var knobs = GeneratorKnobs()
+    knobs.steps = 2
+    XCTAssertEqual(try g.evaluationsPerImage(knobs), 2)
+    XCTAssertEqual(try g.progressUnits(count: 10, batchSize: 4, knobs: knobs), 6)
+    XCTAssertThrowsError(try g.sample(count: 2, batchSize: 2, seed: 0, knobs: knobs, labels: [0]))
+    let classifier = try ImageClassifier(
+      config: ClassifierConfig(
+        inChannels: 3, imageSize: 16, numClasses: 2, convChannels: [2, 2, 2], featureDim: 5),
+      seed: 1, device: .cpu)
+    var images: [Float] = [], labels: [Int] = []
+    for i in 0..<40 {
+      labels.append(i % 2)
+      images += (0..<(3 * 256)).map { Float(sin(Double(i * 768 + $0) * 0.11)) * (i % 2 == 0 ? 0.9 : 0.2) }
+    }
+    let real = TrainingImages(images: images, labels: labels, count: 40, channels: 3, size: 16, classCount: 2)
+    let m = try GeneratorEvaluator.measure(
+      g, count: 10, batchSize: 4, seed: 0, knobs: knobs, real: real, classifier: classifier,
+      featureSpace: "toy",
+      sampleProgress: { _ in })
+    XCTAssertEqual(m.evaluationsPerImage, 2)
+    XCTAssertEqual(m.samples.count, 10 * 3 * 256)
+    XCTAssertNil(m.evaluation.accuracy)
+    XCTAssertEqual(m.evaluation.n, 10)
+    XCTAssertTrue(m.evaluation.samples.fid.isFinite)
+    XCTAssertEqual(m.knobs, "ddim, 2 steps")
+    // The same seed gives the same figures run after run, and (to float rounding) at any batch size.
+    let again = try GeneratorEvaluator.measure(
+      g, count: 10, batchSize: 4, seed: 0, knobs: knobs, real: real, classifier: classifier,
+      featureSpace: "toy")
+    XCTAssertEqual(again.evaluation, m.evaluation, "run after run, the same figures")
+    let rebatched = try GeneratorEvaluator.measure(
+      g, count: 10, batchSize: 10, seed: 0, knobs: knobs, real: real, classifier: classifier,
+      featureSpace: "toy")
+    XCTAssertEqual(
+      rebatched.evaluation.samples.fid, m.evaluation.samples.fid, accuracy: 1e-3 * m.evaluation.samples.fid)
+    XCTAssertEqual(rebatched.evaluation.realFloor, m.evaluation.realFloor)
+    knobs.steps = 3
+    let more = try GeneratorEvaluator.measure(
+      g, count: 10, batchSize: 4, seed: 0, knobs: knobs, real: real, classifier: classifier,
+      featureSpace: "toy")
+    XCTAssertEqual(more.evaluationsPerImage, 3)
+    XCTAssertNotEqual(more.samples, m.samples, "--steps is used")
+  }
 }
