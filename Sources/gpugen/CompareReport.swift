@@ -306,8 +306,8 @@ struct ReportBuilder {
           cells: zip(labels, m).map { label, x in
             let s = x.evaluation.samples
             return String(
-              format: "recall %.3f · coverage %.3f · class entropy %.3f · ", s.prdc.recall, s.prdc.coverage,
-              s.classEntropy) + toyCell(family(label))
+              format: "recall %.3f · coverage %.3f · class entropy %.3f (N = %d, %@) · ", s.prdc.recall,
+              s.prdc.coverage, s.classEntropy, s.n, devices[0].spec) + toyCell(family(label))
           },
           verdict: lead("recall", zip(labels, m.map(\.evaluation.samples.prdc.recall)).map { ($0, $1) })
             + "; "

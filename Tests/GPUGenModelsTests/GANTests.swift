@@ -864,3 +864,63 @@ final class GANTests: XCTestCase {
     }
   }
 }
+
+extension GANTests {
+  /// A tiny unconditional DCGAN (1×8×8 images, latent 8) in eval mode, and images it makes from known latents.
+  func projectionFixture() throws -> (GANModel, images: [Float]) {
+    let g = try GANGenerator(config: tinyDCGAN(.generator), seed: 6, on: .cpu)
+    g.eval()
+    let model = GANModel(
+      config: GANModelConfig(latentDim: 8, loss: .ns, conditional: false, numClasses: 0, data: "synthetic"),
+      generator: g, discriminator: nil)
+    let images = try GANOps.sample(model, count: 6, batchSize: 6, seed: 40, device: .cpu)
+    return (model, images)
+  }
+
+  func testProjectionFindsLatentsThatReproduceTheImagesAndHonoursItsParameters() throws {
+    let (model, images) = try projectionFixture()
+    func project(
+      steps: Int = 60, lr: Double = 0.05, seed: UInt64 = 0, batchSize: Int = 6,
+      classifier: ImageClassifier? = nil,
+      featureWeight: Double = 1
+    ) throws -> GANProjection.Result {
+      try GANProjection.project(
+        model, images: images, count: 6, classifier: classifier, featureWeight: featureWeight, steps: steps,
+        lr: lr,
+        batchSize: batchSize, seed: seed, device: .cpu)
+    }
+    let short = try project(steps: 1), long = try project()
+    XCTAssertEqual(long.latents.count, 6 * 8)
+    XCTAssertEqual(long.images.count, images.count)
+    XCTAssertEqual(long.mse.count, 6)
+    let mean = { (r: GANProjection.Result) in r.mse.reduce(0, +) / Double(r.mse.count) }
+    XCTAssertLessThan(mean(long), 0.5 * mean(short), "more steps: a closer reconstruction (steps is used)")
+    // Each image's MSE is its own reconstruction error on the [0, 1] scale.
+    var direct = 0.0
+    for e in 0..<64 { direct += pow(Double(long.images[e] - images[e]) / 2, 2) }
+    XCTAssertEqual(long.mse[0], direct / 64, accuracy: 1e-9)
+    // lr and seed are used; the batch size is not (each latent sees only its image's gradient).
+    let slow = try project(lr: 1e-5)
+    XCTAssertGreaterThan(mean(slow), mean(long))
+    XCTAssertNotEqual(try project(steps: 5, seed: 1).latents, try project(steps: 5, seed: 0).latents)
+    let split = try project(batchSize: 4)
+    for (a, b) in zip(split.latents, long.latents) { XCTAssertEqual(a, b, accuracy: 1e-4) }
+    // A feature term (a classifier of the generator's images) changes the optimum; weight 0 switches it off.
+    let judge = try ImageClassifier(
+      config: ClassifierConfig(imageSize: 8, numClasses: 2, convChannels: [2, 2, 2], featureDim: 4), seed: 3,
+      device: .cpu)
+    let withFeatures = try project(steps: 20, classifier: judge, featureWeight: 50)
+    XCTAssertNotEqual(withFeatures.latents, try project(steps: 20).latents, "featureWeight is used")
+    XCTAssertEqual(
+      try project(steps: 20, classifier: judge, featureWeight: 0).latents, try project(steps: 20).latents)
+    // Bad input.
+    XCTAssertThrowsError(try project(steps: 0))
+    XCTAssertThrowsError(try project(lr: -1))
+    XCTAssertThrowsError(
+      try GANProjection.project(
+        model, images: images, count: 6, labels: [0], classifier: nil, steps: 2, device: .cpu))
+    XCTAssertThrowsError(
+      try GANProjection.project(
+        model, images: Array(images.dropLast()), count: 6, classifier: nil, device: .cpu))
+  }
+}
