@@ -14,7 +14,8 @@ struct GPUGen: ParsableCommand {
       Kernel binaries are cached under $GPUGEN_CACHE_DIR (default ~/.cache/gpugen).
       """,
     subcommands: [
-      Sample.self, Train.self, Encode.self, Decode.self, Reconstruct.self, Interpolate.self, Likelihood.self,
+      Sample.self, Img2ImgCommand.self, Train.self, Encode.self, Decode.self, Reconstruct.self,
+      Interpolate.self, Likelihood.self,
       Evaluate.self, Compare.self, Export.self, Devices.self, Bench.self,
     ])
 }

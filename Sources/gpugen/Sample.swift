@@ -75,6 +75,11 @@ struct Sample: ParsableCommand {
   @Option(help: "Initial noise as a float32 .npy of shape (n, C, H, W), instead of the seeded noise.")
   var noise: String?
 
+  @Flag(
+    help:
+      "Never clip x̂₀ (the scheduler's clip_sample), as DDIM inversion: reconstructs `gpugen encode`'s noise.")
+  var noClip = false
+
   @Option(help: "Write a strip of x̂₀ predictions across the steps (first images) to this PNG.")
   var trajectory: String?
 
@@ -108,6 +113,7 @@ struct Sample: ParsableCommand {
     let diffusionOnly: [(String, Bool)] = [
       ("--sampler", sampler != nil), ("--steps", steps != nil), ("--eta", eta != nil), ("--karras", karras),
       ("--noise", noise != nil), ("--trajectory", trajectory != nil), ("--temperature", temperature != nil),
+      ("--no-clip", noClip),
     ]
     if let flag = diffusionOnly.first(where: { $0.1 }) {
       throw ModelError.input(
@@ -177,6 +183,7 @@ struct Sample: ParsableCommand {
       ("--sampler", sampler != nil), ("--steps", steps != nil), ("--eta", eta != nil), ("--karras", karras),
       ("--class", classes != nil), ("--noise", noise != nil), ("--trajectory", trajectory != nil),
       ("--truncation", truncation != nil), ("--truncation-mode", truncationMode != nil),
+      ("--no-clip", noClip),
     ]
     if let flag = diffusionOnly.first(where: { $0.1 }) {
       throw ModelError.input(
@@ -228,8 +235,9 @@ struct Sample: ParsableCommand {
     if let l = labels, let classes = unet.config.numClassEmbeds, let bad = l.first(where: { $0 >= classes }) {
       throw ModelError.input("--class \(bad) is out of range: the model has classes 0..<\(classes)")
     }
-    let plan = try SamplerPlanner.plan(
+    var plan = try SamplerPlanner.plan(
       kind, schedulerConfig: folder.schedulerConfig, steps: steps, eta: eta, karras: karras)
+    if noClip { for i in plan.evaluations.indices { plan.evaluations[i].update.clipRange = nil } }
     var initial: [Float]?
     if let path = noise {
       let a = try NPY.read(from: URL(fileURLWithPath: path))

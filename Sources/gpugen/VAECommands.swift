@@ -72,13 +72,17 @@ struct ImageInputOptions: ParsableArguments {
 struct Encode: ParsableCommand {
   static let configuration = CommandConfiguration(
     abstract:
-      "Encode images to latents: a VAE's posterior means (or draws), or a GAN's projections, as .npy.",
+      "Encode images to latents: a VAE's posterior means (or draws), a GAN's projections, or a diffusion model's DDIM inversion, as .npy.",
     discussion: """
       A VAE encodes in one pass. A GAN has no encoder: each image is projected by optimising its z with Adam \
       (--steps, --lr) to minimise the pixel MSE plus --feature-weight × the squared distance of the bundled \
       classifier's features (z starts from N(0, I) keyed by --seed and the image index). A class-conditional \
       GAN projects with --class (cycled over the images). The command prints each image's reconstruction \
-      error (MSE, pixels in [0, 1]) and, with --grid, writes originals above their projections.
+      error (MSE, pixels in [0, 1]) and, with --grid, writes originals above their projections. A diffusion model \
+      (--model diffusion or a pipeline folder) inverts each image by deterministic DDIM run backwards with \
+      clipping off (--steps, default 50; diffusers' DDIMInverseScheduler), under --class (cycled; default every \
+      class in turn, as sample) when class-conditional: gpugen sample --noise OUT --sampler ddim --steps N \
+      with the same classes reconstructs the images. Stochastic samplers cannot be inverted (exit status 2).
       """)
   @OptionGroup var modelOption: VAEModelOption
   @OptionGroup var input: ImageInputOptions
@@ -90,9 +94,15 @@ struct Encode: ParsableCommand {
   var sample = false
   @Option(help: "Seed of the posterior draws (VAE) or of the initial latents (GAN).") var seed: UInt64 = 0
   @Option(help: "Images per batch.") var batchSize = 256
-  @Option(name: .customLong("class"), help: "GAN: each image's class (comma-separated, cycled).")
+  @Option(name: .customLong("class"), help: "GAN, diffusion: each image's class (comma-separated, cycled).")
   var classes: String?
-  @Option(help: "GAN: Adam steps of the projection (default 300).") var steps: Int?
+  @Option(
+    help: "GAN: Adam steps of the projection (default 300); diffusion: DDIM inversion steps (default 50).")
+  var steps: Int?
+  @Option(
+    help: "Diffusion: the sampler to invert; only ddim (deterministic) has an inverse.",
+    transform: parseSampler)
+  var sampler: SamplerKind?
   @Option(help: "GAN: the projection's learning rate (default 0.05).") var lr: Double?
   @Option(help: "GAN: weight of the classifier-feature distance, 0: pixels only (default 1).")
   var featureWeight: Double?
@@ -102,6 +112,8 @@ struct Encode: ParsableCommand {
     try reportingUserErrors {
       guard batchSize > 0 else { throw ModelError.input("--batch-size must be positive") }
       if case .gan(let url) = try modelOption.kind() { return try projectGAN(url) }
+      if case .diffusion = try modelOption.kind() { return try invertDiffusion() }
+      if sampler != nil { throw ModelError.input("--sampler is a diffusion option; this model is a VAE") }
       let ganOnly: [(String, Bool)] = [
         ("--class", classes != nil), ("--grid", grid != nil), ("--steps", steps != nil), ("--lr", lr != nil),
         ("--feature-weight", featureWeight != nil),

@@ -104,10 +104,11 @@ public enum SamplerPlanner {
     }
   }
 
-  /// The plan for a schedule already built for `kind`'s family.
-  public static func plan(_ kind: SamplerKind, schedule: NoiseSchedule, steps n: Int, eta: Double = 0) throws
-    -> SamplingPlan
-  {
+  /// The plan for a schedule already built for `kind`'s family; a multistep history restarts at step
+  /// `restart` (img2img's cut schedule, as diffusers' fresh scheduler does).
+  public static func plan(
+    _ kind: SamplerKind, schedule: NoiseSchedule, steps n: Int, eta: Double = 0, restartingAt restart: Int = 0
+  ) throws -> SamplingPlan {
     let c = schedule.config
     guard c.family == kind.family else {
       throw ModelError.input("schedule is for \(c.family.rawValue), not \(kind.family.rawValue)")
@@ -164,6 +165,7 @@ public enum SamplerPlanner {
       }
       var lowerOrderNums = 0
       for (i, tv) in inf.timesteps.enumerated() {
+        if i == restart { lowerOrderNums = 0 }
         let (aS, sS) = alphaSigma(sig[i])
         var u = SamplerUpdate()
         switch c.predictionType {

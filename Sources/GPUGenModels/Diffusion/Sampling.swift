@@ -17,7 +17,12 @@ public struct SamplingPlan: Sendable {
 
   /// The initial noise is N(0, 1) · initNoiseSigma.
   public var initNoiseSigma: Double
+  /// The model evaluations, in order.
   public var evaluations: [Evaluation]
+  /// With `SampleRequest.images`, the start is imageScale · image + initNoiseSigma · noise (img2img).
+  public var imageScale: Double = 0
+  /// Evaluation i's fresh noise is keyed by step firstStep + i + 1 (a cut schedule keeps the full one's keys).
+  public var firstStep = 0
 }
 
 /// What to sample.
@@ -31,12 +36,16 @@ public struct SampleRequest: Sendable {
   public var classLabels: [Int]?
   /// Initial noise (count × C × H × W, N(0, 1) before scaling), instead of Philox noise.
   public var initialNoise: [Float]?
+  /// Images (count × C × H × W) the plan's `imageScale` mixes into the start (img2img).
+  public var images: [Float]?
 
+  /// A request; `images` only matters to a plan with an `imageScale`.
   public init(
-    count: Int, batchSize: Int, seed: UInt64, classLabels: [Int]? = nil, initialNoise: [Float]? = nil
+    count: Int, batchSize: Int, seed: UInt64, classLabels: [Int]? = nil, initialNoise: [Float]? = nil,
+    images: [Float]? = nil
   ) {
-    (self.count, self.batchSize, self.seed, self.classLabels, self.initialNoise) = (
-      count, batchSize, seed, classLabels, initialNoise
+    (self.count, self.batchSize, self.seed, self.classLabels, self.initialNoise, self.images) = (
+      count, batchSize, seed, classLabels, initialNoise, images
     )
   }
 }
@@ -87,6 +96,11 @@ public struct DiffusionSampler {
         "initial noise has \(noise.count) values; \(request.count) images of \(imageShape) need \(request.count * per)"
       )
     }
+    if let images = request.images, images.count != request.count * per {
+      throw ModelError.input(
+        "\(images.count) image values given; \(request.count) images of \(imageShape) need \(request.count * per)"
+      )
+    }
     if unet.classCount != nil && (request.classLabels ?? []).isEmpty {
       throw ModelError.input("this model is class-conditional: give --class")
     }
@@ -107,6 +121,10 @@ public struct DiffusionSampler {
           shape: shape, seed: request.seed, step: 0, stream: Streams.sampling, firstSample: start, on: device)
       }
       if plan.initNoiseSigma != 1 { x = try x.mul(Float(plan.initNoiseSigma)) }
+      if let images = request.images, plan.imageScale != 0 {
+        let image = try Tensor(Array(images[(start * per)..<((start + n) * per)]), shape: shape, on: device)
+        x = try x.add(plan.imageScale == 1 ? image : try image.mul(Float(plan.imageScale)))
+      }
       let labels = request.classLabels.map { l in (0..<n).map { l[(start + $0) % l.count] } }
       var prev: Tensor?
       for (s, e) in plan.evaluations.enumerated() {
@@ -119,7 +137,8 @@ public struct DiffusionSampler {
             s, try Tensor.samplerStep(x: x, modelOutput: m, prev: nil, update: u, seed: 0, step: 0).out)
         }
         let r = try Tensor.samplerStep(
-          x: x, modelOutput: m, prev: prev, update: e.update, seed: request.seed, step: s + 1,
+          x: x, modelOutput: m, prev: prev, update: e.update, seed: request.seed,
+          step: plan.firstStep + s + 1,
           stream: Streams.sampling,
           firstSample: start)
         x = r.out
