@@ -16,8 +16,8 @@ struct Compare: ParsableCommand {
       (toy runs over --seeds seeds per family: the share reaching ≥ 20/25 modes on grid25, 7/8 on ring8, the \
       spread across seeds, the loss curves), sampling speed (images/s, network evaluations and ms per image at \
       batch 64 on each --device; diffusion at 20 DDIM steps and at the training step count with DDPM), a \
-      latent of any image (reconstruction MSE of 200 test images through the VAE's μ and the GAN's \
-      projection), the knobs (GAN ψ, VAE τ, diffusion steps) as precision–recall curves with KID, and \
+      latent of any image (reconstruction MSE of 200 test images through the VAE's μ, the GAN's projection and \
+      the diffusion model's DDIM inversion), the knobs (GAN ψ, VAE τ, diffusion steps) as precision–recall curves with KID, and \
       editing. Then the metrics' real-versus-real calibration and the seed's profile checked against the \
       numbers.
 
@@ -73,6 +73,13 @@ struct Compare: ParsableCommand {
     help: "Adam steps of the GAN's projection of each test image (default 300; --quick 100).")
   var projectionSteps: Int?
 
+  @Option(
+    name: .customLong("inversion-steps"),
+    help:
+      "DDIM steps of the diffusion model's inversion of each test image, and of its reconstruction (default 50)."
+  )
+  var inversionSteps = 50
+
   @Flag(help: "Small N, two seeds, short sweeps: a report in under 10 minutes on a 2-core CPU.")
   var quick = false
 
@@ -92,6 +99,7 @@ struct Compare: ParsableCommand {
   struct Settings {
     var n: Int, sweepN: Int, seeds: Int
     var projectionSteps: Int
+    var inversionSteps: Int
     var calibration: [Int]
     var psi: [Double], tau: [Double], steps: [Int]
     var measureDDPM: Bool
@@ -102,6 +110,9 @@ struct Compare: ParsableCommand {
     let seeds = self.seeds ?? (quick ? 2 : 5)
     guard seeds >= 1 else { throw ModelError.input("--seeds must be at least 1, got \(seeds)") }
     guard seeds <= 100 else { throw ModelError.input("--seeds must be at most 100, got \(seeds)") }
+    guard (1...10_000).contains(inversionSteps) else {
+      throw ModelError.input("--inversion-steps must be in 1…10,000, got \(inversionSteps)")
+    }
     if let p = projectionSteps, !(1...100_000).contains(p) {
       throw ModelError.input("--projection-steps must be in 1…100,000, got \(p)")
     }
@@ -110,7 +121,7 @@ struct Compare: ParsableCommand {
     }
     return Settings(
       n: n, sweepN: min(n, quick ? 500 : 1000), seeds: seeds,
-      projectionSteps: projectionSteps ?? (quick ? 100 : 300),
+      projectionSteps: projectionSteps ?? (quick ? 100 : 300), inversionSteps: inversionSteps,
       calibration: quick ? [500, 1000, 2000] : Calibration.defaultSizes,
       psi: quick ? [0.3, 0.7, 1.0] : [0.3, 0.5, 0.7, 0.85, 1.0],
       tau: quick ? [0.6, 1.0, 1.3] : [0.5, 0.7, 0.85, 1.0, 1.2],
@@ -204,6 +215,10 @@ struct Compare: ParsableCommand {
       for col in columns {
         log("\(col.label): the latent of 200 test images")
         try b.latent(col.label, col.generator!, test: test, classifier: net)
+      }
+      for col in columns where col.family == .diffusion {
+        log("\(col.label): image-to-image of \(ReportBuilder.editCount) test images")
+        try b.edit(col.label, col.generator!, test: test)
       }
       for col in columns {
         log("\(col.label): the knob sweep")

@@ -34,9 +34,15 @@ struct ReportBuilder {
   var latents: [String: (mse: Double?, how: String)] = [:]
   var sweeps: [String: [SweepPoint]] = [:]
   var calibration: [CalibrationPoint] = []
+  /// Per diffusion column: img2img of `editCount` test images at each strength (mean squared distance to the
+  /// input on [0, 1]), and the figure.
+  var edits: [String: (distances: [Double], figure: ReportFigure)] = [:]
   var toyRuns: [(UInt64, ToyRunResult)] = []
   var elapsed: Double = 0
   static let latentCount = 200
+  /// Test images edited for the editing row's figure, and the img2img strengths shown.
+  static let editCount = 8
+  static let editStrengths = [0.4, 0.6, 0.8]
   static let speedBatch = 64
 
   init(settings: Compare.Settings, toy: ToyDataset, devices: [Device], seed: UInt64, quick: Bool) {
@@ -160,7 +166,17 @@ struct ReportBuilder {
         "projection: \(settings.projectionSteps) Adam steps on z (pixels + classifier features)"
       )
     case .diffusion:
-      latents[label] = (nil, "not available: DDIM inversion has not landed in gpugen (issue #13)")
+      let (unet, scheduler) = g.diffusionModel!
+      let labels = g.classCount != nil ? Array(test.labels!.prefix(count)) : nil
+      let steps = settings.inversionSteps
+      let bar = ProgressBar(total: 2 * steps * ((count + 99) / 100), label: "inverting")
+      let noise = try DDIMInversion.invert(
+        unet, images: images, count: count, classLabels: labels, steps: steps, schedulerConfig: scheduler,
+        batchSize: 100, progress: { bar.advance($0) })
+      let back = try DDIMInversion.reconstruct(
+        unet, noise: noise, count: count, classLabels: labels, steps: steps, schedulerConfig: scheduler,
+        batchSize: 100, clip: false, progress: { bar.advance($0) })
+      latents[label] = (mse(back, images), "DDIM inversion, \(steps) steps each way (x̂₀ clipping off)")
     }
   }
 
@@ -203,6 +219,31 @@ struct ReportBuilder {
         ))
     }
     sweeps[label] = out
+  }
+
+  mutating func edit(_ label: String, _ g: ImageGenerator, test: TrainingImages) throws {
+    guard let (unet, scheduler) = g.diffusionModel else { return }
+    let count = Self.editCount, per = g.imageShape.reduce(1, *)
+    let images = GeneratorEvaluator.gather(test, Array(0..<count))
+    let labels = g.classCount != nil ? Array(test.labels!.prefix(count)) : nil
+    var rows = images, distances: [Double] = []
+    for s in Self.editStrengths {
+      let plan = try Img2Img.plan(.ddim, schedulerConfig: scheduler, steps: 50, strength: s)
+      let out = try Img2Img.run(
+        unet, images: images, count: count, classLabels: labels, plan: plan, seed: seed, batchSize: count)
+      distances.append(
+        zip(out, images).reduce(0.0) { $0 + pow(Double($1.0 - $1.1) / 2, 2) } / Double(out.count))
+      rows += out
+    }
+    let grid = try Image8.grid(rows, shape: [rows.count / per] + g.imageShape, columns: count)
+    let figure = try ReportFigure(
+      id: "edit-\(Self.slug(label))",
+      caption:
+        "\(label): image-to-image (SDEdit, DDIM 50 steps): the first \(count) t10k images (top row), then "
+        + "strength " + Self.editStrengths.map { SVGPlot.format($0) }.joined(separator: ", ")
+        + " (rows below)",
+      image: grid.zoomed(2))
+    edits[label] = (distances, figure)
   }
 
   // MARK: Toy summaries
@@ -376,15 +417,22 @@ struct ReportBuilder {
           },
           verdict: latentVerdict(labels)))
       rows.append(knobRow(labels))
+      let editable = labels.filter { edits[$0] != nil }
       rows.append(
         ComparisonRow(
           key: "editing", title: "editing",
-          measured: "inpainting and image-to-image in gpugen, per family",
+          measured:
+            "inpainting and image-to-image in gpugen, per family; image-to-image of the first \(Self.editCount) t10k images: mean squared distance to the input on [0, 1] at each strength",
           cells: labels.map { l in
+            if let e = edits[l] {
+              return "image-to-image (SDEdit): "
+                + zip(Self.editStrengths, e.distances).map {
+                  String(format: "strength %.1f → distance %.4f", $0, $1)
+                }
+                .joined(separator: ", ") + "; inpainting (RePaint): not yet in gpugen"
+            }
             switch family(l) {
-            case .diffusion:
-              return
-                "inpainting (RePaint) and image-to-image (SDEdit): not yet in gpugen (issue #13); the model could do both without retraining"
+            case .diffusion: return "image-to-image and inpainting: not measured"
             case .vae:
               return "no inpainting or image-to-image; edits through the latent (gpugen encode / interpolate)"
             case .gan:
@@ -392,9 +440,10 @@ struct ReportBuilder {
                 "no inpainting or image-to-image; edits through projection (gpugen encode) and the latent"
             }
           },
-          verdict:
-            "no family edits images in gpugen yet: diffusion's inpainting and image-to-image land with issue #13"
-        ))
+          verdict: editable.isEmpty
+            ? "no model here edits images in gpugen: image-to-image and inpainting are diffusion's"
+            : "only \(editable.joined(separator: ", ")) edit\(editable.count == 1 ? "s" : "") images: image-to-image with no retraining, the edit growing with the strength",
+          figures: editable.map { edits[$0]!.figure }))
     }
     return ComparisonReport(
       title: "gpugen compare: GANs, VAEs and diffusion side by side", setup: setupLines(imageData: imageData),

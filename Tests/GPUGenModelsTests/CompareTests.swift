@@ -156,6 +156,7 @@ final class CompareTests: XCTestCase {
     let devices = ["cpu"] + (cl.map { [$0] } ?? [])
     let (status, stdout, err) = try runGpugen([
       "compare", "--quick", "--n", "100", "--seeds", "1", "--toy-steps", "30", "--projection-steps", "3",
+      "--inversion-steps", "2",
       "--device", devices.joined(separator: ","),
       "--out", out.path,
     ])
@@ -196,7 +197,9 @@ final class CompareTests: XCTestCase {
     XCTAssertEqual((families["gan"]?["nfe"] as? NSNumber)?.intValue, 1)
     XCTAssertNotNil(families["vae"]?["reconstruction_mse"] as? NSNumber)
     XCTAssertNotNil(families["gan"]?["reconstruction_mse"] as? NSNumber)
-    XCTAssertTrue(families["diffusion"]?["reconstruction_mse"] is NSNull)
+    XCTAssertNotNil(families["diffusion"]?["reconstruction_mse"] as? NSNumber)
+    XCTAssertTrue(
+      (families["diffusion"]?["reconstruction_method"] as? String ?? "").contains("DDIM inversion, 2 steps"))
     XCTAssertTrue((families["gan"]?["reconstruction_method"] as? String ?? "").contains("3 Adam steps"))
     XCTAssertEqual((json["calibration"] as? [Any])?.count, 3)
     XCTAssertEqual(
@@ -216,7 +219,7 @@ final class CompareTests: XCTestCase {
     }
     let dom = try loadInBrowser(html, in: d)
     XCTAssertTrue(dom.contains("cells 21</title>"), String(dom.prefix(400)))
-    XCTAssertTrue(dom.contains("<title>loaded 6/6 "), String(dom.prefix(400)))
+    XCTAssertTrue(dom.contains("<title>loaded 7/7 "), String(dom.prefix(400)))
   }
 
   func testCompareBadInputExits2NamingTheProblem() throws {
@@ -242,6 +245,7 @@ final class CompareTests: XCTestCase {
     try fails(["--seeds", "0"], "--seeds")
     try fails(["--toy-steps", "0"], "--toy-steps")
     try fails(["--projection-steps", "0"], "--projection-steps")
+    try fails(["--inversion-steps", "0"], "--inversion-steps")
     try fails(["--data", "toy:ring8", "--models", "gan=gan"], "--models compares image models")
     let clf = d.appendingPathComponent("clf16")
     try ImageClassifier(

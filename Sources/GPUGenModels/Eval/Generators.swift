@@ -163,3 +163,11 @@ extension ImageGenerator {
     return nil
   }
 }
+
+extension ImageGenerator {
+  /// The diffusion model's denoiser and scheduler config, when the model is one (for inversion and editing).
+  public var diffusionModel: (unet: UNet2D, schedulerConfig: URL?)? {
+    if case .diffusion(let u, let s) = network { return (u, s) }
+    return nil
+  }
+}
