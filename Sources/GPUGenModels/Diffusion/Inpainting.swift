@@ -317,4 +317,29 @@ public enum Inpainting {
     }
     return n > 0 ? sum / Double(n) : 0
   }
+
+  /// How well one method completed a set of images: the filled pixels' error and the completions' KID.
+  public struct Score: Sendable, Equatable {
+    /// MSE over the filled pixels against the truth, on the [0, 1] pixel scale.
+    public var filledMSE: Double
+    /// KID of the completed images against a class-balanced real set (`GeneratorEvaluator.evaluate`).
+    public var kid: KIDEstimate
+    /// KID of a second real set against the same reference set: the floor the completions are read against.
+    public var floorKID: KIDEstimate
+  }
+
+  /// Scores `completed` (count × C × H × W in [−1, 1]) against `truth` under `keep`, with KID measured by
+  /// `classifier` against real sets drawn from `real` (use data disjoint from the truth, e.g. the training
+  /// split when the truth is test images); `count` must be a multiple of the classifier's classes.
+  public static func score(
+    _ completed: [Float], truth: [Float], keep: [Float], count: Int, shape: [Int], real: TrainingImages,
+    classifier: ImageClassifier, seed: UInt64 = 0
+  ) throws -> Score {
+    let evaluation = try GeneratorEvaluator.evaluate(
+      samples: completed, count: count, real: real, classifier: classifier,
+      featureSpace: "bundled classifier", seed: seed)
+    return Score(
+      filledMSE: filledMSE(completed, truth: truth, keep: keep, count: count, shape: shape),
+      kid: evaluation.samples.kid, floorKID: evaluation.realFloor.kid)
+  }
 }
