@@ -7,7 +7,8 @@ import GPUGenModels
 struct BenchInpaint: ParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "inpaint",
-    abstract: "Inpainting quality per mask preset (RePaint, R = 1, bilinear) and R = 1's cost against sampling.",
+    abstract:
+      "Inpainting quality per mask preset (RePaint, R = 1, bilinear) and R = 1's cost against sampling.",
     discussion: """
       Takes the first --n Fashion-MNIST t10k test images as the truth and, for each preset, completes them with
       RePaint (--steps, --jump-length, --jump-n-sample) and with R = 1 at the same --steps, conditioned on each
@@ -37,7 +38,8 @@ struct BenchInpaint: ParsableCommand {
   }
 
   func bench() throws {
-    let chosen = try (presets?.split(separator: ",").map(String.init) ?? Inpainting.MaskPreset.allCases.map(\.rawValue))
+    let chosen = try
+      (presets?.split(separator: ",").map(String.init) ?? Inpainting.MaskPreset.allCases.map(\.rawValue))
       .map { name -> Inpainting.MaskPreset in
         guard let p = Inpainting.MaskPreset(rawValue: name) else {
           throw ModelError.input("unknown preset \(name) (half, center, lines, sr2)")
@@ -58,7 +60,8 @@ struct BenchInpaint: ParsableCommand {
     let schedule = try NoiseSchedule(config: try Inpainting.config(schedulerConfig: folder.schedulerConfig))
     let repaint = try Inpainting.plan(
       schedule: schedule, steps: steps, jumpLength: jumpLength, jumpNSample: jumpNSample, eta: eta)
-    let baseline = try Inpainting.plan(schedule: schedule, steps: steps, jumpLength: 1, jumpNSample: 1, eta: eta)
+    let baseline = try Inpainting.plan(
+      schedule: schedule, steps: steps, jumpLength: 1, jumpNSample: 1, eta: eta)
     print(
       "\(n) t10k images on \(device); RePaint: \(steps) steps, J = \(jumpLength), R = \(jumpNSample), η = \(eta) (\(repaint.modelEvaluations) evaluations); R = 1: \(steps) steps (\(baseline.modelEvaluations))"
     )
@@ -78,7 +81,8 @@ struct BenchInpaint: ParsableCommand {
         rows.append((name, plan.modelEvaluations, out))
       }
       if preset == .lines || preset == .sr2 {
-        rows.append(("bilinear", 0, try Inpainting.bilinear(test.images, count: n, shape: shape, preset: preset)))
+        rows.append(
+          ("bilinear", 0, try Inpainting.bilinear(test.images, count: n, shape: shape, preset: preset)))
       }
       for (name, evals, out) in rows {
         let s = try Inpainting.score(
@@ -92,7 +96,9 @@ struct BenchInpaint: ParsableCommand {
         fflush(stdout)
       }
     }
-    if let floor { print(String(format: "real floor (a second real set): KID %.2f (± %.2f)", floor.mean, floor.std)) }
+    if let floor {
+      print(String(format: "real floor (a second real set): KID %.2f (± %.2f)", floor.mean, floor.std))
+    }
     guard speedSteps > 0 else { return }
     // Speed: plain DDIM and R = 1 at the same steps, one batch, alternating.
     let plain = try SamplerPlanner.plan(.ddim, schedulerConfig: folder.schedulerConfig, steps: speedSteps)
@@ -110,15 +116,20 @@ struct BenchInpaint: ParsableCommand {
       t0 = Date()
       _ = try Inpainting.inpaint(
         unet, plan: r1,
-        request: .init(images: images, count: m, keep: keep, batchSize: m, seed: seed, classLabels: classLabels))
+        request: .init(
+          images: images, count: m, keep: keep, batchSize: m, seed: seed, classLabels: classLabels))
       let b = Date().timeIntervalSince(t0)
       best = (min(best.0, a), min(best.1, b))
-      print(String(format: "speed round %d: plain DDIM %.3f s, R = 1 inpainting %.3f s (%.3f×)", round + 1, a, b, b / a))
+      print(
+        String(
+          format: "speed round %d: plain DDIM %.3f s, R = 1 inpainting %.3f s (%.3f×)", round + 1, a, b, b / a
+        ))
       fflush(stdout)
     }
     print(
       String(
-        format: "speed, batch %d, %d steps: plain %.3f s, R = 1 %.3f s (best of %d): R = 1 costs %.3f× plain sampling",
+        format:
+          "speed, batch %d, %d steps: plain %.3f s, R = 1 %.3f s (best of %d): R = 1 costs %.3f× plain sampling",
         m, speedSteps, best.0, best.1, speedRounds, best.1 / best.0))
   }
 }

@@ -14,8 +14,9 @@ struct GPUGen: ParsableCommand {
       Kernel binaries are cached under $GPUGEN_CACHE_DIR (default ~/.cache/gpugen).
       """,
     subcommands: [
-      Sample.self, Inpaint.self, Train.self, Encode.self, Decode.self, Reconstruct.self, Interpolate.self, Likelihood.self,
+      Sample.self, Train.self, Encode.self, Decode.self, Reconstruct.self, Interpolate.self, Likelihood.self,
       Evaluate.self, Compare.self, Export.self, Devices.self, Bench.self,
+      Inpaint.self,
     ])
 }
 

@@ -47,7 +47,8 @@ struct Inpaint: ParsableCommand {
   @Option(help: "Steps down the schedule (default 50).")
   var steps = 50
 
-  @Option(help: "η of the model's step in the filled region (0 deterministic, as diffusers' default; 1 DDPM-like).")
+  @Option(
+    help: "η of the model's step in the filled region (0 deterministic, as diffusers' default; 1 DDPM-like).")
   var eta: Double = 0
 
   @Option(help: "Random seed.")
@@ -69,7 +70,9 @@ struct Inpaint: ParsableCommand {
 
   func inpaint() throws {
     try output.validate()
-    guard jumpLength >= 1 else { throw ModelError.input("--jump-length J must be at least 1, got \(jumpLength)") }
+    guard jumpLength >= 1 else {
+      throw ModelError.input("--jump-length J must be at least 1, got \(jumpLength)")
+    }
     guard jumpNSample >= 1 else {
       throw ModelError.input("--jump-n-sample R must be at least 1, got \(jumpNSample)")
     }
@@ -80,13 +83,15 @@ struct Inpaint: ParsableCommand {
     let folderURL = try ModelFolder.locate(model)
     let kind = try ModelFolder.classify(folderURL)
     guard case .diffusion(let folder) = kind else {
-      throw ModelError.input("inpaint needs a diffusion model; \(folderURL.path) is a \(kind.family.rawValue) model")
+      throw ModelError.input(
+        "inpaint needs a diffusion model; \(folderURL.path) is a \(kind.family.rawValue) model")
     }
     let device = try deviceOptions.resolve()
     let unet = try UNet2DModelLoader.load(from: folder.unet, device: device)
     let shape = unet.imageShape
     let (images, n) = try Self.readImages(image, shape: shape)
-    let keep = try Self.readMask(mask, convention: maskConvention, count: n, height: shape[1], width: shape[2])
+    let keep = try Self.readMask(
+      mask, convention: maskConvention, count: n, height: shape[1], width: shape[2])
     if let l = labels, let classes = unet.config.numClassEmbeds, let bad = l.first(where: { $0 >= classes }) {
       throw ModelError.input("--class \(bad) is out of range: the model has classes 0..<\(classes)")
     }
@@ -122,7 +127,8 @@ struct Inpaint: ParsableCommand {
     let filled = keep.reduce(0) { $0 + ($1 == 0 ? 1 : 0) } * (keep.count == hw ? n : 1)
     print(
       String(
-        format: "%@: %d image%@ inpainted (%d of %d pixels filled) with %d model evaluations (%d per image) in %.2f s → %@",
+        format:
+          "%@: %d image%@ inpainted (%d of %d pixels filled) with %d model evaluations (%d per image) in %.2f s → %@",
         device.description, n, n == 1 ? "" : "s", filled, n * hw, plan.modelEvaluations * n,
         plan.modelEvaluations, seconds, output.png(or: "inpaint.png")))
   }
@@ -162,7 +168,8 @@ struct Inpaint: ParsableCommand {
     } else if spec.hasSuffix(".png") || FileManager.default.fileExists(atPath: spec) {
       let header = try Image8.pngHeader(of: URL(fileURLWithPath: spec))
       guard header.width == w, header.height == h else {
-        throw ModelError.input("the mask \(spec) is \(header.width)×\(header.height) but the image is \(w)×\(h)")
+        throw ModelError.input(
+          "the mask \(spec) is \(header.width)×\(header.height) but the image is \(w)×\(h)")
       }
       values = try Image8.readPNGConverted(from: URL(fileURLWithPath: spec), channels: 1).pixels.map {
         Float($0) / 255
@@ -172,7 +179,9 @@ struct Inpaint: ParsableCommand {
         "--mask \(spec) is neither a file nor a preset (\(Inpainting.MaskPreset.allCases.map(\.rawValue).joined(separator: ", ")))"
       )
     }
-    guard values.allSatisfy({ $0.isFinite }) else { throw ModelError.input("the mask \(spec) holds NaN or infinity") }
+    guard values.allSatisfy({ $0.isFinite }) else {
+      throw ModelError.input("the mask \(spec) holds NaN or infinity")
+    }
     return Inpainting.keepMask(values, convention: convention)
   }
 }

@@ -27,7 +27,8 @@ final class InpaintingTests: XCTestCase {
   }
 
   func tmp() throws -> URL {
-    let d = FileManager.default.temporaryDirectory.appendingPathComponent("gpugen-inpaint-\(UUID().uuidString)")
+    let d = FileManager.default.temporaryDirectory.appendingPathComponent(
+      "gpugen-inpaint-\(UUID().uuidString)")
     try FileManager.default.createDirectory(at: d, withIntermediateDirectories: true)
     addTeardownBlock { try? FileManager.default.removeItem(at: d) }
     return d
@@ -35,7 +36,9 @@ final class InpaintingTests: XCTestCase {
 
   /// `set_timesteps(N, jump_length, jump_n_sample)` of diffusers, list for list.
   func testTimestepsMatchDiffusers() throws {
-    let json = try JSONValue(parsing: try String(contentsOf: try fixtures().appendingPathComponent("timesteps.json"), encoding: .utf8))
+    let json = try JSONValue(
+      parsing: try String(
+        contentsOf: try fixtures().appendingPathComponent("timesteps.json"), encoding: .utf8))
     let cases = try XCTUnwrap(json["cases"]?.array)
     XCTAssertGreaterThanOrEqual(cases.count, 8)
     for c in cases {
@@ -51,9 +54,11 @@ final class InpaintingTests: XCTestCase {
   /// Every action of diffusers' RePaint loop (step with its mask merge, and undo_step) from the recorded
   /// sample, model output and noise, to 1e-5.
   func testStepAndUndoStepMatchDiffusers() throws {
-    let dirs = try FileManager.default.contentsOfDirectory(at: try fixtures(), includingPropertiesForKeys: nil)
-      .filter { FileManager.default.fileExists(atPath: $0.appendingPathComponent("steps.safetensors").path) }
-      .sorted { $0.path < $1.path }
+    let dirs = try FileManager.default.contentsOfDirectory(
+      at: try fixtures(), includingPropertiesForKeys: nil
+    )
+    .filter { FileManager.default.fileExists(atPath: $0.appendingPathComponent("steps.safetensors").path) }
+    .sorted { $0.path < $1.path }
     XCTAssertEqual(dirs.count, 4)
     var sawUndo = false, sawNoisyStep = false
     for dir in dirs {
@@ -117,7 +122,8 @@ final class InpaintingTests: XCTestCase {
       steps: Int = 6, j: Int = 2, r: Int = 2, eta: Double = 0, batch: Int = 3, seed: UInt64 = 1,
       labels: [Int] = [0, 1, 2], mask: [Float]? = nil
     ) throws -> [Float] {
-      let plan = try Inpainting.plan(schedule: schedule, steps: steps, jumpLength: j, jumpNSample: r, eta: eta)
+      let plan = try Inpainting.plan(
+        schedule: schedule, steps: steps, jumpLength: j, jumpNSample: r, eta: eta)
       var calls = 0
       let out = try Inpainting.inpaint(
         den, plan: plan,
@@ -173,7 +179,8 @@ final class InpaintingTests: XCTestCase {
     XCTAssertEqual(j5.modelEvaluations, 20 + 3 * 2 * 5)
     XCTAssertThrowsError(try Inpainting.plan(schedule: schedule, steps: 20, jumpLength: 0, jumpNSample: 3))
     XCTAssertThrowsError(try Inpainting.plan(schedule: schedule, steps: 20, jumpLength: 2, jumpNSample: 0))
-    XCTAssertThrowsError(try Inpainting.plan(schedule: schedule, steps: 20, jumpLength: 2, jumpNSample: 2, eta: -1))
+    XCTAssertThrowsError(
+      try Inpainting.plan(schedule: schedule, steps: 20, jumpLength: 2, jumpNSample: 2, eta: -1))
     // The last action of every plan is a model step to ᾱ = 1: the known part is the original, noise-free.
     guard case .denoise(let t, _, let known) = try XCTUnwrap(j5.actions.last) else { return XCTFail() }
     XCTAssertEqual(t, 0)
@@ -222,7 +229,32 @@ final class InpaintingTests: XCTestCase {
     XCTAssertThrowsError(try Inpainting.bilinear(ramp, count: 1, shape: [1, h, w], preset: .center))
     let keep: [Float] = [1, 0]
     XCTAssertEqual(
-      Inpainting.filledMSE([5, 1], truth: [0, 0], keep: keep, count: 1, shape: [1, 1, 2]), 0.25, accuracy: 1e-12)
+      Inpainting.filledMSE([5, 1], truth: [0, 0], keep: keep, count: 1, shape: [1, 1, 2]), 0.25,
+      accuracy: 1e-12)
+  }
+
+  /// `score`: the MSE over filled pixels and the KID from `GeneratorEvaluator`; the seed picks the real sets.
+  func testScoreMeasuresFilledMSEAndKID() throws {
+    let n = 10, per = 784
+    // 40 labelled "real" images, 4 per class, and 10 completions.
+    let real = TrainingImages(
+      images: (0..<(40 * per)).map { Float(Foundation.sin(Double($0) * 0.013)) * 0.9 },
+      labels: (0..<40).map { $0 % 10 }, count: 40, channels: 1, size: 28, classCount: 10)
+    let truth = Array(real.images[0..<(n * per)])
+    var completed = truth
+    let keep = Inpainting.MaskPreset.half.keepMask(height: 28, width: 28)
+    for i in 0..<n { for p in 392..<784 { completed[i * per + p] = -1 } }
+    let clf = try ImageClassifier.bundled(device: .cpu)
+    let a = try Inpainting.score(
+      completed, truth: truth, keep: keep, count: n, shape: [1, 28, 28], real: real, classifier: clf, seed: 0)
+    let want = Inpainting.filledMSE(completed, truth: truth, keep: keep, count: n, shape: [1, 28, 28])
+    XCTAssertEqual(a.filledMSE, want)
+    XCTAssertGreaterThan(a.filledMSE, 0.01)
+    XCTAssertTrue(a.kid.mean.isFinite && a.floorKID.mean.isFinite)
+    let b = try Inpainting.score(
+      completed, truth: truth, keep: keep, count: n, shape: [1, 28, 28], real: real, classifier: clf, seed: 3)
+    XCTAssertNotEqual(a.kid, b.kid, "seed")
+    XCTAssertEqual(Inpainting.filledMSE(truth, truth: truth, keep: keep, count: n, shape: [1, 28, 28]), 0)
   }
 
   // MARK: gpugen inpaint
@@ -235,31 +267,35 @@ final class InpaintingTests: XCTestCase {
     return (url, v)
   }
 
-  /// The bundled class-conditional model: known pixels exact under both conventions, the evaluations printed,
-  /// the grid and the .npy written; --class, --seed and --steps reach the images.
-  func testInpaintCommandOnTheBundledModel() throws {
+  /// `gpugen inpaint` on the bundled model with 3 steps, J = 1, R = 2 (5 evaluations per image) and `extra`;
+  /// returns the completed images of the .npy.
+  func inpaint(_ image: URL, in d: URL, _ extra: [String], npy: String) throws -> [Float] {
+    let (status, out, err) = try runGpugen(
+      [
+        "inpaint", "--device", "cpu", "--image", image.path, "--steps", "3", "--jump-length", "1",
+        "--jump-n-sample", "2", "--npy", d.appendingPathComponent(npy).path, "--out",
+        d.appendingPathComponent("g.png").path,
+      ] + extra)
+    XCTAssertEqual(status, 0, err)
+    XCTAssertTrue(out.contains("with 10 model evaluations (5 per image)"), out)
+    XCTAssertTrue(err.contains("inpainting"), err)
+    let a = try NPY.read(from: d.appendingPathComponent(npy))
+    XCTAssertEqual(a.shape, [2, 1, 28, 28])
+    return a.values
+  }
+
+  /// The bundled class-conditional model: known pixels exact under both conventions and with a preset, the
+  /// evaluations printed, the grid and the .npy written.
+  func testInpaintCommandKeepsKnownPixelsUnderBothConventions() throws {
     let d = try tmp()
     let (image, truth) = try writeImages(d)
     // A mask PNG: white on the left 14 columns.
     let maskPx = (0..<784).map { UInt8($0 % 28 < 14 ? 255 : 0) }
     let maskURL = d.appendingPathComponent("m.png")
     try Image8(width: 28, height: 28, channels: 1, pixels: maskPx).writePNG(to: maskURL)
-    func run(_ extra: [String], npy: String) throws -> [Float] {
-      let (status, out, err) = try runGpugen(
-        [
-          "inpaint", "--device", "cpu", "--image", image.path, "--steps", "3", "--jump-length", "1",
-          "--jump-n-sample", "2", "--npy", d.appendingPathComponent(npy).path, "--out",
-          d.appendingPathComponent("g.png").path,
-        ] + extra)
-      XCTAssertEqual(status, 0, err)
-      XCTAssertTrue(out.contains("with 10 model evaluations (5 per image)"), out)
-      XCTAssertTrue(err.contains("inpainting"), err)
-      let a = try NPY.read(from: d.appendingPathComponent(npy))
-      XCTAssertEqual(a.shape, [2, 1, 28, 28])
-      return a.values
-    }
-    let keeps = try run(["--mask", maskURL.path], npy: "a.npy")
-    let fills = try run(["--mask", maskURL.path, "--mask-convention", "white-fills"], npy: "b.npy")
+    let keeps = try inpaint(image, in: d, ["--mask", maskURL.path], npy: "a.npy")
+    let fills = try inpaint(
+      image, in: d, ["--mask", maskURL.path, "--mask-convention", "white-fills"], npy: "b.npy")
     for k in truth.indices {
       let white = k % 28 < 14
       if white {
@@ -271,18 +307,55 @@ final class InpaintingTests: XCTestCase {
       }
     }
     let grid = try Image8.readPNG(from: d.appendingPathComponent("g.png"), channels: 1)
-    XCTAssertGreaterThan(grid.width, 4 * 28)  // masked input and completion side by side, twice
-    XCTAssertNotEqual(try run(["--mask", maskURL.path, "--class", "7"], npy: "c.npy"), keeps, "--class")
-    XCTAssertNotEqual(try run(["--mask", maskURL.path, "--seed", "5"], npy: "d.npy"), keeps, "--seed")
-    let center = try run(["--mask", "center"], npy: "e.npy")
+    XCTAssertGreaterThan(grid.width, 2 * grid.height)  // one row: (input, completion) for each of 2 images
+    let center = try inpaint(image, in: d, ["--mask", "center"], npy: "e.npy")
     let keep = Inpainting.MaskPreset.center.keepMask(height: 28, width: 28)
-    for k in truth.indices where keep[k % 784] == 1 { XCTAssertEqual(center[k], truth[k]) }
-    let (status, out, err) = try runGpugen([
+    for k in truth.indices {
+      if keep[k % 784] == 1 {
+        XCTAssertEqual(center[k], truth[k])
+      } else {
+        XCTAssertNotEqual(center[k], truth[k])
+      }
+    }
+  }
+
+  /// --class, --seed, --eta, --model, --steps, --jump-n-sample, --batch-size and --zoom each reach the result.
+  func testInpaintCommandHonoursItsOptions() throws {
+    let d = try tmp()
+    let (image, _) = try writeImages(d)
+    let center = try inpaint(image, in: d, ["--mask", "center"], npy: "e.npy")
+    XCTAssertNotEqual(try inpaint(image, in: d, ["--mask", "center", "--class", "7"], npy: "c.npy"), center)
+    XCTAssertNotEqual(try inpaint(image, in: d, ["--mask", "center", "--seed", "5"], npy: "d.npy"), center)
+    XCTAssertNotEqual(try inpaint(image, in: d, ["--mask", "center", "--eta", "1"], npy: "f.npy"), center)
+    XCTAssertEqual(
+      try inpaint(image, in: d, ["--mask", "center", "--model", "diffusion"], npy: "g.npy"), center)
+    let grid = try Image8.readPNG(from: d.appendingPathComponent("g.png"), channels: 1)
+    var (status, out, err) = try runGpugen([
       "inpaint", "--device", "cpu", "--image", image.path, "--mask", "lines", "--steps", "4",
-      "--jump-n-sample", "1", "--out", d.appendingPathComponent("h.png").path,
+      "--jump-n-sample", "1", "--batch-size", "1", "--zoom", "1", "--npy",
+      d.appendingPathComponent("h.npy").path,
+      "--out", d.appendingPathComponent("h.png").path,
     ])
     XCTAssertEqual(status, 0, err)
     XCTAssertTrue(out.contains("with 8 model evaluations (4 per image)"), out)
+    XCTAssertTrue(err.contains("in batches of 1") && err.contains("8/8 steps"), err)  // 4 actions × 2 batches
+    let zoomed = try Image8.readPNG(from: d.appendingPathComponent("h.png"), channels: 1)
+    XCTAssertLessThan(zoomed.width, grid.width)  // --zoom 1 against the default 2
+    // The same images with both at once (within float tolerance: the model's sums depend on the batch).
+    (status, _, err) = try runGpugen([
+      "inpaint", "--device", "cpu", "--image", image.path, "--mask", "lines", "--steps", "4",
+      "--jump-n-sample", "1", "--npy", d.appendingPathComponent("i.npy").path,
+      "--out", d.appendingPathComponent("i.png").path,
+    ])
+    XCTAssertEqual(status, 0, err)
+    let one = try NPY.read(from: d.appendingPathComponent("h.npy")).values
+    let both = try NPY.read(from: d.appendingPathComponent("i.npy")).values
+    XCTAssertLessThan(zip(one, both).map { Swift.abs($0 - $1) }.max() ?? 1, 1e-3)
+    (status, _, err) = try runGpugen([
+      "inpaint", "--device", "cpu", "--image", image.path, "--mask", "lines", "--model",
+      d.appendingPathComponent("none").path,
+    ])
+    XCTAssertEqual(status, 2, err)
   }
 
   /// Bad input: exit status 2 and a message naming the problem.
@@ -290,7 +363,8 @@ final class InpaintingTests: XCTestCase {
     let d = try tmp()
     let (image, _) = try writeImages(d)
     let small = d.appendingPathComponent("small.png")
-    try Image8(width: 10, height: 10, channels: 1, pixels: [UInt8](repeating: 255, count: 100)).writePNG(to: small)
+    try Image8(width: 10, height: 10, channels: 1, pixels: [UInt8](repeating: 255, count: 100)).writePNG(
+      to: small)
     let rgb = d.appendingPathComponent("rgb.png")
     try Image8(width: 28, height: 28, channels: 3, pixels: [UInt8](repeating: 90, count: 28 * 28 * 3))
       .writePNG(to: rgb)
@@ -300,8 +374,13 @@ final class InpaintingTests: XCTestCase {
       (["--image", image.path, "--mask", small.path], "10×10 but the image is 28×28"),
       (["--image", image.path, "--mask", badNpy.path], "has shape [27, 28]"),
       (["--image", rgb.path, "--mask", "half"], "3 channels"),
-      (["--image", image.path, "--mask", "half", "--jump-length", "0"], "--jump-length J must be at least 1"),
-      (["--image", image.path, "--mask", "half", "--jump-n-sample", "0"], "--jump-n-sample R must be at least 1"),
+      (
+        ["--image", image.path, "--mask", "half", "--jump-length", "0"], "--jump-length J must be at least 1"
+      ),
+      (
+        ["--image", image.path, "--mask", "half", "--jump-n-sample", "0"],
+        "--jump-n-sample R must be at least 1"
+      ),
       (["--image", image.path, "--mask", "blob"], "neither a file nor a preset"),
       (["--image", image.path, "--mask", "half", "--class", "10"], "--class 10 is out of range"),
     ]

@@ -196,7 +196,9 @@ public enum Inpainting {
     let shape = denoiser.imageShape
     let (c, h, w) = (shape[0], shape[1], shape[2])
     let per = c * h * w
-    guard q.count > 0, q.batchSize > 0 else { throw ModelError.input("the image count and batch size must be positive") }
+    guard q.count > 0, q.batchSize > 0 else {
+      throw ModelError.input("the image count and batch size must be positive")
+    }
     guard q.images.count == q.count * per else {
       throw ModelError.input(
         "\(q.images.count) image values; \(q.count) images of \(shape) need \(q.count * per)")
@@ -229,7 +231,8 @@ public enum Inpainting {
         }
       }
       let keep = try Tensor(keepValues, shape: bshape, on: device)
-      let original = try Tensor(Array(q.images[(start * per)..<((start + n) * per)]), shape: bshape, on: device)
+      let original = try Tensor(
+        Array(q.images[(start * per)..<((start + n) * per)]), shape: bshape, on: device)
       let labels = q.classLabels.map { l in (0..<n).map { l[(start + $0) % l.count] } }
       var x = try Tensor.randomNormal(
         shape: bshape, seed: q.seed, step: 0, stream: Streams.sampling, firstSample: start, on: device)
@@ -265,9 +268,12 @@ public enum Inpainting {
   /// Fills the unknown pixels of a lattice mask (`lines`: rows, `sr2`: rows and columns) by bilinear
   /// interpolation between the nearest known rows/columns (beyond the last known one: its value); known
   /// pixels are kept. The classical baseline for super-resolution-like masks.
-  public static func bilinear(_ images: [Float], count: Int, shape: [Int], preset: MaskPreset) throws -> [Float] {
+  public static func bilinear(_ images: [Float], count: Int, shape: [Int], preset: MaskPreset) throws
+    -> [Float]
+  {
     guard preset == .lines || preset == .sr2 else {
-      throw ModelError.input("bilinear interpolation needs a lattice mask (lines, sr2), not \(preset.rawValue)")
+      throw ModelError.input(
+        "bilinear interpolation needs a lattice mask (lines, sr2), not \(preset.rawValue)")
     }
     let (c, h, w) = (shape[0], shape[1], shape[2])
     let sx = preset == .sr2 ? 2 : 1
