@@ -217,7 +217,7 @@ struct Compare: ParsableCommand {
         try b.latent(col.label, col.generator!, test: test, classifier: net)
       }
       for col in columns where col.family == .diffusion {
-        log("\(col.label): image-to-image of \(ReportBuilder.editCount) test images")
+        log("\(col.label): inpainting and image-to-image of \(ReportBuilder.editCount) test images")
         try b.edit(col.label, col.generator!, test: test)
       }
       for col in columns {

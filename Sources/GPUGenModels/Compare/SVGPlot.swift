@@ -44,6 +44,7 @@ public struct SVGPlot: Sendable {
   public static func format(_ v: Double) -> String {
     if v == 0 { return "0" }
     let a = abs(v)
+    if v == v.rounded() && a < 1e6 { return String(format: "%.0f", v) }
     if a >= 1000 || a < 0.01 { return String(format: "%.2g", v) }
     if a >= 10 { return String(format: "%.0f", v) }
     if a >= 1 { return String(format: "%.1f", v) }
