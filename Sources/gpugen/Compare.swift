@@ -39,7 +39,7 @@ struct Compare: ParsableCommand {
   )
   var models: String?
 
-  @Option(help: "fashion-mnist (default), toy:grid25 or toy:ring8.")
+  @Option(help: "fashion-mnist, toy:grid25 or toy:ring8.")
   var data = "fashion-mnist"
 
   @Option(help: "Images per model and per real set (default 2,000; --quick 1,000).")
@@ -54,7 +54,7 @@ struct Compare: ParsableCommand {
       valueName: "device"))
   var device: String?
 
-  @Option(help: "Report folder (default: compare-report).")
+  @Option(help: "Report folder.")
   var out = "compare-report"
 
   @Option(help: "The seed of every draw (samples, real sets, KID subsets, toy runs: seed, seed+1, …).")
@@ -76,7 +76,7 @@ struct Compare: ParsableCommand {
   @Option(
     name: .customLong("inversion-steps"),
     help:
-      "DDIM steps of the diffusion model's inversion of each test image, and of its reconstruction (default 50)."
+      "DDIM steps of the diffusion model's inversion of each test image, and of its reconstruction."
   )
   var inversionSteps = 50
 
