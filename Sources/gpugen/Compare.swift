@@ -139,8 +139,8 @@ struct Compare: ParsableCommand {
       guard !label.isEmpty, !path.isEmpty else {
         throw ModelError.input("--models: '\(item)' is not NAME=DIR")
       }
-      guard !columns.contains(where: { $0.label == label }) else {
-        throw ModelError.input("--models names \(label) twice")
+      guard !columns.contains(where: { ReportBuilder.slug($0.label) == ReportBuilder.slug(label) }) else {
+        throw ModelError.input("--models names \(label) twice (or two names that differ only in punctuation)")
       }
       let url = try ModelFolder.locate(path)
       let g = try ImageGenerator.load(url, device: device)
@@ -163,8 +163,14 @@ struct Compare: ParsableCommand {
     let outURL = URL(fileURLWithPath: out)
     try ComparisonReport.checkOutputFolder(outURL)
     let deviceSpecs = (device ?? "").split(separator: ",").map { String($0) }
-    let devices = try (deviceSpecs.isEmpty ? [nil] : deviceSpecs.map { Optional($0) }).map {
-      try Device.select($0)
+    var devices: [Device] = []
+    for spec in deviceSpecs.isEmpty ? [nil] : deviceSpecs.map({ Optional($0) }) {
+      let d = try Device.select(spec)
+      if devices.contains(where: { $0.spec == d.spec }) {
+        log("--device \(spec ?? "auto") is \(d.spec) again: measured once")
+      } else {
+        devices.append(d)
+      }
     }
     let main = devices[0]
     let toyData: ToyDataset
@@ -172,8 +178,15 @@ struct Compare: ParsableCommand {
     if ToyDataset.isToy(data) {
       toyData = try ToyDataset.parse(data)
       imageData = false
-      if models != nil {
-        throw ModelError.input("--models compares image models; --data \(data) trains toy models")
+      let imageOnly: [(String, Bool)] = [
+        ("--models", models != nil), ("--n", n != nil), ("--classifier", classifier != nil),
+        ("--projection-steps", projectionSteps != nil), ("--inversion-steps", inversionSteps != 50),
+        ("a second --device", devices.count > 1),
+      ]
+      if let (flag, _) = imageOnly.first(where: { $0.1 }) {
+        throw ModelError.input(
+          "\(flag) applies to image models (--data fashion-mnist); --data \(data) trains and compares toy models"
+        )
       }
     } else {
       guard data == "fashion-mnist" else {
@@ -188,8 +201,7 @@ struct Compare: ParsableCommand {
       let columns = try parseColumns(device: main)
       let classifierURL = try ClassifierFolder.locate(classifier)
       let net = try ImageClassifier.load(from: classifierURL, device: main)
-      try GeneratorEvaluator.checkCount(s.n, classes: net.config.numClasses)
-      try GeneratorEvaluator.checkCount(s.sweepN, classes: net.config.numClasses)
+
       let c = net.config
       guard columns.allSatisfy({ $0.generator!.imageShape == [c.inChannels, c.imageSize, c.imageSize] })
       else {
@@ -201,6 +213,8 @@ struct Compare: ParsableCommand {
       let test = try TrainingImages.load(
         source: folder.appendingPathComponent("t10k-images-idx3-ubyte.gz").path, sampleSize: c.imageSize,
         channels: c.inChannels)
+      try GeneratorEvaluator.checkRealCapacity(s.n, real: test, classes: c.numClasses)
+      try GeneratorEvaluator.checkRealCapacity(s.sweepN, real: test, classes: c.numClasses)
       b.featureSpace = ClassifierFolder.featureSpace(of: classifierURL, featureDimension: c.featureDim)
       b.columns = columns.map { ($0.label, $0.family, $0.url.path) }
       b.imageShape = columns[0].generator!.imageShape
@@ -228,7 +242,7 @@ struct Compare: ParsableCommand {
       let train = try TrainingImages.load(
         source: folder.appendingPathComponent("train-images-idx3-ubyte.gz").path, sampleSize: c.imageSize,
         channels: c.inChannels)
-      let bar = ProgressBar(total: 2 * s.calibration.reduce(0, +), label: "classifying", unit: "images")
+      let bar = ProgressBar(total: 2 * (s.calibration.max() ?? 0), label: "classifying", unit: "images")
       b.calibration = try Calibration.realVersusReal(
         real: train, classifier: net, sizes: s.calibration, seed: seed, progress: { bar.advance($0) })
     } else {

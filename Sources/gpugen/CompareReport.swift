@@ -295,15 +295,20 @@ struct ReportBuilder {
 
   static func f3(_ v: Double) -> String { String(format: "%.3f", v) }
 
-  /// "X leads <what> (a; others b, c)", from (label, value) pairs.
+  /// "X has the highest <what> (a; others b, c)" from (label, value) pairs; equal printed values tie; one model
+  /// alone is named without a comparison.
   func lead(
     _ what: String, _ values: [(String, Double)], higher: Bool = true, format: (Double) -> String = f3
   )
     -> String
   {
     guard let best = values.max(by: { higher ? $0.1 < $1.1 : $0.1 > $1.1 }) else { return "" }
-    let others = values.filter { $0.0 != best.0 }.map { "\($0.0) \(format($0.1))" }.joined(separator: ", ")
-    return "\(best.0) \(higher ? "has the highest" : "has the lowest") \(what) (\(format(best.1))"
+    if values.count == 1 { return "\(best.0) alone: \(what) \(format(best.1))" }
+    let tied = values.filter { format($0.1) == format(best.1) }
+    let others = values.filter { format($0.1) != format(best.1) }.map { "\($0.0) \(format($0.1))" }
+      .joined(separator: ", ")
+    let who = tied.count > 1 ? tied.map(\.0).joined(separator: " and ") + " tie for" : "\(best.0) has"
+    return "\(who) the \(higher ? "highest" : "lowest") \(what) (\(format(best.1))"
       + (others.isEmpty ? ")" : "; \(others))")
   }
 
@@ -543,12 +548,15 @@ struct ReportBuilder {
     if let best = speeds.filter({ $0.device == main }).max(by: { $0.imagesPerSecond < $1.imagesPerSecond }) {
       verdict = String(format: "%@ is fastest (%.0f images/s on %@)", best.label, best.imagesPerSecond, main)
       if let d = diff20 {
-        verdict +=
-          "; "
-          + fast.map {
-            String(format: "%@ %.0f× diffusion's 20 steps", $0.label, $0.imagesPerSecond / d.imagesPerSecond)
-          }
-          .joined(separator: ", ")
+        if !fast.isEmpty {
+          verdict +=
+            "; "
+            + fast.map {
+              String(
+                format: "%@ %.0f× diffusion's 20 steps", $0.label, $0.imagesPerSecond / d.imagesPerSecond)
+            }
+            .joined(separator: ", ")
+        }
         if let ddpm = speeds.first(where: { $0.device == main && $0.family == .diffusion && $0.nfe > 20 }) {
           verdict += String(
             format: "; the fast sampler is %.0f× DDPM", d.imagesPerSecond / ddpm.imagesPerSecond)

@@ -147,6 +147,7 @@ struct Evaluate: ParsableCommand {
     guard realImages.labels != nil else {
       throw ClassifierError.mismatch("the real data \(realSource) has no class labels")
     }
+    try GeneratorEvaluator.checkRealCapacity(n, real: realImages, classes: c.numClasses)
     let featureSpace = ClassifierFolder.featureSpace(of: classifierURL, featureDimension: c.featureDim)
     let batch = min(batchSize ?? min(n, 100), n)
     FileHandle.standardError.write(
@@ -184,7 +185,7 @@ struct Evaluate: ParsableCommand {
       switch generator.family {
       case .diffusion:
         o["sampler"] = knobs.sampler.rawValue
-        o["steps"] = m.evaluationsPerImage
+        o["steps"] = knobs.steps ?? m.evaluationsPerImage
         o["eta"] = knobs.eta
       case .vae: o["temperature"] = knobs.temperature
       case .gan:

@@ -23,6 +23,7 @@ extension Evaluate {
     let count = nOption ?? Evaluate.toySampleCount
     let (sampler, steps, eta) = (self.sampler ?? .ddim, self.steps ?? 20, self.eta ?? 0)
     guard count > 0 else { throw ModelError.input("--n must be positive") }
+    guard count <= 10_000_000 else { throw ModelError.input("--n \(count) is above 10,000,000 points") }
     guard steps > 0 else { throw ModelError.input("--steps must be positive") }
     guard eta >= 0 else { throw ModelError.input("--eta must be ≥ 0") }
     if let b = batchSize, b <= 0 { throw ModelError.input("--batch-size must be positive") }

@@ -492,6 +492,15 @@ final class ClassifierTests: XCTestCase {
     (status, _, err) = try gpugen(["evaluate", "--classifier", clf.path, "--n", "15", "--device", "cpu"])
     XCTAssertEqual(status, 2, err)
     XCTAssertTrue(err.contains("multiple of the classifier's 10 classes"), err)
+    // Too many for the real data: refused before anything is sampled (t10k holds 1,000 images a class).
+    (status, _, err) = try gpugen(["evaluate", "--classifier", clf.path, "--n", "20000", "--device", "cpu"])
+    XCTAssertEqual(status, 2, err)
+    XCTAssertTrue(err.contains("lower --n to at most 5000"), err)
+    XCTAssertFalse(err.contains("sampling"), err)
+    (status, _, err) = try gpugen([
+      "evaluate", "--classifier", clf.path, "--n", "4000000000000000000", "--device", "cpu",
+    ])
+    XCTAssertEqual(status, 2, err)
     (status, _, err) = try gpugen(["evaluate", "--temperature", "0.5", "--device", "cpu"])
     XCTAssertEqual(status, 2, err)
     XCTAssertTrue(err.contains("--temperature is a vae option"), err)

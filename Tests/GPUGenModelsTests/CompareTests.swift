@@ -246,7 +246,11 @@ final class CompareTests: XCTestCase {
     try fails(["--toy-steps", "0"], "--toy-steps")
     try fails(["--projection-steps", "0"], "--projection-steps")
     try fails(["--inversion-steps", "0"], "--inversion-steps")
-    try fails(["--data", "toy:ring8", "--models", "gan=gan"], "--models compares image models")
+    try fails(["--data", "toy:ring8", "--models", "gan=gan"], "--models applies to image models")
+    try fails(["--data", "toy:ring8", "--n", "100"], "--n applies to image models")
+    try fails(["--data", "toy:ring8", "--classifier", "classifier"], "--classifier applies to image models")
+    try fails(["--n", "20000"], "lower --n to at most 5000")
+    try fails(["--models", "a.b=gan,a-b=vae"], "names a-b twice")
     let clf = d.appendingPathComponent("clf16")
     try ImageClassifier(
       config: ClassifierConfig(imageSize: 16, convChannels: [2, 2, 2], featureDim: 4), seed: 0, device: .cpu

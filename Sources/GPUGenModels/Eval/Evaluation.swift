@@ -128,6 +128,21 @@ public enum GeneratorEvaluator {
         predicted: other.labels, truth: sets.second.map { realLabels[$0] }, classes: classes))
   }
 
+  /// Throws unless `real` holds two disjoint class-balanced sets of `count` images (checked before any sampling,
+  /// so a too-large --n fails at once, naming the largest that fits).
+  public static func checkRealCapacity(_ count: Int, real: TrainingImages, classes: Int) throws {
+    try checkCount(count, classes: classes)
+    guard let labels = real.labels else { throw ClassifierError.mismatch("the real data has no labels") }
+    var counts = [Int](repeating: 0, count: classes)
+    for l in labels where l >= 0 && l < classes { counts[l] += 1 }
+    let smallest = counts.min() ?? 0
+    guard count / classes <= smallest / 2 else {
+      throw ClassifierError.invalidArgument(
+        "--n \(count) needs two disjoint sets of \(count / classes) real images of every class, but the real data's "
+          + "smallest class has \(smallest): lower --n to at most \(smallest / 2 * classes)")
+    }
+  }
+
   /// Throws unless `count` is at least `minimumCount` and a multiple of `classes` (the real sets are balanced).
   public static func checkCount(_ count: Int, classes: Int) throws {
     guard count >= minimumCount else {
@@ -268,7 +283,7 @@ extension GeneratorEvaluator {
     if let k = generator.classCount, k != c.numClasses {
       throw ClassifierError.mismatch("the model has \(k) classes but the classifier has \(c.numClasses)")
     }
-    try checkCount(count, classes: c.numClasses)
+    try checkRealCapacity(count, real: real, classes: c.numClasses)
     let labels = generator.classCount.map { k in (0..<count).map { $0 % k } }
     let t0 = Date()
     let samples = try generator.sample(
