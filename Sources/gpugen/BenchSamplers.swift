@@ -22,6 +22,7 @@ struct BenchSamplers: ParsableCommand {
     try reportingErrors {
       let sweep: [SamplerKind: [Int]] = [
         .ddpm: [50, 100, 250, 1000], .ddim: [5, 10, 20, 50], .dpmpp2m: [5, 10, 20, 50],
+        .dpmpp2mSDE: [5, 10, 20, 50],
         .euler: [5, 10, 20, 50],
         .eulerA: [5, 10, 20, 50], .heun: [3, 5, 10, 25],
       ]

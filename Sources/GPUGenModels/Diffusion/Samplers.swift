@@ -7,6 +7,8 @@ import Foundation
 public enum SamplerKind: String, CaseIterable, Sendable {
   case ddpm, ddim
   case dpmpp2m = "dpmpp-2m"
+  /// DPM++ 2M SDE: diffusers' DPMSolverMultistepScheduler with algorithm_type "sde-dpmsolver++".
+  case dpmpp2mSDE = "dpmpp-2m-sde"
   case euler
   case eulerA = "euler-a"
   case heun
@@ -16,7 +18,7 @@ public enum SamplerKind: String, CaseIterable, Sendable {
     switch self {
     case .ddpm: return .ddpm
     case .ddim: return .ddim
-    case .dpmpp2m: return .dpmSolverMultistep
+    case .dpmpp2m, .dpmpp2mSDE: return .dpmSolverMultistep
     case .euler: return .eulerDiscrete
     case .eulerA: return .eulerAncestralDiscrete
     case .heun: return .heunDiscrete
@@ -48,13 +50,14 @@ public enum SamplerPlanner {
     -> SchedulerConfig
   {
     var c = config
-    if kind == .dpmpp2m {
-      c.algorithmType = .dpmSolverPlusPlus
+    if kind == .dpmpp2m || kind == .dpmpp2mSDE {
+      c.algorithmType = kind == .dpmpp2m ? .dpmSolverPlusPlus : .sdeDPMSolverPlusPlus
       c.solverOrder = 2
     }
     if karras {
-      guard [.dpmpp2m, .euler, .heun].contains(kind) else {
-        throw ModelError.input("--karras applies to dpmpp-2m, euler and heun, not \(kind.rawValue)")
+      guard [.dpmpp2m, .dpmpp2mSDE, .euler, .heun].contains(kind) else {
+        throw ModelError.input(
+          "--karras applies to dpmpp-2m, dpmpp-2m-sde, euler and heun, not \(kind.rawValue)")
       }
       c.useKarrasSigmas = true
     }
@@ -153,7 +156,9 @@ public enum SamplerPlanner {
       }
       return SamplingPlan(initNoiseSigma: 1, evaluations: evals)
 
-    case .dpmpp2m:
+    case .dpmpp2m, .dpmpp2mSDE:
+      // DPM-Solver++ (2M) and its SDE variant (diffusers' sde-dpmsolver++, noise z each step).
+      let sde = kind == .dpmpp2mSDE
       let sig = inf.sigmas
       func alphaSigma(_ s: Double) -> (Double, Double) {
         let a = 1 / (s * s + 1).squareRoot()
@@ -185,6 +190,30 @@ public enum SamplerPlanner {
         } else {
           let (aT, sT) = alphaSigma(st)
           let h = lambda(st) - lambda(sig[i])
+          if sde {
+            // x_t = σ_t/σ_s·e^{−h}·x + α_t(1 − e^{−2h})·D + σ_t·√(1 − e^{−2h})·z
+            let em2 = -Foundation.expm1(-2 * h)
+            u.cx = sT / sS * Foundation.exp(-h)
+            u.cz = sT * em2.squareRoot()
+            if firstOrder {
+              u.c0 = aT * em2
+            } else {
+              let r0 = (lambda(sig[i]) - lambda(sig[i - 1])) / h
+              u.usesPrev = true
+              switch c.solverType {
+              case .midpoint:
+                u.c0 = aT * em2 * (1 + 0.5 / r0)
+                u.cp = -0.5 * aT * em2 / r0
+              case .heun:
+                let k = aT * (em2 / (-2 * h) + 1) / r0
+                u.c0 = aT * em2 + k
+                u.cp = -k
+              }
+            }
+            if lowerOrderNums < c.solverOrder { lowerOrderNums += 1 }
+            add(tv, 1, u)
+            continue
+          }
           let em1 = Foundation.expm1(-h)
           u.cx = sT / sS
           if firstOrder {

@@ -15,11 +15,12 @@ Output per case, in <case>/:
   scheduler_config.json   diffusers' own save_config output (may contain non-standard JSON, kept as written)
   steps.safetensors       the trace (see README.md); JSON metadata under the key "case"
 
-Run: python3 make_fixtures.py   (from anywhere; writes next to this file)
+Run: python3 make_fixtures.py [case ...]   (from anywhere; writes next to this file; names: only those cases)
 """
 import json
 import os
 import shutil
+import sys
 
 import torch
 import diffusers
@@ -77,6 +78,19 @@ CASES = {
     "euler_ancestral": (EulerAncestralDiscreteScheduler, dict(LINEAR), 10, {}, "Euler ancestral (draws noise)"),
     "heun": (HeunDiscreteScheduler, dict(LINEAR), 10, {},
              "Heun 2nd order: 19 model calls for 10 steps (timesteps repeated)"),
+    # SDE cases: the noise is drawn here from the case's generator and passed as `variance_noise`.
+    "dpmpp2m_sde": (DPMSolverMultistepScheduler, dict(LINEAR, algorithm_type="sde-dpmsolver++", solver_order=2,
+                                                      lower_order_final=True), 10, {},
+                    "DPM++ 2M SDE (sde-dpmsolver++, midpoint; noise injected as variance_noise)"),
+    "dpmpp2m_sde_karras": (DPMSolverMultistepScheduler, dict(LINEAR, algorithm_type="sde-dpmsolver++",
+                                                             solver_order=2, lower_order_final=True,
+                                                             use_karras_sigmas=True), 10, {},
+                           "DPM++ 2M SDE with Karras sigmas (noise injected as variance_noise)"),
+    "dpmpp2m_sde_heun_vpred": (DPMSolverMultistepScheduler, dict(LINEAR, algorithm_type="sde-dpmsolver++",
+                                                                 solver_order=2, solver_type="heun",
+                                                                 prediction_type="v_prediction",
+                                                                 lower_order_final=True), 10, {},
+                               "DPM++ 2M SDE, solver_type heun, v_prediction (noise injected as variance_noise)"),
 }
 
 MODULES = [scheduling_ddim, scheduling_ddpm, scheduling_dpmsolver_multistep, scheduling_euler_ancestral_discrete,
@@ -127,6 +141,10 @@ def run_case(name, cls, cfg, n, step_kwargs, desc, seed):
         kw = dict(step_kwargs)
         if accepts_gen:
             kw["generator"] = gen
+        if str(sched.config.get("algorithm_type", "")).startswith("sde-"):
+            z = torch.randn(SHAPE, generator=gen)  # injected noise: step() uses it as given
+            kw["variance_noise"] = z
+            _drawn.append(z.clone())
         out = sched.step(model_output, t, sample, **kw)
         assert len(_drawn) <= 1, (name, len(_drawn))
         rec["timestep"].append(torch.tensor(float(t)))
@@ -164,8 +182,11 @@ def run_case(name, cls, cfg, n, step_kwargs, desc, seed):
 def main():
     torch.set_num_threads(1)
     _install_recorder()
+    only = set(sys.argv[1:])  # case names: regenerate just those (seeds stay tied to each case's position)
     summary = {}
     for i, (name, (cls, cfg, n, kw, desc)) in enumerate(CASES.items()):
+        if only and name not in only:
+            continue
         summary[name] = run_case(name, cls, cfg, n, kw, desc, seed=100 + 10 * i)
     print(json.dumps(dict(torch=torch.__version__, diffusers=diffusers.__version__, cases=summary), indent=1))
 
