@@ -27,7 +27,7 @@ struct BenchSamplers: ParsableCommand {
         .eulerA: [5, 10, 20, 50], .heun: [3, 5, 10, 25],
       ]
       let mixture = GaussianMixture.standard
-      if !json { print("sampler     steps  evals  weight err  mean err") }
+      if !json { print("sampler        steps  evals  weight err  mean err") }
       for kind in SamplerKind.allCases {
         for steps in sweep[kind]! {
           var c = try SamplerPlanner.config(kind, schedulerConfig: nil)
@@ -49,7 +49,7 @@ struct BenchSamplers: ParsableCommand {
           } else {
             print(
               String(
-                format: "%-10@ %6d %6d %11.4f %9.4f", kind.rawValue, steps, plan.evaluations.count, we, me))
+                format: "%-12@ %6d %6d %11.4f %9.4f", kind.rawValue, steps, plan.evaluations.count, we, me))
           }
         }
       }

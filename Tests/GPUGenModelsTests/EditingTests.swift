@@ -104,7 +104,10 @@ final class EditingTests: XCTestCase {
       let name = dir.lastPathComponent
       let file = try SafeTensors.read(contentsOf: dir.appendingPathComponent("steps.safetensors"))
       let meta = try JSONValue(parsing: try XCTUnwrap(file.metadata["case"]))
-      let kind = try XCTUnwrap(Self.kinds[try XCTUnwrap(meta["scheduler"]?.string)], name)
+      var kind = try XCTUnwrap(Self.kinds[try XCTUnwrap(meta["scheduler"]?.string)], name)
+      let config = try SchedulerConfig(
+        contentsOf: dir.appendingPathComponent("scheduler_config.json"), family: kind.family)
+      if kind == .dpmpp2m && config.algorithmType == .sdeDPMSolverPlusPlus { kind = .dpmpp2mSDE }
       covered.insert(kind)
       let n = Int(try XCTUnwrap(meta["num_inference_steps"]?.double))
       let strength = try XCTUnwrap(meta["strength"]?.double)
@@ -399,6 +402,7 @@ final class EditingTests: XCTestCase {
       (["img2img", "--image", good.path, "--strength", "0.5", "--sampler", "ddim", "--karras"], "--karras"),
       (["encode", "--model", "diffusion", "--images", good.path, "--sampler", "euler-a"], "stochastic"),
       (["encode", "--model", "diffusion", "--images", good.path, "--sampler", "ddpm"], "stochastic"),
+      (["encode", "--model", "diffusion", "--images", good.path, "--sampler", "dpmpp-2m-sde"], "stochastic"),
       (["encode", "--model", "diffusion", "--images", good.path, "--sampler", "heun"], "DDIM"),
       (["encode", "--model", "diffusion", "--images", wrongSize.path], "shape"),
       (["encode", "--model", "diffusion", "--images", good.path, "--steps", "0"], "--steps"),

@@ -31,7 +31,7 @@ final class OracleTests: XCTestCase {
     // well-sampled components are ~0.01, so 0.08 catches a biased sampler (a wrong step is off by ≫ 0.1).
     let cases: [(SamplerKind, Int, Double, Double)] = [
       (.ddpm, 1000, 0.045, 0.08), (.ddim, 50, 0.045, 0.08), (.dpmpp2m, 20, 0.045, 0.08),
-      (.dpmpp2m, 10, 0.045, 0.1),
+      (.dpmpp2m, 10, 0.045, 0.1), (.dpmpp2mSDE, 20, 0.045, 0.08), (.dpmpp2mSDE, 10, 0.045, 0.1),
       (.heun, 10, 0.045, 0.1), (.euler, 50, 0.045, 0.1), (.eulerA, 50, 0.045, 0.1),
     ]
     for (kind, steps, wTol, mTol) in cases {

@@ -16,11 +16,13 @@ recorded).
 
 Each steps.safetensors holds: timestep [S], sample / model_output / noise / prev_sample [S, 2, 1, 4, 4],
 noise_drawn [S], model_input [S, ...] where scale_model_input is not the identity, x_0 and (img2img) z and
-start [2, 1, 4, 4]; metadata "case" (JSON). Run: python3 make_fixtures.py (writes next to this file).
+start [2, 1, 4, 4]; metadata "case" (JSON). Run: python3 make_fixtures.py [case ...] (writes next to this file;
+names: only those cases; img2img_dpmpp2m_sde_s07 was added that way, torch 2.15.0+cu132 on CPU).
 """
 import json
 import os
 import shutil
+import sys
 
 import diffusers
 import torch
@@ -59,6 +61,9 @@ IMG2IMG = {
     "img2img_euler_s05": (EulerDiscreteScheduler, LINEAR, 10, 0.5, {}),
     "img2img_euler_a_s08": (EulerAncestralDiscreteScheduler, LINEAR, 10, 0.8, {}),
     "img2img_heun_s04": (HeunDiscreteScheduler, LINEAR, 10, 0.4, {}),
+    # SDE: the step noise is drawn from the case's generator and injected as `variance_noise`.
+    "img2img_dpmpp2m_sde_s07": (DPMSolverMultistepScheduler, dict(LINEAR, algorithm_type="sde-dpmsolver++",
+                                                                  solver_order=2), 10, 0.7, {}),
 }
 
 MODULES = [scheduling_ddim, scheduling_ddpm, scheduling_dpmsolver_multistep, scheduling_euler_ancestral_discrete,
@@ -99,6 +104,10 @@ def loop(sched, timesteps, sample, gen, step_kwargs):
         kw = dict(step_kwargs)
         if accepts_gen:
             kw["generator"] = gen
+        if str(sched.config.get("algorithm_type", "")).startswith("sde-"):
+            z = torch.randn(SHAPE, generator=gen)  # injected noise: step() uses it as given
+            kw["variance_noise"] = z
+            _drawn.append(z.clone())
         out = sched.step(model_output, t, sample, **kw)
         assert len(_drawn) <= 1
         rec["timestep"].append(torch.tensor(float(t)))
@@ -130,8 +139,11 @@ def write(name, sched, tensors, meta):
 def main():
     torch.set_num_threads(1)
     _install_recorder()
+    only = set(sys.argv[1:])  # case names: regenerate just those (seeds stay tied to each case's position)
     summary = {}
     for i, (name, (cfg, n, desc)) in enumerate(INVERSION.items()):
+        if only and name not in only:
+            continue
         sched = DDIMInverseScheduler(**cfg)
         sched.set_timesteps(n)
         x0 = image(300 + i)
@@ -140,6 +152,8 @@ def main():
         write(name, sched, t, dict(description=desc, num_inference_steps=n, num_model_calls=n))
         summary[name] = dict(calls=n, final_std=round(float(t["prev_sample"][-1].std()), 4))
     for i, (name, (cls, cfg, n, strength, kw)) in enumerate(IMG2IMG.items()):
+        if only and name not in only:
+            continue
         sched = cls(**cfg)
         sched.set_timesteps(n)
         init = min(int(n * strength), n)
