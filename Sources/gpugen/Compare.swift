@@ -128,8 +128,6 @@ struct Compare: ParsableCommand {
       steps: quick ? [5, 10, 20] : [5, 10, 20, 50], measureDDPM: !quick)
   }
 
-  func log(_ s: String) { FileHandle.standardError.write(Data("gpugen compare: \(s)\n".utf8)) }
-
   func parseColumns(device: Device) throws -> [Column] {
     let spec = models ?? "gan=gan,vae=vae,diffusion=diffusion"
     var columns: [Column] = []
@@ -167,7 +165,7 @@ struct Compare: ParsableCommand {
     for spec in deviceSpecs.isEmpty ? [nil] : deviceSpecs.map({ Optional($0) }) {
       let d = try Device.select(spec)
       if devices.contains(where: { $0.spec == d.spec }) {
-        log("--device \(spec ?? "auto") is \(d.spec) again: measured once")
+        compareLog("--device \(spec ?? "auto") is \(d.spec) again: measured once")
       } else {
         devices.append(d)
       }
@@ -219,26 +217,27 @@ struct Compare: ParsableCommand {
       b.columns = columns.map { ($0.label, $0.family, $0.url.path) }
       b.imageShape = columns[0].generator!.imageShape
       for col in columns {
-        log("\(col.label): \(s.n) samples and every metric")
+        compareLog("\(col.label): \(s.n) samples and every metric")
         try b.measure(col.label, col.generator!, real: test, classifier: net)
       }
       for col in columns {
-        log("\(col.label): sampling speed")
+        compareLog("\(col.label): sampling speed")
         try b.speed(col.label, col.generator!, url: col.url)
       }
       for col in columns {
-        log("\(col.label): the latent of 200 test images")
+        compareLog("\(col.label): the latent of 200 test images")
         try b.latent(col.label, col.generator!, test: test, classifier: net)
       }
       for col in columns where col.family == .diffusion {
-        log("\(col.label): inpainting and image-to-image of \(ReportBuilder.editCount) test images")
+        compareLog("\(col.label): inpainting and image-to-image of \(ReportBuilder.editCount) test images")
         try b.edit(col.label, col.generator!, test: test)
       }
       for col in columns {
-        log("\(col.label): the knob sweep")
+        compareLog("\(col.label): the knob sweep")
         try b.sweep(col.label, col.generator!, real: test, classifier: net)
       }
-      log("calibration: real against real at N = \(s.calibration.map(String.init).joined(separator: ", "))")
+      compareLog(
+        "calibration: real against real at N = \(s.calibration.map(String.init).joined(separator: ", "))")
       let train = try TrainingImages.load(
         source: folder.appendingPathComponent("train-images-idx3-ubyte.gz").path, sampleSize: c.imageSize,
         channels: c.inChannels)
@@ -258,7 +257,7 @@ struct Compare: ParsableCommand {
       for k in 0..<s.seeds {
         let runSeed = seed &+ UInt64(k)
         let steps = toySteps ?? ToyTraining.defaultSteps(family)
-        log("toy \(toyData.spec): \(family.rawValue), seed \(runSeed), \(steps) steps")
+        compareLog("toy \(toyData.spec): \(family.rawValue), seed \(runSeed), \(steps) steps")
         let bar = ProgressBar(total: steps, label: "training", unit: "it")
         let r = try ToyTraining.run(
           family: family, dataset: toyData, seed: runSeed, steps: steps, device: main,

@@ -18,6 +18,9 @@ struct SweepPoint {
   var knob: String, value: Double, precision: Double, recall: Double, kid: KIDEstimate, fid: Double
 }
 
+/// A progress line of `gpugen compare` on stderr.
+func compareLog(_ s: String) { FileHandle.standardError.write(Data("gpugen compare: \(s)\n".utf8)) }
+
 /// Gathers the measurements and turns them into a `ComparisonReport`.
 struct ReportBuilder {
   let settings: Compare.Settings
@@ -52,6 +55,11 @@ struct ReportBuilder {
   func family(_ label: String) -> ModelFamily { columns.first { $0.0 == label }!.1 }
 
   // MARK: Measuring
+
+  /// Mean squared error of two image sets with values in [−1, 1], on the [0, 1] pixel scale.
+  static func pixelMSE(_ a: [Float], _ b: [Float]) -> Double {
+    zip(a, b).reduce(0.0) { $0 + Double(($1.0 - $1.1) / 2) * Double(($1.0 - $1.1) / 2) } / Double(a.count)
+  }
 
   mutating func measure(
     _ label: String, _ g: ImageGenerator, real: TrainingImages, classifier: ImageClassifier
@@ -113,7 +121,7 @@ struct ReportBuilder {
         full.sampler = .ddpm
         let nfeFull = try g.evaluationsPerImage(full)
         if settings.measureDDPM {
-          log("\(label): DDPM at all \(nfeFull) steps on \(d.spec)")
+          compareLog("\(label): DDPM at all \(nfeFull) steps on \(d.spec)")
           let t = try best(1) { try run(full) }
           speeds.append(
             SpeedFigure(
@@ -131,8 +139,6 @@ struct ReportBuilder {
     }
   }
 
-  func log(_ s: String) { FileHandle.standardError.write(Data("gpugen compare: \(s)\n".utf8)) }
-
   mutating func latent(
     _ label: String, _ g: ImageGenerator, test: TrainingImages, classifier: ImageClassifier
   )
@@ -140,10 +146,6 @@ struct ReportBuilder {
   {
     let count = Self.latentCount
     let images = GeneratorEvaluator.gather(test, Array(0..<count))
-    func mse(_ a: [Float], _ b: [Float]) -> Double {
-      // On the [0, 1] pixel scale: (a − b)/2 for values in [−1, 1].
-      zip(a, b).reduce(0.0) { $0 + Double(($1.0 - $1.1) / 2) * Double(($1.0 - $1.1) / 2) } / Double(a.count)
-    }
     switch g.family {
     case .vae:
       let vae = g.variationalAutoencoder!
@@ -151,7 +153,7 @@ struct ReportBuilder {
       let mu = try VAEOps.encode(vae, images: x, count: count, batchSize: 100, device: g.device).mean
       let back = try VAEOps.decode(vae, latents: mu, count: count, batchSize: 100, device: g.device)
       latents[label] = (
-        mse(VAEOps.toSigned(back, range: vae.dataRange), images), "the decoder of the encoder's μ"
+        Self.pixelMSE(VAEOps.toSigned(back, range: vae.dataRange), images), "the decoder of the encoder's μ"
       )
     case .gan:
       let gan = g.ganModel!
@@ -176,7 +178,9 @@ struct ReportBuilder {
       let back = try DDIMInversion.reconstruct(
         unet, noise: noise, count: count, classLabels: labels, steps: steps, schedulerConfig: scheduler,
         batchSize: 100, clip: false, progress: { bar.advance($0) })
-      latents[label] = (mse(back, images), "DDIM inversion, \(steps) steps each way (x̂₀ clipping off)")
+      latents[label] = (
+        Self.pixelMSE(back, images), "DDIM inversion, \(steps) steps each way (x̂₀ clipping off)"
+      )
     }
   }
 
@@ -245,7 +249,7 @@ struct ReportBuilder {
       let out = try Img2Img.run(
         unet, images: images, count: count, classLabels: labels, plan: plan, seed: seed, batchSize: count)
       distances.append(
-        zip(out, images).reduce(0.0) { $0 + pow(Double($1.0 - $1.1) / 2, 2) } / Double(out.count))
+        Self.pixelMSE(out, images))
       rows += out
     }
     let grid = try Image8.grid(rows, shape: [rows.count / per] + g.imageShape, columns: count)

@@ -288,7 +288,7 @@ extension GeneratorEvaluator {
     let t0 = Date()
     let samples = try generator.sample(
       count: count, batchSize: batchSize, seed: seed, knobs: knobs,
-      labels: labels.map { _ in Array(0..<c.numClasses) },
+      labels: generator.classCount.map { Array(0..<$0) },
       progress: sampleProgress)
     let seconds = Date().timeIntervalSince(t0)
     let evaluation = try evaluate(
