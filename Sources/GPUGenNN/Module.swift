@@ -16,6 +16,8 @@ public enum ModuleError: Error, CustomStringConvertible, Equatable {
   case shape(name: String, found: [Int], expected: [Int])
   /// A bad layer argument.
   case invalidArgument(String)
+  /// A tensor holds NaN or ±Inf (the first such value and its flat index).
+  case nonFinite(name: String, index: Int, value: Float)
 
   /// The message, naming the tensor.
   public var description: String {
@@ -28,6 +30,8 @@ public enum ModuleError: Error, CustomStringConvertible, Equatable {
     case .shape(let n, let found, let expected):
       return "weight \(n) has shape \(found), the model expects \(expected)"
     case .invalidArgument(let s): return s
+    case .nonFinite(let n, let i, let v):
+      return "weight \(n) holds \(v) at flat index \(i); weights must be finite"
     }
   }
 }
@@ -199,6 +203,9 @@ open class Module {
       // A PyTorch scalar buffer (num_batches_tracked) is stored with shape [].
       guard d.shape == expected || (d.values.count == t.count && (d.shape.isEmpty || expected.isEmpty)) else {
         throw ModuleError.shape(name: name, found: d.shape, expected: expected)
+      }
+      if let i = d.values.firstIndex(where: { !$0.isFinite }) {
+        throw ModuleError.nonFinite(name: name, index: i, value: d.values[i])
       }
       plan.append((t, d))
     }

@@ -68,7 +68,12 @@ func reportingUserErrors(weightsLabel: String = "weights", _ body: () throws -> 
     return ExitCode(status)
   }
   try reportingErrors {
-    do { try body() } catch let e as TrainingError {
+    do {
+      do { try body() } catch {
+        abandonOutputFolder()
+        throw error
+      }
+    } catch let e as TrainingError {
       FileHandle.standardError.write(Data("\n".utf8))
       if case .diverged = e { throw fail("\(e)", status: 3) }
       throw fail("\(e)")
@@ -81,6 +86,27 @@ func reportingUserErrors(weightsLabel: String = "weights", _ body: () throws -> 
       throw fail("scheduler config: \(e)")
     } catch let e as SafeTensorsError {
       throw fail("\(weightsLabel): \(e)")
+    } catch let e as NonFiniteError {
+      FileHandle.standardError.write(Data("\n".utf8))
+      throw fail("\(e)", status: 3)
+    } catch where error is FileSystemError || error is OutputFolderLocked {
+      throw fail("\(error)")
+    } catch where error is CocoaError || (error as NSError).domain == NSPOSIXErrorDomain {
+      // Foundation's file errors: one line with the path and the reason, never a dump.
+      if let fs = FileSystemError.from(error) { throw fail("\(fs)") }
+      throw fail((error as NSError).localizedDescription)
     }
   }
+}
+
+/// The lock on the output folder this process writes (taken by `TrainingOptionGroup.outputFolder`).
+nonisolated(unsafe) var heldOutputLock: OutputFolderLock?
+
+/// After a failed command: a folder it created and wrote no checkpoint into is removed, so a rerun is not
+/// blocked by an empty --out; the lock is released.
+func abandonOutputFolder() {
+  guard let lock = heldOutputLock else { return }
+  let empty = (try? CheckpointWriter.latest(in: lock.folder)) == nil
+  lock.release(removingFolder: empty)
+  heldOutputLock = nil
 }

@@ -112,6 +112,8 @@ struct ImageOutputOptions: ParsableArguments {
   /// Throws unless the zoom is usable (checked before any work).
   func validate() throws {
     guard zoom >= 1 && zoom <= 16 else { throw ModelError.input("--zoom must be 1…16") }
+    // A folder or a missing parent fails now, before any work, not after it.
+    for path in [out, npy] { if let path { try StagedOutputs.checkDestination(path) } }
   }
 
   /// The PNG path, or `fallback`.
@@ -120,9 +122,27 @@ struct ImageOutputOptions: ParsableArguments {
   /// Writes `images` (n × C × H × W in [-1, 1]) as a grid with `columns` (default: about square) and the .npy.
   func write(_ images: [Float], shape: [Int], columns: Int? = nil, default fallback: String) throws {
     try validate()
-    try Image8.grid(images, shape: shape, columns: columns).zoomed(zoom).writePNG(
-      to: URL(fileURLWithPath: png(or: fallback)))
-    if let npy { try NPY.write(images, shape: shape, to: URL(fileURLWithPath: npy)) }
+    let outputs = StagedOutputs()
+    try write(images, shape: shape, columns: columns, default: fallback, into: outputs)
+    try outputs.commit()
+  }
+
+  /// Stages the grid and the .npy in `outputs` (the caller commits them with its other outputs).
+  func write(
+    _ images: [Float], shape: [Int], columns: Int? = nil, default fallback: String, into outputs: StagedOutputs
+  ) throws {
+    try validate()
+    try outputs.stage(URL(fileURLWithPath: png(or: fallback))) {
+      try Image8.grid(images, shape: shape, columns: columns).zoomed(zoom).writePNG(to: $0)
+    }
+    if let npy { try outputs.stage(URL(fileURLWithPath: npy)) { try NPY.write(images, shape: shape, to: $0) } }
+  }
+
+  /// Throws unless every output path can be written (not a folder, in a folder that exists): checked before
+  /// any work, with `extra` paths (e.g. --trajectory).
+  func checkDestinations(default fallback: String, extra: [String?] = []) throws {
+    try StagedOutputs.checkDestination(png(or: fallback))
+    for p in [npy] + extra { if let p { try StagedOutputs.checkDestination(p) } }
   }
 }
 
@@ -131,6 +151,12 @@ extension TrainingOptionGroup {
   /// (a run is never overwritten).
   func outputFolder() throws -> URL {
     let outDir = URL(fileURLWithPath: out)
+    // One writer per folder: the lock is held until the process ends. Holding it, the temporary folders of
+    // killed or failed checkpoint writes are nobody's: remove them.
+    if heldOutputLock?.folder.standardizedFileURL != outDir.standardizedFileURL {
+      heldOutputLock = try OutputFolderLock(outDir)
+    }
+    CheckpointWriter.removeStaleTemporaries(in: outDir)
     let hasRun = (try? CheckpointWriter.latest(in: outDir)) != nil
     if resume && !hasRun { throw TrainingError.checkpoint("--resume: no checkpoint in \(out)") }
     if !resume && hasRun {

@@ -111,7 +111,7 @@ struct Img2ImgCommand: ParsableCommand {
       if let s = steps, s <= 0 { throw ModelError.input("--steps must be positive") }
       if let b = batchSize, b <= 0 { throw ModelError.input("--batch-size must be positive") }
       let eta = self.eta ?? 0
-      guard eta >= 0 else { throw ModelError.input("--eta must be ≥ 0") }
+      try SamplingBounds.checkEta(eta)
       let kind = sampler ?? .ddim
       let m = try EditingModel.load(model, device: try deviceOptions.resolve(), command: "img2img")
       let labels = try m.classLabels(classes)

@@ -77,7 +77,7 @@ struct Inpaint: ParsableCommand {
       throw ModelError.input("--jump-n-sample R must be at least 1, got \(jumpNSample)")
     }
     guard steps >= 1 else { throw ModelError.input("--steps must be at least 1, got \(steps)") }
-    guard eta >= 0, eta.isFinite else { throw ModelError.input("--eta must be ≥ 0, got \(eta)") }
+    try SamplingBounds.checkEta(eta)
     if let b = batchSize, b <= 0 { throw ModelError.input("--batch-size must be positive") }
     let labels = try parseClassList(classes)
     let folderURL = try ModelFolder.locate(model)

@@ -218,12 +218,13 @@ struct Sample: ParsableCommand {
 
   func sampleDiffusion(_ folderURL: URL, start t0: Date) throws {
     try output.validate()
+    if let trajectory { try StagedOutputs.checkDestination(trajectory) }
     let kind = self.sampler ?? .ddim
     let eta = self.eta ?? 0
     guard n > 0 else { throw ModelError.input("--n must be positive") }
     if let b = batchSize, b <= 0 { throw ModelError.input("--batch-size must be positive") }
     if let s = steps, s <= 0 { throw ModelError.input("--steps must be positive") }
-    guard eta >= 0 else { throw ModelError.input("--eta must be ≥ 0") }
+    try SamplingBounds.checkEta(eta)
     let labels = try parseClasses()
     let device = try deviceOptions.resolve()
     // Load (or, on a first run, compile) every kernel program up front so startup is measured honestly.
@@ -272,16 +273,21 @@ struct Sample: ParsableCommand {
         })
     let seconds = Date().timeIntervalSince(sampleStart)
     let shape = [n] + sampler.imageShape
-    try output.write(images, shape: shape, default: "grid.png")
+    // All or nothing: the grid, --npy and --trajectory are renamed into place together.
+    let outputs = StagedOutputs()
+    try output.write(images, shape: shape, default: "grid.png", into: outputs)
     if let trajectory {
       // Rows: images; columns: steps.
       let per = sampler.imageShape.reduce(1, *)
       let rows = min(stripCount, images.count / per)
       var tiles: [Float] = []
       for r in 0..<rows { for s in strip { tiles += s[(r * per)..<((r + 1) * per)] } }
-      try Image8.grid(tiles, shape: [rows * strip.count] + sampler.imageShape, columns: strip.count)
-        .zoomed(output.zoom).writePNG(to: URL(fileURLWithPath: trajectory))
+      try outputs.stage(URL(fileURLWithPath: trajectory)) {
+        try Image8.grid(tiles, shape: [rows * strip.count] + sampler.imageShape, columns: strip.count)
+          .zoomed(output.zoom).writePNG(to: $0)
+      }
     }
+    try outputs.commit()
     print(
       String(
         format:

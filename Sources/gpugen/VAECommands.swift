@@ -184,7 +184,8 @@ struct Encode: ParsableCommand {
 /// Parses a comma-separated list of non-negative class labels (nil when absent).
 func parseClassList(_ text: String?) throws -> [Int]? {
   try text.map { t -> [Int] in
-    try t.split(separator: ",").map {
+    // Empty items ("1,,2", a trailing comma) are refused, not skipped.
+    try t.split(separator: ",", omittingEmptySubsequences: false).map {
       guard let v = Int($0.trimmingCharacters(in: .whitespaces)), v >= 0 else {
         throw ModelError.input("--class takes non-negative integers, got '\(t)'")
       }

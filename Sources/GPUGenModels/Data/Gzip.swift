@@ -20,8 +20,9 @@ enum Gzip {
   }
 
   /// Decompresses a gzip stream (concatenated members are joined, as gunzip does), refusing to produce more
-  /// than `limit` bytes.
-  static func decompress(_ input: UnsafeRawBufferPointer, limit: Int) throws -> [UInt8] {
+  /// than `limit` bytes. With `prefix`, stops after the first `prefix` bytes and returns them (fewer if the
+  /// stream is shorter): a header read before the rest is inflated.
+  static func decompress(_ input: UnsafeRawBufferPointer, limit: Int, prefix: Int? = nil) throws -> [UInt8] {
     guard let base = input.baseAddress?.assumingMemoryBound(to: UInt8.self), input.count > 0 else {
       throw Failure.truncated
     }
@@ -66,6 +67,7 @@ enum Gzip {
         return inflate(&stream, Z_NO_FLUSH)
       }
       produced += room - Int(stream.avail_out)
+      if let prefix, produced >= prefix { return Array(out[0..<prefix]) }
       if produced > limit { throw Failure.tooLarge(limit: limit) }
       let inputLeft = Int(stream.avail_in) + (input.count - consumed)
       switch rc {

@@ -37,6 +37,10 @@ public enum IDXError: Error, CustomStringConvertible, Equatable {
   case countMismatch(images: String, imageCount: Int, labels: String, labelCount: Int)
   /// A label outside 0...255.
   case labelOutOfRange(path: String, index: Int, value: Double)
+  /// The gzip stream inflates to more than the size its IDX header declares.
+  case inflatesPastHeader(path: String, declared: Int)
+  /// An image file with no images, or images with no pixels.
+  case noImages(path: String, dimensions: [Int])
 
   public var description: String {
     switch self {
@@ -72,6 +76,11 @@ public enum IDXError: Error, CustomStringConvertible, Equatable {
       return "IDX image file \(images) holds \(n) images but label file \(labels) holds \(m) labels"
     case .labelOutOfRange(let p, let i, let v):
       return "IDX label file \(p): label \(i) is \(v), expected an integer in 0...255"
+    case .inflatesPastHeader(let p, let declared):
+      return "IDX file \(p): the gzip stream inflates past the \(declared) bytes its header declares "
+        + "(refusing a possible zip bomb)"
+    case .noImages(let p, let dims):
+      return "IDX image file \(p) has dimensions \(dims): it holds no pixels (count, rows and columns must be ≥ 1)"
     }
   }
 }
@@ -146,13 +155,21 @@ public struct IDXArray: Sendable {
     guard data.count <= maxBytes else { throw IDXError.tooLarge(path: path, limit: maxBytes) }
     let bytes: [UInt8]
     if Gzip.isGzip(data) {
+      var promised: Int?
       do {
-        bytes = try data.withUnsafeBytes { try Gzip.decompress($0, limit: maxBytes) }
+        bytes = try data.withUnsafeBytes { raw in
+          // Inflate the header first, then no more than the size it declares (a gzip bomb stops there).
+          let head = try Gzip.decompress(raw, limit: maxHeaderBytes, prefix: maxHeaderBytes)
+          promised = try declaredSize(head, path: path)
+          return try Gzip.decompress(raw, limit: Swift.min(maxBytes, promised ?? maxBytes))
+        }
       } catch let failure as Gzip.Failure {
         switch failure {
         case .truncated: throw IDXError.truncatedGzip(path: path)
         case .corrupt(let why): throw IDXError.corruptGzip(path: path, reason: why)
-        case .tooLarge(let limit): throw IDXError.tooLarge(path: path, limit: limit)
+        case .tooLarge(let limit):
+          if let promised, promised <= maxBytes { throw IDXError.inflatesPastHeader(path: path, declared: promised) }
+          throw IDXError.tooLarge(path: path, limit: limit)
         }
       }
     } else {
@@ -161,8 +178,26 @@ public struct IDXArray: Sendable {
     return try parse(bytes, path: path)
   }
 
+  /// The longest IDX header: magic, type, rank and `maxDimensions` sizes.
+  static let maxHeaderBytes = 4 + 4 * maxDimensions
+
+  /// The file size (header and payload) the header at the start of `head` declares; throws the parse error of
+  /// a header that is malformed, and returns nil when `head` ends inside the header (the full parse says so).
+  static func declaredSize(_ head: [UInt8], path: String) throws -> Int? {
+    guard head.count >= 4 else { return nil }
+    let rank = Int(head[3])
+    guard head.count >= 4 + 4 * rank || rank > maxDimensions || rank == 0 else { return nil }
+    let header = try parse(Array(head.prefix(4 + 4 * rank)), path: path, headerOnly: true)
+    return 4 + 4 * rank + header.count * header.type.byteSize
+  }
+
   /// Parses the bytes of an (uncompressed) IDX file; `path` is only used in error messages.
   public static func parse(_ bytes: [UInt8], path: String) throws -> IDXArray {
+    try parse(bytes, path: path, headerOnly: false)
+  }
+
+  /// `parse`, or with `headerOnly` the header alone (an empty payload, the dimensions checked).
+  static func parse(_ bytes: [UInt8], path: String, headerOnly: Bool) throws -> IDXArray {
     guard bytes.count >= 4 else { throw IDXError.truncatedHeader(path: path, bytes: bytes.count, needed: 4) }
     guard bytes[0] == 0, bytes[1] == 0 else {
       throw IDXError.badMagic(path: path, first: bytes[0], second: bytes[1])
@@ -189,6 +224,7 @@ public struct IDXArray: Sendable {
       elements = p
     }
     let expected = elements * type.byteSize
+    if headerOnly { return IDXArray(type: type, dimensions: dims, payload: [], path: path) }
     let actual = bytes.count - headerSize
     if actual < expected { throw IDXError.truncatedPayload(path: path, expected: expected, actual: actual) }
     if actual > expected { throw IDXError.trailingBytes(path: path, expected: expected, actual: actual) }
@@ -216,6 +252,7 @@ public struct IDXArray: Sendable {
   /// Checks that this is a 3-D unsigned-byte image array (count, rows, columns).
   func checkImages() throws {
     guard dimensions.count == 3 else { throw IDXError.imagesNot3D(path: path, dimensions: dimensions) }
+    guard dimensions.allSatisfy({ $0 >= 1 }) else { throw IDXError.noImages(path: path, dimensions: dimensions) }
     guard type == .uint8 else {
       throw IDXError.wrongType(path: path, expected: "unsigned byte (0x08) pixels", found: type)
     }

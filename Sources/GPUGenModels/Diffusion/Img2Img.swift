@@ -18,6 +18,7 @@ public enum Img2Img {
     _ kind: SamplerKind, schedulerConfig url: URL?, steps: Int?, strength: Double, eta: Double = 0,
     karras: Bool = false
   ) throws -> SamplingPlan {
+    try SamplingBounds.checkEta(eta)
     guard strength >= 0 && strength <= 1 else {
       throw ModelError.input("--strength must lie in [0, 1], got \(strength)")
     }

@@ -117,7 +117,7 @@ public enum Inpainting {
   public static func plan(
     schedule: NoiseSchedule, steps: Int, jumpLength: Int, jumpNSample: Int, eta: Double = 0
   ) throws -> Plan {
-    guard eta >= 0, eta.isFinite else { throw ModelError.input("--eta must be ≥ 0, got \(eta)") }
+    try SamplingBounds.checkEta(eta)
     let c = schedule.config
     let T = c.numTrainTimesteps
     let list = try timesteps(

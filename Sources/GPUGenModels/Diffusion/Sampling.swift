@@ -91,6 +91,19 @@ public struct DiffusionSampler {
     guard request.count > 0, request.batchSize > 0 else {
       throw ModelError.input("--n and --batch-size must be positive")
     }
+    // A batch's widest activation, and (a lower bound) eight such live at once, must fit on the device.
+    if let config = (unet as? UNet2D)?.config {
+      let batch = Swift.min(request.batchSize, request.count)
+      let widest = Swift.max(config.blockOutChannels.max() ?? 1, config.inChannels, config.outChannels)
+      let one = checkedProduct([batch, widest, config.sampleSize, config.sampleSize, 4])
+      try MemoryBudget.check(
+        one.flatMap { checkedProduct([$0, 8]) }, largestBuffer: one,
+        for: "a batch of \(batch) images through the UNet", on: device, flag: "--batch-size")
+    }
+    // The result is held on the host: check it fits before anything is allocated.
+    try MemoryBudget.check(
+      checkedProduct([request.count, per, 4]), for: "\(request.count) images of \(imageShape) (the result)",
+      on: Device.cpu, flag: "--n")
     if let noise = request.initialNoise, noise.count != request.count * per {
       throw ModelError.input(
         "initial noise has \(noise.count) values; \(request.count) images of \(imageShape) need \(request.count * per)"
@@ -112,44 +125,105 @@ public struct DiffusionSampler {
     var start = 0
     while start < request.count {
       let n = Swift.min(request.batchSize, request.count - start)
-      let shape = [n] + imageShape
-      var x: Tensor
-      if let noise = request.initialNoise {
-        x = try Tensor(Array(noise[(start * per)..<((start + n) * per)]), shape: shape, on: device)
-      } else {
-        x = try Tensor.randomNormal(
-          shape: shape, seed: request.seed, step: 0, stream: Streams.sampling, firstSample: start, on: device)
+      let batch = try run(request, start: start, count: n, progress: progress, trajectory: trajectory)
+      // One pass over values already on the host: a non-finite image stops the run (exit status 3). The
+      // batch is then run again, checked after every step, to say where the first NaN or Inf appeared.
+      if batch.contains(where: { !$0.isFinite }) {
+        throw try locateNonFinite(request, start: start, count: n)
       }
-      if plan.initNoiseSigma != 1 { x = try x.mul(Float(plan.initNoiseSigma)) }
-      if let images = request.images, plan.imageScale != 0 {
-        let image = try Tensor(Array(images[(start * per)..<((start + n) * per)]), shape: shape, on: device)
-        x = try x.add(plan.imageScale == 1 ? image : try image.mul(Float(plan.imageScale)))
-      }
-      let labels = request.classLabels.map { l in (0..<n).map { l[(start + $0) % l.count] } }
-      var prev: Tensor?
-      for (s, e) in plan.evaluations.enumerated() {
-        let input = e.inputScale == 1 ? x : try x.mul(Float(e.inputScale))
-        let m = try unet(input, timesteps: [e.timestep], classLabels: labels)
-        if let trajectory, start == 0 {
-          var u = SamplerUpdate()
-          (u.ax, u.am, u.clipRange, u.c0) = (e.update.ax, e.update.am, e.update.clipRange, 1)
-          try trajectory(
-            s, try Tensor.samplerStep(x: x, modelOutput: m, prev: nil, update: u, seed: 0, step: 0).out)
-        }
-        let r = try Tensor.samplerStep(
-          x: x, modelOutput: m, prev: prev, update: e.update, seed: request.seed,
-          step: plan.firstStep + s + 1,
-          stream: Streams.sampling,
-          firstSample: start)
-        x = r.out
-        if let aux = r.aux { prev = aux }
-        // OpenCL runs ahead of the host: wait for the step so the progress bar reports real steps/s.
-        try device.backend.synchronize()
-        progress(1)
-      }
-      result += try x.toArray()
+      result += batch
       start += n
     }
     return result
+  }
+
+  /// Runs images start..<start+count of `request` through every step; with `check`, throws at the first step
+  /// whose model output or sample holds a non-finite value.
+  func run(
+    _ request: SampleRequest, start: Int, count n: Int, progress: (Int) -> Void,
+    trajectory: ((Int, Tensor) throws -> Void)?, check: Bool = false
+  ) throws -> [Float] {
+    let device = unet.device
+    let per = imageShape.reduce(1, *)
+    let shape = [n] + imageShape
+    var x: Tensor
+    if let noise = request.initialNoise {
+      x = try Tensor(Array(noise[(start * per)..<((start + n) * per)]), shape: shape, on: device)
+    } else {
+      x = try Tensor.randomNormal(
+        shape: shape, seed: request.seed, step: 0, stream: Streams.sampling, firstSample: start, on: device)
+    }
+    if plan.initNoiseSigma != 1 { x = try x.mul(Float(plan.initNoiseSigma)) }
+    if let images = request.images, plan.imageScale != 0 {
+      let image = try Tensor(Array(images[(start * per)..<((start + n) * per)]), shape: shape, on: device)
+      x = try x.add(plan.imageScale == 1 ? image : try image.mul(Float(plan.imageScale)))
+    }
+    let labels = request.classLabels.map { l in (0..<n).map { l[(start + $0) % l.count] } }
+    var prev: Tensor?
+    func checked(_ t: Tensor, _ name: String, _ step: Int) throws {
+      guard check else { return }
+      let v = try t.toArray()
+      if let i = v.firstIndex(where: { !$0.isFinite }) {
+        throw NonFiniteError(
+          tensor: name, step: step, of: plan.evaluations.count, image: start + i / per, value: v[i])
+      }
+    }
+    for (s, e) in plan.evaluations.enumerated() {
+      let input = e.inputScale == 1 ? x : try x.mul(Float(e.inputScale))
+      let m = try unet(input, timesteps: [e.timestep], classLabels: labels)
+      try checked(m, "the model output", s + 1)
+      if let trajectory, start == 0 {
+        var u = SamplerUpdate()
+        (u.ax, u.am, u.clipRange, u.c0) = (e.update.ax, e.update.am, e.update.clipRange, 1)
+        try trajectory(
+          s, try Tensor.samplerStep(x: x, modelOutput: m, prev: nil, update: u, seed: 0, step: 0).out)
+      }
+      let r = try Tensor.samplerStep(
+        x: x, modelOutput: m, prev: prev, update: e.update, seed: request.seed,
+        step: plan.firstStep + s + 1,
+        stream: Streams.sampling,
+        firstSample: start)
+      x = r.out
+      try checked(x, "the sample", s + 1)
+      if let aux = r.aux { prev = aux }
+      // OpenCL runs ahead of the host: wait for the step so the progress bar reports real steps/s.
+      try device.backend.synchronize()
+      progress(1)
+    }
+    return try x.toArray()
+  }
+
+  /// The error for a batch whose images came out non-finite: the batch run again, checked at every step.
+  func locateNonFinite(_ request: SampleRequest, start: Int, count n: Int) throws -> NonFiniteError {
+    do {
+      _ = try run(request, start: start, count: n, progress: { _ in }, trajectory: nil, check: true)
+    } catch let e as NonFiniteError { return e }
+    // A rerun that stays finite (it should not: sampling is deterministic) still refuses the output.
+    return NonFiniteError(tensor: "the output", step: nil, of: plan.evaluations.count, image: start, value: .nan)
+  }
+}
+
+/// A run produced NaN or ±Inf (exit status 3): where it first appeared.
+public struct NonFiniteError: Error, CustomStringConvertible, Equatable {
+  /// Which tensor: "the model output", "the sample", or a family's output ("the decoder output", …).
+  public var tensor: String
+  /// The 1-based step it appeared at (nil: found only at the end).
+  public var step: Int?
+  /// The run's number of steps.
+  public var of: Int
+  /// The first image that holds it.
+  public var image: Int
+  /// The value found.
+  public var value: Float
+
+  /// Names the tensor, step and image.
+  public init(tensor: String, step: Int?, of: Int, image: Int, value: Float) {
+    (self.tensor, self.step, self.of, self.image, self.value) = (tensor, step, of, image, value)
+  }
+
+  /// The one-line message.
+  public var description: String {
+    let at = step.map { " at step \($0) of \(of)" } ?? ""
+    return "non-finite value (\(value)) in \(tensor)\(at), image \(image); no output was written"
   }
 }

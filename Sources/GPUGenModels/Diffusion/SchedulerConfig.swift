@@ -166,6 +166,9 @@ public struct SchedulerConfig: Sendable, Equatable {
 
   /// `num_train_timesteps` (T).
   public var numTrainTimesteps = 1000
+  /// The most training timesteps a config may ask for (diffusers' models use 1000–4000; the schedule's
+  /// tables are allocated from this number before anything else runs).
+  public static let maxTrainTimesteps = 1_000_000
   /// `beta_start`.
   public var betaStart = 0.0001
   /// `beta_end`.
@@ -425,25 +428,30 @@ public struct SchedulerConfig: Sendable, Equatable {
     func invalid(_ field: String, _ value: String, _ expected: String) -> SchedulerConfigError {
       .invalidValue(field: field, value: value, expected: expected)
     }
-    guard numTrainTimesteps >= 2 else { throw invalid("num_train_timesteps", "\(numTrainTimesteps)", "≥ 2") }
+    guard (2...Self.maxTrainTimesteps).contains(numTrainTimesteps) else {
+      throw invalid("num_train_timesteps", "\(numTrainTimesteps)", "2...\(Self.maxTrainTimesteps)")
+    }
     if let betas = trainedBetas {
       guard betas.count == numTrainTimesteps else {
         throw invalid(
           "trained_betas", "\(betas.count) values", "num_train_timesteps = \(numTrainTimesteps) values")
       }
-      guard betas.allSatisfy({ $0 >= 0 && $0 <= 1 }) else {
-        throw invalid("trained_betas", "a value outside [0, 1]", "betas in [0, 1]")
+      if let i = betas.firstIndex(where: { !($0 >= 0 && $0 < 1) }) {
+        throw invalid("trained_betas", "\(betas[i]) at index \(i)", "betas in [0, 1)")
       }
     } else if !family.betaSchedules.contains(betaSchedule) {
       throw SchedulerConfigError.unsupported(
         field: "beta_schedule", value: "\"\(betaSchedule.rawValue)\"",
         reason: "\(family.rawValue) accepts " + family.betaSchedules.map(\.rawValue).joined(separator: ", "))
     }
-    guard betaStart.isFinite, betaEnd.isFinite, betaStart >= 0, betaEnd <= 1 else {
-      throw invalid("beta_start/beta_end", "\(betaStart)/\(betaEnd)", "0 ≤ beta_start, beta_end ≤ 1")
+    // β must lie in (0, 1): β = 1 makes ᾱ = 0 and every later step divides by it; β ≤ 0 is not a noise level.
+    if trainedBetas == nil && [.linear, .scaledLinear, .sigmoid].contains(betaSchedule) {
+      for (field, v) in [("beta_start", betaStart), ("beta_end", betaEnd)] where !(v > 0 && v < 1) {
+        throw invalid(field, "\(v)", "a number in (0, 1)")
+      }
     }
     guard stepsOffset >= 0 else { throw invalid("steps_offset", "\(stepsOffset)", "≥ 0") }
-    guard clipSampleRange > 0 else { throw invalid("clip_sample_range", "\(clipSampleRange)", "> 0") }
+    guard clipSampleRange > 0, clipSampleRange.isFinite else { throw invalid("clip_sample_range", "\(clipSampleRange)", "> 0") }
     guard (1...3).contains(solverOrder) else { throw invalid("solver_order", "\(solverOrder)", "1, 2 or 3") }
     if family == .dpmSolverMultistep && finalSigmasType == .zero
       && [.dpmSolver, .sdeDPMSolver].contains(algorithmType)

@@ -25,6 +25,9 @@ final class ParameterLoader {
       guard w.shape == shape else {
         throw ModelError.weight(n, "shape \(w.shape) does not match the config's \(shape)")
       }
+      if let i = w.values.firstIndex(where: { !$0.isFinite }) {
+        throw ModelError.weight(n, "holds \(w.values[i]) at flat index \(i); weights must be finite")
+      }
       used.insert(n)
       let t = try Tensor(w.values, shape: shape, on: device)
       loaded.append((name, t))

@@ -138,9 +138,30 @@ public struct UNet2DConfig: Equatable, Sendable {
     guard layersPerBlock >= 1, inChannels >= 1, outChannels >= 1, sampleSize >= 1 else {
       throw bad("layers_per_block, in_channels, out_channels and sample_size must be positive")
     }
+    // One image's widest activation must be countable in the kernels' 32-bit indices (checked arithmetic: a
+    // sample_size of 2^31 must not trap), which also bounds what a batch of one allocates.
+    let widest = Swift.max(blockOutChannels.max() ?? 1, inChannels, outChannels)
+    guard let values = checkedProduct([widest, sampleSize, sampleSize]), values <= Int(Int32.max) else {
+      throw bad(
+        "sample_size: \(sampleSize) makes one image's \(widest)-channel activation larger than \(Int32.max) values")
+    }
+    guard normNumGroups >= 1 else { throw bad("norm_num_groups: \(normNumGroups) must be positive") }
     for c in blockOutChannels where c % normNumGroups != 0 {
       throw bad("norm_num_groups \(normNumGroups) does not divide block channels \(c)")
     }
+    if let g = attnNormNumGroups {
+      guard g >= 1 else { throw bad("attn_norm_num_groups: \(g) must be positive") }
+      for c in blockOutChannels where c % g != 0 {
+        throw bad("attn_norm_num_groups \(g) does not divide block channels \(c)")
+      }
+    }
+    guard normEps > 0, normEps.isFinite else { throw bad("norm_eps: \(normEps) must be a finite number > 0") }
+    guard (0...1).contains(dropout) else { throw bad("dropout: \(dropout) must be in [0, 1]") }
+    guard freqShift.isFinite else { throw bad("freq_shift: \(freqShift) must be finite") }
+    guard midBlockScaleFactor.isFinite else {
+      throw bad("mid_block_scale_factor: \(midBlockScaleFactor) must be finite")
+    }
+    if let d = timeEmbeddingDim, d <= 0 { throw bad("time_embedding_dim: \(d) must be positive") }
     if let h = attentionHeadDim, h <= 0 { throw bad("attention_head_dim must be positive") }
     if let n = numClassEmbeds, n <= 0 { throw bad("num_class_embeds must be positive") }
   }

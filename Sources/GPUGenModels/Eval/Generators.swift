@@ -96,9 +96,7 @@ public final class ImageGenerator {
 
   func plan(_ knobs: GeneratorKnobs, _ scheduler: URL?) throws -> SamplingPlan {
     if let s = knobs.steps, s <= 0 { throw ModelError.input("--steps must be positive, got \(s)") }
-    guard knobs.eta >= 0, knobs.eta.isFinite else {
-      throw ModelError.input("--eta must be ≥ 0, got \(knobs.eta)")
-    }
+    try SamplingBounds.checkEta(knobs.eta)
     return try SamplerPlanner.plan(
       knobs.sampler, schedulerConfig: scheduler, steps: knobs.steps, eta: knobs.eta)
   }

@@ -23,8 +23,12 @@ public enum NPY {
   /// Reads a .npy file of float32 or float64 (converted) values in C order.
   public static func read(from url: URL) throws -> (values: [Float], shape: [Int]) {
     guard let data = try? Data(contentsOf: url) else { throw ModelError.missing(url.path) }
-    let b = [UInt8](data)
-    func bad(_ why: String) -> ModelError { .malformed(url.path, why) }
+    return try parse([UInt8](data), path: url.path)
+  }
+
+  /// Parses the bytes of a .npy file (as `read(from:)`); `path` names the file in errors.
+  public static func parse(_ b: [UInt8], path: String) throws -> (values: [Float], shape: [Int]) {
+    func bad(_ why: String) -> ModelError { .malformed(path, why) }
     guard b.count >= 10, b[0] == 0x93, Array(b[1..<6]) == Array("NUMPY".utf8) else {
       throw bad("not a .npy file")
     }
@@ -59,11 +63,14 @@ public enum NPY {
       guard let v = Int(s.trimmingCharacters(in: .whitespaces)), v >= 0 else { throw bad("malformed shape") }
       return v
     }
-    let count = shape.reduce(1, *)
     let body = start + hlen
     let size = isF4 ? 4 : 8
-    guard b.count - body == count * size else {
-      throw bad("data holds \(b.count - body) bytes, shape \(shape) needs \(count * size)")
+    // Checked: a header's shape may be anything, e.g. (2^62, 3, 16, 16).
+    guard let count = checkedProduct(shape), let bytes = checkedProduct([count, size]) else {
+      throw bad("shape \(shape) holds more values than can be counted")
+    }
+    guard b.count - body == bytes else {
+      throw bad("data holds \(b.count - body) bytes, shape \(shape) needs \(bytes)")
     }
     let values: [Float] = b[body...].withUnsafeBytes { raw in
       isF4
@@ -73,6 +80,10 @@ public enum NPY {
         : (0..<count).map {
           Float(Double(bitPattern: raw.loadUnaligned(fromByteOffset: $0 * 8, as: UInt64.self).littleEndian))
         }
+    }
+    // Noise, images and latents are never meant to hold NaN or ±Inf: refuse them here, naming the place.
+    if let i = values.firstIndex(where: { !$0.isFinite }) {
+      throw bad("value \(i) (of shape \(shape), C order) is \(values[i]); the values must be finite")
     }
     return (values, shape)
   }

@@ -44,6 +44,11 @@ public struct Image8: Equatable, Sendable {
       return ModelError.malformed(url.path, "\(what): \(msg)")
     }
     guard png_image_begin_read_from_file(&image, url.path) != 0 else { throw fail("not a readable PNG") }
+    guard Int(image.width) * Int(image.height) <= maxPNGPixels else {
+      png_image_free(&image)
+      throw ModelError.malformed(
+        url.path, "\(image.width)×\(image.height) pixels is more than the \(maxPNGPixels)-pixel limit")
+    }
     image.format = channels == 1 ? 0 : 2  // PNG_FORMAT_GRAY, PNG_FORMAT_RGB (macros Swift cannot import)
     var pixels = [UInt8](repeating: 0, count: Int(image.width) * Int(image.height) * channels)
     let ok = pixels.withUnsafeMutableBytes { png_image_finish_read(&image, nil, $0.baseAddress, 0, nil) }
@@ -51,6 +56,7 @@ public struct Image8: Equatable, Sendable {
       png_image_free(&image)
       throw fail("could not decode PNG")
     }
+    try checkPaletteIndices(image, url)
     return Image8(width: Int(image.width), height: Int(image.height), channels: channels, pixels: pixels)
   }
 
@@ -67,7 +73,16 @@ public struct Image8: Equatable, Sendable {
     return (Int(image.width), Int(image.height), image.format & 2 != 0)  // PNG_FORMAT_FLAG_COLOR
   }
 
-  /// The most pixels `readPNGConverted` decodes (a guard against decompression bombs): 2^28.
+  /// libpng decodes a palette index beyond the palette (as black) with only a warning: refuse such a file.
+  static func checkPaletteIndices(_ image: png_image, _ url: URL) throws {
+    guard image.warning_or_error != 0 else { return }
+    let msg = withUnsafeBytes(of: image.message) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+    if msg.contains("palette") {
+      throw ModelError.malformed(url.path, "a pixel's palette index lies beyond the palette (\(msg))")
+    }
+  }
+
+  /// The most pixels `readPNG` and `readPNGConverted` decode (a guard against decompression bombs): 2^28.
   public static let maxPNGPixels = 1 << 28
 
   /// Reads any PNG (gray, gray+alpha, palette, RGB, RGBA) as gray (`channels` 1: colour images become
@@ -99,6 +114,7 @@ public struct Image8: Equatable, Sendable {
       png_image_free(&image)
       throw fail("could not decode PNG")
     }
+    try checkPaletteIndices(image, url)
     if decodeChannels == channels { return Image8(width: w, height: h, channels: channels, pixels: pixels) }
     let gray = [UInt8](unsafeUninitializedCapacity: w * h) { out, n in
       for i in 0..<(w * h) {

@@ -172,7 +172,7 @@ public enum ToyModel {
         mode: options.truncationMode, device: device, progress: progress)
     case .diffusion(let m, let json):
       if let s = options.steps, s <= 0 { throw ModelError.input("--steps must be positive") }
-      guard options.eta >= 0 else { throw ModelError.input("--eta must be ≥ 0") }
+      try SamplingBounds.checkEta(options.eta)
       let plan = try SamplerPlanner.plan(
         options.sampler, schedulerJSON: json, steps: options.steps, eta: options.eta, karras: options.karras)
       return try Tape.noGrad {

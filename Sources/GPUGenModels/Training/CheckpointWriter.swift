@@ -31,6 +31,33 @@ public enum CheckpointWriter {
     let name = String(format: "checkpoint-%08d", step)
     let tmp = outDir.appendingPathComponent(".\(name).tmp-\(getpid())")
     try? fm.removeItem(at: tmp)
+    // A failed write (a full disk, a read-only folder) leaves no temporary folder behind.
+    do { return try write(files, name: name, tmp: tmp, to: outDir) } catch {
+      try? fm.removeItem(at: tmp)
+      try? fm.removeItem(at: outDir.appendingPathComponent(".\(latestLink).tmp-\(getpid())"))
+      throw error
+    }
+  }
+
+  /// The prefix of every temporary entry a checkpoint write makes in the output folder.
+  static func isTemporary(_ name: String) -> Bool {
+    (name.hasPrefix(".checkpoint-") || name.hasPrefix(".\(latestLink).")) && name.contains(".tmp-")
+  }
+
+  /// Removes the temporary folders and links that killed or failed checkpoint writes left in `outDir`
+  /// (call it holding the folder's `OutputFolderLock`, so no other writer's are removed). Returns their names.
+  @discardableResult
+  public static func removeStaleTemporaries(in outDir: URL) -> [String] {
+    let fm = FileManager.default
+    let stale = ((try? fm.contentsOfDirectory(atPath: outDir.path)) ?? []).filter(isTemporary).sorted()
+    for name in stale { try? fm.removeItem(at: outDir.appendingPathComponent(name)) }
+    return stale
+  }
+
+  private static func write(
+    _ files: [(path: String, file: CheckpointFile)], name: String, tmp: URL, to outDir: URL
+  ) throws -> URL {
+    let fm = FileManager.default
     var folders: Set<String> = [""]
     for (path, _) in files {
       let dir = (path as NSString).deletingLastPathComponent
