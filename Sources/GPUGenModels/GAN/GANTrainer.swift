@@ -141,6 +141,7 @@ public final class GANTrainer {
       throw TrainingError.invalidOption(
         "the data's samples have shape \(data.sampleShape) but the generator makes \(g.sampleShape)")
     }
+    try options.checkBatchFits(valuesPerSample: g.sampleShape.reduce(1, *), live: 64, on: device)
     if case .images(let images) = data {
       guard images.count >= options.batchSize else {
         throw TrainingError.invalidOption(

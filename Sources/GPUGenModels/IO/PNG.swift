@@ -56,7 +56,7 @@ public struct Image8: Equatable, Sendable {
       png_image_free(&image)
       throw fail("could not decode PNG")
     }
-    try checkPaletteIndices(image, url)
+    try checkPaletteIndices(url)
     return Image8(width: Int(image.width), height: Int(image.height), channels: channels, pixels: pixels)
   }
 
@@ -73,12 +73,32 @@ public struct Image8: Equatable, Sendable {
     return (Int(image.width), Int(image.height), image.format & 2 != 0)  // PNG_FORMAT_FLAG_COLOR
   }
 
-  /// libpng decodes a palette index beyond the palette (as black) with only a warning: refuse such a file.
-  static func checkPaletteIndices(_ image: png_image, _ url: URL) throws {
-    guard image.warning_or_error != 0 else { return }
-    let msg = withUnsafeBytes(of: image.message) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-    if msg.contains("palette") {
-      throw ModelError.malformed(url.path, "a pixel's palette index lies beyond the palette (\(msg))")
+  /// libpng's simplified API decodes a palette index beyond the palette silently (as black): for a palette
+  /// image, decode the raw indices once more and refuse an index at or past the palette's size.
+  static func checkPaletteIndices(_ url: URL) throws {
+    var image = png_image()
+    image.version = UInt32(PNG_IMAGE_VERSION)
+    guard png_image_begin_read_from_file(&image, url.path) != 0 else { return }
+    guard image.format & 8 != 0 else {  // PNG_FORMAT_FLAG_COLORMAP: a palette image
+      png_image_free(&image)
+      return
+    }
+    image.format = 2 | 8  // PNG_FORMAT_RGB_COLORMAP: one byte per pixel, the palette index
+    let (w, h) = (Int(image.width), Int(image.height))
+    var indices = [UInt8](repeating: 0, count: w * h)
+    var colormap = [UInt8](repeating: 0, count: 256 * 3)
+    let ok = indices.withUnsafeMutableBytes { px in
+      colormap.withUnsafeMutableBytes { png_image_finish_read(&image, nil, px.baseAddress, 0, $0.baseAddress) }
+    }
+    guard ok != 0 else {
+      png_image_free(&image)
+      return
+    }
+    let entries = Int(image.colormap_entries)
+    if let i = indices.firstIndex(where: { Int($0) >= entries }) {
+      throw ModelError.malformed(
+        url.path,
+        "pixel (\(i % w), \(i / w)) has palette index \(indices[i]), but the palette has \(entries) entries")
     }
   }
 
@@ -114,7 +134,7 @@ public struct Image8: Equatable, Sendable {
       png_image_free(&image)
       throw fail("could not decode PNG")
     }
-    try checkPaletteIndices(image, url)
+    try checkPaletteIndices(url)
     if decodeChannels == channels { return Image8(width: w, height: h, channels: channels, pixels: pixels) }
     let gray = [UInt8](unsafeUninitializedCapacity: w * h) { out, n in
       for i in 0..<(w * h) {

@@ -41,6 +41,15 @@ extension CommonTrainingOptions {
     if checkpointEvery <= 0 { throw bad("--checkpoint-every must be positive") }
     if sampleEvery < 0 { throw bad("--sample-every must be ≥ 0 (0 disables sample grids)") }
   }
+
+  /// Throws unless a training batch fits on `device`, naming --batch-size: `batchSize` samples of
+  /// `valuesPerSample` values (a lower bound: the widest activation), `live` such tensors kept for backward.
+  public func checkBatchFits(valuesPerSample: Int, live: Int, on device: Device) throws {
+    let one = checkedProduct([batchSize, valuesPerSample, 4])
+    try MemoryBudget.check(
+      one.flatMap { checkedProduct([$0, live]) }, largestBuffer: one,
+      for: "a training batch of \(batchSize)", on: device, flag: "--batch-size")
+  }
 }
 
 /// Everything that defines a training run (saved in each checkpoint's state.json).
@@ -157,6 +166,9 @@ public final class DiffusionTrainer {
       throw TrainingError.invalidOption(
         "--batch-size \(options.batchSize) is larger than the dataset (\(data.count) images)")
     }
+    try options.checkBatchFits(
+      valuesPerSample: (config.blockOutChannels.max() ?? 1) * config.sampleSize * config.sampleSize, live: 16,
+      on: device)
     if let k = config.numClassEmbeds {
       guard data.labels != nil else {
         throw TrainingError.invalidOption("the model is class-conditional but the data has no labels")

@@ -163,6 +163,7 @@ public final class VAETrainer {
       throw TrainingError.invalidOption(
         "the data is \(data.channels)×\(data.size)×\(data.size) but the model expects \(ch)×\(size)×\(size)")
     }
+    try options.checkBatchFits(valuesPerSample: ch * size * size, live: 64, on: device)
     guard data.count >= options.batchSize else {
       throw TrainingError.invalidOption(
         "--batch-size \(options.batchSize) is larger than the dataset (\(data.count) images)")

@@ -1,0 +1,320 @@
+// Hostile input and faults (issue 15): sizes checked before allocation, numbers range-checked, non-finite
+// weights, noise and samples refused, output folders locked, stale temporaries removed, file-system errors as
+// one line, outputs all or nothing. One test (at least) per class; the library's checks first, then the CLI.
+import Foundation
+import XCTest
+
+@testable import GPUGenModels
+
+final class HardeningTests: XCTestCase {
+  func tmp() throws -> URL {
+    let u = FileManager.default.temporaryDirectory.appendingPathComponent("gpugen-harden-\(UUID().uuidString)")
+    try FileManager.default.createDirectory(at: u, withIntermediateDirectories: true)
+    addTeardownBlock { try? FileManager.default.removeItem(at: u) }
+    return u
+  }
+
+  /// A small valid UNet config as JSON fields, with `changes` applied.
+  func unetJSON(_ changes: [String: Any]) throws -> Data {
+    var c: [String: Any] = [
+      "_class_name": "UNet2DModel", "sample_size": 8, "in_channels": 1, "out_channels": 1,
+      "block_out_channels": [8, 16], "layers_per_block": 1, "norm_num_groups": 4,
+      "down_block_types": ["DownBlock2D", "AttnDownBlock2D"], "up_block_types": ["AttnUpBlock2D", "UpBlock2D"],
+      "attention_head_dim": 8,
+    ]
+    for (k, v) in changes { c[k] = v }
+    return try JSONSerialization.data(withJSONObject: c)
+  }
+
+  func assertThrows(_ what: String, containing text: String, _ body: () throws -> Void) {
+    do {
+      try body()
+      XCTFail("\(what): accepted")
+    } catch {
+      XCTAssertTrue("\(error)".contains(text), "\(what): \(error)")
+    }
+  }
+
+  // MARK: Sizes (no trap, no runaway allocation)
+
+  func testOversizedAndOverflowingUNetSizesAreRefusedBeforeAllocation() throws {
+    XCTAssertNoThrow(try UNet2DConfig(json: try unetJSON([:]), source: "c.json"))
+    for size in [1_000_000_000, 2_147_483_648, 1 << 40] {
+      assertThrows("sample_size \(size)", containing: "sample_size: \(size)") {
+        _ = try UNet2DConfig(json: try unetJSON(["sample_size": size]), source: "c.json")
+      }
+    }
+  }
+
+  func testZeroGroupsIsAnErrorNotADivisionByZero() throws {
+    assertThrows("norm_num_groups 0", containing: "norm_num_groups: 0 must be positive") {
+      _ = try UNet2DConfig(json: try unetJSON(["norm_num_groups": 0]), source: "c.json")
+    }
+    assertThrows("attn_norm_num_groups 0", containing: "attn_norm_num_groups: 0") {
+      _ = try UNet2DConfig(json: try unetJSON(["attn_norm_num_groups": 0]), source: "c.json")
+    }
+    assertThrows("attn_norm_num_groups 3", containing: "does not divide") {
+      _ = try UNet2DConfig(json: try unetJSON(["attn_norm_num_groups": 3]), source: "c.json")
+    }
+  }
+
+  /// The bytes of a float32 .npy whose header declares `shape` and holds `values`.
+  func npy(shape: String, values: [Float]) -> [UInt8] {
+    var header = "{'descr': '<f4', 'fortran_order': False, 'shape': \(shape), }"
+    header += String(repeating: " ", count: (64 - (10 + header.utf8.count + 1) % 64) % 64) + "\n"
+    var b: [UInt8] = [0x93] + Array("NUMPY".utf8) + [1, 0, UInt8(header.utf8.count & 0xff), UInt8(header.utf8.count >> 8)]
+    b += Array(header.utf8)
+    for v in values { withUnsafeBytes(of: v.bitPattern.littleEndian) { b += $0 } }
+    return b
+  }
+
+  func testNPYHeadersWithOverflowingShapesAreRefused() throws {
+    XCTAssertEqual(try NPY.parse(npy(shape: "(1, 2)", values: [1, 2]), path: "a.npy").shape, [1, 2])
+    for shape in ["(4611686018427387904, 3, 16, 16)", "(4294967296, 4294967296, 3, 16)", "(2305843009213693952,)"] {
+      assertThrows(shape, containing: "more values than can be counted") {
+        _ = try NPY.parse(npy(shape: shape, values: [0]), path: "a.npy")
+      }
+    }
+  }
+
+  func testMemoryBudgetNamesTheSizeTheDeviceAndTheFlag() throws {
+    XCTAssertNoThrow(try MemoryBudget.check(1 << 20, for: "x", on: Device.cpu, flag: "--n"))
+    assertThrows("4 EiB", containing: "lower --batch-size") {
+      try MemoryBudget.check(1 << 62, for: "a batch of 9", on: Device.cpu, flag: "--batch-size")
+    }
+    assertThrows("uncountable", containing: "a batch of 9 needs more than") {
+      try MemoryBudget.check(nil, for: "a batch of 9", on: Device.cpu, flag: "--batch-size")
+    }
+    assertThrows("host RAM", containing: "of RAM") {
+      try MemoryBudget.check(MemoryBudget.hostBytes + 1, for: "x", on: Device.cpu, flag: "--n")
+    }
+    // On OpenCL, one buffer over CL_DEVICE_MAX_MEM_ALLOC_SIZE is refused even when the total fits.
+    guard let cl = try Device.all().first(where: { $0.isOpenCL }), let info = cl.openCL?.info,
+      info.maxAllocation > 0, info.maxAllocation < info.globalMemory
+    else { throw XCTSkip("no OpenCL device with a max allocation below its global memory") }
+    XCTAssertNoThrow(try MemoryBudget.check(info.maxAllocation, for: "x", on: cl, flag: "--n"))
+    assertThrows("max alloc", containing: "CL_DEVICE_MAX_MEM_ALLOC_SIZE") {
+      try MemoryBudget.check(
+        info.maxAllocation, largestBuffer: info.maxAllocation + 1, for: "x", on: cl, flag: "--batch-size")
+    }
+  }
+
+  func testSamplingRefusesAnImpossibleCountBeforeAllocating() throws {
+    let plan = try SamplerPlanner.plan(.ddim, schedulerConfig: nil, steps: 2)
+    let sampler = DiffusionSampler(unet: ScriptedDenoiser(nanAt: nil), plan: plan)
+    assertThrows("n 2^60", containing: "lower --n") {
+      _ = try sampler.sample(SampleRequest(count: 1 << 60, batchSize: 1, seed: 0))
+    }
+    assertThrows("n·per overflow", containing: "lower --n") {
+      _ = try sampler.sample(SampleRequest(count: Int.max / 2, batchSize: 1, seed: 0))
+    }
+  }
+
+  func testGzipIsInflatedOnlyUpToTheSizeItsIDXHeaderDeclares() throws {
+    let d = try tmp()
+    func be32(_ v: Int) -> [UInt8] { [24, 16, 8, 0].map { UInt8((v >> $0) & 0xFF) } }
+    // The header promises 2 images of 2×2 (8 bytes); the stream inflates to 16 MB of zeros.
+    let bomb = try Gzip.compress([0, 0, 8, 3] + be32(2) + be32(2) + be32(2) + [UInt8](repeating: 0, count: 16 << 20))
+    let url = d.appendingPathComponent("bomb-idx3-ubyte.gz")
+    try Data(bomb).write(to: url)
+    assertThrows("bomb", containing: "inflates past the 24 bytes its header declares") {
+      _ = try IDXArray.read(contentsOf: url)
+    }
+    // The same header with exactly its payload reads.
+    try Data(try Gzip.compress([0, 0, 8, 3] + be32(2) + be32(2) + be32(2) + [UInt8](repeating: 7, count: 8)))
+      .write(to: url)
+    XCTAssertEqual(try IDXArray.read(contentsOf: url).dimensions, [2, 2, 2])
+    // A prefix read stops early and returns what there is.
+    let stream = try Gzip.compress([1, 2, 3, 4, 5])
+    XCTAssertEqual(try stream.withUnsafeBytes { try Gzip.decompress($0, limit: 2, prefix: 2) }, [1, 2])
+  }
+
+  // MARK: Numbers valid as JSON, not as models
+
+  func testConfigFieldsOutsideTheirRangeAreRefused() throws {
+    let cases: [(String, Any, String)] = [
+      ("norm_eps", -1, "norm_eps"), ("norm_eps", 0, "norm_eps"), ("dropout", 1.5, "dropout"),
+      ("dropout", -0.1, "dropout"), ("time_embedding_dim", 0, "time_embedding_dim"),
+    ]
+    for (key, value, text) in cases {
+      assertThrows("\(key) \(value)", containing: text) {
+        _ = try UNet2DConfig(json: try unetJSON([key: value]), source: "c.json")
+      }
+    }
+    // The non-standard literals Python writes, and an overflowing number.
+    for literal in ["NaN", "Infinity", "1e400"] {
+      var text = String(decoding: try unetJSON([:]), as: UTF8.self)
+      text = text.replacingOccurrences(of: "\"_class_name\"", with: "\"norm_eps\": \(literal), \"_class_name\"")
+      assertThrows("norm_eps \(literal)", containing: "norm_eps") {
+        _ = try UNet2DConfig(json: Data(text.utf8), source: "c.json")
+      }
+    }
+    let ok = #"{"beta_start": 0.0001, "beta_end": 0.02, "num_train_timesteps": 1000}"#
+    XCTAssertNoThrow(try SchedulerConfig(json: ok, family: .ddim))
+    let bad: [(String, String)] = [
+      (#"{"beta_end": 1.0}"#, "beta_end"), (#"{"beta_end": -0.02}"#, "beta_end"),
+      (#"{"beta_start": 0}"#, "beta_start"), (#"{"num_train_timesteps": 1e12}"#, "num_train_timesteps"),
+      (#"{"num_train_timesteps": 1000000001}"#, "num_train_timesteps"),
+      (#"{"trained_betas": [0.1, 1.0], "num_train_timesteps": 2}"#, "trained_betas"),
+    ]
+    for (json, field) in bad {
+      assertThrows(json, containing: field) { _ = try SchedulerConfig(json: json, family: .ddim) }
+    }
+    XCTAssertThrowsError(try SamplingBounds.checkEta(1e9))
+    XCTAssertThrowsError(try SamplingBounds.checkEta(-0.1))
+    XCTAssertNoThrow(try SamplingBounds.checkEta(1))
+    assertThrows("flag named", containing: "--my-eta") { try SamplingBounds.checkEta(2, flag: "--my-eta") }
+  }
+
+  func testNonFiniteWeightsAndNoiseAreRefusedNamingTheTensor() throws {
+    let layer = try Linear(2, 1, on: Device.cpu)
+    let good = ["weight": TensorData(shape: [1, 2], values: [1, 2]), "bias": TensorData(shape: [1], values: [0])]
+    XCTAssertNoThrow(try layer.load(good))
+    var bad = good
+    bad["weight"] = TensorData(shape: [1, 2], values: [1, .infinity])
+    XCTAssertThrowsError(try layer.load(bad)) {
+      XCTAssertEqual($0 as? ModuleError, .nonFinite(name: "weight", index: 1, value: .infinity))
+    }
+    let loader = ParameterLoader({ _, _ in ([2], [0, .nan]) }, device: Device.cpu)
+    assertThrows("UNet weight", containing: "weight w: holds nan at flat index 1") { _ = try loader.load("w", [2]) }
+    assertThrows("noise", containing: "value 1 (of shape [2]") {
+      _ = try NPY.parse(npy(shape: "(2,)", values: [0, .nan]), path: "noise.npy")
+    }
+  }
+
+  func testIDXWithNoRowsAndPNGPaletteIndicesBeyondThePaletteAreRefused() throws {
+    let d = try tmp()
+    func be32(_ v: Int) -> [UInt8] { [24, 16, 8, 0].map { UInt8((v >> $0) & 0xFF) } }
+    let empty = try IDXArray.parse([0, 0, 8, 3] + be32(0) + be32(28) + be32(28), path: "e")
+    assertThrows("0 rows", containing: "holds no pixels") { try empty.checkImages() }
+    XCTAssertNoThrow(try IDXArray.parse([0, 0, 8, 3] + be32(1) + be32(1) + be32(1) + [9], path: "e").checkImages())
+    // 2×2 palette image with 2 palette entries; the second pixel of each row uses index 5.
+    let hex =
+      "89504e470d0a1a0a0000000d49484452000000020000000208030000004568fd1600000006504c5445000000ffffffa5d99fdd"
+      + "0000000e49444154789c6360606560600500001f000b9bfa3cf70000000049454e44ae426082"
+    var bytes: [UInt8] = []
+    var i = hex.startIndex
+    while i < hex.endIndex {
+      let j = hex.index(i, offsetBy: 2)
+      bytes.append(UInt8(hex[i..<j], radix: 16)!)
+      i = j
+    }
+    let png = d.appendingPathComponent("pal.png")
+    try Data(bytes).write(to: png)
+    assertThrows("palette", containing: "has palette index 5, but the palette has 2 entries") { _ = try Image8.readPNGConverted(from: png, channels: 1) }
+    assertThrows("palette", containing: "has palette index 5, but the palette has 2 entries") { _ = try Image8.readPNG(from: png, channels: 3) }
+  }
+
+  // MARK: Non-finite values at sampling time
+
+  func testNaNAtSamplingTimeNamesTheStepAndTheTensor() throws {
+    let plan = try SamplerPlanner.plan(.ddim, schedulerConfig: nil, steps: 5)
+    let clean = DiffusionSampler(unet: ScriptedDenoiser(nanAt: nil), plan: plan)
+    XCTAssertEqual(try clean.sample(SampleRequest(count: 3, batchSize: 2, seed: 1)).count, 3 * 4)
+    let third = plan.evaluations[2].timestep
+    let sampler = DiffusionSampler(unet: ScriptedDenoiser(nanAt: third), plan: plan)
+    XCTAssertThrowsError(try sampler.sample(SampleRequest(count: 3, batchSize: 2, seed: 1))) {
+      let e = $0 as? NonFiniteError
+      XCTAssertEqual(e?.step, 3)
+      XCTAssertEqual(e?.tensor, "the model output")
+      XCTAssertEqual(e?.image, 0)
+      XCTAssertTrue("\($0)".contains("at step 3 of 5"), "\($0)")
+    }
+  }
+
+  // MARK: Output folders and files
+
+  func testASecondWriterOfAnOutputFolderIsRefusedNamingTheHolder() throws {
+    let d = try tmp().appendingPathComponent("run")
+    let first = try OutputFolderLock(d)
+    XCTAssertTrue(first.createdFolder)
+    XCTAssertThrowsError(try OutputFolderLock(d)) {
+      XCTAssertEqual($0 as? OutputFolderLocked, OutputFolderLocked(folder: d.path, pid: Int(getpid())))
+      XCTAssertTrue("\($0)".contains("process \(getpid())"))
+    }
+    first.release()
+    let second = try OutputFolderLock(d)
+    XCTAssertFalse(second.createdFolder)
+    second.release(removingFolder: true)
+    XCTAssertTrue(FileManager.default.fileExists(atPath: d.path), "only a folder the lock created is removed")
+    let third = try OutputFolderLock(d.appendingPathComponent("new"))
+    third.release(removingFolder: true)
+    XCTAssertFalse(FileManager.default.fileExists(atPath: d.appendingPathComponent("new").path))
+  }
+
+  func testStaleCheckpointTemporariesAreRemovedAtStartupAndAfterAFailedWrite() throws {
+    let d = try tmp()
+    let fm = FileManager.default
+    for name in [".checkpoint-00000040.tmp-123", ".checkpoint.tmp-123"] {
+      try fm.createDirectory(at: d.appendingPathComponent(name), withIntermediateDirectories: true)
+    }
+    try Data().write(to: d.appendingPathComponent("checkpoint-notes.txt"))
+    XCTAssertEqual(
+      CheckpointWriter.removeStaleTemporaries(in: d), [".checkpoint-00000040.tmp-123", ".checkpoint.tmp-123"])
+    XCTAssertEqual(try fm.contentsOfDirectory(atPath: d.path), ["checkpoint-notes.txt"])
+    // A write that fails half way (a tensor cannot be fetched: a full disk fails the same way) leaves nothing.
+    struct Full: Error {}
+    let files: [(path: String, file: CheckpointFile)] = [
+      ("a.json", .data(Data("{}".utf8))),
+      ("w.safetensors", .tensors([("w", LazyTensor(shape: [1]) { throw Full() })], metadata: [:])),
+    ]
+    XCTAssertThrowsError(try CheckpointWriter.write(files, step: 5, to: d))
+    XCTAssertEqual(try fm.contentsOfDirectory(atPath: d.path), ["checkpoint-notes.txt"])
+  }
+
+  func testFileSystemErrorsNameThePathAndTheReason() throws {
+    // Tests run as root, for whom permission bits do not apply: the errno mapping is checked directly, and a
+    // read-only file system where the machine has one (/proc/sys as a container mounts it).
+    XCTAssertEqual(
+      "\(FileSystemError(path: "/o/x.png", operation: "write", code: EROFS))",
+      "cannot write /o/x.png: read-only file system")
+    XCTAssertEqual(
+      "\(FileSystemError(path: "/o", operation: "create folder", code: EACCES))",
+      "cannot create folder /o: permission denied")
+    XCTAssertEqual(FileSystemError(path: "p", operation: "write", code: ENOSPC).reason, "no space left on device")
+    let cocoa = CocoaError(.fileWriteVolumeReadOnly, userInfo: [NSFilePathErrorKey: "/ro/f"])
+    XCTAssertEqual(FileSystemError.from(cocoa), FileSystemError(path: "/ro/f", operation: "write", code: EROFS))
+    XCTAssertEqual(
+      FileSystemError.from(CocoaError(.fileWriteUnknown), path: "/f")?.path, nil, "no errno, no FileSystemError")
+    let d = try tmp()
+    assertThrows("is a directory", containing: "cannot write \(d.path): is a directory") {
+      try StagedOutputs.checkDestination(d.path)
+    }
+    assertThrows("no parent", containing: "no such file or directory") {
+      try StagedOutputs.checkDestination(d.appendingPathComponent("none/x.npy").path)
+    }
+  }
+
+  func testStagedOutputsAreAllOrNothing() throws {
+    let d = try tmp()
+    let png = d.appendingPathComponent("grid.png"), npyURL = d.appendingPathComponent("x.npy")
+    do {
+      let outputs = StagedOutputs()
+      try outputs.stage(png) { try Data("png".utf8).write(to: $0) }
+      XCTAssertThrowsError(try outputs.stage(npyURL) { _ in throw ModelError.input("failed half way") })
+    }
+    XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: d.path), [], "nothing left behind")
+    let outputs = StagedOutputs()
+    try outputs.stage(png) { try Data("png".utf8).write(to: $0) }
+    try outputs.stage(npyURL) { try Data("npy".utf8).write(to: $0) }
+    XCTAssertFalse(FileManager.default.fileExists(atPath: png.path), "not in place before commit")
+    try outputs.commit()
+    XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: d.path).sorted(), ["grid.png", "x.npy"])
+    let discarded = StagedOutputs()
+    try discarded.stage(d.appendingPathComponent("late.png")) { try Data().write(to: $0) }
+    discarded.discard()
+    XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: d.path).sorted(), ["grid.png", "x.npy"])
+  }
+}
+
+/// A denoiser on 1×2×2 images that predicts zero noise, or NaN at one timestep.
+final class ScriptedDenoiser: Denoiser {
+  let nanAt: Double?
+  init(nanAt: Double?) { self.nanAt = nanAt }
+  var device: Device { Device.cpu }
+  var imageShape: [Int] { [1, 2, 2] }
+  var classCount: Int? { nil }
+  func callAsFunction(_ x: Tensor, timesteps: [Double], classLabels: [Int]?) throws -> Tensor {
+    try x.mul(timesteps.first == nanAt ? Float.nan : 0)
+  }
+}
