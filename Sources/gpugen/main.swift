@@ -2,6 +2,7 @@
 import ArgumentParser
 import Foundation
 import GPUGenCore
+import GPUGenModels
 
 #if os(Linux)
   // OpenBLAS reads its environment only when it loads, so re-run this process once with it set:
@@ -37,6 +38,16 @@ do {
     var text = GPUGen.fullMessage(for: error)
     if text.hasPrefix("Error: ") { text = "gpugen: error: " + text.dropFirst("Error: ".count) }
     FileHandle.standardError.write(Data((text + "\n").utf8))
+    exit(2)
+  }
+  // Bad input found while the options are validated (an output path that is a folder, a zoom out of range):
+  // one line and status 2, as when the command finds it.
+  // (ArgumentParser wraps what `validate()` throws, so its message is what identifies it: status 1, not a
+  // signal, an explicit ExitCode or a usage error.)
+  if code.rawValue == 1 && !(error is ExitCode) {
+    var text = GPUGen.message(for: error)
+    if text.hasPrefix("Error: ") { text = String(text.dropFirst("Error: ".count)) }
+    FileHandle.standardError.write(Data("gpugen: error: \(text)\n".utf8))
     exit(2)
   }
   GPUGen.exit(withError: error)

@@ -147,8 +147,9 @@ final class DataTests: XCTestCase {
     }
     try bad(good + [9, 9]) { if case .trailingBytes(_, 6, 8) = $0 { return true } else { return false } }
 
-    // gzip: cut short, corrupted, garbage after the stream, and a decompression bomb.
-    let zipped = try Gzip.compress(good + Array(repeating: 0, count: 1000))
+    // gzip: cut short, corrupted, garbage after the stream, and a decompression bomb. (A valid IDX file of
+    // 1018 bytes, so that each case has one defect: the stream never inflates past its header's size.)
+    let zipped = try Gzip.compress(idx(type: 0x08, dims: [2, 503], payload: Array(repeating: 0, count: 1006)))
     try bad(Array(zipped.prefix(zipped.count - 6))) {
       if case .truncatedGzip = $0 { return true } else { return false }
     }

@@ -185,8 +185,10 @@ final class HardeningTests: XCTestCase {
   func testIDXWithNoRowsAndPNGPaletteIndicesBeyondThePaletteAreRefused() throws {
     let d = try tmp()
     func be32(_ v: Int) -> [UInt8] { [24, 16, 8, 0].map { UInt8((v >> $0) & 0xFF) } }
-    let empty = try IDXArray.parse([0, 0, 8, 3] + be32(0) + be32(28) + be32(28), path: "e")
-    assertThrows("0 rows", containing: "holds no pixels") { try empty.checkImages() }
+    for dims in [[3, 0, 28], [3, 28, 0]] {
+      let empty = try IDXArray.parse([0, 0, 8, 3] + dims.flatMap(be32), path: "e")
+      assertThrows("0 rows", containing: "have no pixels") { try empty.checkImages() }
+    }
     XCTAssertNoThrow(try IDXArray.parse([0, 0, 8, 3] + be32(1) + be32(1) + be32(1) + [9], path: "e").checkImages())
     // 2×2 palette image with 2 palette entries; the second pixel of each row uses index 5.
     let hex =
@@ -304,6 +306,152 @@ final class HardeningTests: XCTestCase {
     try discarded.stage(d.appendingPathComponent("late.png")) { try Data().write(to: $0) }
     discarded.discard()
     XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: d.path).sorted(), ["grid.png", "x.npy"])
+  }
+
+  // MARK: The command line: exit status 2 (or 3) and one line
+
+  /// A copy of the bundled pipeline folder in `dir`, with `unet` and `scheduler` config changes and `weights`
+  /// applied to its tensors.
+  func pipeline(
+    in dir: URL, _ name: String, unet: [String: Any] = [:], scheduler: [String: Any] = [:],
+    weights: ((inout [String: TensorData]) -> Void)? = nil
+  ) throws -> URL {
+    let to = dir.appendingPathComponent(name)
+    try FileManager.default.copyItem(at: try DefaultModel.url(), to: to)
+    for (file, changes) in [("unet/config.json", unet), ("scheduler/scheduler_config.json", scheduler)]
+    where !changes.isEmpty {
+      let url = to.appendingPathComponent(file)
+      var c = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: url)) as? [String: Any])
+      for (k, v) in changes { c[k] = v }
+      try JSONSerialization.data(withJSONObject: c).write(to: url)
+    }
+    if let weights {
+      let url = to.appendingPathComponent("unet/diffusion_pytorch_model.safetensors")
+      let file = try SafeTensors.read(contentsOf: url)
+      var t = file.tensors
+      weights(&t)
+      try SafeTensors.write(file.order.map { ($0, t[$0]!) }, to: url)
+    }
+    return to
+  }
+
+  func assertOneLineError(
+    _ r: (Int32, String, String), status: Int32 = 2, containing text: String, line: UInt = #line
+  ) {
+    XCTAssertEqual(r.0, status, r.2, line: line)
+    // Progress lines may come first; the error is one line, and nothing else (no "Error:", no dump).
+    let lines = r.2.split(separator: "\n")
+    XCTAssertEqual(lines.filter { $0.hasPrefix("gpugen: error: ") }.count, 1, r.2, line: line)
+    XCTAssertFalse(lines.contains { $0.hasPrefix("Error") || $0.contains("Error Domain") }, r.2, line: line)
+    XCTAssertTrue(r.2.contains(text), "expected '\(text)' in: \(r.2)", line: line)
+  }
+
+  func testCommandLineRefusesHostileNumbersWithOneLineAndWritesNothing() throws {
+    let d = try tmp()
+    let grid = d.appendingPathComponent("g.png")
+    let base = ["sample", "--device", "cpu", "--n", "2", "--steps", "2", "--out", grid.path]
+    let nanNoise = d.appendingPathComponent("nan.npy")
+    var noise = [Float](repeating: 0, count: 2 * 28 * 28)
+    noise[5] = .nan
+    try NPY.write(noise, shape: [2, 1, 28, 28], to: nanNoise)
+    let adir = d.appendingPathComponent("adir")
+    try FileManager.default.createDirectory(at: adir, withIntermediateDirectories: true)
+    let cases: [([String], String)] = [
+      (["--model", try pipeline(in: d, "big", unet: ["sample_size": 1_000_000_000]).path], "sample_size: 1000000000"),
+      (["--model", try pipeline(in: d, "wrap", unet: ["sample_size": 2_147_483_648]).path], "sample_size: 2147483648"),
+      (["--model", try pipeline(in: d, "g0", unet: ["norm_num_groups": 0]).path], "norm_num_groups: 0"),
+      (["--model", try pipeline(in: d, "eps", unet: ["norm_eps": -1]).path], "norm_eps: -1"),
+      (["--model", try pipeline(in: d, "drop", unet: ["dropout": 2]).path], "dropout: 2"),
+      (["--model", try pipeline(in: d, "T", scheduler: ["num_train_timesteps": 1e12]).path], "num_train_timesteps"),
+      (["--model", try pipeline(in: d, "beta", scheduler: ["beta_end": 1.0]).path], "beta_end"),
+      (
+        [
+          "--model",
+          try pipeline(in: d, "nanw") { $0["conv_in.bias"]!.values[1] = .nan }.path,
+        ], "weight conv_in.bias: holds nan at flat index 1"
+      ),
+      (["--noise", nanNoise.path], "value 5 (of shape [2, 1, 28, 28]"),
+      (["--class", "1,,2"], "--class takes non-negative integers, got '1,,2'"),
+      (["--eta", "1e9"], "--eta must lie in [0.0, 1.0]"),
+      (["--n", "1000000000"], "lower --n"),
+      (["--npy", adir.path], "cannot write \(adir.path): is a directory"),
+      (["--out", "/sys/gpugen-x.png"], "cannot write /sys/gpugen-x.png: permission denied"),
+    ]
+    for (args, text) in cases {
+      let r = try runGpugen(base + args)
+      assertOneLineError(r, containing: text)
+      XCTAssertFalse(FileManager.default.fileExists(atPath: grid.path), "\(args) wrote the grid")
+    }
+  }
+
+  func testCommandLineNaNAtSamplingTimeExitsWith3NamingTheStep() throws {
+    let d = try tmp()
+    // Finite weights whose output overflows: conv_out scaled to 1e38.
+    let model = try pipeline(in: d, "overflow") { t in
+      t["conv_out.weight"]!.values = t["conv_out.weight"]!.values.map { $0 == 0 ? 1e38 : $0 * 1e38 }
+    }
+    let grid = d.appendingPathComponent("g.png"), npy = d.appendingPathComponent("g.npy")
+    let r = try runGpugen([
+      "sample", "--model", model.path, "--device", "cpu", "--n", "2", "--steps", "3", "--out", grid.path, "--npy",
+      npy.path,
+    ])
+    assertOneLineError(r, status: 3, containing: "in the model output at step 2 of 3, image 0; no output was written")
+    XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: d.path), ["overflow"])
+  }
+
+  /// A tiny 6×6 IDX data set with labels, and an 8×8 UNet config, in `dir`.
+  func trainFixture(in dir: URL) throws -> [String] {
+    func be32(_ v: Int) -> [UInt8] { [24, 16, 8, 0].map { UInt8((v >> $0) & 0xFF) } }
+    var images: [UInt8] = [0, 0, 8, 3] + be32(8) + be32(6) + be32(6)
+    for i in 0..<(8 * 36) { images.append(UInt8(i * 7 % 256)) }
+    let data = dir.appendingPathComponent("t-images-idx3-ubyte")
+    try Data(images).write(to: data)
+    try Data([0, 0, 8, 1] + be32(8) + (0..<8).map { UInt8($0 % 2) }).write(
+      to: dir.appendingPathComponent("t-labels-idx1-ubyte"))
+    let config = dir.appendingPathComponent("unet.json")
+    try unetJSON(["block_out_channels": [4, 8], "attention_head_dim": 4]).write(to: config)
+    return [
+      "train", "diffusion", "--data", data.path, "--config", config.path, "--batch-size", "2", "--warmup", "0",
+      "--checkpoint-every", "2", "--sample-every", "0", "--device", "cpu",
+    ]
+  }
+
+  func testCommandLineTrainingOutputFolders() throws {
+    let d = try tmp()
+    let fm = FileManager.default
+    let args = try trainFixture(in: d)
+    let out = d.appendingPathComponent("run")
+    // A rejected option leaves no --out behind (that would block the rerun).
+    assertOneLineError(
+      try runGpugen(args + ["--out", out.path, "--steps", "2", "--batch-size", "0"]),
+      containing: "--batch-size must be positive")
+    XCTAssertFalse(fm.fileExists(atPath: out.path))
+    assertOneLineError(
+      try runGpugen(args + ["--out", "/sys/gpugen-run", "--steps", "2"]),
+      containing: "cannot create folder /sys/gpugen-run: operation not permitted")
+    // A second writer is refused, naming the holder.
+    do {
+      let held = try OutputFolderLock(out)
+      assertOneLineError(
+        try runGpugen(args + ["--out", out.path, "--steps", "2"]), containing: "process \(getpid())")
+      XCTAssertTrue(fm.fileExists(atPath: out.path), "the holder's folder is left alone")
+      held.release(removingFolder: true)
+    }
+    XCTAssertEqual(try runGpugen(args + ["--out", out.path, "--steps", "2"]).0, 0)
+    // A killed write's temporary folder, and log rows past the checkpoint (another writer's, or a kill's).
+    let stale = out.appendingPathComponent(".checkpoint-00000004.tmp-99999")
+    try fm.createDirectory(at: stale, withIntermediateDirectories: true)
+    let log = out.appendingPathComponent("log.csv")
+    let text = try String(contentsOf: log, encoding: .utf8)
+    let junk = text.split(separator: "\n")[1].split(separator: ",").dropFirst().joined(separator: ",")
+    try (text + "5,\(junk)\n7,\(junk)\n").write(to: log, atomically: true, encoding: .utf8)
+    let r = try runGpugen(args + ["--out", out.path, "--steps", "3", "--resume"])
+    XCTAssertEqual(r.0, 0, r.2)
+    XCTAssertFalse(fm.fileExists(atPath: stale.path))
+    let steps = try String(contentsOf: log, encoding: .utf8).split(separator: "\n").dropFirst().map {
+      $0.split(separator: ",")[0]
+    }
+    XCTAssertEqual(steps, ["1", "2", "3"])
   }
 }
 

@@ -39,7 +39,7 @@ public enum IDXError: Error, CustomStringConvertible, Equatable {
   case labelOutOfRange(path: String, index: Int, value: Double)
   /// The gzip stream inflates to more than the size its IDX header declares.
   case inflatesPastHeader(path: String, declared: Int)
-  /// An image file with no images, or images with no pixels.
+  /// An image file whose images have 0 rows or 0 columns.
   case noImages(path: String, dimensions: [Int])
 
   public var description: String {
@@ -80,7 +80,7 @@ public enum IDXError: Error, CustomStringConvertible, Equatable {
       return "IDX file \(p): the gzip stream inflates past the \(declared) bytes its header declares "
         + "(refusing a possible zip bomb)"
     case .noImages(let p, let dims):
-      return "IDX image file \(p) has dimensions \(dims): it holds no pixels (count, rows and columns must be ≥ 1)"
+      return "IDX image file \(p) has dimensions \(dims): its images have no pixels (rows and columns must be ≥ 1)"
     }
   }
 }
@@ -252,7 +252,10 @@ public struct IDXArray: Sendable {
   /// Checks that this is a 3-D unsigned-byte image array (count, rows, columns).
   func checkImages() throws {
     guard dimensions.count == 3 else { throw IDXError.imagesNot3D(path: path, dimensions: dimensions) }
-    guard dimensions.allSatisfy({ $0 >= 1 }) else { throw IDXError.noImages(path: path, dimensions: dimensions) }
+    // (A file of 0 images is the data set's "holds no images"; images of 0 rows or columns are refused here.)
+    guard dimensions[1] >= 1, dimensions[2] >= 1 else {
+      throw IDXError.noImages(path: path, dimensions: dimensions)
+    }
     guard type == .uint8 else {
       throw IDXError.wrongType(path: path, expected: "unsigned byte (0x08) pixels", found: type)
     }
