@@ -28,7 +28,8 @@ public enum MemoryBudget {
   ) throws {
     let info = device.openCL?.info
     let limit = info?.globalMemory ?? hostBytes
-    let place = info.map { "\($0.name) (\(device.spec)), \(formatBytes($0.globalMemory)) global memory" }
+    let place =
+      info.map { "\($0.name) (\(device.spec)), \(formatBytes($0.globalMemory)) global memory" }
       ?? "the CPU (\(formatBytes(limit)) of RAM)"
     guard let bytes, bytes <= limit else {
       let size = bytes.map { "\(formatBytes($0))" } ?? "more than \(formatBytes(Int.max))"
@@ -38,7 +39,8 @@ public enum MemoryBudget {
     if let info, info.maxAllocation > 0, let one = largestBuffer, one > info.maxAllocation {
       throw GPUGenError.invalidArgument(
         "\(what) needs one buffer of \(formatBytes(one)), more than the largest allocation of \(info.name) "
-          + "(\(device.spec), CL_DEVICE_MAX_MEM_ALLOC_SIZE \(formatBytes(info.maxAllocation))); lower \(flag)")
+          + "(\(device.spec), CL_DEVICE_MAX_MEM_ALLOC_SIZE \(formatBytes(info.maxAllocation))); lower \(flag)"
+      )
     }
   }
 }

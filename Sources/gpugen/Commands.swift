@@ -89,9 +89,9 @@ func reportingUserErrors(weightsLabel: String = "weights", _ body: () throws -> 
     } catch let e as NonFiniteError {
       FileHandle.standardError.write(Data("\n".utf8))
       throw fail("\(e)", status: 3)
-    } catch where error is FileSystemError || error is OutputFolderLocked {
+    } catch  where error is FileSystemError || error is OutputFolderLocked {
       throw fail("\(error)")
-    } catch where error is CocoaError || (error as NSError).domain == NSPOSIXErrorDomain {
+    } catch  where error is CocoaError || (error as NSError).domain == NSPOSIXErrorDomain {
       // Foundation's file errors: one line with the path and the reason, never a dump.
       if let fs = FileSystemError.from(error) { throw fail("\(fs)") }
       throw fail((error as NSError).localizedDescription)

@@ -129,13 +129,16 @@ struct ImageOutputOptions: ParsableArguments {
 
   /// Stages the grid and the .npy in `outputs` (the caller commits them with its other outputs).
   func write(
-    _ images: [Float], shape: [Int], columns: Int? = nil, default fallback: String, into outputs: StagedOutputs
+    _ images: [Float], shape: [Int], columns: Int? = nil, default fallback: String,
+    into outputs: StagedOutputs
   ) throws {
     try validate()
     try outputs.stage(URL(fileURLWithPath: png(or: fallback))) {
       try Image8.grid(images, shape: shape, columns: columns).zoomed(zoom).writePNG(to: $0)
     }
-    if let npy { try outputs.stage(URL(fileURLWithPath: npy)) { try NPY.write(images, shape: shape, to: $0) } }
+    if let npy {
+      try outputs.stage(URL(fileURLWithPath: npy)) { try NPY.write(images, shape: shape, to: $0) }
+    }
   }
 
   /// Throws unless every output path can be written (not a folder, in a folder that exists): checked before

@@ -149,7 +149,8 @@ final class DataTests: XCTestCase {
 
     // gzip: cut short, corrupted, garbage after the stream, and a decompression bomb. (A valid IDX file of
     // 1018 bytes, so that each case has one defect: the stream never inflates past its header's size.)
-    let zipped = try Gzip.compress(idx(type: 0x08, dims: [2, 503], payload: Array(repeating: 0, count: 1006)))
+    let zipped = try Gzip.compress(
+      idx(type: 0x08, dims: [2, 503], payload: Array(repeating: 0, count: 1006)))
     try bad(Array(zipped.prefix(zipped.count - 6))) {
       if case .truncatedGzip = $0 { return true } else { return false }
     }

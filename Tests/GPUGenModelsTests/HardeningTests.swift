@@ -8,7 +8,8 @@ import XCTest
 
 final class HardeningTests: XCTestCase {
   func tmp() throws -> URL {
-    let u = FileManager.default.temporaryDirectory.appendingPathComponent("gpugen-harden-\(UUID().uuidString)")
+    let u = FileManager.default.temporaryDirectory.appendingPathComponent(
+      "gpugen-harden-\(UUID().uuidString)")
     try FileManager.default.createDirectory(at: u, withIntermediateDirectories: true)
     addTeardownBlock { try? FileManager.default.removeItem(at: u) }
     return u
@@ -19,7 +20,8 @@ final class HardeningTests: XCTestCase {
     var c: [String: Any] = [
       "_class_name": "UNet2DModel", "sample_size": 8, "in_channels": 1, "out_channels": 1,
       "block_out_channels": [8, 16], "layers_per_block": 1, "norm_num_groups": 4,
-      "down_block_types": ["DownBlock2D", "AttnDownBlock2D"], "up_block_types": ["AttnUpBlock2D", "UpBlock2D"],
+      "down_block_types": ["DownBlock2D", "AttnDownBlock2D"],
+      "up_block_types": ["AttnUpBlock2D", "UpBlock2D"],
       "attention_head_dim": 8,
     ]
     for (k, v) in changes { c[k] = v }
@@ -62,7 +64,8 @@ final class HardeningTests: XCTestCase {
   func npy(shape: String, values: [Float]) -> [UInt8] {
     var header = "{'descr': '<f4', 'fortran_order': False, 'shape': \(shape), }"
     header += String(repeating: " ", count: (64 - (10 + header.utf8.count + 1) % 64) % 64) + "\n"
-    var b: [UInt8] = [0x93] + Array("NUMPY".utf8) + [1, 0, UInt8(header.utf8.count & 0xff), UInt8(header.utf8.count >> 8)]
+    var b: [UInt8] =
+      [0x93] + Array("NUMPY".utf8) + [1, 0, UInt8(header.utf8.count & 0xff), UInt8(header.utf8.count >> 8)]
     b += Array(header.utf8)
     for v in values { withUnsafeBytes(of: v.bitPattern.littleEndian) { b += $0 } }
     return b
@@ -70,7 +73,9 @@ final class HardeningTests: XCTestCase {
 
   func testNPYHeadersWithOverflowingShapesAreRefused() throws {
     XCTAssertEqual(try NPY.parse(npy(shape: "(1, 2)", values: [1, 2]), path: "a.npy").shape, [1, 2])
-    for shape in ["(4611686018427387904, 3, 16, 16)", "(4294967296, 4294967296, 3, 16)", "(2305843009213693952,)"] {
+    for shape in [
+      "(4611686018427387904, 3, 16, 16)", "(4294967296, 4294967296, 3, 16)", "(2305843009213693952,)",
+    ] {
       assertThrows(shape, containing: "more values than can be counted") {
         _ = try NPY.parse(npy(shape: shape, values: [0]), path: "a.npy")
       }
@@ -114,7 +119,8 @@ final class HardeningTests: XCTestCase {
     let d = try tmp()
     func be32(_ v: Int) -> [UInt8] { [24, 16, 8, 0].map { UInt8((v >> $0) & 0xFF) } }
     // The header promises 2 images of 2×2 (8 bytes); the stream inflates to 16 MB of zeros.
-    let bomb = try Gzip.compress([0, 0, 8, 3] + be32(2) + be32(2) + be32(2) + [UInt8](repeating: 0, count: 16 << 20))
+    let bomb = try Gzip.compress(
+      [0, 0, 8, 3] + be32(2) + be32(2) + be32(2) + [UInt8](repeating: 0, count: 16 << 20))
     let url = d.appendingPathComponent("bomb-idx3-ubyte.gz")
     try Data(bomb).write(to: url)
     assertThrows("bomb", containing: "inflates past the 24 bytes its header declares") {
@@ -144,7 +150,8 @@ final class HardeningTests: XCTestCase {
     // The non-standard literals Python writes, and an overflowing number.
     for literal in ["NaN", "Infinity", "1e400"] {
       var text = String(decoding: try unetJSON([:]), as: UTF8.self)
-      text = text.replacingOccurrences(of: "\"_class_name\"", with: "\"norm_eps\": \(literal), \"_class_name\"")
+      text = text.replacingOccurrences(
+        of: "\"_class_name\"", with: "\"norm_eps\": \(literal), \"_class_name\"")
       assertThrows("norm_eps \(literal)", containing: "norm_eps") {
         _ = try UNet2DConfig(json: Data(text.utf8), source: "c.json")
       }
@@ -168,7 +175,9 @@ final class HardeningTests: XCTestCase {
 
   func testNonFiniteWeightsAndNoiseAreRefusedNamingTheTensor() throws {
     let layer = try Linear(2, 1, on: Device.cpu)
-    let good = ["weight": TensorData(shape: [1, 2], values: [1, 2]), "bias": TensorData(shape: [1], values: [0])]
+    let good = [
+      "weight": TensorData(shape: [1, 2], values: [1, 2]), "bias": TensorData(shape: [1], values: [0]),
+    ]
     XCTAssertNoThrow(try layer.load(good))
     var bad = good
     bad["weight"] = TensorData(shape: [1, 2], values: [1, .infinity])
@@ -176,7 +185,9 @@ final class HardeningTests: XCTestCase {
       XCTAssertEqual($0 as? ModuleError, .nonFinite(name: "weight", index: 1, value: .infinity))
     }
     let loader = ParameterLoader({ _, _ in ([2], [0, .nan]) }, device: Device.cpu)
-    assertThrows("UNet weight", containing: "weight w: holds nan at flat index 1") { _ = try loader.load("w", [2]) }
+    assertThrows("UNet weight", containing: "weight w: holds nan at flat index 1") {
+      _ = try loader.load("w", [2])
+    }
     assertThrows("noise", containing: "value 1 (of shape [2]") {
       _ = try NPY.parse(npy(shape: "(2,)", values: [0, .nan]), path: "noise.npy")
     }
@@ -189,7 +200,8 @@ final class HardeningTests: XCTestCase {
       let empty = try IDXArray.parse([0, 0, 8, 3] + dims.flatMap(be32), path: "e")
       assertThrows("0 rows", containing: "have no pixels") { try empty.checkImages() }
     }
-    XCTAssertNoThrow(try IDXArray.parse([0, 0, 8, 3] + be32(1) + be32(1) + be32(1) + [9], path: "e").checkImages())
+    XCTAssertNoThrow(
+      try IDXArray.parse([0, 0, 8, 3] + be32(1) + be32(1) + be32(1) + [9], path: "e").checkImages())
     // 2×2 palette image with 2 palette entries; the second pixel of each row uses index 5.
     let hex =
       "89504e470d0a1a0a0000000d49484452000000020000000208030000004568fd1600000006504c5445000000ffffffa5d99fdd"
@@ -203,8 +215,12 @@ final class HardeningTests: XCTestCase {
     }
     let png = d.appendingPathComponent("pal.png")
     try Data(bytes).write(to: png)
-    assertThrows("palette", containing: "has palette index 5, but the palette has 2 entries") { _ = try Image8.readPNGConverted(from: png, channels: 1) }
-    assertThrows("palette", containing: "has palette index 5, but the palette has 2 entries") { _ = try Image8.readPNG(from: png, channels: 3) }
+    assertThrows("palette", containing: "has palette index 5, but the palette has 2 entries") {
+      _ = try Image8.readPNGConverted(from: png, channels: 1)
+    }
+    assertThrows("palette", containing: "has palette index 5, but the palette has 2 entries") {
+      _ = try Image8.readPNG(from: png, channels: 3)
+    }
   }
 
   // MARK: Non-finite values at sampling time
@@ -221,6 +237,19 @@ final class HardeningTests: XCTestCase {
       XCTAssertEqual(e?.tensor, "the model output")
       XCTAssertEqual(e?.image, 0)
       XCTAssertTrue("\($0)".contains("at step 3 of 5"), "\($0)")
+    }
+  }
+
+  func testEndOfRunCheckNamesTheTensorImageAndSteps() throws {
+    XCTAssertNoThrow(try NonFiniteError.check([0, 1, 2, 3], tensor: "t", firstImage: 0, perImage: 2))
+    XCTAssertThrowsError(
+      try NonFiniteError.check(
+        [0, 1, 2, .infinity], tensor: "the decoder output", firstImage: 4, perImage: 2, steps: 7)
+    ) {
+      XCTAssertEqual(
+        $0 as? NonFiniteError,
+        NonFiniteError(tensor: "the decoder output", step: nil, of: 7, image: 5, value: .infinity))
+      XCTAssertEqual("\($0)", "non-finite value (inf) in the decoder output, image 5; no output was written")
     }
   }
 
@@ -273,11 +302,14 @@ final class HardeningTests: XCTestCase {
     XCTAssertEqual(
       "\(FileSystemError(path: "/o", operation: "create folder", code: EACCES))",
       "cannot create folder /o: permission denied")
-    XCTAssertEqual(FileSystemError(path: "p", operation: "write", code: ENOSPC).reason, "no space left on device")
-    let cocoa = CocoaError(.fileWriteVolumeReadOnly, userInfo: [NSFilePathErrorKey: "/ro/f"])
-    XCTAssertEqual(FileSystemError.from(cocoa), FileSystemError(path: "/ro/f", operation: "write", code: EROFS))
     XCTAssertEqual(
-      FileSystemError.from(CocoaError(.fileWriteUnknown), path: "/f")?.path, nil, "no errno, no FileSystemError")
+      FileSystemError(path: "p", operation: "write", code: ENOSPC).reason, "no space left on device")
+    let cocoa = CocoaError(.fileWriteVolumeReadOnly, userInfo: [NSFilePathErrorKey: "/ro/f"])
+    XCTAssertEqual(
+      FileSystemError.from(cocoa), FileSystemError(path: "/ro/f", operation: "write", code: EROFS))
+    XCTAssertEqual(
+      FileSystemError.from(CocoaError(.fileWriteUnknown), path: "/f")?.path, nil,
+      "no errno, no FileSystemError")
     let d = try tmp()
     assertThrows("is a directory", containing: "cannot write \(d.path): is a directory") {
       try StagedOutputs.checkDestination(d.path)
@@ -301,11 +333,13 @@ final class HardeningTests: XCTestCase {
     try outputs.stage(npyURL) { try Data("npy".utf8).write(to: $0) }
     XCTAssertFalse(FileManager.default.fileExists(atPath: png.path), "not in place before commit")
     try outputs.commit()
-    XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: d.path).sorted(), ["grid.png", "x.npy"])
+    XCTAssertEqual(
+      try FileManager.default.contentsOfDirectory(atPath: d.path).sorted(), ["grid.png", "x.npy"])
     let discarded = StagedOutputs()
     try discarded.stage(d.appendingPathComponent("late.png")) { try Data().write(to: $0) }
     discarded.discard()
-    XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: d.path).sorted(), ["grid.png", "x.npy"])
+    XCTAssertEqual(
+      try FileManager.default.contentsOfDirectory(atPath: d.path).sorted(), ["grid.png", "x.npy"])
   }
 
   // MARK: The command line: exit status 2 (or 3) and one line
@@ -357,12 +391,21 @@ final class HardeningTests: XCTestCase {
     let adir = d.appendingPathComponent("adir")
     try FileManager.default.createDirectory(at: adir, withIntermediateDirectories: true)
     let cases: [([String], String)] = [
-      (["--model", try pipeline(in: d, "big", unet: ["sample_size": 1_000_000_000]).path], "sample_size: 1000000000"),
-      (["--model", try pipeline(in: d, "wrap", unet: ["sample_size": 2_147_483_648]).path], "sample_size: 2147483648"),
+      (
+        ["--model", try pipeline(in: d, "big", unet: ["sample_size": 1_000_000_000]).path],
+        "sample_size: 1000000000"
+      ),
+      (
+        ["--model", try pipeline(in: d, "wrap", unet: ["sample_size": 2_147_483_648]).path],
+        "sample_size: 2147483648"
+      ),
       (["--model", try pipeline(in: d, "g0", unet: ["norm_num_groups": 0]).path], "norm_num_groups: 0"),
       (["--model", try pipeline(in: d, "eps", unet: ["norm_eps": -1]).path], "norm_eps: -1"),
       (["--model", try pipeline(in: d, "drop", unet: ["dropout": 2]).path], "dropout: 2"),
-      (["--model", try pipeline(in: d, "T", scheduler: ["num_train_timesteps": 1e12]).path], "num_train_timesteps"),
+      (
+        ["--model", try pipeline(in: d, "T", scheduler: ["num_train_timesteps": 1e12]).path],
+        "num_train_timesteps"
+      ),
       (["--model", try pipeline(in: d, "beta", scheduler: ["beta_end": 1.0]).path], "beta_end"),
       (
         [
@@ -392,10 +435,12 @@ final class HardeningTests: XCTestCase {
     }
     let grid = d.appendingPathComponent("g.png"), npy = d.appendingPathComponent("g.npy")
     let r = try runGpugen([
-      "sample", "--model", model.path, "--device", "cpu", "--n", "2", "--steps", "3", "--out", grid.path, "--npy",
+      "sample", "--model", model.path, "--device", "cpu", "--n", "2", "--steps", "3", "--out", grid.path,
+      "--npy",
       npy.path,
     ])
-    assertOneLineError(r, status: 3, containing: "in the model output at step 2 of 3, image 0; no output was written")
+    assertOneLineError(
+      r, status: 3, containing: "in the model output at step 2 of 3, image 0; no output was written")
     XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: d.path), ["overflow"])
   }
 
@@ -411,7 +456,8 @@ final class HardeningTests: XCTestCase {
     let config = dir.appendingPathComponent("unet.json")
     try unetJSON(["block_out_channels": [4, 8], "attention_head_dim": 4]).write(to: config)
     return [
-      "train", "diffusion", "--data", data.path, "--config", config.path, "--batch-size", "2", "--warmup", "0",
+      "train", "diffusion", "--data", data.path, "--config", config.path, "--batch-size", "2", "--warmup",
+      "0",
       "--checkpoint-every", "2", "--sample-every", "0", "--device", "cpu",
     ]
   }

@@ -80,7 +80,8 @@ public enum IDXError: Error, CustomStringConvertible, Equatable {
       return "IDX file \(p): the gzip stream inflates past the \(declared) bytes its header declares "
         + "(refusing a possible zip bomb)"
     case .noImages(let p, let dims):
-      return "IDX image file \(p) has dimensions \(dims): its images have no pixels (rows and columns must be ≥ 1)"
+      return
+        "IDX image file \(p) has dimensions \(dims): its images have no pixels (rows and columns must be ≥ 1)"
     }
   }
 }
@@ -168,7 +169,9 @@ public struct IDXArray: Sendable {
         case .truncated: throw IDXError.truncatedGzip(path: path)
         case .corrupt(let why): throw IDXError.corruptGzip(path: path, reason: why)
         case .tooLarge(let limit):
-          if let promised, promised <= maxBytes { throw IDXError.inflatesPastHeader(path: path, declared: promised) }
+          if let promised, promised <= maxBytes {
+            throw IDXError.inflatesPastHeader(path: path, declared: promised)
+          }
           throw IDXError.tooLarge(path: path, limit: limit)
         }
       }

@@ -259,7 +259,11 @@ public enum Inpainting {
         try device.backend.synchronize()
         progress(1)
       }
-      result += try x.toArray()
+      let batch = try x.toArray()
+      try NonFiniteError.check(
+        batch, tensor: "the inpainted sample", firstImage: start, perImage: batch.count / Swift.max(n, 1),
+        steps: plan.actions.count)
+      result += batch
       start += n
     }
     return result

@@ -199,7 +199,8 @@ public struct DiffusionSampler {
       _ = try run(request, start: start, count: n, progress: { _ in }, trajectory: nil, check: true)
     } catch let e as NonFiniteError { return e }
     // A rerun that stays finite (it should not: sampling is deterministic) still refuses the output.
-    return NonFiniteError(tensor: "the output", step: nil, of: plan.evaluations.count, image: start, value: .nan)
+    return NonFiniteError(
+      tensor: "the output", step: nil, of: plan.evaluations.count, image: start, value: .nan)
   }
 }
 
@@ -219,6 +220,16 @@ public struct NonFiniteError: Error, CustomStringConvertible, Equatable {
   /// Names the tensor, step and image.
   public init(tensor: String, step: Int?, of: Int, image: Int, value: Float) {
     (self.tensor, self.step, self.of, self.image, self.value) = (tensor, step, of, image, value)
+  }
+
+  /// Throws for the first non-finite value of `values` (a batch whose first image is `firstImage`, of
+  /// `perImage` values each), found only at the end of a run of `steps` steps (1: a single pass).
+  public static func check(
+    _ values: [Float], tensor: String, firstImage: Int, perImage: Int, steps: Int = 1
+  ) throws {
+    guard let i = values.firstIndex(where: { !$0.isFinite }) else { return }
+    throw NonFiniteError(
+      tensor: tensor, step: nil, of: steps, image: firstImage + i / Swift.max(perImage, 1), value: values[i])
   }
 
   /// The one-line message.

@@ -451,7 +451,9 @@ public struct SchedulerConfig: Sendable, Equatable {
       }
     }
     guard stepsOffset >= 0 else { throw invalid("steps_offset", "\(stepsOffset)", "≥ 0") }
-    guard clipSampleRange > 0, clipSampleRange.isFinite else { throw invalid("clip_sample_range", "\(clipSampleRange)", "> 0") }
+    guard clipSampleRange > 0, clipSampleRange.isFinite else {
+      throw invalid("clip_sample_range", "\(clipSampleRange)", "> 0")
+    }
     guard (1...3).contains(solverOrder) else { throw invalid("solver_order", "\(solverOrder)", "1, 2 or 3") }
     if family == .dpmSolverMultistep && finalSigmasType == .zero
       && [.dpmSolver, .sdeDPMSolver].contains(algorithmType)

@@ -143,7 +143,8 @@ public struct UNet2DConfig: Equatable, Sendable {
     let widest = Swift.max(blockOutChannels.max() ?? 1, inChannels, outChannels)
     guard let values = checkedProduct([widest, sampleSize, sampleSize]), values <= Int(Int32.max) else {
       throw bad(
-        "sample_size: \(sampleSize) makes one image's \(widest)-channel activation larger than \(Int32.max) values")
+        "sample_size: \(sampleSize) makes one image's \(widest)-channel activation larger than \(Int32.max) values"
+      )
     }
     guard normNumGroups >= 1 else { throw bad("norm_num_groups: \(normNumGroups) must be positive") }
     for c in blockOutChannels where c % normNumGroups != 0 {

@@ -162,7 +162,10 @@ public enum GANOps {
         mode: mode,
         device: device)
       let y = labels.map { l in (start..<(start + n)).map { l[$0 % l.count] } }
-      out += try Tape.noGrad { try model.generator(z, labels: y).toArray() }
+      let samples = try Tape.noGrad { try model.generator(z, labels: y).toArray() }
+      try NonFiniteError.check(
+        samples, tensor: "the generator output", firstImage: start, perImage: model.sampleShape.reduce(1, *))
+      out += samples
       start += n
       progress(n)
     }

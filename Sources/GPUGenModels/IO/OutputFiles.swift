@@ -27,7 +27,8 @@ public struct FileSystemError: Error, CustomStringConvertible, Equatable {
   public static func from(_ error: Error, path fallback: String? = nil) -> FileSystemError? {
     if let e = error as? FileSystemError { return e }
     let ns = error as NSError
-    let path = (ns.userInfo[NSFilePathErrorKey] as? String) ?? (ns.userInfo[NSURLErrorKey] as? URL)?.path
+    let path =
+      (ns.userInfo[NSFilePathErrorKey] as? String) ?? (ns.userInfo[NSURLErrorKey] as? URL)?.path
       ?? fallback
     var code: Int32?
     if ns.domain == NSPOSIXErrorDomain { code = Int32(ns.code) }
@@ -65,7 +66,9 @@ public final class OutputFolderLock {
     self.folder = folder
     var isDir: ObjCBool = false
     let existed = FileManager.default.fileExists(atPath: folder.path, isDirectory: &isDir)
-    if existed && !isDir.boolValue { throw FileSystemError(path: folder.path, operation: "use", code: ENOTDIR) }
+    if existed && !isDir.boolValue {
+      throw FileSystemError(path: folder.path, operation: "use", code: ENOTDIR)
+    }
     if !existed {
       guard mkdir(folder.path, 0o755) == 0 || errno == EEXIST else {
         throw FileSystemError(path: folder.path, operation: "create folder", code: errno)
@@ -86,8 +89,9 @@ public final class OutputFolderLock {
       close(fd)
       fd = -1
       guard code == EWOULDBLOCK else { throw FileSystemError(path: path, operation: "lock", code: code) }
-      let holder = Int(String(decoding: buf.prefix(Swift.max(n, 0)), as: UTF8.self).trimmingCharacters(
-        in: .whitespacesAndNewlines))
+      let holder = Int(
+        String(decoding: buf.prefix(Swift.max(n, 0)), as: UTF8.self).trimmingCharacters(
+          in: .whitespacesAndNewlines))
       throw OutputFolderLocked(folder: folder.path, pid: holder)
     }
     let pid = Array("\(getpid())\n".utf8)

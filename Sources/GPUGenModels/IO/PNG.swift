@@ -88,7 +88,9 @@ public struct Image8: Equatable, Sendable {
     var indices = [UInt8](repeating: 0, count: w * h)
     var colormap = [UInt8](repeating: 0, count: 256 * 3)
     let ok = indices.withUnsafeMutableBytes { px in
-      colormap.withUnsafeMutableBytes { png_image_finish_read(&image, nil, px.baseAddress, 0, $0.baseAddress) }
+      colormap.withUnsafeMutableBytes {
+        png_image_finish_read(&image, nil, px.baseAddress, 0, $0.baseAddress)
+      }
     }
     guard ok != 0 else {
       png_image_free(&image)

@@ -30,7 +30,10 @@ public enum VAEOps {
       let n = Swift.min(batchSize, count - start)
       let z = try priorLatents(
         model, start: start, count: n, seed: seed, temperature: temperature, device: device)
-      out += try Tape.noGrad { try model.decodeImages(z).toArray() }
+      let images = try Tape.noGrad { try model.decodeImages(z).toArray() }
+      try NonFiniteError.check(
+        images, tensor: "the decoder output", firstImage: start, perImage: images.count / Swift.max(n, 1))
+      out += images
       start += n
       progress(n)
     }
@@ -81,7 +84,10 @@ public enum VAEOps {
       let n = Swift.min(batchSize, count - start)
       let z = try Tensor(
         Array(latents[(start * per)..<((start + n) * per)]), shape: [n] + model.latentShape, on: device)
-      out += try Tape.noGrad { try model.decodeImages(z).toArray() }
+      let images = try Tape.noGrad { try model.decodeImages(z).toArray() }
+      try NonFiniteError.check(
+        images, tensor: "the decoder output", firstImage: start, perImage: images.count / Swift.max(n, 1))
+      out += images
       start += n
     }
     return out
