@@ -83,7 +83,7 @@ func reportingUserErrors(weightsLabel: String = "weights", _ body: () throws -> 
     {
       throw fail("\(error)")
     } catch let e as SchedulerConfigError {
-      throw fail("scheduler config: \(e)")
+      throw fail("\(e)")  // (its message starts with "scheduler config:")
     } catch let e as SafeTensorsError {
       throw fail("\(weightsLabel): \(e)")
     } catch let e as NonFiniteError {

@@ -89,6 +89,8 @@ struct TrainClassifier: ParsableCommand {
       featureDim: featureDim)
     try config.validate()
     let device = try deviceOptions.resolve()
+    // One writer per output folder (as `gpugen train`); a run that fails removes the folder it created.
+    heldOutputLock = try OutputFolderLock(URL(fileURLWithPath: out))
     let images = try TrainingImages.load(source: data, sampleSize: imageSize, channels: channels)
     guard images.labels != nil else {
       throw ClassifierError.mismatch("the training data \(data) has no class labels")
