@@ -73,12 +73,35 @@ final class HardeningTests: XCTestCase {
 
   func testNPYHeadersWithOverflowingShapesAreRefused() throws {
     XCTAssertEqual(try NPY.parse(npy(shape: "(1, 2)", values: [1, 2]), path: "a.npy").shape, [1, 2])
+    assertThrows("path named", containing: "malformed /x/b.npy: ") {
+      _ = try NPY.parse(npy(shape: "(3,)", values: [1]), path: "/x/b.npy")
+    }
     for shape in [
       "(4611686018427387904, 3, 16, 16)", "(4294967296, 4294967296, 3, 16)", "(2305843009213693952,)",
     ] {
       assertThrows(shape, containing: "more values than can be counted") {
         _ = try NPY.parse(npy(shape: shape, values: [0]), path: "a.npy")
       }
+    }
+  }
+
+  func testCheckedProductAndTrainingBatchEstimate() throws {
+    XCTAssertEqual(checkedProduct([2, 3, 7]), 42)
+    XCTAssertEqual(checkedProduct([]), 1)
+    XCTAssertNil(checkedProduct([1 << 32, 1 << 32]))
+    XCTAssertNil(checkedProduct([2, -1]))
+    var o = DiffusionTrainingOptions()
+    o.batchSize = 4
+    XCTAssertNoThrow(try o.checkBatchFits(valuesPerSample: 1000, live: 16, on: Device.cpu))
+    assertThrows("values", containing: "a training batch of 4 needs") {
+      try o.checkBatchFits(valuesPerSample: 1 << 40, live: 1, on: Device.cpu)
+    }
+    assertThrows("live", containing: "lower --batch-size") {
+      try o.checkBatchFits(valuesPerSample: 1000, live: 1 << 40, on: Device.cpu)
+    }
+    o.batchSize = 1 << 40
+    assertThrows("batch", containing: "a training batch of \(1 << 40)") {
+      try o.checkBatchFits(valuesPerSample: 1000, live: 1, on: Device.cpu)
     }
   }
 
@@ -268,7 +291,8 @@ final class HardeningTests: XCTestCase {
     XCTAssertFalse(second.createdFolder)
     second.release(removingFolder: true)
     XCTAssertTrue(FileManager.default.fileExists(atPath: d.path), "only a folder the lock created is removed")
-    let third = try OutputFolderLock(d.appendingPathComponent("new"))
+    let third = try OutputFolderLock(d.appendingPathComponent("new/deeper/run"))
+    XCTAssertTrue(FileManager.default.fileExists(atPath: d.appendingPathComponent("new/deeper/run").path))
     third.release(removingFolder: true)
     XCTAssertFalse(FileManager.default.fileExists(atPath: d.appendingPathComponent("new").path))
   }
@@ -310,6 +334,11 @@ final class HardeningTests: XCTestCase {
     XCTAssertEqual(
       FileSystemError.from(CocoaError(.fileWriteUnknown), path: "/f")?.path, nil,
       "no errno, no FileSystemError")
+    let posix = NSError(domain: NSPOSIXErrorDomain, code: Int(ENOSPC))
+    XCTAssertEqual(
+      FileSystemError.from(posix, path: "/full/f"),
+      FileSystemError(path: "/full/f", operation: "write", code: ENOSPC))
+    XCTAssertNil(FileSystemError.from(posix), "no path, no FileSystemError")
     let d = try tmp()
     assertThrows("is a directory", containing: "cannot write \(d.path): is a directory") {
       try StagedOutputs.checkDestination(d.path)

@@ -59,6 +59,8 @@ public final class OutputFolderLock {
   public let folder: URL
   /// Whether taking the lock created the folder (so a run that fails before its first output removes it).
   public let createdFolder: Bool
+  /// The topmost folder taking the lock created (the folder itself, or a parent that was missing too).
+  private let createdRoot: URL?
   private var fd: Int32
 
   /// Creates `folder` if needed and locks it, or throws naming the process that holds it.
@@ -69,17 +71,31 @@ public final class OutputFolderLock {
     if existed && !isDir.boolValue {
       throw FileSystemError(path: folder.path, operation: "use", code: ENOTDIR)
     }
+    // The folder and any missing parents (as `mkdir -p`); the topmost one made is what a failed run removes.
+    var topmostCreated: URL?
     if !existed {
-      guard mkdir(folder.path, 0o755) == 0 || errno == EEXIST else {
-        throw FileSystemError(path: folder.path, operation: "create folder", code: errno)
+      var missing: [URL] = []
+      var u = folder.standardizedFileURL
+      while u.path != "/" && !FileManager.default.fileExists(atPath: u.path) {
+        missing.append(u)
+        u = u.deletingLastPathComponent()
+      }
+      for dir in missing.reversed() {
+        guard mkdir(dir.path, 0o755) == 0 || errno == EEXIST else {
+          let code = errno
+          if let made = topmostCreated { try? FileManager.default.removeItem(at: made) }
+          throw FileSystemError(path: dir.path, operation: "create folder", code: code)
+        }
+        if topmostCreated == nil { topmostCreated = dir }
       }
     }
     createdFolder = !existed
+    createdRoot = topmostCreated
     let path = folder.appendingPathComponent(Self.fileName).path
     fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
     guard fd >= 0 else {
       let code = errno
-      if createdFolder { rmdir(folder.path) }
+      if let createdRoot = topmostCreated { try? FileManager.default.removeItem(at: createdRoot) }
       throw FileSystemError(path: path, operation: "create", code: code)
     }
     guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
@@ -99,9 +115,9 @@ public final class OutputFolderLock {
     _ = pwrite(fd, pid, pid.count, 0)
   }
 
-  /// Releases the lock; with `removingFolder`, also removes the folder it created (a run that wrote nothing).
+  /// Releases the lock; with `removingFolder`, also removes the folders it created (a run that wrote nothing).
   public func release(removingFolder: Bool = false) {
-    if removingFolder && createdFolder { try? FileManager.default.removeItem(at: folder) }
+    if removingFolder, let createdRoot { try? FileManager.default.removeItem(at: createdRoot) }
     if fd >= 0 { close(fd) }
     fd = -1
   }
