@@ -146,9 +146,15 @@ struct Img2ImgCommand: ParsableCommand {
         tiles += Array(x[(lo * per)..<(hi * per)]) + pad + Array(y[(lo * per)..<(hi * per)]) + pad
         lo = hi
       }
-      try Image8.grid(tiles, shape: [tiles.count / per] + shape, columns: cols).zoomed(output.zoom)
-        .writePNG(to: URL(fileURLWithPath: output.png(or: "img2img.png")))
-      if let npy = output.npy { try NPY.write(y, shape: [n] + shape, to: URL(fileURLWithPath: npy)) }
+      let outputs = StagedOutputs()  // the grid and the .npy, all or nothing
+      try outputs.stage(URL(fileURLWithPath: output.png(or: "img2img.png"))) {
+        try Image8.grid(tiles, shape: [tiles.count / per] + shape, columns: cols).zoomed(output.zoom)
+          .writePNG(to: $0)
+      }
+      if let npy = output.npy {
+        try outputs.stage(URL(fileURLWithPath: npy)) { try NPY.write(y, shape: [n] + shape, to: $0) }
+      }
+      try outputs.commit()
       print(
         String(
           format:

@@ -121,9 +121,14 @@ struct Inpaint: ParsableCommand {
       tiles += completed[(i * per)..<((i + 1) * per)]
     }
     let columns = 2 * min(n, 8)
-    try Image8.grid(tiles, shape: [2 * n] + shape, columns: columns).zoomed(output.zoom).writePNG(
-      to: URL(fileURLWithPath: output.png(or: "inpaint.png")))
-    if let npy = output.npy { try NPY.write(completed, shape: [n] + shape, to: URL(fileURLWithPath: npy)) }
+    let outputs = StagedOutputs()  // the grid and the .npy, all or nothing
+    try outputs.stage(URL(fileURLWithPath: output.png(or: "inpaint.png"))) {
+      try Image8.grid(tiles, shape: [2 * n] + shape, columns: columns).zoomed(output.zoom).writePNG(to: $0)
+    }
+    if let npy = output.npy {
+      try outputs.stage(URL(fileURLWithPath: npy)) { try NPY.write(completed, shape: [n] + shape, to: $0) }
+    }
+    try outputs.commit()
     let filled = keep.reduce(0) { $0 + ($1 == 0 ? 1 : 0) } * (keep.count == hw ? n : 1)
     print(
       String(

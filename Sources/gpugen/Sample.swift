@@ -155,7 +155,10 @@ struct Sample: ParsableCommand {
     let seconds = Date().timeIntervalSince(sampleStart)
     let shape = [n] + gan.sampleShape
     if gan.isToy {
-      if let npy = output.npy { try NPY.write(samples, shape: shape, to: URL(fileURLWithPath: npy)) }
+      let outputs = StagedOutputs()  // the .npy and the scatter plot, all or nothing
+      if let npy = output.npy {
+        try outputs.stage(URL(fileURLWithPath: npy)) { try NPY.write(samples, shape: shape, to: $0) }
+      }
       let toy = try? ToyDataset.parse(gan.config.data)
       var title = "\(n) samples"
       if let toy {
@@ -165,8 +168,10 @@ struct Sample: ParsableCommand {
           100 * s.highQualityFraction)
         print("\(toy.spec): \(s.summary)")
       }
-      try ToyScatter.render(samples, dataset: toy, title: title).writePNG(
-        to: URL(fileURLWithPath: output.png(or: "scatter.png")))
+      try outputs.stage(URL(fileURLWithPath: output.png(or: "scatter.png"))) {
+        try ToyScatter.render(samples, dataset: toy, title: title).writePNG(to: $0)
+      }
+      try outputs.commit()
     } else {
       try output.write(samples, shape: shape, default: "grid.png")
     }

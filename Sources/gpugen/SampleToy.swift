@@ -59,14 +59,20 @@ extension Sample {
     let points = try model.sample(
       count: n, seed: seed, batchSize: batch, options: o, progress: { bar.advance($0) })
     let seconds = Date().timeIntervalSince(sampleStart)
-    if let npy = output.npy { try NPY.write(points, shape: [n, 2], to: URL(fileURLWithPath: npy)) }
+    let outputs = StagedOutputs()  // the .npy and the scatter plot, all or nothing
+    if let npy = output.npy {
+      try outputs.stage(URL(fileURLWithPath: npy)) { try NPY.write(points, shape: [n, 2], to: $0) }
+    }
     let s = ToyMetrics.score(points, dataset: toy)
     print("\(toy.spec): \(s.summary)")
     let title = String(
       format: "%d samples: %d/%d modes, %.1f%% high quality", n, s.modesCoveredHighQuality, s.modes,
       100 * s.highQualityFraction)
     let png = output.png(or: "scatter.png")
-    try ToyScatter.render(points, dataset: toy, title: title).writePNG(to: URL(fileURLWithPath: png))
+    try outputs.stage(URL(fileURLWithPath: png)) {
+      try ToyScatter.render(points, dataset: toy, title: title).writePNG(to: $0)
+    }
+    try outputs.commit()
     print(
       String(
         format: "%@: %d samples in %.3f s (%.1f samples/s; startup %.2f s) → %@", device.description, n,

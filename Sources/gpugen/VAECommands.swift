@@ -157,7 +157,10 @@ struct Encode: ParsableCommand {
       gan, images: x, count: n, labels: labels, classifier: classifier, featureWeight: featureWeight,
       steps: steps, lr: lr, batchSize: min(batchSize, 64), seed: seed, device: device,
       progress: { bar.advance($0) })
-    try NPY.write(r.latents, shape: [n, gan.config.latentDim], to: URL(fileURLWithPath: out))
+    let outputs = StagedOutputs()  // the latents and the grid, all or nothing
+    try outputs.stage(URL(fileURLWithPath: out)) {
+      try NPY.write(r.latents, shape: [n, gan.config.latentDim], to: $0)
+    }
     for (i, e) in r.mse.enumerated() { print(String(format: "image %d: reconstruction MSE %.5f", i, e)) }
     let mean = r.mse.reduce(0, +) / Double(n)
     if let grid {
@@ -170,9 +173,12 @@ struct Encode: ParsableCommand {
         tiles += Array(r.images[(lo * per)..<(hi * per)]) + [Float](repeating: -1, count: pad)
         lo = hi
       }
-      try Image8.grid(tiles, shape: [tiles.count / per] + gan.sampleShape, columns: cols).zoomed(2)
-        .writePNG(to: URL(fileURLWithPath: grid))
+      try outputs.stage(URL(fileURLWithPath: grid)) {
+        try Image8.grid(tiles, shape: [tiles.count / per] + gan.sampleShape, columns: cols).zoomed(2)
+          .writePNG(to: $0)
+      }
     }
+    try outputs.commit()
     let how = classifier == nil ? ", pixels only" : String(format: ", feature weight %g", featureWeight)
     print(
       String(
