@@ -29,12 +29,11 @@ public enum MemoryBudget {
     let info = device.openCL?.info
     let limit = info?.globalMemory ?? hostBytes
     let place =
-      info.map { "\($0.name) (\(device.spec)), \(formatBytes($0.globalMemory)) global memory" }
-      ?? "the CPU (\(formatBytes(limit)) of RAM)"
+      info.map { "\($0.name) (\(device.spec)) has \(formatBytes($0.globalMemory)) of global memory" }
+      ?? "the CPU has \(formatBytes(limit)) of RAM"
     guard let bytes, bytes <= limit else {
-      let size = bytes.map { "\(formatBytes($0))" } ?? "more than \(formatBytes(Int.max))"
-      throw GPUGenError.invalidArgument(
-        "\(what) needs \(size), more than \(place) holds; lower \(flag)")
+      let size = bytes.map(formatBytes) ?? "more bytes than can be counted"
+      throw GPUGenError.invalidArgument("\(what) needs \(size), but \(place); lower \(flag)")
     }
     if let info, info.maxAllocation > 0, let one = largestBuffer, one > info.maxAllocation {
       throw GPUGenError.invalidArgument(

@@ -238,6 +238,10 @@ struct Sample: ParsableCommand {
     let kernelSeconds = Date().timeIntervalSince(k0)
     let folder = try DiffusionModelFolder.resolve(folderURL)
     let unet = try UNet2DModelLoader.load(from: folder.unet, device: device)
+    // Before any arithmetic on --n (the batch count, the progress total): the result must fit in RAM.
+    try MemoryBudget.check(
+      checkedProduct([n, unet.imageShape.reduce(1, *), 4]),
+      for: "\(n) images of \(unet.imageShape) (the result)", on: Device.cpu, flag: "--n")
     if let l = labels, let classes = unet.config.numClassEmbeds, let bad = l.first(where: { $0 >= classes }) {
       throw ModelError.input("--class \(bad) is out of range: the model has classes 0..<\(classes)")
     }

@@ -110,7 +110,9 @@ final class HardeningTests: XCTestCase {
     assertThrows("4 EiB", containing: "lower --batch-size") {
       try MemoryBudget.check(1 << 62, for: "a batch of 9", on: Device.cpu, flag: "--batch-size")
     }
-    assertThrows("uncountable", containing: "a batch of 9 needs more than") {
+    assertThrows(
+      "uncountable", containing: "a batch of 9 needs more bytes than can be counted, but the CPU has"
+    ) {
       try MemoryBudget.check(nil, for: "a batch of 9", on: Device.cpu, flag: "--batch-size")
     }
     assertThrows("host RAM", containing: "of RAM") {
@@ -453,6 +455,21 @@ final class HardeningTests: XCTestCase {
       let r = try runGpugen(base + args)
       assertOneLineError(r, containing: text)
       XCTAssertFalse(FileManager.default.fileExists(atPath: grid.path), "\(args) wrote the grid")
+    }
+  }
+
+  func testCommandLineRefusesAnImpossibleCountForEveryFamily() throws {
+    let d = try tmp()
+    for (model, n) in [
+      ("diffusion", Int.max), ("vae", 1 << 62), ("gan", 1 << 62), ("diffusion", 1_000_000_000),
+    ] {
+      let grid = d.appendingPathComponent("\(model).png")
+      let r = try runGpugen([
+        "sample", "--model", model, "--device", "cpu", "--n", "\(n)", "--out", grid.path,
+      ])
+      assertOneLineError(r, containing: "gpugen: error: \(n) ")
+      XCTAssertTrue(r.2.contains("lower --n"), r.2)
+      XCTAssertFalse(FileManager.default.fileExists(atPath: grid.path))
     }
   }
 

@@ -199,6 +199,9 @@ public enum Inpainting {
     guard q.count > 0, q.batchSize > 0 else {
       throw ModelError.input("the image count and batch size must be positive")
     }
+    try MemoryBudget.check(
+      checkedProduct([q.count, per, 4]), for: "\(q.count) images of \(shape) (the result)", on: Device.cpu,
+      flag: "--n")
     guard q.images.count == q.count * per else {
       throw ModelError.input(
         "\(q.images.count) image values; \(q.count) images of \(shape) need \(q.count * per)")

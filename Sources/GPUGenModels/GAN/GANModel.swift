@@ -152,6 +152,9 @@ public enum GANOps {
   ) throws -> [Float] {
     guard count > 0, batchSize > 0 else { throw ModelError.input("--n and --batch-size must be positive") }
     if let l = labels, l.isEmpty { throw ModelError.input("--class: no classes given") }
+    try MemoryBudget.check(
+      checkedProduct([count, model.sampleShape.reduce(1, *), 4]),
+      for: "\(count) samples of \(model.sampleShape) (the result)", on: Device.cpu, flag: "--n")
     var out: [Float] = []
     out.reserveCapacity(count * model.sampleShape.reduce(1, *))
     var start = 0

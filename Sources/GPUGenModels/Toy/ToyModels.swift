@@ -165,6 +165,8 @@ public enum ToyModel {
     progress: (Int) -> Void = { _ in }
   ) throws -> [Float] {
     guard count > 0, batchSize > 0 else { throw ModelError.input("--n and --batch-size must be positive") }
+    try MemoryBudget.check(
+      checkedProduct([count, 2, 4]), for: "\(count) points (the result)", on: Device.cpu, flag: "--n")
     switch self {
     case .gan(let g):
       return try GANOps.sample(

@@ -24,6 +24,10 @@ public enum VAEOps {
     guard temperature > 0, temperature.isFinite else {
       throw ModelError.input("--temperature must be positive, got \(temperature)")
     }
+    guard count > 0, batchSize > 0 else { throw ModelError.input("--n and --batch-size must be positive") }
+    try MemoryBudget.check(
+      checkedProduct([count, model.imageShape.reduce(1, *), 4]),
+      for: "\(count) images of \(model.imageShape) (the result)", on: Device.cpu, flag: "--n")
     var out: [Float] = []
     var start = 0
     while start < count {
