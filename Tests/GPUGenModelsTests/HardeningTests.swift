@@ -48,6 +48,22 @@ final class HardeningTests: XCTestCase {
     }
   }
 
+  func testAutoencoderKLConfigSizesAndFactorsAreChecked() throws {
+    func config(_ fields: String) throws -> AutoencoderKLConfig {
+      try AutoencoderKLConfig(
+        json: Data("{\"_class_name\": \"AutoencoderKL\"\(fields)}".utf8), source: "vae.json")
+    }
+    XCTAssertNoThrow(try config(""))
+    let cases: [(String, String)] = [
+      (#", "sample_size": 2147483648"#, "sample_size: 2147483648"),
+      (#", "scaling_factor": 0"#, "scaling_factor"),
+      (#", "shift_factor": Infinity"#, "shift_factor"),
+      (#", "latents_std": [1, 0, 1, 1]"#, "latents_std: 0.0"),
+      (#", "latents_mean": [0, NaN, 0, 0]"#, "latents_mean: expected a finite number"),
+    ]
+    for (fields, text) in cases { assertThrows(fields, containing: text) { _ = try config(fields) } }
+  }
+
   func testZeroGroupsIsAnErrorNotADivisionByZero() throws {
     assertThrows("norm_num_groups 0", containing: "norm_num_groups: 0 must be positive") {
       _ = try UNet2DConfig(json: try unetJSON(["norm_num_groups": 0]), source: "c.json")

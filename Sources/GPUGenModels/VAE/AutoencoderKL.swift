@@ -182,9 +182,23 @@ public struct AutoencoderKLConfig: Equatable, Sendable {
       throw bad(
         "sample_size", "\(sampleSize) must be a positive multiple of \(downsampleFactor) (2^(blocks − 1))")
     }
+    // One image's widest activation must be countable (checked: a sample_size of 2^31 must not trap).
+    let widest = Swift.max(blockOutChannels.max() ?? 1, inChannels)
+    guard let values = checkedProduct([widest, sampleSize, sampleSize]), values <= Int(Int32.max) else {
+      throw bad(
+        "sample_size",
+        "\(sampleSize) makes one image's \(widest)-channel activation larger than \(Int32.max) values")
+    }
+    guard scalingFactor.isFinite, scalingFactor != 0 else {
+      throw bad("scaling_factor", "\(scalingFactor) must be a finite, non-zero number")
+    }
+    if let s = shiftFactor, !s.isFinite { throw bad("shift_factor", "\(s) must be finite") }
     for (key, list) in [("latents_mean", latentsMean), ("latents_std", latentsStd)] {
       if let list, list.count != latentChannels {
         throw bad(key, "has \(list.count) entries for \(latentChannels) latent channels")
+      }
+      if let v = list?.first(where: { !$0.isFinite || (key == "latents_std" && !($0 > 0)) }) {
+        throw bad(key, "\(v) must be finite\(key == "latents_std" ? " and > 0" : "")")
       }
     }
   }
