@@ -39,5 +39,11 @@ do {
     FileHandle.standardError.write(Data((text + "\n").utf8))
     exit(2)
   }
+  // In a data-parallel job one failing rank ends them all (the others would wait in a collective forever).
+  if let world = Communicator.initialisedWorld, world.isDistributed, code != .success, code.rawValue != 130 {
+    let text = GPUGen.fullMessage(for: error)
+    if !text.isEmpty { FileHandle.standardError.write(Data("\(errorPrefix())\(text)\n".utf8)) }
+    world.abort(code: code.rawValue)
+  }
   GPUGen.exit(withError: error)
 }
