@@ -37,7 +37,8 @@ struct DeviceOptions: ParsableArguments {
       let rank = try Communicator.world().rank
       let count = (try? Device.openCLDevices().count) ?? 0
       guard count > 0 else {
-        throw GPUGenError.deviceNotFound(requested: "opencl:rank", available: try Device.availableDescriptions())
+        throw GPUGenError.deviceNotFound(
+          requested: "opencl:rank", available: try Device.availableDescriptions())
       }
       return try Device.openCL(rank % count)
     }

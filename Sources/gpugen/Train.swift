@@ -74,28 +74,20 @@ struct TrainDiffusion: ParsableCommand {
     // copies), and later large blocks stay in the heap, so the resident size would step up once.
     HostMemory.fixMmapThreshold(bytes: 1 << 20)
     if try isToy() { return try trainToy() }
-    let parallel = try distributed.parallel()
-    let root = parallel.communicator.isRoot
-    let device = try deviceOptions.resolve()
-    let outDir = try training.outputFolder()
-    try parallel.communicator.barrier()  // every rank has looked at --out before rank 0 writes to it
-    let fm = FileManager.default
+    let job = try TrainingJob(training: training, distributed: distributed, deviceOptions: deviceOptions)
     let trainer: DiffusionTrainer
-    let log: TrainingLog
     if training.resume {
-      let saved = try DiffusionTrainer.savedOptions(in: outDir)
-      let cfg = try DiffusionTrainer.savedConfig(in: outDir)
-      _ = try parallel.share(ofBatch: saved.batchSize)
+      let saved = try DiffusionTrainer.savedOptions(in: job.outDir)
+      let cfg = try DiffusionTrainer.savedConfig(in: job.outDir)
+      try job.checkBatch(saved.batchSize)
       let images = try TrainingImages.load(
         source: saved.data, sampleSize: cfg.sampleSize, channels: cfg.inChannels)
-      trainer = try DiffusionTrainer.resume(from: outDir, data: images, device: device, steps: training.steps)
-      log = try TrainingLog(
-        url: outDir.appendingPathComponent("log.csv"), columns: DiffusionRun.columns,
-        keepingSteps: trainer.step, enabled: root)
-      if root { training.announceResume(step: trainer.step, of: trainer.options.steps, on: device) }
+      trainer = try DiffusionTrainer.resume(
+        from: job.outDir, data: images, device: job.device, steps: training.steps)
+      if job.isRoot { training.announceResume(step: trainer.step, of: trainer.options.steps, on: job.device) }
     } else {
       let o = try options()
-      _ = try parallel.share(ofBatch: o.batchSize)
+      try job.checkBatch(o.batchSize)
       var cfg = try loadConfig()
       let images = try TrainingImages.load(
         source: o.data, sampleSize: cfg.sampleSize, channels: cfg.inChannels)
@@ -105,29 +97,21 @@ struct TrainDiffusion: ParsableCommand {
         }
         cfg.numClassEmbeds = images.classCount
       }
-      trainer = try DiffusionTrainer(config: cfg, data: images, options: o, device: device)
-      if root { try fm.createDirectory(at: outDir, withIntermediateDirectories: true) }
-      log = try TrainingLog(
-        url: outDir.appendingPathComponent("log.csv"), columns: DiffusionRun.columns, keepingSteps: 0,
-        enabled: root)
+      trainer = try DiffusionTrainer(config: cfg, data: images, options: o, device: job.device)
+      try job.createOutput()
       let params = trainer.parameters.reduce(0) { $0 + $1.count }
-      let ranks = parallel.processes > 1 ? " × \(parallel.processes) processes" : ""
-      if root {
-        FileHandle.standardError.write(
-          Data(
-            "gpugen: training a \(params)-parameter UNet on \(images.count) images (\(o.data)) for \(o.steps) steps, batch \(o.batchSize), on \(device)\(ranks)\n"
-              .utf8))
-        try trainer.writeCheckpoint(to: outDir)
-      }
+      job.announce(
+        "gpugen: training a \(params)-parameter UNet on \(images.count) images (\(o.data)) for \(o.steps) steps, batch \(o.batchSize), on \(job.device)\(job.processesNote)"
+      )
+      if job.isRoot { try trainer.writeCheckpoint(to: job.outDir) }
     }
-    trainer.parallel = parallel
-    try parallel.checkAgreement(
-      [
+    trainer.parallel = job.parallel
+    try job.run(
+      DiffusionRun(trainer),
+      agreeing: [
         ("the training options", "\(trainer.options)"), ("the model config", "\(trainer.config)"),
-        ("the step", "\(trainer.step)"), ("the data", "\(trainer.dataFingerprint)"),
+        ("the data", trainer.dataFingerprint),
       ])
-    try runTrainingLoop(
-      DiffusionRun(trainer), log: log, outDir: outDir, device: device, parallel: parallel)
   }
 
   func loadConfig() throws -> UNet2DConfig {

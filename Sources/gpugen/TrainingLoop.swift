@@ -69,7 +69,8 @@ func runTrainingLoop(
       if comm.isRoot {
         FileHandle.standardError.write(
           Data(
-            "\ngpugen: stopped at step \(run.currentStep); checkpoint written, continue with --resume\n".utf8))
+            "\ngpugen: stopped at step \(run.currentStep); checkpoint written, continue with --resume\n".utf8)
+        )
       }
       throw ExitCode(130)
     }
@@ -191,5 +192,70 @@ final class RecentAverage {
     values.append(v)
     if values.count > window { values.removeFirst() }
     return values.reduce(0, +) / Double(values.count)
+  }
+}
+
+/// What every family's `train` does around its own model under data parallelism: the job's processes, this
+/// rank's device, and --out, which every rank checks before rank 0 writes to it. Rank 0 alone creates --out,
+/// writes the log and checkpoints and prints; the others read only.
+struct TrainingJob {
+  /// The processes and how they share each batch.
+  let parallel: DataParallel
+  /// This rank's device.
+  let device: Device
+  /// The run's output folder.
+  let outDir: URL
+
+  init(training: TrainingOptionGroup, distributed: DistributedOptions, deviceOptions: DeviceOptions) throws {
+    parallel = try distributed.parallel()
+    device = try deviceOptions.resolve()
+    outDir = try training.outputFolder()
+    try parallel.communicator.barrier()
+  }
+
+  /// True on the rank that writes (rank 0, or the only process).
+  var isRoot: Bool { parallel.communicator.isRoot }
+
+  /// " × P processes" in a data-parallel job, else "".
+  var processesNote: String { parallel.processes > 1 ? " × \(parallel.processes) processes" : "" }
+
+  /// Throws unless the global batch `batchSize` splits evenly over the processes.
+  func checkBatch(_ batchSize: Int) throws { _ = try parallel.share(ofBatch: batchSize) }
+
+  /// Creates --out (rank 0).
+  func createOutput() throws {
+    if isRoot { try FileManager.default.createDirectory(at: outDir, withIntermediateDirectories: true) }
+  }
+
+  /// OUT/log.csv with `columns`, keeping the rows up to `keepingSteps` (rank 0; a null log elsewhere).
+  func log(columns: [String], keepingSteps: Int) throws -> TrainingLog {
+    try TrainingLog(
+      url: outDir.appendingPathComponent("log.csv"), columns: columns, keepingSteps: keepingSteps,
+      enabled: isRoot)
+  }
+
+  /// Prints `line` on stderr (rank 0).
+  func announce(_ line: String) {
+    if isRoot { FileHandle.standardError.write(Data((line + "\n").utf8)) }
+  }
+
+  /// Checks that every rank runs the same thing (`items`: name and value), then runs the loop.
+  func run(_ run: TrainingRun, agreeing items: [(name: String, value: String)]) throws {
+    try parallel.checkAgreement(items + [("the step", "\(run.currentStep)")])
+    try runTrainingLoop(run, log: try log(for: run), outDir: outDir, device: device, parallel: parallel)
+  }
+
+  private func log(for run: TrainingRun) throws -> TrainingLog {
+    try log(columns: run.logColumns, keepingSteps: run.currentStep)
+  }
+}
+
+/// Refuses to run `what` in more than one process (only `train diffusion|vae|gan` on images are data-parallel).
+func requireSingleProcess(_ what: String) throws {
+  let size = Int(ProcessInfo.processInfo.environment["OMPI_COMM_WORLD_SIZE"] ?? "") ?? 1
+  if size > 1 {
+    throw TrainingError.invalidOption(
+      "\(what) runs in one process, not under mpirun -np \(size); only train diffusion, vae and gan are data-parallel"
+    )
   }
 }

@@ -98,7 +98,8 @@ public final class Communicator: @unchecked Sendable {
   public func allReduceSum(_ values: inout [Float]) throws {
     guard let mpi, size > 1 else { return }
     try values.withUnsafeMutableBufferPointer { p in
-      try mpi.allReduce(UnsafeMutableRawPointer(p.baseAddress), count: p.count, type: mpi.floatType, op: mpi.sum)
+      try mpi.allReduce(
+        UnsafeMutableRawPointer(p.baseAddress), count: p.count, type: mpi.floatType, op: mpi.sum)
     }
   }
 
@@ -151,13 +152,17 @@ final class MPILibrary: @unchecked Sendable {
   let doubleType: Handle
   let sum: Handle
   let max: Handle
-  let initThread: @convention(c) (UnsafeMutablePointer<Int32>?, UnsafeMutableRawPointer?, Int32, UnsafeMutablePointer<Int32>?) -> Int32
+  let initThread:
+    @convention(c) (
+      UnsafeMutablePointer<Int32>?, UnsafeMutableRawPointer?, Int32, UnsafeMutablePointer<Int32>?
+    ) -> Int32
   let initialized: @convention(c) (UnsafeMutablePointer<Int32>) -> Int32
   let finalized: @convention(c) (UnsafeMutablePointer<Int32>) -> Int32
   let finalize: @convention(c) () -> Int32
   let commRank: @convention(c) (Handle, UnsafeMutablePointer<Int32>) -> Int32
   let commSize: @convention(c) (Handle, UnsafeMutablePointer<Int32>) -> Int32
-  let allReduceFunction: @convention(c) (UnsafeRawPointer?, UnsafeMutableRawPointer?, Int32, Handle, Handle, Handle) -> Int32
+  let allReduceFunction:
+    @convention(c) (UnsafeRawPointer?, UnsafeMutableRawPointer?, Int32, Handle, Handle, Handle) -> Int32
   let barrier: @convention(c) (Handle) -> Int32
   let abort: @convention(c) (Handle, Int32) -> Int32
 

@@ -3,6 +3,7 @@
 // averaged by all-reduce in buckets, and every rank applies the same optimizer step (docs/DISTRIBUTED.md).
 import Foundation
 import GPUGenCore
+import GPUGenNN
 
 /// How a training run shares each global batch among the job's processes.
 public struct DataParallel: Sendable {
@@ -10,14 +11,23 @@ public struct DataParallel: Sendable {
   public let communicator: Communicator
   /// Gradient bytes per all-reduce call (default 25 MB, as PyTorch DDP's bucket_cap_mb).
   public let bucketBytes: Int
+  /// BatchNorm statistics over the global batch (SyncBatchNorm) instead of each rank's share.
+  public let synchronizeBatchNorm: Bool
 
   /// One process: shares are the whole batch and averages are the identity.
   public static let single = DataParallel(communicator: .single)
 
-  /// A run over `communicator`'s processes with all-reduce buckets of `bucketBytes`.
-  public init(communicator: Communicator, bucketBytes: Int = 25 << 20) {
+  /// A run over `communicator`'s processes with all-reduce buckets of `bucketBytes`, BatchNorm statistics
+  /// synchronised over the ranks when `synchronizeBatchNorm`.
+  public init(communicator: Communicator, bucketBytes: Int = 25 << 20, synchronizeBatchNorm: Bool = false) {
     self.communicator = communicator
     self.bucketBytes = max(bucketBytes, 4)
+    self.synchronizeBatchNorm = synchronizeBatchNorm
+  }
+
+  /// Applies `synchronizeBatchNorm` to every BatchNorm2d of `modules`.
+  public func configure(_ modules: [Module]) {
+    for m in modules { m.synchronizeBatchNorm(over: synchronizeBatchNorm ? communicator : nil) }
   }
 
   /// The number of processes.
