@@ -205,9 +205,11 @@ public final class GANTrainer {
     lrD = LearningRate(base: options.lrD, warmupSteps: options.warmup, schedule: schedule)
   }
 
-  /// Real samples and labels of discriminator step `t` (this rank's `share` of the global batch): image
+  /// Real samples and labels of discriminator step `t` (this rank's `share` of the global batch, by default
+  /// all of it): image
   /// batch t of the epoch order, or toy points keyed by (seed, sample, t).
-  func realBatch(_ t: Int, share: Range<Int>) throws -> (x: Tensor, labels: [Int]?) {
+  func realBatch(_ t: Int, share: Range<Int>? = nil) throws -> (x: Tensor, labels: [Int]?) {
+    let share = share ?? 0..<options.batchSize
     let b = share.count
     switch data {
     case .toy(let toy):
@@ -242,7 +244,7 @@ public final class GANTrainer {
 
   /// D's view of a batch whose row i is sample `firstSample + i`: DiffAugment (keyed by seed, sample, the
   /// step and `stream`) when asked for.
-  func augment(_ x: Tensor, step: Int, stream: Int, firstSample: Int) throws -> Tensor {
+  func augment(_ x: Tensor, step: Int, stream: Int, firstSample: Int = 0) throws -> Tensor {
     guard !policies.isEmpty else { return x }
     return try DiffAugment.apply(
       x, policies: policies, seed: options.seed, step: step, stream: stream, firstSample: firstSample)
