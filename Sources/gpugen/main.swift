@@ -28,10 +28,14 @@ import GPUGenCore
 // Usage errors (an unknown flag, a value outside an enum's cases) exit with status 2 like every other bad
 // input, instead of ArgumentParser's 64.
 do {
-  // Under mpirun -np P > 1 only `train diffusion|vae|gan` run (each rank a share of every batch); any other
+  // Under mpirun -np P > 1 only `train diffusion|vae|gan` and `bench allreduce` run (each rank a share of every batch); any other
   // command would run P times over the same outputs.
   let words = CommandLine.arguments.dropFirst().filter { !$0.hasPrefix("-") }.prefix(2)
-  if !(words.first == "train" && ["diffusion", "vae", "gan"].contains(words.dropFirst().first ?? "")) {
+  let second = words.dropFirst().first ?? ""
+  let parallelCommand =
+    (words.first == "train" && ["diffusion", "vae", "gan"].contains(second))
+    || (words.first == "bench" && second == "allreduce")
+  if !parallelCommand {
     do { try requireSingleProcess("gpugen \(words.joined(separator: " "))") } catch {
       FileHandle.standardError.write(Data("gpugen: error: \(error)\n".utf8))
       exit(2)
