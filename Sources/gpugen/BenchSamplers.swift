@@ -49,7 +49,9 @@ struct BenchSamplers: ParsableCommand {
           } else {
             print(
               String(
-                format: "%-12@ %6d %6d %11.4f %9.4f", kind.rawValue, steps, plan.evaluations.count, we, me))
+                format: "%@ %6d %6d %11.4f %9.4f",
+                kind.rawValue.padding(toLength: 12, withPad: " ", startingAt: 0),
+                steps, plan.evaluations.count, we, me))
           }
         }
       }
