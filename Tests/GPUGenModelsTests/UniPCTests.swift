@@ -95,6 +95,13 @@ final class UniPCTests: XCTestCase {
     XCTAssertThrowsError(try plan(#"{"predict_x0": false}"#)) {
       XCTAssertTrue("\($0)".contains("sigma_min"), "\($0)")
     }
+    // Karras with final sigma_min ends on h = 0 (diffusers repeats the last sigma): only order 1 is finite.
+    XCTAssertNoThrow(try plan(#"{"use_karras_sigmas": true, "final_sigmas_type": "sigma_min"}"#))
+    XCTAssertThrowsError(
+      try plan(#"{"use_karras_sigmas": true, "final_sigmas_type": "sigma_min", "lower_order_final": false}"#)
+    ) {
+      XCTAssertTrue("\($0)".contains("\"zero\""), "\($0)")
+    }
     XCTAssertThrowsError(try plan(#"{"solver_p": {"x": 1}}"#))
     XCTAssertThrowsError(try plan(#"{"solver_type": "dpm"}"#))
     XCTAssertThrowsError(try plan(#"{"disable_corrector": ["a"]}"#))

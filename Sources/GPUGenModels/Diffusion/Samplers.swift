@@ -419,9 +419,13 @@ public enum SamplerPlanner {
         // σ_t = 0 (x̂₀) or h = 0 (x unchanged): only the first-order update is finite (diffusers gives NaN
         // for higher orders, and for bh1 at σ_t = 0, where gpugen takes the limit x̂₀).
         guard order == 1, c.predictX0 || sig[i + 1] != 0 else {
+          let fix =
+            sig[i + 1] == 0
+            ? "lower_order_final, predict_x0 or final_sigmas_type \"sigma_min\""
+            : "lower_order_final or final_sigmas_type \"zero\""
           throw ModelError.input(
-            "UniPC: a step of order \(order) to σ = \(sig[i + 1]) is undefined (diffusers gives NaN); "
-              + "use lower_order_final or final_sigmas_type \"sigma_min\"")
+            "UniPC: a step of order \(order) from σ = \(sig[i]) to σ = \(sig[i + 1]) is undefined (diffusers "
+              + "gives NaN); use \(fix)")
         }
         if sig[i + 1] == 0 {
           u.cx = 0
