@@ -421,7 +421,7 @@ public enum SamplerPlanner {
         guard order == 1, c.predictX0 || sig[i + 1] != 0 else {
           let fix =
             sig[i + 1] == 0
-            ? "lower_order_final, predict_x0 or final_sigmas_type \"sigma_min\""
+            ? "lower_order_final or final_sigmas_type \"sigma_min\""
             : "lower_order_final or final_sigmas_type \"zero\""
           throw ModelError.input(
             "UniPC: a step of order \(order) from σ = \(sig[i]) to σ = \(sig[i + 1]) is undefined (diffusers "
