@@ -79,6 +79,9 @@ struct TrainDiffusion: ParsableCommand {
     if training.resume {
       let saved = try DiffusionTrainer.savedOptions(in: job.outDir)
       let cfg = try DiffusionTrainer.savedConfig(in: job.outDir)
+      var given = try config.map { _ in try loadConfig() }
+      if given?.numClassEmbeds == nil { given?.numClassEmbeds = cfg.numClassEmbeds }
+      try refuseOtherConfig(given, saved: cfg, config: config, out: training.out)
       try job.checkBatch(saved.batchSize)
       let images = try TrainingImages.load(
         source: saved.data, sampleSize: cfg.sampleSize, channels: cfg.inChannels)

@@ -143,6 +143,9 @@ struct TrainVAE: ParsableCommand {
     let trainer: VAETrainer
     if training.resume {
       let saved = try VAETrainer.savedState(in: job.outDir)
+      try refuseOtherConfig(
+        try config.map { _ in try architecture() }, saved: saved.architecture, config: config,
+        out: training.out)
       try job.checkBatch(saved.options.batchSize)
       let images = try TrainingImages.load(
         source: saved.options.data, sampleSize: saved.architecture.sampleSize,

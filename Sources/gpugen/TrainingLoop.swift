@@ -250,6 +250,14 @@ struct TrainingJob {
   }
 }
 
+/// On --resume, refuses a --config whose model differs from the one the checkpoint in `out` was trained with.
+func refuseOtherConfig<T: Equatable>(_ given: T?, saved: T, config path: String?, out: String) throws {
+  guard let given, let path, given != saved else { return }
+  throw TrainingError.invalidOption(
+    "--resume: the checkpoint in \(out) was trained with another model config than --config \(path); drop --config to continue it, or choose another --out"
+  )
+}
+
 /// Refuses to run `what` in more than one process (only `train diffusion|vae|gan` on images are data-parallel).
 func requireSingleProcess(_ what: String) throws {
   let size = Int(ProcessInfo.processInfo.environment["OMPI_COMM_WORLD_SIZE"] ?? "") ?? 1

@@ -250,6 +250,36 @@ final class DistributedTests: XCTestCase {
     XCTAssertEqual(s2, 2, e2)
     XCTAssertTrue(e2.contains("gpugen: error: rank "), e2)
     XCTAssertTrue(e2.contains("opencl:99"), e2)
+    // Ranks started with different runs (mpirun's MPMD syntax) are named at start-up.
+    let out = dir.appendingPathComponent("c").path
+    let exe = try gpugenExecutable().path
+    let (s4, _, e4) = try runProgram(
+      try mpirun(),
+      ["--allow-run-as-root", "--oversubscribe", "-np", "1", exe] + base
+        + ["--device", "cpu", "--batch-size", "16", "--out", out, ":", "-np", "1", exe] + base
+        + ["--device", "cpu", "--batch-size", "16", "--out", out, "--lr", "0.002"],
+      env: ["OPENBLAS_NUM_THREADS": "1"])
+    XCTAssertEqual(s4, 2, e4)
+    XCTAssertTrue(e4.contains("the ranks disagree: the training options: rank 1 differs from rank 0"), e4)
+    // --resume with a --config of another model.
+    let dir2 = try tmp()
+    let config = try unetConfig(in: dir2)
+    let run = [
+      "train", "diffusion", "--data", data, "--config", config, "--batch-size", "8", "--device", "cpu",
+      "--sample-every", "0", "--steps", "1", "--out", dir2.appendingPathComponent("r").path,
+    ]
+    XCTAssertEqual(try runGpugen(run).0, 0)
+    let other = dir2.appendingPathComponent("other.json")
+    try Data(
+      try String(contentsOfFile: config, encoding: .utf8).replacingOccurrences(
+        of: "\"layers_per_block\": 1", with: "\"layers_per_block\": 2"
+      ).utf8
+    ).write(to: other)
+    let resumed = run.map { $0 == config ? other.path : $0 == "1" ? "2" : $0 } + ["--resume"]
+    let (s5, _, e5) = try mpi(2, resumed)
+    XCTAssertEqual(s5, 2, e5)
+    XCTAssertTrue(e5.contains("was trained with another model config than --config"), e5)
+    XCTAssertEqual(try runGpugen(run.map { $0 == "1" ? "2" : $0 } + ["--resume"]).0, 0)
     // Commands that are not data-parallel refuse to run P times over the same outputs.
     let (s3, _, e3) = try mpi(2, ["sample", "--n", "1", "--out", dir.appendingPathComponent("g.png").path])
     XCTAssertEqual(s3, 2, e3)

@@ -96,8 +96,8 @@ public struct DataParallel: Sendable {
       let odd = all.indices.filter { all[$0] != all[0] }
       if !odd.isEmpty {
         problems.append(
-          "\(item.name) of rank\(odd.count > 1 ? "s" : "") \(odd.map(String.init).joined(separator: ", ")) "
-            + "differ\(odd.count > 1 ? "" : "s") from rank 0's")
+          "\(item.name): rank\(odd.count > 1 ? "s" : "") \(odd.map(String.init).joined(separator: ", ")) "
+            + "differ\(odd.count > 1 ? "" : "s") from rank 0")
       }
     }
     if !problems.isEmpty { throw DistributedError.mismatch(problems.joined(separator: "; ")) }
