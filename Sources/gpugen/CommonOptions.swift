@@ -152,14 +152,17 @@ struct ImageOutputOptions: ParsableArguments {
 extension TrainingOptionGroup {
   /// The output folder, checked against --resume: resuming needs a checkpoint there, a new run needs none
   /// (a run is never overwritten).
-  func outputFolder() throws -> URL {
+  /// `writer`: this process writes the folder (rank 0 of a data-parallel job; the others only read it).
+  func outputFolder(writer: Bool = true) throws -> URL {
     let outDir = URL(fileURLWithPath: out)
     // One writer per folder: the lock is held until the process ends. Holding it, the temporary folders of
     // killed or failed checkpoint writes are nobody's: remove them.
-    if heldOutputLock?.folder.standardizedFileURL != outDir.standardizedFileURL {
-      heldOutputLock = try OutputFolderLock(outDir)
+    if writer {
+      if heldOutputLock?.folder.standardizedFileURL != outDir.standardizedFileURL {
+        heldOutputLock = try OutputFolderLock(outDir)
+      }
+      CheckpointWriter.removeStaleTemporaries(in: outDir)
     }
-    CheckpointWriter.removeStaleTemporaries(in: outDir)
     let hasRun = (try? CheckpointWriter.latest(in: outDir)) != nil
     if resume && !hasRun { throw TrainingError.checkpoint("--resume: no checkpoint in \(out)") }
     if !resume && hasRun {
@@ -173,5 +176,30 @@ extension TrainingOptionGroup {
   func announceResume(step: Int, of total: Int, on device: Device) {
     FileHandle.standardError.write(
       Data("gpugen: resuming \(out) at step \(step) of \(total) on \(device)\n".utf8))
+  }
+}
+
+/// Data-parallel options: they act when gpugen is started by `mpirun -np P` (docs/DISTRIBUTED.md).
+struct DistributedOptions: ParsableArguments {
+  @Option(
+    help:
+      "Under mpirun: megabytes of gradients per all-reduce call (whole tensors per bucket; larger buckets amortise the latency)."
+  )
+  var bucketMb: Double = 25
+
+  @Flag(
+    help:
+      "Under mpirun: BatchNorm statistics over the whole global batch (all-reduced, as PyTorch's SyncBatchNorm); default: each process's own share, as DDP."
+  )
+  var syncBatchnorm = false
+
+  /// The job's processes and how they share each batch; checks --bucket-mb.
+  func parallel() throws -> DataParallel {
+    guard bucketMb > 0, bucketMb.isFinite, bucketMb <= 4096 else {
+      throw TrainingError.invalidOption("--bucket-mb must be in (0, 4096]")
+    }
+    return DataParallel(
+      communicator: try Communicator.world(), bucketBytes: Int(bucketMb * 1_048_576),
+      synchronizeBatchNorm: syncBatchnorm)
   }
 }

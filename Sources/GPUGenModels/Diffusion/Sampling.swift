@@ -159,7 +159,8 @@ public struct DiffusionSampler {
       x = try x.add(plan.imageScale == 1 ? image : try image.mul(Float(plan.imageScale)))
     }
     let labels = request.classLabels.map { l in (0..<n).map { l[(start + $0) % l.count] } }
-    var prev: Tensor?
+    let keep = Swift.max(plan.evaluations.map(\.update.historyDepth).max() ?? 1, 1)
+    var history: [Tensor] = []  // the auxiliary outputs so far, newest first (as many as the plan reads)
     func checked(_ t: Tensor, _ name: String, _ step: Int) throws {
       guard check else { return }
       let v = try t.toArray()
@@ -179,13 +180,14 @@ public struct DiffusionSampler {
           s, try Tensor.samplerStep(x: x, modelOutput: m, prev: nil, update: u, seed: 0, step: 0).out)
       }
       let r = try Tensor.samplerStep(
-        x: x, modelOutput: m, prev: prev, update: e.update, seed: request.seed,
+        x: x, modelOutput: m, prev: history.first, older: Array(history.dropFirst()), update: e.update,
+        seed: request.seed,
         step: plan.firstStep + s + 1,
         stream: Streams.sampling,
         firstSample: start)
       x = r.out
       try checked(x, "the sample", s + 1)
-      if let aux = r.aux { prev = aux }
+      if let aux = r.aux { history = Array(([aux] + history).prefix(keep)) }
       // OpenCL runs ahead of the host: wait for the step so the progress bar reports real steps/s.
       try device.backend.synchronize()
       progress(1)
