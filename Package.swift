@@ -1,4 +1,5 @@
 // swift-tools-version: 6.0
+import Foundation
 import PackageDescription
 
 let package = Package(
@@ -83,3 +84,13 @@ let package = Package(
   ],
   swiftLanguageModes: [.v5]
 )
+
+// The libFuzzer targets (Fuzz/): only with GPUGEN_FUZZ=1, built by Benchmarks/fuzz.sh with
+// -sanitize=fuzzer,address (libFuzzer supplies main(), so a plain build could not link it).
+if ProcessInfo.processInfo.environment["GPUGEN_FUZZ"] == "1" {
+  package.products.append(.executable(name: "gpugen-fuzz", targets: ["GPUGenFuzz"]))
+  package.targets.append(
+    .executableTarget(
+      name: "GPUGenFuzz", dependencies: ["GPUGenModels", "GPUGenNN"], path: "Fuzz/GPUGenFuzz",
+      swiftSettings: [.unsafeFlags(["-parse-as-library"])]))
+}
