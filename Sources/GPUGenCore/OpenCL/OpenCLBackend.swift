@@ -19,6 +19,16 @@ enum KernelArg {
   case int16([Int])
 }
 
+/// Which family of kernel variants an OpenCL backend launches.
+public enum KernelVariants: String, Sendable, CaseIterable, Codable {
+  /// The variants chosen for the device's type: GPU variants on GPUs, CPU variants on CPU devices.
+  case device
+  /// The GPU variants on any device: work-group trees, `gemm_tiled`, per-element strided copies.
+  case gpu
+  /// The CPU variants on any device: one work-item per row, `gemm_packed`, copies by runs.
+  case cpu
+}
+
 /// Runs gpugen's ops on one OpenCL device.
 public final class OpenCLBackend: Backend, @unchecked Sendable {
   public let info: OpenCLDeviceInfo
@@ -40,6 +50,23 @@ public final class OpenCLBackend: Backend, @unchecked Sendable {
   private var _stats = BackendStats()
   /// Forces the work-group size of the row reductions (tests run the GPU path on CPU devices).
   var reduceGroupSizeOverride: Int?
+  /// Which kernel variants run (`gpugen selftest` forces the GPU variants on CPU devices and back).
+  public var kernelVariants = KernelVariants.device
+  /// Whether the GPU variants run: on a GPU by default, or when forced.
+  var usesGPUVariants: Bool {
+    switch kernelVariants {
+    case .device: return info.isGPU
+    case .gpu: return true
+    case .cpu: return false
+    }
+  }
+  /// The GEMM configuration of the variants in use: the device's (tuned) one, or the forced kind's default.
+  var activeGemmConfig: GemmConfig {
+    if kernelVariants == .device || usesGPUVariants == info.isGPU { return gemmConfig }
+    var asKind = info
+    asKind.type = usesGPUVariants ? "GPU" : "CPU"
+    return GemmConfig.defaultConfig(for: asKind)
+  }
   /// GPUGEN_PROFILE=1: synchronise after every kernel and accumulate its time (slows everything down).
   static let profiling = Environment.get("GPUGEN_PROFILE") == "1"
   private var kernelTimes: [String: (count: Int, ns: UInt64)] = [:]
@@ -49,6 +76,9 @@ public final class OpenCLBackend: Backend, @unchecked Sendable {
     poolLock.withLock { kernelTimes.map { ($0.key, $0.value.count, Double($0.value.ns) / 1e6) } }
       .sorted { $0.ms > $1.ms }
   }
+  /// Caps what `limits` reports for every kernel (tests make a pinned 16×16 tile not fit).
+  var workGroupLimitOverride: Int?
+  private var kernelLimits: [cl_kernel: KernelLimits] = [:]
   private var pool: [Int: [cl_mem]] = [:]
   private var programs: [String: cl_program] = [:]
   private var kernels: [String: cl_kernel] = [:]
@@ -240,6 +270,77 @@ public final class OpenCLBackend: Backend, @unchecked Sendable {
     }
     kernels[key] = k
     return k
+  }
+
+  // MARK: Work-group sizes
+
+  /// What the driver says one kernel can run with on this device.
+  struct KernelLimits: Equatable {
+    /// CL_KERNEL_WORK_GROUP_SIZE: the largest work-group this kernel runs with (registers, local memory).
+    var maxGroupSize: Int
+    /// CL_KERNEL_PREFERRED_WORK_GROUP_SIZE_MULTIPLE (the warp or wavefront width on GPUs).
+    var preferredMultiple: Int
+  }
+
+  /// The kernel's work-group limits (queried once per kernel; the device's limit where the query fails).
+  func limits(_ k: cl_kernel) -> KernelLimits {
+    queueLock.lock()
+    defer { queueLock.unlock() }
+    func capped(_ l: KernelLimits) -> KernelLimits {
+      guard let cap = workGroupLimitOverride else { return l }
+      return KernelLimits(
+        maxGroupSize: Swift.min(l.maxGroupSize, Swift.max(1, cap)), preferredMultiple: l.preferredMultiple)
+    }
+    if let l = kernelLimits[k] { return capped(l) }
+    var maxSize = 0, multiple = 0
+    var dev: cl_device_id? = device
+    if clGetKernelWorkGroupInfo(
+      k, dev, cl_kernel_work_group_info(CL_KERNEL_WORK_GROUP_SIZE), MemoryLayout<Int>.size, &maxSize, nil)
+      != CL_SUCCESS || maxSize <= 0
+    {
+      maxSize = Swift.max(1, info.maxWorkGroupSize)
+    }
+    dev = device
+    if clGetKernelWorkGroupInfo(
+      k, dev, cl_kernel_work_group_info(CL_KERNEL_PREFERRED_WORK_GROUP_SIZE_MULTIPLE), MemoryLayout<Int>.size,
+      &multiple, nil) != CL_SUCCESS || multiple <= 0
+    {
+      multiple = 1
+    }
+    let l = KernelLimits(maxGroupSize: maxSize, preferredMultiple: multiple)
+    kernelLimits[k] = l
+    return capped(l)
+  }
+
+  /// The kernel `name` built with `-D<macro>=<ls>` for the largest power of two `ls` ≤ `desired` that the
+  /// built kernel can run as one work-group (CL_KERNEL_WORK_GROUP_SIZE), and that `ls`.
+  func fittedGroup(_ name: String, family: String, macro: String, desired: Int) throws -> (cl_kernel, Int) {
+    var ls = 1
+    while ls * 2 <= Swift.max(desired, 1) { ls *= 2 }
+    while true {
+      let k = try kernel(name, family: family, options: "-D\(macro)=\(ls)")
+      let limit = limits(k).maxGroupSize
+      if ls <= limit || ls == 1 { return (k, ls) }
+      while ls > limit && ls > 1 { ls /= 2 }
+    }
+  }
+
+  /// The work-group size of one-dimensional elementwise launches of `k`: 256 (or the kernel's limit) rounded
+  /// down to a multiple of its preferred multiple.
+  func elementwiseGroupSize(_ k: cl_kernel) -> Int {
+    let l = limits(k)
+    let target = Swift.min(256, l.maxGroupSize)
+    let m = l.preferredMultiple
+    return m <= target ? target / m * m : target
+  }
+
+  /// Launches a one-dimensional kernel over `count` items with an explicit work-group size and the global
+  /// size padded to a multiple of it; the kernel skips items at or past `count` (its last argument, which
+  /// `args` must already hold).
+  func launchElementwise(_ k: cl_kernel, _ name: String, _ args: [KernelArg], count: Int) throws {
+    if count == 0 { return }
+    let ls = elementwiseGroupSize(k)
+    try launch(k, name, args, global: [(count + ls - 1) / ls * ls], local: [ls])
   }
 
   // MARK: Launching
