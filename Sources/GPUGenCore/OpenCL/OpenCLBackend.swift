@@ -36,7 +36,9 @@ public final class OpenCLBackend: Backend, @unchecked Sendable {
   public var stats: BackendStats {
     poolLock.lock()
     defer { poolLock.unlock() }
-    return _stats
+    var s = _stats
+    s.pooledBytes = pool.bytes
+    return s
   }
 
   let device: cl_device_id
@@ -79,7 +81,19 @@ public final class OpenCLBackend: Backend, @unchecked Sendable {
   /// Caps what `limits` reports for every kernel (tests make a pinned 16×16 tile not fit).
   var workGroupLimitOverride: Int?
   private var kernelLimits: [cl_kernel: KernelLimits] = [:]
-  private var pool: [Int: [cl_mem]] = [:]
+  /// Free buffers by size class, at most half the device's global memory (`GPUGEN_POOL_MB` overrides).
+  private var pool = BufferPool<cl_mem>(capBytes: 0)
+  /// The most bytes of free buffers the pool keeps; lowering it releases the excess at once.
+  var poolCapBytes: Int {
+    get { poolLock.withLock { pool.capBytes } }
+    set {
+      let released = poolLock.withLock { () -> [cl_mem] in
+        pool.capBytes = newValue
+        return pool.trim()
+      }
+      for m in released { clReleaseMemObject(m) }
+    }
+  }
   private var programs: [String: cl_program] = [:]
   private var kernels: [String: cl_kernel] = [:]
   private let poolLock = NSLock()
@@ -102,6 +116,8 @@ public final class OpenCLBackend: Backend, @unchecked Sendable {
       throw GPUGenError.openCL(call: "clCreateCommandQueue", status: status)
     }
     queue = q
+    pool.capBytes = BufferPool<cl_mem>.defaultCap(
+      fallback: ref.info.globalMemory > 0 ? ref.info.globalMemory / 2 : 1 << 30)
     gemmConfig = GemmConfig.defaultConfig(for: ref.info)
     if let tuned = GemmConfig.loadTuned(for: ref.info, cache: cache), tuned.fits(ref.info) {
       gemmConfig = tuned
@@ -404,10 +420,9 @@ public final class OpenCLBackend: Backend, @unchecked Sendable {
   // MARK: Memory
 
   public func allocate(_ count: Int) throws -> Buffer {
-    let capacity = max(count, 1)
+    let capacity = BufferPool<cl_mem>.sizeClass(count)
     poolLock.lock()
-    if var list = pool[capacity], let h = list.popLast() {
-      pool[capacity] = list
+    if let h = pool.take(capacity) {
       _stats.poolHits += 1
       poolLock.unlock()
       return Buffer(handle: UnsafeMutableRawPointer(h), capacity: capacity, backend: self)
@@ -439,15 +454,12 @@ public final class OpenCLBackend: Backend, @unchecked Sendable {
   }
 
   public func recycle(handle: UnsafeMutableRawPointer, capacity: Int) {
-    poolLock.withLock { pool[capacity, default: []].append(OpaquePointer(handle)) }
+    let released = poolLock.withLock { pool.put(OpaquePointer(handle), capacity: capacity) }
+    for m in released { clReleaseMemObject(m) }
   }
 
   public func freePool() {
-    let all = poolLock.withLock { () -> [cl_mem] in
-      let a = pool.values.flatMap { $0 }
-      pool.removeAll()
-      return a
-    }
+    let all = poolLock.withLock { pool.removeAll() }
     for m in all { clReleaseMemObject(m) }
   }
 
