@@ -30,24 +30,27 @@ struct BufferPool<Handle> {
     return h
   }
 
-  /// Pools `handle` (of `capacity` floats); returns the handles the caller must release to stay under the cap
-  /// (the largest first, possibly `handle` itself).
-  mutating func put(_ handle: Handle, capacity: Int) -> [Handle] {
+  /// Pools `handle` (of `capacity` floats); returns the handles (with their capacities) the caller must
+  /// release to stay under the cap (the largest first, possibly `handle` itself).
+  mutating func put(_ handle: Handle, capacity: Int) -> [(Handle, Int)] {
     free[capacity, default: []].append(handle)
     bytes += capacity * MemoryLayout<Float>.size
     return trim()
   }
 
-  /// Releases the largest pooled buffers until the pooled bytes are within the cap; returns them.
-  mutating func trim() -> [Handle] {
-    var released: [Handle] = []
-    while bytes > capBytes, let largest = free.keys.max(), let h = take(largest) { released.append(h) }
+  /// Releases the largest pooled buffers until the pooled bytes are within the cap; returns them with their
+  /// capacities.
+  mutating func trim() -> [(Handle, Int)] {
+    var released: [(Handle, Int)] = []
+    while bytes > capBytes, let largest = free.keys.max(), let h = take(largest) {
+      released.append((h, largest))
+    }
     return released
   }
 
-  /// Empties the pool; returns every handle for the caller to release.
-  mutating func removeAll() -> [Handle] {
-    let all = free.values.flatMap { $0 }
+  /// Empties the pool; returns every handle, with its capacity, for the caller to release.
+  mutating func removeAll() -> [(Handle, Int)] {
+    let all = free.flatMap { entry in entry.value.map { ($0, entry.key) } }
     free.removeAll()
     bytes = 0
     return all

@@ -166,3 +166,23 @@ extension CLITests {
     XCTAssertTrue(out.contains("cpu"), out)
   }
 }
+
+extension CLITests {
+  /// The reference UNet (32×32, channels 32/64/128) samples at batch 64 on a simulated 128 MiB OpenCL device
+  /// (oclgrind's size): its Winograd workspaces (75 MB for one up-block convolution) run in chunks. With the
+  /// workspace cap lifted, the same run runs out of memory with a message, not a trap.
+  func testReferenceUNetSamplesAtBatch64On128MiB() throws {
+    guard let index = try GPUGenCore.Device.openCLDevices().first?.index else { return }
+    let args = [
+      "bench", "unet", "--device", "opencl:\(index)", "--batch", "64", "--sample-batch", "64", "--steps", "1",
+      "--seconds", "0", "--json",
+    ]
+    let (status, out, err) = try gpugen(args, env: ["GPUGEN_OPENCL_MEMORY_MB": "128"])
+    XCTAssertEqual(status, 0, err)
+    XCTAssertTrue(out.contains("images_per_s"), out)
+    let (s2, _, e2) = try gpugen(
+      args, env: ["GPUGEN_OPENCL_MEMORY_MB": "128", "GPUGEN_WORKSPACE_MB": "100000", "GPUGEN_POOL_MB": "0"])
+    XCTAssertEqual(s2, 1, e2)
+    XCTAssertTrue(e2.contains("gpugen: error: out of memory"), e2)
+  }
+}

@@ -23,11 +23,11 @@ public final class CPUBackend: Backend, @unchecked Sendable {
   var poolCapBytes: Int {
     get { lock.withLock { pool.capBytes } }
     set {
-      let released = lock.withLock { () -> [UnsafeMutableRawPointer] in
+      let released = lock.withLock { () -> [(UnsafeMutableRawPointer, Int)] in
         pool.capBytes = newValue
         return pool.trim()
       }
-      for p in released { free(p) }
+      for (p, _) in released { free(p) }
     }
   }
   private let lock = NSLock()
@@ -91,12 +91,12 @@ public final class CPUBackend: Backend, @unchecked Sendable {
 
   public func recycle(handle: UnsafeMutableRawPointer, capacity: Int) {
     let released = lock.withLock { pool.put(handle, capacity: capacity) }
-    for p in released { free(p) }
+    for (p, _) in released { free(p) }
   }
 
   public func freePool() {
     let all = lock.withLock { pool.removeAll() }
-    for p in all { free(p) }
+    for (p, _) in all { free(p) }
   }
 
   public func upload(_ values: UnsafeBufferPointer<Float>, to buffer: Buffer) throws {

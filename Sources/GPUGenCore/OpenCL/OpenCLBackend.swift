@@ -87,20 +87,43 @@ public final class OpenCLBackend: Backend, @unchecked Sendable {
   var poolCapBytes: Int {
     get { poolLock.withLock { pool.capBytes } }
     set {
-      let released = poolLock.withLock { () -> [cl_mem] in
+      let released = poolLock.withLock { () -> [(cl_mem, Int)] in
         pool.capBytes = newValue
         return pool.trim()
       }
-      for m in released { clReleaseMemObject(m) }
+      release(released)
     }
   }
   private var programs: [String: cl_program] = [:]
   private var kernels: [String: cl_kernel] = [:]
-  private let poolLock = NSLock()
+  let poolLock = NSLock()
   private let queueLock = NSRecursiveLock()
 
+  /// GPUGEN_OPENCL_MEMORY_MB: the device memory this process may use, in bytes (tests simulate a small
+  /// device: allocations beyond it fail as on a device that size).
+  let memoryLimit: Int?
+  /// Bytes of device buffers now allocated (live and pooled).
+  private var deviceBytes = 0
+  /// The convolution workspace cap in floats, when set (`GPUGEN_WORKSPACE_MB`, or tests); see
+  /// `workspaceCapFloats`.
+  var workspaceCapOverride: Int? = Environment.get("GPUGEN_WORKSPACE_MB").flatMap(Int.init).map {
+    ($0 << 20) / 4
+  }
+  /// Convolutions run in chunks of images so far (their workspace exceeded the cap).
+  var chunkedConvolutions = 0
+
   init(_ ref: CLDeviceRef, cache: BinaryCache = BinaryCache()) throws {
-    info = ref.info
+    var info = ref.info
+    if let s = Environment.get("GPUGEN_OPENCL_MEMORY_MB"), let mb = Int(s), mb > 0 {
+      memoryLimit = mb << 20
+      info.globalMemory = info.globalMemory > 0 ? Swift.min(info.globalMemory, mb << 20) : mb << 20
+      // As devices of that size report: a quarter of the memory per allocation at most.
+      let quarter = info.globalMemory / 4
+      info.maxAllocation = info.maxAllocation > 0 ? Swift.min(info.maxAllocation, quarter) : quarter
+    } else {
+      memoryLimit = nil
+    }
+    self.info = info
     device = ref.device
     platform = ref.platform
     self.cache = cache
@@ -117,7 +140,7 @@ public final class OpenCLBackend: Backend, @unchecked Sendable {
     }
     queue = q
     pool.capBytes = BufferPool<cl_mem>.defaultCap(
-      fallback: ref.info.globalMemory > 0 ? ref.info.globalMemory / 2 : 1 << 30)
+      fallback: info.globalMemory > 0 ? info.globalMemory / 2 : 1 << 30)
     gemmConfig = GemmConfig.defaultConfig(for: ref.info)
     if let tuned = GemmConfig.loadTuned(for: ref.info, cache: cache), tuned.fits(ref.info) {
       gemmConfig = tuned
@@ -446,21 +469,34 @@ public final class OpenCLBackend: Backend, @unchecked Sendable {
     if info.maxAllocation > 0 && bytes > info.maxAllocation {
       throw GPUGenError.openCL(call: "clCreateBuffer(\(bytes) bytes)", status: CL_INVALID_BUFFER_SIZE)
     }
+    if let limit = memoryLimit, poolLock.withLock({ deviceBytes + bytes > limit }) {
+      throw GPUGenError.openCL(
+        call: "clCreateBuffer(\(bytes) bytes)", status: CL_MEM_OBJECT_ALLOCATION_FAILURE)
+    }
     var status: cl_int = 0
     guard let m = clCreateBuffer(context, cl_mem_flags(CL_MEM_READ_WRITE), bytes, nil, &status),
       status == CL_SUCCESS
     else { throw GPUGenError.openCL(call: "clCreateBuffer(\(bytes) bytes)", status: status) }
+    poolLock.withLock { deviceBytes += bytes }
     return m
   }
 
+  /// Releases pooled buffers (with their capacities in floats).
+  private func release(_ buffers: [(cl_mem, Int)]) {
+    for (m, _) in buffers { clReleaseMemObject(m) }
+    let bytes = buffers.reduce(0) { $0 + $1.1 * MemoryLayout<Float>.size }
+    if bytes > 0 { poolLock.withLock { deviceBytes -= bytes } }
+  }
+
+  /// Bytes of device buffers now allocated by this backend, live and pooled.
+  var allocatedBytes: Int { poolLock.withLock { deviceBytes } }
+
   public func recycle(handle: UnsafeMutableRawPointer, capacity: Int) {
-    let released = poolLock.withLock { pool.put(OpaquePointer(handle), capacity: capacity) }
-    for m in released { clReleaseMemObject(m) }
+    release(poolLock.withLock { pool.put(OpaquePointer(handle), capacity: capacity) })
   }
 
   public func freePool() {
-    let all = poolLock.withLock { pool.removeAll() }
-    for m in all { clReleaseMemObject(m) }
+    release(poolLock.withLock { pool.removeAll() })
   }
 
   public func upload(_ values: UnsafeBufferPointer<Float>, to buffer: Buffer) throws {

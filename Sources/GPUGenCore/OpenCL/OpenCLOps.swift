@@ -228,6 +228,16 @@ extension OpenCLBackend {
     activation: Activation,
     activationAlpha: Float
   ) throws {
+    if try inChunks(
+      x, imageBias: nil, residual: nil, y, g, cout: cout,
+      { xc, _, _, yc, gc in
+        try conv2d(
+          xc, weight: weight, bias: bias, yc, gc, cout: cout, activation: activation,
+          activationAlpha: activationAlpha)
+      })
+    {
+      return
+    }
     if g.winogradCandidate(cout: cout) {
       try winograd(
         x, weight: weight, bias: bias, imageBias: nil, residual: nil, y, g, cout: cout,
@@ -261,6 +271,14 @@ extension OpenCLBackend {
     _ x: Buffer, weight: Buffer, bias: Buffer?, imageBias: Buffer?, residual: Buffer?, _ y: Buffer,
     _ g: ConvGeometry, cout: Int
   ) throws {
+    if try inChunks(
+      x, imageBias: imageBias, residual: residual, y, g, cout: cout,
+      { xc, ibc, rc, yc, gc in
+        try conv2dAdding(xc, weight: weight, bias: bias, imageBias: ibc, residual: rc, yc, gc, cout: cout)
+      })
+    {
+      return
+    }
     guard g.winogradCandidate(cout: cout) else {
       try conv2dThenAdd(
         x, weight: weight, bias: bias, imageBias: imageBias, residual: residual, y, g, cout: cout)
@@ -269,6 +287,59 @@ extension OpenCLBackend {
     try winograd(
       x, weight: weight, bias: bias, imageBias: imageBias, residual: residual, y, g, cout: cout,
       activation: .none, activationAlpha: 0)
+  }
+
+  /// The most floats a convolution's workspace (the im2col matrix, or Winograd's transformed input and
+  /// products) may take: `GPUGEN_WORKSPACE_MB` if set, else the smaller of CL_DEVICE_MAX_MEM_ALLOC_SIZE and an
+  /// eighth of the global memory.
+  var workspaceCapFloats: Int {
+    if let o = workspaceCapOverride { return Swift.max(o, 1) }
+    var cap = info.globalMemory > 0 ? info.globalMemory / 8 : 1 << 30
+    if info.maxAllocation > 0 { cap = Swift.min(cap, info.maxAllocation) }
+    return Swift.max(cap / 4, 1)
+  }
+
+  /// The workspace floats one image of `g` needs: Winograd's V and M (36·(C + Cout) per 4×4 tile), or the
+  /// im2col matrix (C·KH·KW·HO·WO; none for a 1×1 convolution).
+  func workspacePerImage(_ g: ConvGeometry, cout: Int) -> Int {
+    if g.winogradCandidate(cout: cout) { return 36 * (g.c + cout) * ((g.ho + 3) / 4) * ((g.wo + 3) / 4) }
+    return g.isPointwise ? 0 : g.k * g.ho * g.wo
+  }
+
+  /// Runs a convolution whose workspace would exceed `workspaceCapFloats` in chunks of images: each chunk's
+  /// input (and per-image bias and residual) is copied out, convolved by `body` into a chunk output, and copied
+  /// into place. Returns false, doing nothing, when the whole batch fits.
+  func inChunks(
+    _ x: Buffer, imageBias: Buffer?, residual: Buffer?, _ y: Buffer, _ g: ConvGeometry, cout: Int,
+    _ body: (Buffer, Buffer?, Buffer?, Buffer, ConvGeometry) throws -> Void
+  ) throws -> Bool {
+    let perImage = workspacePerImage(g, cout: cout)
+    guard g.n > 1, perImage > 0, g.n * perImage > workspaceCapFloats else { return false }
+    let chunk = Swift.max(1, workspaceCapFloats / perImage)
+    poolLock.withLock { chunkedConvolutions += 1 }
+    let (inImage, outImage) = (g.c * g.h * g.w, cout * g.ho * g.wo)
+    func slice(_ src: Buffer, from: Int, count: Int) throws -> Buffer {
+      let b = try allocate(count)
+      try copyStrided(
+        src, b, StridedCopy(shape: [count], xStrides: [1], xOffset: from, yStrides: [1], yOffset: 0))
+      return b
+    }
+    var n0 = 0
+    while n0 < g.n {
+      let nb = Swift.min(chunk, g.n - n0)
+      var gc = g
+      gc.n = nb
+      let xc = try slice(x, from: n0 * inImage, count: nb * inImage)
+      let ibc = try imageBias.map { try slice($0, from: n0 * cout, count: nb * cout) }
+      let rc = try residual.map { try slice($0, from: n0 * outImage, count: nb * outImage) }
+      let yc = try allocate(nb * outImage)
+      try body(xc, ibc, rc, yc, gc)
+      try copyStrided(
+        yc, y,
+        StridedCopy(shape: [nb * outImage], xStrides: [1], xOffset: 0, yStrides: [1], yOffset: n0 * outImage))
+      n0 += nb
+    }
+    return true
   }
 
   /// Winograd F(4×4, 3×3) (conv.cl): the weight transform U (36, Cout, C), the input transform V (36, C, T)
