@@ -36,10 +36,21 @@ final class WorkGroupFitTests: XCTestCase {
     for device in openCLDevices() {
       let cl = try XCTUnwrap(device.openCL)
       let k = try cl.kernel("elementwise_fill", family: "elementwise")
-      let ls = cl.elementwiseGroupSize(k)
       let limits = cl.limits(k)
-      XCTAssertLessThanOrEqual(ls, limits.maxGroupSize)
-      if limits.preferredMultiple <= ls { XCTAssertEqual(ls % limits.preferredMultiple, 0) }
+      for variants in [KernelVariants.gpu, .cpu] {
+        cl.kernelVariants = variants
+        defer { cl.kernelVariants = .device }
+        for count in [1, 100, 4096, 1_000_003] {
+          let ls = cl.elementwiseGroupSize(k, count: count)
+          XCTAssertLessThanOrEqual(ls, limits.maxGroupSize)
+          if limits.preferredMultiple <= ls { XCTAssertEqual(ls % limits.preferredMultiple, 0) }
+          if variants == .gpu {
+            XCTAssertEqual(
+              ls, Swift.min(256, limits.maxGroupSize) / limits.preferredMultiple * limits.preferredMultiple)
+          }
+        }
+      }
+      let ls = cl.elementwiseGroupSize(k, count: 1000)
       // Counts that are not multiples of the group size write exactly `count` values.
       for n in [1, ls - 1, ls + 1, 3 * ls + 7] where n > 0 {
         let y = try Tensor.full(-1, shape: [n + 5], on: device)
