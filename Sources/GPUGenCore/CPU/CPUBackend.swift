@@ -79,7 +79,10 @@ public final class CPUBackend: Backend, @unchecked Sendable {
       freePool()
       raw = Self.alignedAlloc(bytes)
     }
-    guard let raw else { throw GPUGenError.outOfMemory(bytes: bytes, device: "cpu (\(name))") }
+    guard let raw else {
+      throw GPUGenError.outOfMemory(
+        bytes: Swift.max(count, 1) * MemoryLayout<Float>.size, device: "cpu (\(name))")
+    }
     lock.withLock { _stats.allocations += 1 }
     return Buffer(handle: raw, capacity: capacity, backend: self)
   }

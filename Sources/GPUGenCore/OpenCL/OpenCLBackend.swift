@@ -452,7 +452,11 @@ public final class OpenCLBackend: Backend, @unchecked Sendable {
   // MARK: Memory
 
   public func allocate(_ count: Int) throws -> Buffer {
-    let capacity = BufferPool<cl_mem>.sizeClass(count)
+    var capacity = BufferPool<cl_mem>.sizeClass(count)
+    // A request that fits the device's largest allocation only without the size-class rounding is made exact.
+    if info.maxAllocation > 0 && capacity * MemoryLayout<Float>.size > info.maxAllocation {
+      capacity = Swift.max(count, 1)
+    }
     poolLock.lock()
     if let h = pool.take(capacity) {
       _stats.poolHits += 1
@@ -467,7 +471,9 @@ public final class OpenCLBackend: Backend, @unchecked Sendable {
     } catch {
       freePool()
       do { handle = try createBuffer(bytes: bytes) } catch {
-        throw GPUGenError.outOfMemory(bytes: bytes, device: "\(info.name) (opencl:\(info.index))")
+        throw GPUGenError.outOfMemory(
+          bytes: Swift.max(count, 1) * MemoryLayout<Float>.size, device: "\(info.name) (opencl:\(info.index))"
+        )
       }
     }
     poolLock.withLock { _stats.allocations += 1 }
