@@ -10,18 +10,20 @@ struct SelfTestCommand: ParsableCommand {
     commandName: "selftest",
     abstract: "Check every kernel and backend op on a device against a Float64 reference.",
     discussion: """
-      Runs, on each device: every Backend method against a Float64 reference at sizes that break the kernels'
-      tiling (elementwise, broadcasting, copies, reductions, softmax, GEMM with transposes, bias and
-      activation, convolutions (im2col, 1×1, Winograd), group and batch norm with their backwards, Philox
-      noise, the fused sampler step, AdamW, EMA, sum of squares); the OpenCL kernels whose GPU and CPU
-      variants differ once more with the other variants forced (the GPU variants on a CPU device such as
-      PoCL, the CPU variants on a GPU); a small diffusers UNet2DModel forward pass against PyTorch's output,
+      Runs, on each device: every Backend method against a Float64 reference at sizes that break the kernels' \
+      tiling (elementwise, broadcasting, copies, reductions, softmax, GEMM with transposes, bias and \
+      activation, convolutions (im2col, 1×1, Winograd), group and batch norm with their backwards, Philox \
+      noise, the fused sampler step, AdamW, EMA, sum of squares); the OpenCL kernels whose GPU and CPU \
+      variants differ once more with the other variants forced (the GPU variants on a CPU device such as \
+      PoCL, the CPU variants on a GPU); a small diffusers UNet2DModel forward pass against PyTorch's output, \
       embedded in the binary; and the gradients of a small network against Float64 finite differences.
 
-      Prints one row per check (check, device, worst error relative to the reference's largest magnitude,
-      tolerance, PASS/FAIL) and exits with status 1 if any check fails, 2 for an unknown device.
-      Run it under oclgrind (`oclgrind --data-races gpugen selftest --device opencl:0 --quick`) to have every
+      Prints one row per check (check, device, worst error relative to the reference's largest magnitude, \
+      tolerance, PASS/FAIL) and exits with status 1 if any check fails, 2 for an unknown device. \
+      Run it under oclgrind (`oclgrind --data-races gpugen selftest --device opencl:0 --quick`) to have every \
       kernel's memory accesses, barriers and data races checked.
+
+      GPUGEN_SELFTEST_FAULT=TEXT adds 1 to the first value of every check whose name contains TEXT, to see       what a failure looks like.
       """)
 
   @Option(
@@ -34,7 +36,10 @@ struct SelfTestCommand: ParsableCommand {
   @Flag(help: "Small sizes and fewer cases (for slow devices such as oclgrind's simulator).")
   var quick = false
 
-  @Flag(help: "Print the rows as one JSON object instead of a table.")
+  @Flag(
+    help:
+      "Print one JSON object instead of a table: passed, checks, failures and the rows (worstError -1: the check threw or gave NaN)."
+  )
   var json = false
 
   func run() throws {
@@ -65,7 +70,7 @@ struct SelfTestCommand: ParsableCommand {
         var failures: Int
         var rows: [SelfTestResult]
       }
-      // NaN is not JSON: a failed check's error is written as null.
+      // NaN is not JSON: the error of a check that threw (or produced NaN) is written as -1.
       let clean = rows.map { r -> SelfTestResult in
         var r = r
         if !r.worstError.isFinite { r.worstError = -1 }
