@@ -17,6 +17,14 @@ final class BufferPoolTests: XCTestCase {
     }
   }
 
+  func testPoolCapComesFromGPUGENPOOLMB() {
+    setenv("GPUGEN_POOL_MB", "3", 1)
+    defer { unsetenv("GPUGEN_POOL_MB") }
+    XCTAssertEqual(BufferPool<Int>.defaultCap(fallback: 12345), 3 << 20)
+    unsetenv("GPUGEN_POOL_MB")
+    XCTAssertEqual(BufferPool<Int>.defaultCap(fallback: 12345), 12345)
+  }
+
   func testPoolDropsTheLargestBuffersOverTheCap() {
     var pool = BufferPool<Int>(capBytes: 1000 * 4)
     XCTAssertEqual(pool.put(1, capacity: 400).map(\.0), [])

@@ -32,6 +32,24 @@ final class WorkGroupFitTests: XCTestCase {
     }
   }
 
+  /// `kernelVariants` picks the GPU or CPU kernels on any device; `device` keeps the device's own choice.
+  func testForcedVariantsChooseTheKernels() throws {
+    for device in openCLDevices() {
+      let cl = try XCTUnwrap(device.openCL)
+      defer { cl.kernelVariants = .device }
+      cl.kernelVariants = .gpu
+      XCTAssertEqual(cl.activeGemmConfig.variant, .tiled)
+      XCTAssertEqual(cl.reduceGroupSize, Swift.min(64, cl.info.maxWorkGroupSize))
+      XCTAssertEqual(cl.sumOfSquaresGroupSize, Swift.min(256, cl.info.maxWorkGroupSize))
+      cl.kernelVariants = .cpu
+      XCTAssertEqual(cl.activeGemmConfig.variant, .packed)
+      XCTAssertEqual(cl.reduceGroupSize, 1)
+      cl.kernelVariants = .device
+      XCTAssertEqual(cl.activeGemmConfig, cl.gemmConfig)
+      XCTAssertEqual(cl.reduceGroupSize, cl.info.isGPU ? Swift.min(64, cl.info.maxWorkGroupSize) : 1)
+    }
+  }
+
   func testElementwiseLaunchesPadTheGlobalSizeToTheGroupSize() throws {
     for device in openCLDevices() {
       let cl = try XCTUnwrap(device.openCL)
