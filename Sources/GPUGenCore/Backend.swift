@@ -224,9 +224,12 @@ public protocol Backend: AnyObject {
     _ y: Buffer, samples: Int, perSample: Int, firstSample: Int, seed: UInt64, step: Int, stream: Int) throws
 
   // Sampling.
-  /// One fused sampler update over (samples, perSample) with Philox noise (see `SamplerUpdate`).
+  /// One fused sampler update over (samples, perSample) with Philox noise (see `SamplerUpdate`); `older` holds
+  /// prev2 and prev3 as far as `update.historyDepth` reads them.
   func samplerStep(
-    _ x: Buffer, _ m: Buffer, prev: Buffer?, out: Buffer, aux: Buffer?, update: SamplerUpdate, samples: Int,
+    _ x: Buffer, _ m: Buffer, prev: Buffer?, older: [Buffer], out: Buffer, aux: Buffer?,
+    update: SamplerUpdate,
+    samples: Int,
     perSample: Int, firstSample: Int, seed: UInt64, step: Int, stream: Int) throws
 
   // Training.

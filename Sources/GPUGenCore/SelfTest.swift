@@ -778,23 +778,28 @@ extension SelfTest {
         return SelfTestOutcome(
           got: try download(y, wn.count, d) + download(u, wu.count, d), want: wn + wu, scale: 1)
       },
-      SelfTestCheck("samplerStep (DPM-style update with prev, aux, noise, clip)", tolerance: 2e-6) { d in
+      SelfTestCheck("samplerStep (3-deep history, aux, noise, clip)", tolerance: 2e-6) { d in
         var u = SamplerUpdate()
         (u.ax, u.am, u.ex, u.em) = (1.3, -0.4, 0.2, 0.9)
         (u.cx, u.c0, u.ce, u.cp, u.cz, u.dx, u.d0) = (0.7, 0.3, -0.2, 0.15, 0.05, 0.1, 0.9)
-        (u.clipRange, u.usesPrev, u.writesAux) = (1, true, true)
+        (u.cq, u.cr, u.de, u.historyDepth) = (0.05, -0.03, 0.2, 3)
+        (u.clipRange, u.writesAux) = (1, true)
         let n = samples * per
         let x = values(n, seed: 44, -2, 2), m = values(n, seed: 45, -2, 2), prev = values(n, seed: 46)
+        let prev2 = values(n, seed: 59), prev3 = values(n, seed: 60)
         let out = try d.backend.allocate(n), aux = try d.backend.allocate(n)
         try d.backend.samplerStep(
-          try upload(x, d), try upload(m, d), prev: try upload(prev, d), out: out, aux: aux, update: u,
+          try upload(x, d), try upload(m, d), prev: try upload(prev, d),
+          older: [try upload(prev2, d), try upload(prev3, d)], out: out, aux: aux, update: u,
           samples: samples, perSample: per, firstSample: first, seed: seed, step: step, stream: stream)
         var wo: [Double] = [], wa: [Double] = []
         for i in 0..<samples {
           for e in 0..<per {
             let k = i * per + e
             let z = Double(Philox4x32.normals(hostWords(i, e / 4))[e % 4])
-            let r = u.apply(x: Double(x[k]), m: Double(m[k]), prev: Double(prev[k]), z: z)
+            let r = u.apply(
+              x: Double(x[k]), m: Double(m[k]), prev: Double(prev[k]), prev2: Double(prev2[k]),
+              prev3: Double(prev3[k]), z: z)
             wo.append(r.out)
             wa.append(r.aux)
           }

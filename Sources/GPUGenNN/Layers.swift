@@ -316,6 +316,9 @@ public final class BatchNorm2d: Module, FusableLayer {
   public let numBatchesTracked: Tensor
   /// Variance epsilon and momentum (nil: cumulative moving average).
   public let eps: Float, momentum: Float?
+  /// In a data-parallel job, the processes whose batches share the training statistics (PyTorch's
+  /// SyncBatchNorm); nil: each process normalises with its own batch's statistics.
+  public var synchronization: Communicator?
 
   /// BatchNorm2d(channels), with a learnt per-channel affine unless `affine` is false.
   public init(
@@ -355,6 +358,9 @@ public final class BatchNorm2d: Module, FusableLayer {
       // The count is bumped on the device; only the cumulative average (momentum nil) reads it back.
       try Tape.noGrad { try numBatchesTracked.assign(try numBatchesTracked + 1) }
       let m = try momentum ?? Tape.noGrad { 1 / (try numBatchesTracked.toArray()[0]) }
+      if let group = synchronization, group.isDistributed {
+        return try activation(try synchronized(x, over: group, momentum: m))
+      }
       return try x.batchNorm(
         weight: weight, bias: bias, runningMean: runningMean, runningVar: runningVar, training: true,
         momentum: m, eps: eps, activation: f.activation, activationAlpha: f.alpha)
@@ -362,6 +368,34 @@ public final class BatchNorm2d: Module, FusableLayer {
     return try x.batchNorm(
       weight: weight, bias: bias, runningMean: runningMean, runningVar: runningVar, training: false, eps: eps,
       activation: f.activation, activationAlpha: f.alpha)
+  }
+
+  /// Training-mode normalisation with the statistics of every rank's batch: the mean, then the biased
+  /// variance about it (two all-reduces, differentiable), and the running statistics updated with the
+  /// unbiased variance of the whole global batch.
+  func synchronized(_ x: Tensor, over group: Communicator, momentum m: Float) throws -> Tensor {
+    let c = x.shape[1]
+    let column = [1, c, 1, 1]
+    let total = try group.allGather(Double(x.shape[0] * x.shape[2] * x.shape[3])).reduce(0, +)
+    let mean = try x.sum(axes: [0, 2, 3]).allReduceSum(over: group) / Float(total)
+    let centred = try x - mean.reshaped(column)
+    let variance = try (centred * centred).sum(axes: [0, 2, 3]).allReduceSum(over: group) / Float(total)
+    var y = try centred * (variance + eps).rsqrt().reshaped(column)
+    if let weight, let bias { y = try y * weight.reshaped(column) + bias.reshaped(column) }
+    try Tape.noGrad {
+      let unbiased = Float(total / Swift.max(total - 1, 1))
+      try runningMean.assign(try runningMean * (1 - m) + mean * m)
+      try runningVar.assign(try runningVar * (1 - m) + variance * (unbiased * m))
+    }
+    return y
+  }
+}
+
+extension Module {
+  /// Sets `synchronization` on every BatchNorm2d below this module (nil: local statistics).
+  public func synchronizeBatchNorm(over group: Communicator?) {
+    if let bn = self as? BatchNorm2d { bn.synchronization = group }
+    for child in children { child.module.synchronizeBatchNorm(over: group) }
   }
 }
 

@@ -8,7 +8,7 @@ struct Bench: ParsableCommand {
     abstract: "Kernel benchmarks.",
     subcommands: [
       BenchGemm.self, BenchPeak.self, BenchElementwise.self, BenchUNet.self, BenchSamplers.self,
-      BenchTrain.self, BenchEditing.self, BenchInpaint.self,
+      BenchTrain.self, BenchEditing.self, BenchInpaint.self, BenchAllReduce.self,
     ])
 }
 

@@ -22,9 +22,9 @@ struct BenchSamplers: ParsableCommand {
     try reportingErrors {
       let sweep: [SamplerKind: [Int]] = [
         .ddpm: [50, 100, 250, 1000], .ddim: [5, 10, 20, 50], .dpmpp2m: [5, 10, 20, 50],
-        .dpmpp2mSDE: [5, 10, 20, 50],
+        .dpmpp2mSDE: [5, 10, 20, 50], .dpmpp3mSDE: [5, 10, 20, 50],
         .euler: [5, 10, 20, 50],
-        .eulerA: [5, 10, 20, 50], .heun: [3, 5, 10, 25],
+        .eulerA: [5, 10, 20, 50], .heun: [3, 5, 10, 25], .unipc: [5, 10, 20, 50],
       ]
       let mixture = GaussianMixture.standard
       if !json { print("sampler        steps  evals  weight err  mean err") }
@@ -49,7 +49,9 @@ struct BenchSamplers: ParsableCommand {
           } else {
             print(
               String(
-                format: "%-12@ %6d %6d %11.4f %9.4f", kind.rawValue, steps, plan.evaluations.count, we, me))
+                format: "%@ %6d %6d %11.4f %9.4f",
+                kind.rawValue.padding(toLength: 12, withPad: " ", startingAt: 0),
+                steps, plan.evaluations.count, we, me))
           }
         }
       }

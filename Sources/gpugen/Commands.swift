@@ -26,11 +26,30 @@ struct DeviceOptions: ParsableArguments {
   @Option(
     name: .long,
     help: ArgumentHelp(
-      "Device: auto (an OpenCL GPU, else the native CPU), gpu, cpu, opencl or opencl:N. Default: $GPUGEN_DEVICE or auto.",
+      "Device: auto (an OpenCL GPU, else the native CPU), gpu, cpu, opencl, opencl:N, or under mpirun opencl:rank (device rank mod the number of OpenCL devices). Default: $GPUGEN_DEVICE or auto.",
       valueName: "device"))
   var device: String?
 
-  func resolve() throws -> Device { try Device.select(device) }
+  /// The device this process uses; `opencl:rank` picks OpenCL device (rank mod count) of the world's rank.
+  func resolve() throws -> Device {
+    let spec = device ?? ProcessInfo.processInfo.environment["GPUGEN_DEVICE"]
+    if spec?.trimmingCharacters(in: .whitespaces).lowercased() == "opencl:rank" {
+      let rank = try Communicator.world().rank
+      let count = (try? Device.openCLDevices().count) ?? 0
+      guard count > 0 else {
+        throw GPUGenError.deviceNotFound(
+          requested: "opencl:rank", available: try Device.availableDescriptions())
+      }
+      return try Device.openCL(rank % count)
+    }
+    return try Device.select(device)
+  }
+}
+
+/// "gpugen: error: " and, in a data-parallel job, the rank ("gpugen: error: rank 1: ").
+func errorPrefix() -> String {
+  if let w = Communicator.initialisedWorld, w.isDistributed { return "gpugen: error: rank \(w.rank): " }
+  return "gpugen: error: "
 }
 
 /// Runs `body`, turning engine errors into a message on stderr and the error's exit status.
@@ -55,8 +74,11 @@ func reportingErrors<T>(_ body: () throws -> T) throws -> T {
   do {
     return try body()
   } catch let e as GPUGenError {
-    FileHandle.standardError.write(Data("gpugen: error: \(e)\n".utf8))
+    FileHandle.standardError.write(Data("\(errorPrefix())\(e)\n".utf8))
     throw ExitCode(e.exitCode)
+  } catch let e as DistributedError {
+    FileHandle.standardError.write(Data("\(errorPrefix())\(e)\n".utf8))
+    throw ExitCode(2)
   }
 }
 
@@ -64,7 +86,7 @@ func reportingErrors<T>(_ body: () throws -> T) throws -> T {
 /// line on stderr and exit status 2; a diverged training run exits with 3.
 func reportingUserErrors(weightsLabel: String = "weights", _ body: () throws -> Void) throws {
   func fail(_ message: String, status: Int32 = 2) -> ExitCode {
-    FileHandle.standardError.write(Data("gpugen: error: \(message)\n".utf8))
+    FileHandle.standardError.write(Data("\(errorPrefix())\(message)\n".utf8))
     return ExitCode(status)
   }
   try reportingErrors {

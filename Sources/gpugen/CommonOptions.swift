@@ -146,3 +146,28 @@ extension TrainingOptionGroup {
       Data("gpugen: resuming \(out) at step \(step) of \(total) on \(device)\n".utf8))
   }
 }
+
+/// Data-parallel options: they act when gpugen is started by `mpirun -np P` (docs/DISTRIBUTED.md).
+struct DistributedOptions: ParsableArguments {
+  @Option(
+    help:
+      "Under mpirun: megabytes of gradients per all-reduce call (whole tensors per bucket; larger buckets amortise the latency)."
+  )
+  var bucketMb: Double = 25
+
+  @Flag(
+    help:
+      "Under mpirun: BatchNorm statistics over the whole global batch (all-reduced, as PyTorch's SyncBatchNorm); default: each process's own share, as DDP."
+  )
+  var syncBatchnorm = false
+
+  /// The job's processes and how they share each batch; checks --bucket-mb.
+  func parallel() throws -> DataParallel {
+    guard bucketMb > 0, bucketMb.isFinite, bucketMb <= 4096 else {
+      throw TrainingError.invalidOption("--bucket-mb must be in (0, 4096]")
+    }
+    return DataParallel(
+      communicator: try Communicator.world(), bucketBytes: Int(bucketMb * 1_048_576),
+      synchronizeBatchNorm: syncBatchnorm)
+  }
+}

@@ -85,7 +85,7 @@ struct Img2ImgCommand: ParsableCommand {
   @Option(help: "DDIM η (default 0).")
   var eta: Double?
 
-  @Flag(help: "Use Karras sigmas (DPM-Solver++ and Euler samplers).")
+  @Flag(help: "Use Karras sigmas (dpmpp-2m, dpmpp-2m-sde, dpmpp-3m-sde, euler, heun, unipc).")
   var karras = false
 
   @Option(help: "Random seed (the same noise as gpugen sample --seed).")

@@ -59,7 +59,7 @@ struct Sample: ParsableCommand {
   @Option(help: "GAN: resample (redraw every |z_i| > ψ, BigGAN) or scale (z·ψ). Default resample.")
   var truncationMode: TruncationMode?
 
-  @Flag(help: "Use Karras sigmas (DPM-Solver++ and Euler samplers).")
+  @Flag(help: "Use Karras sigmas (dpmpp-2m, dpmpp-2m-sde, dpmpp-3m-sde, euler, heun, unipc).")
   var karras = false
 
   @Option(help: "Random seed.")

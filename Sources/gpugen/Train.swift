@@ -53,6 +53,8 @@ struct TrainDiffusion: ParsableCommand {
 
   @OptionGroup var deviceOptions: DeviceOptions
 
+  @OptionGroup(title: "Data-parallel training (under mpirun)") var distributed: DistributedOptions
+
   func run() throws {
     try reportingUserErrors(weightsLabel: "checkpoint weights") { try train() }
   }
@@ -72,23 +74,23 @@ struct TrainDiffusion: ParsableCommand {
     // copies), and later large blocks stay in the heap, so the resident size would step up once.
     HostMemory.fixMmapThreshold(bytes: 1 << 20)
     if try isToy() { return try trainToy() }
-    let device = try deviceOptions.resolve()
-    let outDir = try training.outputFolder()
-    let fm = FileManager.default
+    let job = try TrainingJob(training: training, distributed: distributed, deviceOptions: deviceOptions)
     let trainer: DiffusionTrainer
-    let log: TrainingLog
     if training.resume {
-      let saved = try DiffusionTrainer.savedOptions(in: outDir)
-      let cfg = try DiffusionTrainer.savedConfig(in: outDir)
+      let saved = try DiffusionTrainer.savedOptions(in: job.outDir)
+      let cfg = try DiffusionTrainer.savedConfig(in: job.outDir)
+      var given = try config.map { _ in try loadConfig() }
+      if given?.numClassEmbeds == nil { given?.numClassEmbeds = cfg.numClassEmbeds }
+      try refuseOtherConfig(given, saved: cfg, config: config, out: training.out)
+      try job.checkBatch(saved.batchSize)
       let images = try TrainingImages.load(
         source: saved.data, sampleSize: cfg.sampleSize, channels: cfg.inChannels)
-      trainer = try DiffusionTrainer.resume(from: outDir, data: images, device: device, steps: training.steps)
-      log = try TrainingLog(
-        url: outDir.appendingPathComponent("log.csv"), columns: DiffusionRun.columns,
-        keepingSteps: trainer.step)
-      training.announceResume(step: trainer.step, of: trainer.options.steps, on: device)
+      trainer = try DiffusionTrainer.resume(
+        from: job.outDir, data: images, device: job.device, steps: training.steps)
+      if job.isRoot { training.announceResume(step: trainer.step, of: trainer.options.steps, on: job.device) }
     } else {
       let o = try options()
+      try job.checkBatch(o.batchSize)
       var cfg = try loadConfig()
       let images = try TrainingImages.load(
         source: o.data, sampleSize: cfg.sampleSize, channels: cfg.inChannels)
@@ -98,18 +100,21 @@ struct TrainDiffusion: ParsableCommand {
         }
         cfg.numClassEmbeds = images.classCount
       }
-      try fm.createDirectory(at: outDir, withIntermediateDirectories: true)
-      trainer = try DiffusionTrainer(config: cfg, data: images, options: o, device: device)
-      log = try TrainingLog(
-        url: outDir.appendingPathComponent("log.csv"), columns: DiffusionRun.columns, keepingSteps: 0)
+      trainer = try DiffusionTrainer(config: cfg, data: images, options: o, device: job.device)
+      try job.createOutput()
       let params = trainer.parameters.reduce(0) { $0 + $1.count }
-      FileHandle.standardError.write(
-        Data(
-          "gpugen: training a \(params)-parameter UNet on \(images.count) images (\(o.data)) for \(o.steps) steps, batch \(o.batchSize), on \(device)\n"
-            .utf8))
-      try trainer.writeCheckpoint(to: outDir)
+      job.announce(
+        "gpugen: training a \(params)-parameter UNet on \(images.count) images (\(o.data)) for \(o.steps) steps, batch \(o.batchSize), on \(job.device)\(job.processesNote)"
+      )
+      if job.isRoot { try trainer.writeCheckpoint(to: job.outDir) }
     }
-    try runTrainingLoop(DiffusionRun(trainer), log: log, outDir: outDir, device: device)
+    trainer.parallel = job.parallel
+    try job.run(
+      DiffusionRun(trainer),
+      agreeing: [
+        ("the training options", "\(trainer.options)"), ("the model config", "\(trainer.config)"),
+        ("the data", trainer.dataFingerprint),
+      ])
   }
 
   func loadConfig() throws -> UNet2DConfig {

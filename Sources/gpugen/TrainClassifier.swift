@@ -64,7 +64,10 @@ struct TrainClassifier: ParsableCommand {
   @OptionGroup var deviceOptions: DeviceOptions
 
   func run() throws {
-    try reportingUserErrors(weightsLabel: "classifier weights") { try train() }
+    try reportingUserErrors(weightsLabel: "classifier weights") {
+      try requireSingleProcess("train classifier")
+      try train()
+    }
   }
 
   /// The test split: --test-data, or Fashion-MNIST's t10k when training on fashion-mnist.

@@ -75,6 +75,8 @@ struct TrainGAN: ParsableCommand {
 
   @OptionGroup var deviceOptions: DeviceOptions
 
+  @OptionGroup(title: "Data-parallel training (under mpirun)") var distributed: DistributedOptions
+
   func run() throws {
     try reportingUserErrors(weightsLabel: "checkpoint weights") { try train() }
   }
@@ -183,39 +185,44 @@ struct TrainGAN: ParsableCommand {
 
   func train() throws {
     HostMemory.fixMmapThreshold(bytes: 1 << 20)
-    let device = try deviceOptions.resolve()
-    let outDir = try training.outputFolder()
+    let job = try TrainingJob(training: training, distributed: distributed, deviceOptions: deviceOptions)
     let trainer: GANTrainer
-    let log: TrainingLog
     if training.resume {
-      let saved = try GANTrainer.savedState(in: outDir)
+      let saved = try GANTrainer.savedState(in: job.outDir)
+      try job.checkBatch(saved.options.batchSize)
       let data = try TrainGAN.loadData(saved.options.data, config: saved.generator)
-      trainer = try GANTrainer.resume(from: outDir, data: data, device: device, steps: training.steps)
-      log = try TrainingLog(
-        url: outDir.appendingPathComponent("log.csv"), columns: GANRun.columns, keepingSteps: trainer.step)
-      training.announceResume(step: trainer.step, of: trainer.options.steps, on: device)
+      trainer = try GANTrainer.resume(from: job.outDir, data: data, device: job.device, steps: training.steps)
+      if job.isRoot { training.announceResume(step: trainer.step, of: trainer.options.steps, on: job.device) }
     } else {
       let o = try options()
+      try job.checkBatch(o.batchSize)
       let given = try config.map(TrainGAN.readConfigs)
       let data = try TrainGAN.loadData(o.data, config: given?.0)
       let (model, g, d) = try configs(data: data, options: o, given: given)
       trainer = try GANTrainer(
-        model: model, generator: g, discriminator: d, data: data, options: o, device: device)
-      try FileManager.default.createDirectory(at: outDir, withIntermediateDirectories: true)
-      log = try TrainingLog(
-        url: outDir.appendingPathComponent("log.csv"), columns: GANRun.columns, keepingSteps: 0)
+        model: model, generator: g, discriminator: d, data: data, options: o, device: job.device)
+      try job.createOutput()
       let what: String
       switch data {
       case .images(let images): what = "\(images.count) images (\(o.data))"
       case .toy(let t): what = "toy data \(t.rawValue)"
       }
-      FileHandle.standardError.write(
-        Data(
-          "gpugen: training a \(g.architecture.rawValue) GAN (G \(trainer.generator.parameterCount), D \(trainer.discriminator.parameterCount) parameters, \(o.loss.rawValue) loss, D norm \(d.norm.rawValue)\(model.conditional ? ", \(model.numClasses) classes" : "")\(d.pack > 1 ? ", pack \(d.pack)" : "")) on \(what) for \(o.steps) steps, batch \(o.batchSize), n_dis \(o.nDis), on \(device)\n"
-            .utf8))
-      try trainer.writeCheckpoint(to: outDir)
+      job.announce(
+        "gpugen: training a \(g.architecture.rawValue) GAN (G \(trainer.generator.parameterCount), D \(trainer.discriminator.parameterCount) parameters, \(o.loss.rawValue) loss, D norm \(d.norm.rawValue)\(model.conditional ? ", \(model.numClasses) classes" : "")\(d.pack > 1 ? ", pack \(d.pack)" : "")) on \(what) for \(o.steps) steps, batch \(o.batchSize), n_dis \(o.nDis), on \(job.device)\(job.processesNote)"
+      )
+      if job.isRoot { try trainer.writeCheckpoint(to: job.outDir) }
     }
-    try runTrainingLoop(GANRun(trainer, outDir: outDir), log: log, outDir: outDir, device: device)
+    trainer.parallel = job.parallel
+    try job.run(
+      GANRun(trainer, outDir: job.outDir),
+      agreeing: [
+        ("the training options", "\(trainer.options)"),
+        (
+          "the model config",
+          "\(trainer.modelConfig) \(trainer.generatorConfig) \(trainer.discriminatorConfig)"
+        ),
+        ("the data", trainer.data.fingerprint),
+      ])
   }
 }
 

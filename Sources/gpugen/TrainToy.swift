@@ -72,6 +72,7 @@ extension TrainDiffusion {
 
   /// Trains (or resumes) the toy denoiser.
   func trainToy() throws {
+    try requireSingleProcess("toy training")
     let device = try deviceOptions.resolve()
     let outDir = try training.outputFolder()
     let trainer: ToyDiffusionTrainer
@@ -115,6 +116,7 @@ extension TrainVAE {
 
   /// Trains (or resumes) the toy VAE.
   func trainToy() throws {
+    try requireSingleProcess("toy training")
     let device = try deviceOptions.resolve()
     let outDir = try training.outputFolder()
     let trainer: ToyVAETrainer

@@ -71,6 +71,8 @@ struct TrainVAE: ParsableCommand {
 
   @OptionGroup var deviceOptions: DeviceOptions
 
+  @OptionGroup(title: "Data-parallel training (under mpirun)") var distributed: DistributedOptions
+
   func run() throws {
     try reportingUserErrors(weightsLabel: "checkpoint weights") { try train() }
   }
@@ -137,35 +139,40 @@ struct TrainVAE: ParsableCommand {
   func train() throws {
     HostMemory.fixMmapThreshold(bytes: 1 << 20)
     if try isToy() { return try trainToy() }
-    let device = try deviceOptions.resolve()
-    let outDir = try training.outputFolder()
+    let job = try TrainingJob(training: training, distributed: distributed, deviceOptions: deviceOptions)
     let trainer: VAETrainer
-    let log: TrainingLog
     if training.resume {
-      let saved = try VAETrainer.savedState(in: outDir)
+      let saved = try VAETrainer.savedState(in: job.outDir)
+      try refuseOtherConfig(
+        try config.map { _ in try architecture() }, saved: saved.architecture, config: config,
+        out: training.out)
+      try job.checkBatch(saved.options.batchSize)
       let images = try TrainingImages.load(
         source: saved.options.data, sampleSize: saved.architecture.sampleSize,
         channels: saved.architecture.imageChannels)
-      trainer = try VAETrainer.resume(from: outDir, data: images, device: device, steps: training.steps)
-      log = try TrainingLog(
-        url: outDir.appendingPathComponent("log.csv"), columns: VAERun.columns, keepingSteps: trainer.step)
-      training.announceResume(step: trainer.step, of: trainer.options.steps, on: device)
+      trainer = try VAETrainer.resume(
+        from: job.outDir, data: images, device: job.device, steps: training.steps)
+      if job.isRoot { training.announceResume(step: trainer.step, of: trainer.options.steps, on: job.device) }
     } else {
       let o = try options()
+      try job.checkBatch(o.batchSize)
       let a = try architecture()
       let images = try TrainingImages.load(
         source: o.data, sampleSize: a.sampleSize, channels: a.imageChannels)
-      try FileManager.default.createDirectory(at: outDir, withIntermediateDirectories: true)
-      trainer = try VAETrainer(architecture: a, data: images, options: o, device: device)
-      log = try TrainingLog(
-        url: outDir.appendingPathComponent("log.csv"), columns: VAERun.columns, keepingSteps: 0)
-      FileHandle.standardError.write(
-        Data(
-          "gpugen: training a \(trainer.model.parameterCount)-parameter \(trainer.model is AutoencoderKL ? "AutoencoderKL" : "ConvVAE") (\(trainer.model.likelihood.name), latent \(trainer.model.latentShape)) on \(images.count) images (\(o.data)) for \(o.steps) steps, batch \(o.batchSize), on \(device)\n"
-            .utf8))
-      try trainer.writeCheckpoint(to: outDir)
+      trainer = try VAETrainer(architecture: a, data: images, options: o, device: job.device)
+      try job.createOutput()
+      job.announce(
+        "gpugen: training a \(trainer.model.parameterCount)-parameter \(trainer.model is AutoencoderKL ? "AutoencoderKL" : "ConvVAE") (\(trainer.model.likelihood.name), latent \(trainer.model.latentShape)) on \(images.count) images (\(o.data)) for \(o.steps) steps, batch \(o.batchSize), on \(job.device)\(job.processesNote)"
+      )
+      if job.isRoot { try trainer.writeCheckpoint(to: job.outDir) }
     }
-    try runTrainingLoop(VAERun(trainer), log: log, outDir: outDir, device: device)
+    trainer.parallel = job.parallel
+    try job.run(
+      VAERun(trainer),
+      agreeing: [
+        ("the training options", "\(trainer.options)"), ("the model config", "\(trainer.architecture)"),
+        ("the data", trainer.data.fingerprint),
+      ])
   }
 }
 

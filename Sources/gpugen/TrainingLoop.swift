@@ -30,39 +30,59 @@ protocol TrainingRun: AnyObject {
 /// Set by SIGINT/SIGTERM: finish the current step, write a checkpoint, exit.
 nonisolated(unsafe) var stopRequested: sig_atomic_t = 0
 
-/// Runs `run` to its total steps, logging to `log`; prints the summary line.
-func runTrainingLoop(_ run: TrainingRun, log: TrainingLog, outDir: URL, device: Device) throws {
+/// Runs `run` to its total steps, logging to `log`; prints the summary line. Under data parallelism every
+/// rank runs the loop; rank 0 alone writes the log, checkpoints and grids and prints progress, the others
+/// wait for each checkpoint at a barrier, and a stop request on any rank stops every rank at the same step.
+func runTrainingLoop(
+  _ run: TrainingRun, log: TrainingLog, outDir: URL, device: Device, parallel: DataParallel = .single
+) throws {
   signal(SIGINT) { _ in stopRequested = 1 }
   signal(SIGTERM) { _ in stopRequested = 1 }
-  let bar = ProgressBar(total: max(run.totalSteps - run.currentStep, 1), label: "training", unit: "it")
+  let comm = parallel.communicator
+  let bar =
+    comm.isRoot
+    ? ProgressBar(total: max(run.totalSteps - run.currentStep, 1), label: "training", unit: "it") : nil
   let start = Date()
   let first = run.currentStep
   while run.currentStep < run.totalSteps {
     let t0 = Date()
     let values = try run.trainOneStep()
-    try log.append(step: run.currentStep, values, seconds: Date().timeIntervalSince(t0))
-    bar.advance(1, note: run.note(values))
+    if comm.isRoot { try log.append(step: run.currentStep, values, seconds: Date().timeIntervalSince(t0)) }
+    bar?.advance(1, note: run.note(values))
+    if comm.isDistributed {
+      var flag = [Double(stopRequested)]
+      try comm.allReduceMax(&flag)
+      if flag[0] != 0 { stopRequested = 1 }
+    }
     let last = run.currentStep == run.totalSteps
     if run.currentStep % run.checkpointEvery == 0 || last || stopRequested != 0 {
-      try run.writeCheckpoint(to: outDir)
-      try log.plot(run.plotColumns, to: outDir.appendingPathComponent("loss.png"))
+      if comm.isRoot {
+        try run.writeCheckpoint(to: outDir)
+        try log.plot(run.plotColumns, to: outDir.appendingPathComponent("loss.png"))
+      }
+      try comm.barrier()
     }
-    if run.sampleEvery > 0 && (run.currentStep % run.sampleEvery == 0 || last) {
+    if comm.isRoot && run.sampleEvery > 0 && (run.currentStep % run.sampleEvery == 0 || last) {
       try run.writeSamples(to: outDir)
     }
     if stopRequested != 0 {
-      FileHandle.standardError.write(
-        Data(
-          "\ngpugen: stopped at step \(run.currentStep); checkpoint written, continue with --resume\n".utf8))
+      if comm.isRoot {
+        FileHandle.standardError.write(
+          Data(
+            "\ngpugen: stopped at step \(run.currentStep); checkpoint written, continue with --resume\n".utf8)
+        )
+      }
       throw ExitCode(130)
     }
   }
+  guard comm.isRoot else { return }
   let done = run.currentStep - first
   let secs = Date().timeIntervalSince(start)
+  let ranks = comm.isDistributed ? " × \(comm.size) processes" : ""
   print(
     String(
-      format: "trained %d steps in %.1f s (%.2f it/s) on %@; checkpoint: %@", done, secs,
-      secs > 0 ? Double(done) / secs : 0, device.spec,
+      format: "trained %d steps in %.1f s (%.2f it/s) on %@%@; checkpoint: %@", done, secs,
+      secs > 0 ? Double(done) / secs : 0, device.spec, ranks,
       outDir.appendingPathComponent(CheckpointWriter.latestLink).path))
 }
 
@@ -79,9 +99,17 @@ final class TrainingLog {
   /// The header line.
   var header: String { (["step"] + columns + ["seconds", "rss_mb", "peak_rss_mb"]).joined(separator: ",") }
 
-  init(url: URL, columns: [String], keepingSteps keep: Int) throws {
+  /// False on the ranks other than 0 of a data-parallel run: nothing is read or written.
+  let enabled: Bool
+
+  init(url: URL, columns: [String], keepingSteps keep: Int, enabled: Bool = true) throws {
     self.url = url
     self.columns = columns
+    self.enabled = enabled
+    guard enabled else {
+      handle = FileHandle.nullDevice
+      return
+    }
     var lines = [(["step"] + columns + ["seconds", "rss_mb", "peak_rss_mb"]).joined(separator: ",")]
     if keep > 0, let text = try? String(contentsOf: url, encoding: .utf8) {
       for line in text.split(separator: "\n").dropFirst() {
@@ -113,6 +141,7 @@ final class TrainingLog {
 
   /// The curves of `names` (log scale), each with its moving average.
   func plot(_ names: [String], to url: URL) throws {
+    guard enabled else { return }
     let palette: [(RGB8, RGB8)] = [
       (RGB8(170, 190, 230), RGB8(20, 60, 170)), (RGB8(235, 190, 160), RGB8(190, 80, 20)),
       (RGB8(170, 220, 180), RGB8(30, 130, 60)),
@@ -163,5 +192,78 @@ final class RecentAverage {
     values.append(v)
     if values.count > window { values.removeFirst() }
     return values.reduce(0, +) / Double(values.count)
+  }
+}
+
+/// What every family's `train` does around its own model under data parallelism: the job's processes, this
+/// rank's device, and --out, which every rank checks before rank 0 writes to it. Rank 0 alone creates --out,
+/// writes the log and checkpoints and prints; the others read only.
+struct TrainingJob {
+  /// The processes and how they share each batch.
+  let parallel: DataParallel
+  /// This rank's device.
+  let device: Device
+  /// The run's output folder.
+  let outDir: URL
+
+  init(training: TrainingOptionGroup, distributed: DistributedOptions, deviceOptions: DeviceOptions) throws {
+    parallel = try distributed.parallel()
+    device = try deviceOptions.resolve()
+    outDir = try training.outputFolder()
+    try parallel.communicator.barrier()
+  }
+
+  /// True on the rank that writes (rank 0, or the only process).
+  var isRoot: Bool { parallel.communicator.isRoot }
+
+  /// " × P processes" in a data-parallel job, else "".
+  var processesNote: String { parallel.processes > 1 ? " × \(parallel.processes) processes" : "" }
+
+  /// Throws unless the global batch `batchSize` splits evenly over the processes.
+  func checkBatch(_ batchSize: Int) throws { _ = try parallel.share(ofBatch: batchSize) }
+
+  /// Creates --out (rank 0).
+  func createOutput() throws {
+    if isRoot { try FileManager.default.createDirectory(at: outDir, withIntermediateDirectories: true) }
+  }
+
+  /// OUT/log.csv with `columns`, keeping the rows up to `keepingSteps` (rank 0; a null log elsewhere).
+  func log(columns: [String], keepingSteps: Int) throws -> TrainingLog {
+    try TrainingLog(
+      url: outDir.appendingPathComponent("log.csv"), columns: columns, keepingSteps: keepingSteps,
+      enabled: isRoot)
+  }
+
+  /// Prints `line` on stderr (rank 0).
+  func announce(_ line: String) {
+    if isRoot { FileHandle.standardError.write(Data((line + "\n").utf8)) }
+  }
+
+  /// Checks that every rank runs the same thing (`items`: name and value), then runs the loop.
+  func run(_ run: TrainingRun, agreeing items: [(name: String, value: String)]) throws {
+    try parallel.checkAgreement(items + [("the step", "\(run.currentStep)")])
+    try runTrainingLoop(run, log: try log(for: run), outDir: outDir, device: device, parallel: parallel)
+  }
+
+  private func log(for run: TrainingRun) throws -> TrainingLog {
+    try log(columns: run.logColumns, keepingSteps: run.currentStep)
+  }
+}
+
+/// On --resume, refuses a --config whose model differs from the one the checkpoint in `out` was trained with.
+func refuseOtherConfig<T: Equatable>(_ given: T?, saved: T, config path: String?, out: String) throws {
+  guard let given, let path, given != saved else { return }
+  throw TrainingError.invalidOption(
+    "--resume: the checkpoint in \(out) was trained with another model config than --config \(path); drop --config to continue it, or choose another --out"
+  )
+}
+
+/// Refuses to run `what` in more than one process (only `train diffusion|vae|gan` on images are data-parallel).
+func requireSingleProcess(_ what: String) throws {
+  let size = Int(ProcessInfo.processInfo.environment["OMPI_COMM_WORLD_SIZE"] ?? "") ?? 1
+  if size > 1 {
+    throw TrainingError.invalidOption(
+      "\(what) runs in one process, not under mpirun -np \(size); only train diffusion, vae and gan are data-parallel"
+    )
   }
 }

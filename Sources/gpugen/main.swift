@@ -28,6 +28,19 @@ import GPUGenCore
 // Usage errors (an unknown flag, a value outside an enum's cases) exit with status 2 like every other bad
 // input, instead of ArgumentParser's 64.
 do {
+  // Under mpirun -np P > 1 only `train diffusion|vae|gan` and `bench allreduce` run (each rank a share of every batch); any other
+  // command would run P times over the same outputs.
+  let words = CommandLine.arguments.dropFirst().filter { !$0.hasPrefix("-") }.prefix(2)
+  let second = words.dropFirst().first ?? ""
+  let parallelCommand =
+    (words.first == "train" && ["diffusion", "vae", "gan"].contains(second))
+    || (words.first == "bench" && second == "allreduce")
+  if !parallelCommand {
+    do { try requireSingleProcess("gpugen \(words.joined(separator: " "))") } catch {
+      FileHandle.standardError.write(Data("gpugen: error: \(error)\n".utf8))
+      exit(2)
+    }
+  }
   var command = try GPUGen.parseAsRoot()
   try command.run()
 } catch {
@@ -38,6 +51,12 @@ do {
     if text.hasPrefix("Error: ") { text = "gpugen: error: " + text.dropFirst("Error: ".count) }
     FileHandle.standardError.write(Data((text + "\n").utf8))
     exit(2)
+  }
+  // In a data-parallel job one failing rank ends them all (the others would wait in a collective forever).
+  if let world = Communicator.initialisedWorld, world.isDistributed, code != .success, code.rawValue != 130 {
+    let text = GPUGen.fullMessage(for: error)
+    if !text.isEmpty { FileHandle.standardError.write(Data("\(errorPrefix())\(text)\n".utf8)) }
+    world.abort(code: code.rawValue)
   }
   GPUGen.exit(withError: error)
 }

@@ -5,13 +5,14 @@ import XCTest
 @testable import GPUGenCore
 
 final class SamplerStepTests: XCTestCase {
-  func update(clip: Bool, prev: Bool, noise: Bool, aux: Bool) -> SamplerUpdate {
+  func update(clip: Bool, depth: Int, noise: Bool, aux: Bool) -> SamplerUpdate {
     var u = SamplerUpdate()
     (u.ax, u.am, u.ex, u.em) = (1.3, -0.7, 0.4, 0.9)
-    (u.cx, u.c0, u.ce, u.cp, u.cz) = (0.8, 0.35, -0.25, prev ? 0.6 : 0, noise ? 0.45 : 0)
-    (u.dx, u.d0) = (aux ? 0.2 : 0, aux ? 1.1 : 0)
+    (u.cx, u.c0, u.ce, u.cp, u.cz) = (0.8, 0.35, -0.25, depth >= 1 ? 0.6 : 0, noise ? 0.45 : 0)
+    (u.cq, u.cr) = (depth >= 2 ? -0.3 : 0, depth >= 3 ? 0.15 : 0)
+    (u.dx, u.d0, u.de) = (aux ? 0.2 : 0, aux ? 1.1 : 0, aux ? -0.55 : 0)
     u.clipRange = clip ? 0.5 : nil
-    u.usesPrev = prev
+    u.historyDepth = depth
     u.writesAux = aux
     return u
   }
@@ -19,15 +20,21 @@ final class SamplerStepTests: XCTestCase {
   func testFusedUpdateMatchesTheReferenceOnEveryDevice() throws {
     let (n, per) = (3, 33)  // 33 is not a multiple of the 4-element Philox block
     let x = randomValues(n * per, seed: 1), m = randomValues(n * per, seed: 2),
-      p = randomValues(n * per, seed: 3)
+      p = randomValues(n * per, seed: 3), p2 = randomValues(n * per, seed: 4),
+      p3 = randomValues(n * per, seed: 5)
     for device in allDevices() {
-      for flags in 0..<16 {
-        let u = update(clip: flags & 1 != 0, prev: flags & 2 != 0, noise: flags & 4 != 0, aux: flags & 8 != 0)
+      for flags in 0..<32 {
+        // Bits 1 and 4 give the history depth 0…3 (prev, then prev2 and prev3 of the multistep samplers).
+        let depth = (flags >> 1 & 1) + 2 * (flags >> 4 & 1)
+        let u = update(clip: flags & 1 != 0, depth: depth, noise: flags & 4 != 0, aux: flags & 8 != 0)
         let (out, aux) = try Tensor.samplerStep(
           x: try Tensor(x, shape: [n, per], on: device),
           modelOutput: try Tensor(m, shape: [n, per], on: device),
-          prev: try Tensor(p, shape: [n, per], on: device), update: u, seed: 42, step: 7, stream: 1,
-          firstSample: 5)
+          prev: try Tensor(p, shape: [n, per], on: device),
+          older: [
+            try Tensor(p2, shape: [n, per], on: device), try Tensor(p3, shape: [n, per], on: device),
+          ],
+          update: u, seed: 42, step: 7, stream: 1, firstSample: 5)
         XCTAssertEqual(aux == nil, !u.writesAux)
         var wantOut: [Double] = [], wantAux: [Double] = []
         for i in 0..<n {
@@ -35,8 +42,8 @@ final class SamplerStepTests: XCTestCase {
             let z = Philox4x32.normals(
               seed: 42, sample: UInt32(5 + i), step: 7, stream: 1, block: UInt32(e / 4))[e % 4]
             let r = u.apply(
-              x: Double(x[i * per + e]), m: Double(m[i * per + e]), prev: Double(p[i * per + e]), z: Double(z)
-            )
+              x: Double(x[i * per + e]), m: Double(m[i * per + e]), prev: Double(p[i * per + e]),
+              prev2: Double(p2[i * per + e]), prev3: Double(p3[i * per + e]), z: Double(z))
             wantOut.append(r.out)
             wantAux.append(r.aux)
           }
@@ -47,6 +54,17 @@ final class SamplerStepTests: XCTestCase {
         }
       }
     }
+  }
+
+  func testHistoryDepthNeedsItsOlderOutputs() throws {
+    var u = SamplerUpdate()
+    u.historyDepth = 3
+    let t = try Tensor.zeros([2, 8], on: .cpu)
+    XCTAssertThrowsError(
+      try Tensor.samplerStep(x: t, modelOutput: t, prev: t, older: [t], update: u, seed: 0, step: 1))
+    u.historyDepth = 4
+    XCTAssertThrowsError(
+      try Tensor.samplerStep(x: t, modelOutput: t, prev: t, older: [t, t, t], update: u, seed: 0, step: 1))
   }
 
   func testStepNoiseIsTheSameNoiseAsRandomNormal() throws {

@@ -31,7 +31,7 @@ final class EditingTests: XCTestCase {
   static let kinds: [String: SamplerKind] = [
     "DDPMScheduler": .ddpm, "DDIMScheduler": .ddim, "DPMSolverMultistepScheduler": .dpmpp2m,
     "EulerDiscreteScheduler": .euler, "EulerAncestralDiscreteScheduler": .eulerA,
-    "HeunDiscreteScheduler": .heun,
+    "HeunDiscreteScheduler": .heun, "UniPCMultistepScheduler": .unipc,
   ]
 
   func fixtures(_ prefix: String) throws -> [URL] {
@@ -49,7 +49,7 @@ final class EditingTests: XCTestCase {
     let sample = try XCTUnwrap(t["sample"]).values, out = try XCTUnwrap(t["model_output"]).values
     let noise = try XCTUnwrap(t["noise"]).values, drawn = try XCTUnwrap(t["noise_drawn"]).values
     let want = try XCTUnwrap(t["prev_sample"]).values
-    var prev = [Double](repeating: 0, count: per)
+    var history = [[Double]](repeating: [Double](repeating: 0, count: per), count: 3)  // newest first
     var worst = 0.0
     for (s, e) in plan.evaluations.enumerated() where s < timesteps.count {
       XCTAssertEqual(Float(e.timestep), timesteps[s], accuracy: 1e-3, "\(name) step \(s) timestep")
@@ -65,13 +65,13 @@ final class EditingTests: XCTestCase {
       var aux = [Double](repeating: 0, count: per)
       for k in 0..<per {
         let r = e.update.apply(
-          x: Double(sample[s * per + k]), m: Double(out[s * per + k]), prev: prev[k],
-          z: Double(noise[s * per + k]))
+          x: Double(sample[s * per + k]), m: Double(out[s * per + k]), prev: history[0][k],
+          prev2: history[1][k], prev3: history[2][k], z: Double(noise[s * per + k]))
         let w = Double(want[s * per + k])
         worst = Swift.max(worst, abs(r.out - w) / Swift.max(1, abs(w)))
         aux[k] = r.aux
       }
-      if e.update.writesAux { prev = aux }
+      if e.update.writesAux { history = [aux] + history.prefix(2) }
     }
     return worst
   }
@@ -107,7 +107,7 @@ final class EditingTests: XCTestCase {
       var kind = try XCTUnwrap(Self.kinds[try XCTUnwrap(meta["scheduler"]?.string)], name)
       let config = try SchedulerConfig(
         contentsOf: dir.appendingPathComponent("scheduler_config.json"), family: kind.family)
-      if kind == .dpmpp2m && config.algorithmType == .sdeDPMSolverPlusPlus { kind = .dpmpp2mSDE }
+      kind = SamplerParityTests.kind(kind, config)
       covered.insert(kind)
       let n = Int(try XCTUnwrap(meta["num_inference_steps"]?.double))
       let strength = try XCTUnwrap(meta["strength"]?.double)
@@ -403,6 +403,8 @@ final class EditingTests: XCTestCase {
       (["encode", "--model", "diffusion", "--images", good.path, "--sampler", "euler-a"], "stochastic"),
       (["encode", "--model", "diffusion", "--images", good.path, "--sampler", "ddpm"], "stochastic"),
       (["encode", "--model", "diffusion", "--images", good.path, "--sampler", "dpmpp-2m-sde"], "stochastic"),
+      (["encode", "--model", "diffusion", "--images", good.path, "--sampler", "dpmpp-3m-sde"], "stochastic"),
+      (["encode", "--model", "diffusion", "--images", good.path, "--sampler", "unipc"], "DDIM"),
       (["encode", "--model", "diffusion", "--images", good.path, "--sampler", "heun"], "DDIM"),
       (["encode", "--model", "diffusion", "--images", wrongSize.path], "shape"),
       (["encode", "--model", "diffusion", "--images", good.path, "--steps", "0"], "--steps"),

@@ -10,8 +10,14 @@ final class SamplerParityTests: XCTestCase {
   static let kinds: [String: SamplerKind] = [
     "DDPMScheduler": .ddpm, "DDIMScheduler": .ddim, "DPMSolverMultistepScheduler": .dpmpp2m,
     "EulerDiscreteScheduler": .euler, "EulerAncestralDiscreteScheduler": .eulerA,
-    "HeunDiscreteScheduler": .heun,
+    "HeunDiscreteScheduler": .heun, "UniPCMultistepScheduler": .unipc,
   ]
+
+  /// The sampler a fixture's config is: DPM-Solver's SDE variant (of order 3: DPM++ 3M SDE) by its options.
+  static func kind(_ scheduler: SamplerKind, _ config: SchedulerConfig) -> SamplerKind {
+    guard scheduler == .dpmpp2m && config.algorithmType == .sdeDPMSolverPlusPlus else { return scheduler }
+    return config.solverOrder == 3 ? .dpmpp3mSDE : .dpmpp2mSDE
+  }
 
   func cases() throws -> [URL] {
     let root = try XCTUnwrap(Bundle.module.url(forResource: "Fixtures/schedulers", withExtension: nil))
@@ -22,7 +28,7 @@ final class SamplerParityTests: XCTestCase {
 
   func testEverySamplerStepMatchesDiffusers() throws {
     let all = try cases()
-    XCTAssertGreaterThanOrEqual(all.count, 18)
+    XCTAssertGreaterThanOrEqual(all.count, 29)
     var covered = Set<SamplerKind>()
     for dir in all {
       let file = try SafeTensors.read(contentsOf: dir.appendingPathComponent("steps.safetensors"))
@@ -33,7 +39,7 @@ final class SamplerParityTests: XCTestCase {
       let eta = meta["step_kwargs"]?["eta"]?.double ?? 0
       let config = try SchedulerConfig(
         contentsOf: dir.appendingPathComponent("scheduler_config.json"), family: kind.family)
-      if kind == .dpmpp2m && config.algorithmType == .sdeDPMSolverPlusPlus { kind = .dpmpp2mSDE }
+      kind = Self.kind(kind, config)
       covered.insert(kind)
       let plan = try SamplerPlanner.plan(
         kind, schedule: try NoiseSchedule(config: config), steps: n, eta: eta)
@@ -48,7 +54,7 @@ final class SamplerParityTests: XCTestCase {
       let noise = try XCTUnwrap(t["noise"]).values, drawn = try XCTUnwrap(t["noise_drawn"]).values
       let want = try XCTUnwrap(t["prev_sample"]).values
       let modelInput = t["model_input"]?.values
-      var prev = [Double](repeating: 0, count: per)
+      var history = [[Double]](repeating: [Double](repeating: 0, count: per), count: 3)  // newest first
       var worst = 0.0
       for (s, e) in plan.evaluations.enumerated() {
         XCTAssertEqual(Float(e.timestep), timesteps[s], accuracy: 1e-3, "\(name) step \(s) timestep")
@@ -67,12 +73,14 @@ final class SamplerParityTests: XCTestCase {
           } else {
             XCTAssertEqual(e.inputScale, 1, "\(name)")
           }
-          let r = e.update.apply(x: x, m: m, prev: prev[k], z: Double(noise[s * per + k]))
+          let r = e.update.apply(
+            x: x, m: m, prev: history[0][k], prev2: history[1][k], prev3: history[2][k],
+            z: Double(noise[s * per + k]))
           let w = Double(want[s * per + k])
           worst = Swift.max(worst, Swift.abs(r.out - w) / Swift.max(1, Swift.abs(w)))
           aux[k] = r.aux
         }
-        if e.update.writesAux { prev = aux }
+        if e.update.writesAux { history = [aux] + history.prefix(2) }
       }
       print("sampler parity \(name): worst relative step error \(worst)")
       XCTAssertLessThanOrEqual(worst, 1e-5, "\(name): worst relative step error \(worst)")

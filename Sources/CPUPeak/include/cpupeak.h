@@ -85,3 +85,6 @@ long gpugen_wino_workspace(int G, int C, int W, int WO, int K, int pl, int rows)
 void gpugen_wino_conv(const float* x, float* y, int G, int C, int H, int W, int K, int pt, int pl, int HO, int WO,
                       int ty0, int ty1, const float* U, const float* bias, long biasStride, const float* res, float* work);
 #endif
+
+/// The CPUs in this process's affinity mask (0 where unknown).
+int gpugen_affinity_cpus(void);

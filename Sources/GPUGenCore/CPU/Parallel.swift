@@ -1,9 +1,19 @@
 // Splitting work across cores for the native CPU backend.
+import CPUPeak
 import Dispatch
 import Foundation
 
 enum Parallel {
-  static let cores = max(1, ProcessInfo.processInfo.activeProcessorCount)
+  /// Worker threads: $GPUGEN_NUM_THREADS if set, else the cores this process may run on (its affinity mask,
+  /// which `mpirun` narrows to one core per rank; Foundation's count ignores it).
+  static let cores: Int = {
+    if let s = ProcessInfo.processInfo.environment["GPUGEN_NUM_THREADS"], let n = Int(s), n > 0 {
+      return min(n, 1024)
+    }
+    let online = max(1, ProcessInfo.processInfo.activeProcessorCount)
+    let allowed = Int(gpugen_affinity_cpus())
+    return allowed > 0 ? min(allowed, online) : online
+  }()
 
   /// Runs `body` over disjoint chunks of 0..<n, in parallel when the work is large enough.
   /// `cost` is the approximate work per index (in elementary operations).

@@ -42,7 +42,7 @@ public enum Img2Img {
     case .ddpm, .ddim:
       let a = schedule.alphasCumprod[Int(inf.timesteps[start])]
       (p.imageScale, p.initNoiseSigma) = (r(a.squareRoot()), r(r(1 - a).squareRoot()))
-    case .dpmpp2m, .dpmpp2mSDE:
+    case .dpmpp2m, .dpmpp2mSDE, .dpmpp3mSDE, .unipc:
       let s = inf.sigmas[start], alpha = 1 / (s * s + 1).squareRoot()
       (p.imageScale, p.initNoiseSigma) = (alpha, s * alpha)
     case .euler, .eulerA, .heun:

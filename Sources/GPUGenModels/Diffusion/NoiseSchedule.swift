@@ -183,7 +183,7 @@ public struct NoiseSchedule: Sendable {
       }
       return InferenceSchedule(
         timesteps: discreteTimesteps(n).map(Double.init), sigmas: [], initNoiseSigma: 1)
-    case .dpmSolverMultistep:
+    case .dpmSolverMultistep, .uniPCMultistep:
       return dpmSolverSchedule(n)
     case .eulerDiscrete, .eulerAncestralDiscrete, .heunDiscrete:
       return eulerSchedule(n)
@@ -218,7 +218,9 @@ public struct NoiseSchedule: Sendable {
     return type == .zero ? 0 : r(r(r(1 - a) / a).squareRoot())
   }
 
-  /// DPMSolverMultistepScheduler.set_timesteps.
+  /// DPMSolverMultistepScheduler.set_timesteps (and UniPCMultistepScheduler's: no λ clipping there, its
+  /// Karras timesteps always rounded, sigma_min/sigma_max overriding the Karras range, and a sigma_min final
+  /// sigma of the last Karras sigma).
   func dpmSolverSchedule(_ n: Int) -> InferenceSchedule {
     let r = precision.round
     let t = numTrainTimesteps
@@ -241,14 +243,19 @@ public struct NoiseSchedule: Sendable {
       steps = Reference.arange(Double(last), 0, -Double(t) / Double(n)).map { Reference.round($0) - 1 }
     }
     var sigmas: [Double]
+    let uniPC = config.family == .uniPCMultistep
+    var final = finalSigma(config.finalSigmasType)
     if config.useKarrasSigmas {
-      sigmas = Self.karrasSigmas(sigmaMin: trainingSigmas[0], sigmaMax: trainingSigmas[t - 1], count: n)
+      sigmas = Self.karrasSigmas(
+        sigmaMin: (uniPC ? config.sigmaMin : nil) ?? trainingSigmas[0],
+        sigmaMax: (uniPC ? config.sigmaMax : nil) ?? trainingSigmas[t - 1], count: n)
       steps = sigmas.map { sigmaToTimestep($0) }
-      if config.betaSchedule != .squaredcosCapV2 { steps = steps.map(Reference.round) }
+      if config.betaSchedule != .squaredcosCapV2 || uniPC { steps = steps.map(Reference.round) }
+      if uniPC && config.finalSigmasType == .sigmaMin { final = sigmas[sigmas.count - 1] }
     } else {
       sigmas = steps.map { Reference.interp($0, trainingSigmas) }
     }
-    sigmas = (sigmas + [finalSigma(config.finalSigmasType)]).map(r)
+    sigmas = (sigmas + [final]).map(r)
     // .to(torch.int64) truncates toward zero.
     return InferenceSchedule(
       timesteps: steps.map { $0.rounded(.towardZero) }, sigmas: sigmas, initNoiseSigma: 1)

@@ -109,6 +109,7 @@ public struct DiffusionSampler {
     }
     var result = [Float]()
     result.reserveCapacity(request.count * per)
+    let keep = Swift.max(plan.evaluations.map(\.update.historyDepth).max() ?? 1, 1)
     var start = 0
     while start < request.count {
       let n = Swift.min(request.batchSize, request.count - start)
@@ -126,7 +127,7 @@ public struct DiffusionSampler {
         x = try x.add(plan.imageScale == 1 ? image : try image.mul(Float(plan.imageScale)))
       }
       let labels = request.classLabels.map { l in (0..<n).map { l[(start + $0) % l.count] } }
-      var prev: Tensor?
+      var history: [Tensor] = []  // the auxiliary outputs so far, newest first (as many as the plan reads)
       for (s, e) in plan.evaluations.enumerated() {
         let input = e.inputScale == 1 ? x : try x.mul(Float(e.inputScale))
         let m = try unet(input, timesteps: [e.timestep], classLabels: labels)
@@ -137,12 +138,13 @@ public struct DiffusionSampler {
             s, try Tensor.samplerStep(x: x, modelOutput: m, prev: nil, update: u, seed: 0, step: 0).out)
         }
         let r = try Tensor.samplerStep(
-          x: x, modelOutput: m, prev: prev, update: e.update, seed: request.seed,
+          x: x, modelOutput: m, prev: history.first, older: Array(history.dropFirst()), update: e.update,
+          seed: request.seed,
           step: plan.firstStep + s + 1,
           stream: Streams.sampling,
           firstSample: start)
         x = r.out
-        if let aux = r.aux { prev = aux }
+        if let aux = r.aux { history = Array(([aux] + history).prefix(keep)) }
         // OpenCL runs ahead of the host: wait for the step so the progress bar reports real steps/s.
         try device.backend.synchronize()
         progress(1)

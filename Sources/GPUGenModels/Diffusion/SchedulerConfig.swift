@@ -17,12 +17,15 @@ public enum SchedulerFamily: String, CaseIterable, Sendable {
   case eulerAncestralDiscrete = "EulerAncestralDiscreteScheduler"
   /// HeunDiscreteScheduler (Karras et al. 2022, second order).
   case heunDiscrete = "HeunDiscreteScheduler"
+  /// UniPCMultistepScheduler (UniPC predictor–corrector, Zhao et al. 2023).
+  case uniPCMultistep = "UniPCMultistepScheduler"
 
   /// Whether the family steps in sigma space (scheduler.sigmas), not with ᾱ indexed by timestep.
   public var usesSigmas: Bool {
     switch self {
     case .ddpm, .ddim: return false
-    case .dpmSolverMultistep, .eulerDiscrete, .eulerAncestralDiscrete, .heunDiscrete: return true
+    case .dpmSolverMultistep, .eulerDiscrete, .eulerAncestralDiscrete, .heunDiscrete, .uniPCMultistep:
+      return true
     }
   }
 
@@ -31,7 +34,7 @@ public enum SchedulerFamily: String, CaseIterable, Sendable {
     switch self {
     case .ddpm: return [.linear, .scaledLinear, .squaredcosCapV2, .laplace, .sigmoid]
     case .heunDiscrete: return [.linear, .scaledLinear, .squaredcosCapV2, .exp]
-    case .ddim, .dpmSolverMultistep, .eulerDiscrete, .eulerAncestralDiscrete:
+    case .ddim, .dpmSolverMultistep, .eulerDiscrete, .eulerAncestralDiscrete, .uniPCMultistep:
       return [.linear, .scaledLinear, .squaredcosCapV2]
     }
   }
@@ -101,6 +104,14 @@ public enum DPMSolverType: String, CaseIterable, Sendable {
   case midpoint
   /// The Heun second-order update.
   case heun
+}
+
+/// UniPC's `solver_type`: the B(h) of the UniPC update.
+public enum UniPCSolverType: String, CaseIterable, Sendable {
+  /// B(h) = h (recommended by the paper for unconditional sampling with few steps).
+  case bh1
+  /// B(h) = e^h − 1.
+  case bh2
 }
 
 /// The last sigma of a sigma schedule (`final_sigmas_type`).
@@ -196,23 +207,29 @@ public struct SchedulerConfig: Sendable, Equatable {
   public var algorithmType = DPMSolverAlgorithm.dpmSolverPlusPlus
   /// `solver_type` (DPM-Solver).
   public var solverType = DPMSolverType.midpoint
-  /// `lower_order_final` (DPM-Solver): lower the order for the last steps.
+  /// `solver_type` (UniPC): bh1 or bh2 (diffusers reads midpoint, heun and logrho as bh2).
+  public var uniPCSolverType = UniPCSolverType.bh2
+  /// `predict_x0` (UniPC): run the update on x̂₀ (data prediction), else on ε̂.
+  public var predictX0 = true
+  /// `disable_corrector` (UniPC): the step indices after which the corrector is skipped.
+  public var disableCorrector: [Int] = []
+  /// `lower_order_final` (DPM-Solver, UniPC): lower the order for the last steps.
   public var lowerOrderFinal = true
   /// `euler_at_final` (DPM-Solver): a first-order last step.
   public var eulerAtFinal = false
   /// `lambda_min_clipped` (DPM-Solver): timesteps whose log-SNR λ is below it are skipped.
   public var lambdaMinClipped = -Double.infinity
-  /// `use_karras_sigmas` (DPM-Solver, Euler, Heun): Karras et al. (ρ = 7) sigma spacing.
+  /// `use_karras_sigmas` (DPM-Solver, Euler, Heun, UniPC): Karras et al. (ρ = 7) sigma spacing.
   public var useKarrasSigmas = false
-  /// `final_sigmas_type` (DPM-Solver, Euler).
+  /// `final_sigmas_type` (DPM-Solver, Euler, UniPC).
   public var finalSigmasType = FinalSigmasType.zero
   /// `interpolation_type` (Euler).
   public var interpolationType = SigmaInterpolation.linear
   /// `timestep_type` (Euler).
   public var timestepType = TimestepType.discrete
-  /// `sigma_min` (Euler): overrides the smallest Karras sigma.
+  /// `sigma_min` (Euler, UniPC): overrides the smallest Karras sigma.
   public var sigmaMin: Double?
-  /// `sigma_max` (Euler): overrides the largest Karras sigma.
+  /// `sigma_max` (Euler, UniPC): overrides the largest Karras sigma.
   public var sigmaMax: Double?
 
   /// The defaults of `family`'s diffusers class (what `Class()` gives).
@@ -224,7 +241,7 @@ public struct SchedulerConfig: Sendable, Equatable {
     case .ddpm, .ddim:
       timestepSpacing = .leading
       clipSample = true
-    case .dpmSolverMultistep, .eulerDiscrete, .eulerAncestralDiscrete:
+    case .dpmSolverMultistep, .eulerDiscrete, .eulerAncestralDiscrete, .uniPCMultistep:
       timestepSpacing = .linspace
     case .heunDiscrete:
       timestepSpacing = .linspace
@@ -310,6 +327,12 @@ public struct SchedulerConfig: Sendable, Equatable {
     case .heunDiscrete:
       f.formUnion([
         "use_karras_sigmas", "use_exponential_sigmas", "use_beta_sigmas", "clip_sample", "clip_sample_range",
+      ])
+    case .uniPCMultistep:
+      f.formUnion([
+        "solver_order", "thresholding", "predict_x0", "solver_type", "lower_order_final", "disable_corrector",
+        "solver_p", "use_karras_sigmas", "use_exponential_sigmas", "use_beta_sigmas", "use_flow_sigmas",
+        "final_sigmas_type", "rescale_betas_zero_snr", "use_dynamic_shifting", "sigma_min", "sigma_max",
       ])
     }
     return f
@@ -399,12 +422,36 @@ public struct SchedulerConfig: Sendable, Equatable {
     } else if let v = try choice("algorithm_type", DPMSolverAlgorithm.self) {
       algorithmType = v
     }
-    if let v = f["solver_type"], ["logrho", "bh1", "bh2"].contains(v.string ?? "") {
+    if family == .uniPCMultistep {
+      if let v = f["solver_type"] {
+        // diffusers registers the DPM-Solver/DEIS types as bh2 and refuses the rest.
+        guard let s = v.string, ["bh1", "bh2", "midpoint", "heun", "logrho"].contains(s) else {
+          throw SchedulerConfigError.unsupported(
+            field: "solver_type", value: v.summary, reason: "expected \"bh1\" or \"bh2\"")
+        }
+        uniPCSolverType = s == "bh1" ? .bh1 : .bh2
+      }
+    } else if let v = f["solver_type"], ["logrho", "bh1", "bh2"].contains(v.string ?? "") {
       solverType = .midpoint  // diffusers maps DEIS/UniPC solver types to midpoint.
     } else if let v = try choice("solver_type", DPMSolverType.self) {
       solverType = v
     }
     if let v = try flag("lower_order_final") { lowerOrderFinal = v }
+    if let v = try flag("predict_x0") { predictX0 = v }
+    if let v = f["disable_corrector"], v != .null {
+      let steps = v.array?.compactMap(\.double)
+      guard let steps, steps.count == v.array?.count,
+        steps.allSatisfy({ $0 == $0.rounded() && abs($0) < 1e9 })
+      else {
+        throw SchedulerConfigError.invalidValue(
+          field: "disable_corrector", value: v.summary, expected: "a list of step indices")
+      }
+      disableCorrector = steps.map { Int($0) }
+    }
+    if let v = f["solver_p"], v != .null {
+      throw SchedulerConfigError.unsupported(
+        field: "solver_p", value: v.summary, reason: "a separate predictor scheduler is not supported")
+    }
     if let v = try flag("euler_at_final") { eulerAtFinal = v }
     if let v = try number("lambda_min_clipped") { lambdaMinClipped = v }
     if let v = try flag("use_karras_sigmas") { useKarrasSigmas = v }
@@ -451,6 +498,11 @@ public struct SchedulerConfig: Sendable, Equatable {
       throw SchedulerConfigError.unsupported(
         field: "final_sigmas_type", value: "\"zero\"",
         reason: "algorithm_type \(algorithmType.rawValue) needs \"sigma_min\" (as in diffusers)")
+    }
+    if family == .uniPCMultistep && !predictX0 && finalSigmasType == .zero {
+      throw SchedulerConfigError.unsupported(
+        field: "final_sigmas_type", value: "\"zero\"",
+        reason: "predict_x0 false needs \"sigma_min\" (diffusers' last step is NaN at σ = 0)")
     }
     if let s = sigmaMin, !(s > 0) { throw invalid("sigma_min", "\(s)", "> 0") }
     if let s = sigmaMax, !(s > 0) { throw invalid("sigma_max", "\(s)", "> 0") }

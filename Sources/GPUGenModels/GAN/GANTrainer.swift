@@ -80,6 +80,14 @@ public enum GANData: Sendable {
   case images(TrainingImages)
   case toy(ToyDataset)
 
+  /// The data's fingerprint (`TrainingImages.fingerprint`, or the toy set's name).
+  public var fingerprint: String {
+    switch self {
+    case .images(let d): return d.fingerprint
+    case .toy(let t): return t.rawValue
+    }
+  }
+
   /// The per-sample shape.
   public var sampleShape: [Int] {
     switch self {
@@ -127,6 +135,11 @@ public final class GANTrainer {
   public let data: GANData
   /// Generator steps done.
   public internal(set) var step = 0
+  /// The processes that share each global batch (one by default); BatchNorm statistics are each rank's own
+  /// unless `BatchNorm2d` layers are synchronised (`--sync-batchnorm`).
+  public var parallel = DataParallel.single {
+    didSet { parallel.configure([generator, discriminator]) }
+  }
   private var batches: EpochBatches?
   let policies: [DiffAugmentPolicy]
 
@@ -192,38 +205,49 @@ public final class GANTrainer {
     lrD = LearningRate(base: options.lrD, warmupSteps: options.warmup, schedule: schedule)
   }
 
-  /// Real samples and labels of discriminator step `t`: image batch t of the epoch order, or toy points keyed
-  /// by (seed, sample, t).
-  func realBatch(_ t: Int) throws -> (x: Tensor, labels: [Int]?) {
-    let b = options.batchSize
+  /// Real samples and labels of discriminator step `t` (this rank's `share` of the global batch, by default
+  /// all of it): image
+  /// batch t of the epoch order, or toy points keyed by (seed, sample, t).
+  func realBatch(_ t: Int, share: Range<Int>? = nil) throws -> (x: Tensor, labels: [Int]?) {
+    let share = share ?? 0..<options.batchSize
+    let b = share.count
     switch data {
     case .toy(let toy):
-      return (try Tensor(toy.sample(count: b, seed: options.seed, step: t), shape: [b, 2], on: device), nil)
+      return (
+        try Tensor(
+          toy.sample(count: b, seed: options.seed, step: t, firstSample: share.lowerBound), shape: [b, 2],
+          on: device), nil
+      )
     case .images(let images):
-      let idx = batches!.indices(step: t)
+      let idx = Array(batches!.indices(step: t)[share])
       let v = GeneratorEvaluator.gather(images, idx)
       let labels = modelConfig.conditional ? idx.map { images.labels![$0] } : nil
       return (try Tensor(v, shape: [b, images.channels, images.size, images.size], on: device), labels)
     }
   }
 
-  /// Latents and (class-conditional) uniformly drawn labels for `count` samples at `step` of `stream`.
-  func latents(step: Int, stream: Int) throws -> (z: Tensor, labels: [Int]?) {
-    let b = options.batchSize
+  /// Latents and (class-conditional) uniformly drawn labels for the samples `share` of the global batch at
+  /// `step` of `stream`.
+  func latents(step: Int, stream: Int, share: Range<Int>) throws -> (z: Tensor, labels: [Int]?) {
+    let b = share.count
     let z = try Tensor.randomNormal(
-      shape: [b, modelConfig.latentDim], seed: options.seed, step: step, stream: stream, on: device)
+      shape: [b, modelConfig.latentDim], seed: options.seed, step: step, stream: stream,
+      firstSample: share.lowerBound, on: device)
     guard modelConfig.conditional else { return (z, nil) }
     let u = try Tensor.randomUniform(
-      shape: [b, 1], seed: options.seed, step: step, stream: stream + 1, on: .cpu
+      shape: [b, 1], seed: options.seed, step: step, stream: stream + 1, firstSample: share.lowerBound,
+      on: .cpu
     ).toArray()
     let k = modelConfig.numClasses
     return (z, u.map { Swift.min(Int($0 * Float(k)), k - 1) })
   }
 
-  /// D's view of a batch: DiffAugment (keyed by seed, sample, the step and `stream`) when asked for.
-  func augment(_ x: Tensor, step: Int, stream: Int) throws -> Tensor {
+  /// D's view of a batch whose row i is sample `firstSample + i`: DiffAugment (keyed by seed, sample, the
+  /// step and `stream`) when asked for.
+  func augment(_ x: Tensor, step: Int, stream: Int, firstSample: Int = 0) throws -> Tensor {
     guard !policies.isEmpty else { return x }
-    return try DiffAugment.apply(x, policies: policies, seed: options.seed, step: step, stream: stream)
+    return try DiffAugment.apply(
+      x, policies: policies, seed: options.seed, step: step, stream: stream, firstSample: firstSample)
   }
 
   /// The loss terms: D's (real logits, fake logits) and G's (fake logits).
@@ -255,6 +279,13 @@ public final class GANTrainer {
   /// step's D update; the checkpoint on disk is never touched).
   public func trainStep() throws -> GANStepStats {
     let s = step
+    let share = try parallel.share(ofBatch: options.batchSize)
+    guard share.count % discriminatorConfig.pack == 0 else {
+      throw TrainingError.invalidOption(
+        "each of the \(parallel.processes) processes gets \(share.count) samples of --batch-size \(options.batchSize), not a multiple of --pack \(discriminatorConfig.pack)"
+      )
+    }
+    let first = share.lowerBound
     var dFigures: [Float] = [0, 0, 0]
     var normD: Float = 0
     let (rateG, rateD) = (lrG.value(at: s + 1), lrD.value(at: s + 1))
@@ -264,8 +295,8 @@ public final class GANTrainer {
     var fakeForG: (x: Tensor, labels: [Int]?)?
     for j in 0..<options.nDis {
       let t = s * options.nDis + j
-      let (x, yReal) = try realBatch(t)
-      let (z, yFake) = try latents(step: t, stream: Streams.ganLatent)
+      let (x, yReal) = try realBatch(t, share: share)
+      let (z, yFake) = try latents(step: t, stream: Streams.ganLatent, share: share)
       let fake: Tensor
       if j == options.nDis - 1 {
         fake = try tapeG.record { try generator(z, labels: yFake) }
@@ -277,8 +308,10 @@ public final class GANTrainer {
       let tape = Tape()
       tape.watch(paramsD)
       let (loss, figures) = try tape.record { () throws -> (Tensor, Tensor) in
-        let r = try discriminator(try augment(x, step: t, stream: Streams.ganAugmentReal), labels: yReal)
-        let f = try discriminator(try augment(fake, step: t, stream: Streams.ganAugmentFake), labels: yFake)
+        let r = try discriminator(
+          try augment(x, step: t, stream: Streams.ganAugmentReal, firstSample: first), labels: yReal)
+        let f = try discriminator(
+          try augment(fake, step: t, stream: Streams.ganAugmentFake, firstSample: first), labels: yFake)
         let l = try dLoss(real: r, fake: f)
         let figs = try Tape.noGrad {
           try Tensor.concat(
@@ -286,15 +319,16 @@ public final class GANTrainer {
         }
         return (l, figs)
       }
-      dFigures = try figures.toArray()
+      dFigures = try parallel.average(try figures.toArray())
       guard dFigures[0].isFinite else {
         tape.reset()
         tapeG.reset()
         throw TrainingError.diverged(step: s + 1, term: "the discriminator's loss", value: dFigures[0])
       }
-      let grads = try zip(tape.gradients(of: loss, wrt: paramsD), paramsD).map { g, p in
-        try g ?? Tensor.zeros(p.shape, on: device)
-      }
+      let grads = try parallel.averageGradients(
+        try zip(tape.gradients(of: loss, wrt: paramsD), paramsD).map { g, p in
+          try g ?? Tensor.zeros(p.shape, on: device)
+        })
       let clip = try Optimizer.clipOrStop(grads: grads, names: namesD, maxNorm: options.clipGrad, step: s + 1)
       normD = clip.norm
       try optimizerD.step(grads: grads, lr: rateD, gradScale: clip.scale)
@@ -302,17 +336,19 @@ public final class GANTrainer {
     // The generator step, on the last D step's fake through the updated D.
     let (fake, y) = fakeForG!
     let loss = try tapeG.record { () throws -> Tensor in
-      let f = try discriminator(try augment(fake, step: s, stream: Streams.ganAugmentGenerator), labels: y)
+      let f = try discriminator(
+        try augment(fake, step: s, stream: Streams.ganAugmentGenerator, firstSample: first), labels: y)
       return try gLoss(fake: f)
     }
-    let gValue = try loss.toArray()[0]
+    let gValue = try parallel.average(try loss.toArray())[0]
     guard gValue.isFinite else {
       tapeG.reset()
       throw TrainingError.diverged(step: s + 1, term: "the generator's loss", value: gValue)
     }
-    let grads = try zip(tapeG.gradients(of: loss, wrt: paramsG), paramsG).map { g, p in
-      try g ?? Tensor.zeros(p.shape, on: device)
-    }
+    let grads = try parallel.averageGradients(
+      try zip(tapeG.gradients(of: loss, wrt: paramsG), paramsG).map { g, p in
+        try g ?? Tensor.zeros(p.shape, on: device)
+      })
     let clip = try Optimizer.clipOrStop(grads: grads, names: namesG, maxNorm: options.clipGrad, step: s + 1)
     try optimizerG.step(grads: grads, lr: rateG, gradScale: clip.scale)
     try ema.step(parameters: paramsG)

@@ -120,6 +120,10 @@ public final class DiffusionTrainer {
   let data: TrainingImages
   /// Optimizer steps done.
   public internal(set) var step = 0
+  /// The training data's fingerprint (`TrainingImages.fingerprint`).
+  public var dataFingerprint: String { data.fingerprint }
+  /// The processes that share each global batch (one by default).
+  public var parallel = DataParallel.single
   private lazy var batches = EpochBatches(seed: options.seed, count: data.count, batchSize: options.batchSize)
 
   /// The DDPM scheduler config a new run writes (linear betas, 1000 steps; trailing spacing so that
@@ -233,12 +237,15 @@ public final class DiffusionTrainer {
 
   /// The forward process on a batch x0 (N, …) at timesteps t (N): x_t = √ᾱ_t·x0 + √(1 − ᾱ_t)·ε with ε keyed by
   /// (seed, sample, step, `Streams.diffusionNoise`), and the regression target (ε, or v = √ᾱ·ε − √(1 − ᾱ)·x0).
+  /// Row i is sample `firstSample + i` of the global batch.
   public static func noisedBatch(
-    _ x0: Tensor, timesteps t: [Int], seed: UInt64, step s: Int, schedule: NoiseSchedule, prediction: String
+    _ x0: Tensor, timesteps t: [Int], seed: UInt64, step s: Int, schedule: NoiseSchedule, prediction: String,
+    firstSample: Int = 0
   ) throws -> (xt: Tensor, target: Tensor) {
     let device = x0.device
     let noise = try Tensor.randomNormal(
-      shape: x0.shape, seed: seed, step: s, stream: Streams.diffusionNoise, on: device)
+      shape: x0.shape, seed: seed, step: s, stream: Streams.diffusionNoise, firstSample: firstSample,
+      on: device)
     let a = t.map { Float(schedule.alphasCumprod[$0]).squareRoot() }
     let sg = t.map { Float(1 - schedule.alphasCumprod[$0]).squareRoot() }
     let column = [t.count] + Array(repeating: 1, count: x0.rank - 1)
@@ -250,11 +257,14 @@ public final class DiffusionTrainer {
   // MARK: Training
 
   /// One optimizer step. Throws `TrainingError.diverged` (before touching the weights) on a NaN/Inf.
+  /// Under data parallelism this rank computes its share of the global batch, and the loss and gradients
+  /// are averaged over the ranks.
   public func trainStep() throws -> TrainingStepStats {
     let s = step
-    let b = options.batchSize
+    let share = try parallel.share(ofBatch: options.batchSize)
+    let b = share.count
     let per = data.imageElements
-    let idx = batchIndices(step: s)
+    let idx = Array(batchIndices(step: s)[share])
     var x0v = [Float](repeating: 0, count: b * per)
     data.images.withUnsafeBufferPointer { src in
       x0v.withUnsafeMutableBufferPointer { dst in
@@ -265,10 +275,12 @@ public final class DiffusionTrainer {
     }
     let shape = [b, data.channels, data.size, data.size]
     let x0 = try Tensor(x0v, shape: shape, on: device)
-    let t = DiffusionTrainer.timesteps(
-      seed: options.seed, batch: b, step: s, trainSteps: schedule.numTrainTimesteps)
+    let t = Array(
+      DiffusionTrainer.timesteps(
+        seed: options.seed, batch: options.batchSize, step: s, trainSteps: schedule.numTrainTimesteps)[share])
     let (xt, target) = try DiffusionTrainer.noisedBatch(
-      x0, timesteps: t, seed: options.seed, step: s, schedule: schedule, prediction: options.prediction)
+      x0, timesteps: t, seed: options.seed, step: s, schedule: schedule, prediction: options.prediction,
+      firstSample: share.lowerBound)
     let labels = config.numClassEmbeds != nil ? idx.map { data.labels![$0] } : nil
 
     let tape = Tape()
@@ -276,15 +288,16 @@ public final class DiffusionTrainer {
     let loss = try tape.record {
       try Tensor.mseLoss(try unet(xt, timesteps: t.map(Double.init), classLabels: labels), target)
     }
-    let lossValue = try loss.toArray()[0]
+    let lossValue = try parallel.average(try loss.toArray())[0]
     guard lossValue.isFinite else {
       tape.reset()
       throw TrainingError.diverged(step: s + 1, term: "the loss (MSE)", value: lossValue)
     }
-    let grads = try zip(tape.gradients(of: loss, wrt: parameters), names).map { g, name in
-      guard let g else { throw TrainingError.invalidOption("parameter \(name) got no gradient") }
-      return g
-    }
+    let grads = try parallel.averageGradients(
+      try zip(tape.gradients(of: loss, wrt: parameters), names).map { g, name in
+        guard let g else { throw TrainingError.invalidOption("parameter \(name) got no gradient") }
+        return g
+      })
     let clip = try Optimizer.clipOrStop(grads: grads, names: names, maxNorm: options.clipGrad, step: s + 1)
     let lr = learningRate.value(at: s + 1)  // step s trains at lr·min(1, (s+1)/warmup)
     try optimizer.step(grads: grads, lr: lr, gradScale: clip.scale)

@@ -143,6 +143,11 @@ public final class VAETrainer {
   public let data: TrainingImages
   /// Optimizer steps done.
   public internal(set) var step = 0
+  /// The processes that share each global batch (one by default). Free bits act on each rank's share, and
+  /// so do BatchNorm statistics unless synchronised (`DataParallel.synchronizeBatchNorm`).
+  public var parallel = DataParallel.single {
+    didSet { parallel.configure([model]) }
+  }
   private lazy var batches = EpochBatches(seed: options.seed, count: data.count, batchSize: options.batchSize)
 
   /// A new ConvVAE run (PyTorch's default initialisation from `options.seed`).
@@ -203,14 +208,15 @@ public final class VAETrainer {
 
   /// The training input of step `s` in the model's data range: binarised (dynamic binarisation) or
   /// dequantised (Gaussian: (k + u)/256 for the 8-bit level k) with Philox uniforms u keyed by (seed, position
-  /// in the batch, step).
-  func trainingBatch(step s: Int, indices idx: [Int]) throws -> Tensor {
+  /// in the global batch, step); row i is position `firstSample + i`.
+  func trainingBatch(step s: Int, indices idx: [Int], firstSample: Int = 0) throws -> Tensor {
     let shape = [idx.count, data.channels, data.size, data.size]
     let unit = VAETrainer.unitImages(data, idx)
     var x: Tensor
     if options.dynamicBinarization || model.likelihood != .bernoulli {
       let u = try Tensor.randomUniform(
-        shape: shape, seed: options.seed, step: s, stream: Streams.binarisation, on: device)
+        shape: shape, seed: options.seed, step: s, stream: Streams.binarisation, firstSample: firstSample,
+        on: device)
       x =
         options.dynamicBinarization
         ? try VAETrainer.binarise(try Tensor(unit, shape: shape, on: device), uniforms: u)
@@ -239,39 +245,40 @@ public final class VAETrainer {
   /// One optimizer step. Throws `TrainingError.diverged` (before touching the weights) on a NaN/Inf.
   public func trainStep() throws -> VAEStepStats {
     let s = step
-    let idx = batchIndices(step: s)
-    let x = try trainingBatch(step: s, indices: idx)
+    let share = try parallel.share(ofBatch: options.batchSize)
+    let idx = Array(batchIndices(step: s)[share])
+    let x = try trainingBatch(step: s, indices: idx, firstSample: share.lowerBound)
     let eps = try Tensor.randomNormal(
       shape: [idx.count] + model.latentShape, seed: options.seed, step: s,
-      stream: Streams.vaeReparameterisation,
-      on: device)
+      stream: Streams.vaeReparameterisation, firstSample: share.lowerBound, on: device)
     let beta = options.elbo.beta(atStep: s + 1)
     let tape = Tape()
     tape.watch(parameters)
     let terms = try tape.record {
       try model.negativeELBO(x, noise: eps, beta: beta, freeBits: options.freeBits)
     }
-    for (name, v) in [("the reconstruction NLL", terms.reconstruction), ("the KL", terms.kl)]
-    where !v.isFinite {
+    let mean = try parallel.average([terms.reconstruction, terms.kl, terms.lossValue])
+    for (name, v) in [("the reconstruction NLL", mean[0]), ("the KL", mean[1])] where !v.isFinite {
       tape.reset()
       throw TrainingError.diverged(step: s + 1, term: name, value: v)
     }
-    let lossValue = terms.lossValue
+    let lossValue = mean[2]
     guard lossValue.isFinite else {
       tape.reset()
       throw TrainingError.diverged(step: s + 1, term: "the loss (negative ELBO)", value: lossValue)
     }
-    let grads = try zip(tape.gradients(of: terms.loss, wrt: parameters), zip(names, parameters)).map {
-      g, np -> Tensor in
-      try g ?? Tensor.zeros(np.1.shape, on: device)
-    }
+    let grads = try parallel.averageGradients(
+      try zip(tape.gradients(of: terms.loss, wrt: parameters), zip(names, parameters)).map {
+        g, np -> Tensor in
+        try g ?? Tensor.zeros(np.1.shape, on: device)
+      })
     let clip = try Optimizer.clipOrStop(grads: grads, names: names, maxNorm: options.clipGrad, step: s + 1)
     let lr = learningRate.value(at: s + 1)
     try optimizer.step(grads: grads, lr: lr, gradScale: clip.scale)
     try ema.step(parameters: parameters)
     step += 1
     return VAEStepStats(
-      step: step, loss: lossValue, reconstruction: terms.reconstruction, kl: terms.kl, beta: beta, lr: lr,
+      step: step, loss: lossValue, reconstruction: mean[0], kl: mean[1], beta: beta, lr: lr,
       gradNorm: clip.norm)
   }
 

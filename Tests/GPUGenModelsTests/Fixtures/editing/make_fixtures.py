@@ -17,7 +17,8 @@ recorded).
 Each steps.safetensors holds: timestep [S], sample / model_output / noise / prev_sample [S, 2, 1, 4, 4],
 noise_drawn [S], model_input [S, ...] where scale_model_input is not the identity, x_0 and (img2img) z and
 start [2, 1, 4, 4]; metadata "case" (JSON). Run: python3 make_fixtures.py [case ...] (writes next to this file;
-names: only those cases; img2img_dpmpp2m_sde_s07 was added that way, torch 2.15.0+cu132 on CPU).
+names: only those cases; img2img_dpmpp2m_sde_s07, then img2img_dpmpp3m_sde_s07 and the img2img_unipc cases were
+added that way, torch 2.15.0+cu132 on CPU).
 """
 import json
 import os
@@ -27,10 +28,11 @@ import sys
 import diffusers
 import torch
 from diffusers import (DDIMInverseScheduler, DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler,
-                       EulerAncestralDiscreteScheduler, EulerDiscreteScheduler, HeunDiscreteScheduler)
+                       EulerAncestralDiscreteScheduler, EulerDiscreteScheduler, HeunDiscreteScheduler,
+                       UniPCMultistepScheduler)
 from diffusers.schedulers import (scheduling_ddim, scheduling_ddpm, scheduling_dpmsolver_multistep,
                                   scheduling_euler_ancestral_discrete, scheduling_euler_discrete,
-                                  scheduling_heun_discrete)
+                                  scheduling_heun_discrete, scheduling_unipc_multistep)
 from safetensors.torch import save_file
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -64,10 +66,16 @@ IMG2IMG = {
     # SDE: the step noise is drawn from the case's generator and injected as `variance_noise`.
     "img2img_dpmpp2m_sde_s07": (DPMSolverMultistepScheduler, dict(LINEAR, algorithm_type="sde-dpmsolver++",
                                                                   solver_order=2), 10, 0.7, {}),
+    "img2img_dpmpp3m_sde_s07": (DPMSolverMultistepScheduler, dict(LINEAR, algorithm_type="sde-dpmsolver++",
+                                                                  solver_order=3), 10, 0.7, {}),
+    # UniPC: the corrector restarts with the history at the cut (no corrector at its first step).
+    "img2img_unipc_s06": (UniPCMultistepScheduler, LINEAR, 10, 0.6, {}),
+    "img2img_unipc_bh1_o3_s08": (UniPCMultistepScheduler, dict(LINEAR, solver_type="bh1", solver_order=3,
+                                                               final_sigmas_type="sigma_min"), 10, 0.8, {}),
 }
 
 MODULES = [scheduling_ddim, scheduling_ddpm, scheduling_dpmsolver_multistep, scheduling_euler_ancestral_discrete,
-           scheduling_euler_discrete, scheduling_heun_discrete]
+           scheduling_euler_discrete, scheduling_heun_discrete, scheduling_unipc_multistep]
 _drawn = []
 
 

@@ -25,10 +25,10 @@ import sys
 import torch
 import diffusers
 from diffusers import (DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler, EulerAncestralDiscreteScheduler,
-                       EulerDiscreteScheduler, HeunDiscreteScheduler)
+                       EulerDiscreteScheduler, HeunDiscreteScheduler, UniPCMultistepScheduler)
 from diffusers.schedulers import (scheduling_ddim, scheduling_ddpm, scheduling_dpmsolver_multistep,
                                   scheduling_euler_ancestral_discrete, scheduling_euler_discrete,
-                                  scheduling_heun_discrete)
+                                  scheduling_heun_discrete, scheduling_unipc_multistep)
 from safetensors.torch import save_file
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -91,10 +91,51 @@ CASES = {
                                                                  prediction_type="v_prediction",
                                                                  lower_order_final=True), 10, {},
                                "DPM++ 2M SDE, solver_type heun, v_prediction (noise injected as variance_noise)"),
+    # DPM++ 3M SDE (solver_order 3), noise injected as above.
+    "dpmpp3m_sde": (DPMSolverMultistepScheduler, dict(LINEAR, algorithm_type="sde-dpmsolver++", solver_order=3,
+                                                      lower_order_final=True), 10, {},
+                    "DPM++ 3M SDE (orders 1, 2, 3 … 3, 2, 1 with lower_order_final; noise injected)"),
+    "dpmpp3m_sde_karras_n20": (DPMSolverMultistepScheduler, dict(LINEAR, algorithm_type="sde-dpmsolver++",
+                                                                 solver_order=3, use_karras_sigmas=True), 20, {},
+                               "DPM++ 3M SDE, Karras sigmas, 20 steps (third order to the first-order last step)"),
+    "dpmpp3m_sde_heun_vpred": (DPMSolverMultistepScheduler, dict(LINEAR, algorithm_type="sde-dpmsolver++",
+                                                                 solver_order=3, solver_type="heun",
+                                                                 prediction_type="v_prediction",
+                                                                 lower_order_final=False), 10, {},
+                               "DPM++ 3M SDE, solver_type heun, v_prediction, lower_order_final False"),
+    # UniPC: predictor + corrector (the corrector of step i is folded into step i's update by gpugen).
+    "unipc_bh2_o2": (UniPCMultistepScheduler, dict(LINEAR), 10, {}, "UniPC defaults: bh2, order 2, predict_x0"),
+    "unipc_bh1_o3": (UniPCMultistepScheduler, dict(LINEAR, solver_type="bh1", solver_order=3,
+                                                   final_sigmas_type="sigma_min"), 10, {},
+                     "UniPC bh1, order 3 (lower_order_final: orders 1 2 3 … 3 2 1), sigma_min (bh1 with a zero "
+                     "final sigma is NaN in diffusers)"),
+    "unipc_bh2_o3_karras_n20": (UniPCMultistepScheduler, dict(LINEAR, solver_order=3, use_karras_sigmas=True), 20,
+                                {}, "UniPC bh2, order 3, Karras sigmas, 20 steps"),
+    "unipc_bh1_o1_vpred": (UniPCMultistepScheduler, dict(LINEAR, solver_type="bh1", solver_order=1,
+                                                         prediction_type="v_prediction",
+                                                         final_sigmas_type="sigma_min"), 10, {},
+                           "UniPC bh1, order 1 (UniC-1 corrector), v_prediction, sigma_min"),
+    "unipc_bh2_o3_noisepred": (UniPCMultistepScheduler, dict(LINEAR, solver_order=3, predict_x0=False,
+                                                             lower_order_final=False,
+                                                             final_sigmas_type="sigma_min"), 10, {},
+                               "UniPC bh2, order 3, predict_x0 False (noise prediction), lower_order_final False, "
+                               "sigma_min (with a zero final sigma diffusers' noise prediction gives NaN)"),
+    "unipc_bh1_o2_noisepred_sample": (UniPCMultistepScheduler, dict(LINEAR, solver_type="bh1", predict_x0=False,
+                                                                    prediction_type="sample",
+                                                                    final_sigmas_type="sigma_min"), 10, {},
+                                      "UniPC bh1, order 2, predict_x0 False, sample prediction, sigma_min"),
+    "unipc_bh2_o2_nocorr_trailing": (UniPCMultistepScheduler, dict(LINEAR, disable_corrector=[0, 3, 4],
+                                                                   timestep_spacing="trailing",
+                                                                   final_sigmas_type="sigma_min"), 10, {},
+                                     "UniPC bh2, order 2, disable_corrector [0, 3, 4], trailing, sigma_min"),
+    "unipc_bh2_o3_karras_sigma_min": (UniPCMultistepScheduler, dict(LINEAR, solver_order=3, use_karras_sigmas=True,
+                                                                    final_sigmas_type="sigma_min"), 8, {},
+                                      "UniPC bh2, order 3, Karras, final_sigmas_type sigma_min (last sigma the "
+                                      "Karras minimum: h = 0 at the first-order last step)"),
 }
 
 MODULES = [scheduling_ddim, scheduling_ddpm, scheduling_dpmsolver_multistep, scheduling_euler_ancestral_discrete,
-           scheduling_euler_discrete, scheduling_heun_discrete]
+           scheduling_euler_discrete, scheduling_heun_discrete, scheduling_unipc_multistep]
 _drawn = []
 
 
