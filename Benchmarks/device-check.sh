@@ -13,7 +13,8 @@
 #   --quick        small sizes and short runs (a dry run of the script, not a measurement)
 #
 # Exit status: 0 when every step ran and the selftest passed, 1 when a step or the selftest failed, 2 for bad
-# arguments or an OpenCL installation that cannot work (no loader, or no ICD that points at an existing library).
+# arguments, an OpenCL installation that cannot work (no loader, or no ICD that points at an existing library)
+# or a shared library the binary needs (OpenBLAS, libpng, zlib) that is missing.
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 bin="" device=gpu out=device-check.json quick=0
@@ -22,7 +23,7 @@ while [ $# -gt 0 ]; do
     --device) device=${2:?--device needs a value}; shift 2 ;;
     --out) out=${2:?--out needs a value}; shift 2 ;;
     --quick) quick=1; shift ;;
-    -h | --help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
     -*) echo "device-check: error: unknown option $1" >&2; exit 2 ;;
     *) if [ -z "$bin" ]; then bin=$1; shift; else echo "device-check: error: unexpected argument $1" >&2; exit 2; fi ;;
   esac
@@ -90,13 +91,30 @@ if [ ${#icds[@]} -eq 0 ]; then
   fi
   problems+=("$hint")
 fi
+# 3. The binary's other shared libraries (a --static-swift-stdlib build still links these dynamically).
+missing_libs=()
+if command -v ldd >/dev/null; then
+  while read -r lib; do
+    [ -n "$lib" ] || continue
+    missing_libs+=("$lib")
+    case "$lib" in
+      libopenblas*) pkg="libopenblas0 (Debian/Ubuntu) or openblas (Fedora, Arch)" ;;
+      libpng16*) pkg="libpng16-16 (Debian/Ubuntu) or libpng" ;;
+      libz.so*) pkg="zlib1g or zlib" ;;
+      libOpenCL*) pkg="ocl-icd-libopencl1 or ocl-icd" ;;
+      libstdc++* | libgcc_s*) pkg="libstdc++6 / libgcc-s1" ;;
+      *) pkg="the package that ships it" ;;
+    esac
+    problems+=("$bin needs $lib, which is not installed: install $pkg")
+  done < <(ldd "$bin" 2>/dev/null | awk '/not found/ { print $1 }')
+fi
 for p in "${problems[@]}"; do echo "device-check: $p" >&2; done
-if ! have_lib libOpenCL.so.1 || [ "$good_icds" -eq 0 ]; then
-  echo "device-check: error: OpenCL cannot work on this machine (see above)" >&2
+if ! have_lib libOpenCL.so.1 || [ "$good_icds" -eq 0 ] || [ ${#missing_libs[@]} -gt 0 ]; then
+  echo "device-check: error: gpugen cannot run on this machine yet (see above)" >&2
   exit 2
 fi
 
-# 3. gpugen itself. Each step's JSON output is kept; a failed step is recorded, not fatal.
+# 4. gpugen itself. Each step's JSON output is kept; a failed step is recorded, not fatal.
 status=0
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
@@ -130,7 +148,7 @@ else
   echo "device-check: ${notes[-1]}" >&2
 fi
 
-# 4. The figures against the issue's targets: GEMM at the largest n as % of peak; sampling vs PyTorch.
+# 5. The figures against the issue's targets: GEMM at the largest n as % of peak; sampling vs PyTorch.
 gemm_pct=$(grep '^{' "$tmp/gemm" 2>/dev/null | grep '"impl":"gpugen"' | tail -n1 | sed -n 's/.*"percent_of_peak":\([0-9.eE+-]*\).*/\1/p')
 ips=$(grep '^{' "$tmp/unet" 2>/dev/null | grep '"images_per_s"' | tail -n1 | sed -n 's/.*"images_per_s":\([0-9.eE+-]*\).*/\1/p')
 tips=""
