@@ -11,6 +11,7 @@ Prints JSON lines on stdout:
 
   python3 Benchmarks/pytorch_unet_bench.py                       # full run, 2 threads
   python3 Benchmarks/pytorch_unet_bench.py --quick               # short validation (batch 1 and 16, 3 runs, 2-step sampling at batch 4)
+  python3 Benchmarks/pytorch_unet_bench.py --device cuda          # the same on the GPU (eager, fp32; timings synchronised)
   python3 Benchmarks/pytorch_unet_bench.py --save DIR --no-bench  # write config.json + diffusion_pytorch_model.safetensors (F32)
                                                                   # plus DIR/scheduler/scheduler_config.json, and exit
 The weights depend only on --seed (default 0) and the torch version's default initialisers; --save writes them so
@@ -43,19 +44,29 @@ def build(seed):
     return UNet2DModel(**CONFIG).float().eval()
 
 
+DEVICE = "cpu"
+
+
+def sync():
+    if DEVICE.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
 def emit(**kw):
     print(json.dumps(dict(impl="pytorch", **kw)), flush=True)
 
 
 def time_eval(model, batch, warmup, runs, gen):
-    x = torch.randn(batch, 1, 32, 32, generator=gen)
-    t = torch.full((batch,), 500, dtype=torch.long)
+    x = torch.randn(batch, 1, 32, 32, generator=gen).to(DEVICE)
+    t = torch.full((batch,), 500, dtype=torch.long).to(DEVICE)
     for _ in range(warmup):
         model(x, t)
+    sync()
     ts = []
     for _ in range(runs):
         t0 = time.perf_counter()
         model(x, t)
+        sync()
         ts.append((time.perf_counter() - t0) * 1e3)
     return statistics.median(ts), min(ts)
 
@@ -65,13 +76,15 @@ def time_sampling(model, batch, steps, runs, gen):
     sched = DPMSolverMultistepScheduler(**SCHEDULER)
     ts = []
     for r in range(runs + 1):  # first run is warm-up
-        x = torch.randn(batch, 1, 32, 32, generator=gen)
+        x = torch.randn(batch, 1, 32, 32, generator=gen).to(DEVICE)
+        sync()
         t0 = time.perf_counter()
         sched.set_timesteps(steps)
         x = x * sched.init_noise_sigma
         for t in sched.timesteps:
             eps = model(sched.scale_model_input(x, t), t).sample
             x = sched.step(eps, t, x).prev_sample
+        sync()
         if r > 0:
             ts.append((time.perf_counter() - t0) * 1e3)
     return statistics.median(ts)
@@ -91,13 +104,16 @@ def main():
     ap.add_argument("--quick", action="store_true", help="short validation run")
     ap.add_argument("--save", metavar="DIR", help="save_pretrained the model (and the scheduler config) to DIR")
     ap.add_argument("--no-bench", action="store_true", help="with --save: only save")
+    ap.add_argument("--device", default="cpu", help="torch device: cpu (default) or cuda")
     args = ap.parse_args()
+    global DEVICE
+    DEVICE = args.device
     if args.quick:
         args.batches, args.warmup, args.runs = "1,16", 1, 3
         args.sample_batch, args.sample_steps, args.sample_runs = 4, 2, 1
 
     torch.set_num_threads(args.threads)
-    model = build(args.seed)
+    model = build(args.seed).to(DEVICE)
     if args.save:
         from diffusers import DPMSolverMultistepScheduler
         model.save_pretrained(args.save, safe_serialization=True)
@@ -108,7 +124,8 @@ def main():
 
     import diffusers
     env = dict(threads=args.threads, torch=torch.__version__, diffusers=diffusers.__version__,
-               params=sum(p.numel() for p in model.parameters()), cpu=platform.processor() or platform.machine())
+               params=sum(p.numel() for p in model.parameters()), cpu=platform.processor() or platform.machine(),
+               device=DEVICE)
     print(json.dumps(dict(impl="pytorch", what="env", **env)), file=sys.stderr, flush=True)
     gen = torch.Generator().manual_seed(args.seed + 1)
     with torch.inference_mode():

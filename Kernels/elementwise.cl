@@ -1,10 +1,12 @@
 // elementwise.cl: unary, binary (contiguous, scalar, broadcast), clamp, where, fill, strided copy.
-// Kernel names: elementwise_<op>, binary_<op>_{contig,scalar,bcast}.
+// Kernel names: elementwise_<op>, binary_<op>_{contig,scalar,bcast}. The one-dimensional kernels take their
+// element count `n` last: the host pads the global size to a multiple of the work-group size it picks.
 
 #define UNARY(NAME, EXPR)                                                            \
   __kernel void elementwise_##NAME(__global const float* x, __global float* y,       \
-                                   float alpha) {                                    \
+                                   float alpha, int n) {                             \
     size_t i = get_global_id(0);                                                     \
+    if (i >= (size_t)n) return;                                                      \
     float v = x[i];                                                                  \
     y[i] = (EXPR);                                                                   \
   }
@@ -26,14 +28,17 @@ UNARY(gelu, gg_gelu(v))
 
 #define BINARY(NAME, EXPR)                                                           \
   __kernel void binary_##NAME##_contig(__global const float* a,                      \
-                                      __global const float* b, __global float* y) {  \
+                                      __global const float* b, __global float* y,    \
+                                      int n) {                                       \
     size_t i = get_global_id(0);                                                     \
+    if (i >= (size_t)n) return;                                                      \
     float p = a[i], q = b[i];                                                        \
     y[i] = (EXPR);                                                                   \
   }                                                                                  \
   __kernel void binary_##NAME##_scalar(__global const float* a, float s,             \
-                                      int scalarFirst, __global float* y) {          \
+                                      int scalarFirst, __global float* y, int n) {   \
     size_t i = get_global_id(0);                                                     \
+    if (i >= (size_t)n) return;                                                      \
     float p = scalarFirst ? s : a[i], q = scalarFirst ? a[i] : s;                    \
     y[i] = (EXPR);                                                                   \
   }                                                                                  \
@@ -60,21 +65,26 @@ BINARY(pow, pow(p, q))
 BINARY(maximum, fmax(p, q))
 BINARY(minimum, fmin(p, q))
 
-__kernel void elementwise_clamp(__global const float* x, __global float* y, float lo, float hi) {
+__kernel void elementwise_clamp(__global const float* x, __global float* y, float lo, float hi, int n) {
   size_t i = get_global_id(0);
+  if (i >= (size_t)n) return;
   y[i] = fmin(fmax(x[i], lo), hi);
 }
 
 // y = cond != 0 ? a : b, all three broadcast to y's shape.
 __kernel void elementwise_where(__global const float* c, __global const float* a,
                                 __global const float* b, __global float* y, int rank,
-                                int16 shape, int16 sc, int16 sa, int16 sb) {
+                                int16 shape, int16 sc, int16 sa, int16 sb, int n) {
   size_t i = get_global_id(0);
+  if (i >= (size_t)n) return;
   y[i] = c[gg_offset(i, rank, shape, sc)] != 0.0f ? a[gg_offset(i, rank, shape, sa)]
                                                   : b[gg_offset(i, rank, shape, sb)];
 }
 
-__kernel void elementwise_fill(__global float* y, float value) { y[get_global_id(0)] = value; }
+__kernel void elementwise_fill(__global float* y, float value, int n) {
+  size_t i = get_global_id(0);
+  if (i < (size_t)n) y[i] = value;
+}
 
 // y[yoff + Σ idx·ys] = x[xoff + Σ idx·xs] over every index of `shape`: permute, slice, concat.
 // Global size (shape[rank-1], shape[rank-2], product of the outer axes): only the outer index is
@@ -114,8 +124,9 @@ __kernel void elementwise_copy_runs(__global const float* x, __global float* y, 
 // Gradients of the unary ops: dx = dy · f'(x). Kernel names: grad_<op>.
 #define UNARY_GRAD(NAME, EXPR)                                                       \
   __kernel void grad_##NAME(__global const float* x, __global const float* dy,       \
-                            __global float* dx, float alpha) {                       \
+                            __global float* dx, float alpha, int n) {                \
     size_t i = get_global_id(0);                                                     \
+    if (i >= (size_t)n) return;                                                      \
     float v = x[i], g = dy[i];                                                       \
     dx[i] = (EXPR);                                                                  \
   }
@@ -137,7 +148,8 @@ UNARY_GRAD(gelu, g * (0.5f * (1.0f + erf(v * 0.70710678118654752f)) +
                       v * exp(-0.5f * v * v) * 0.39894228040143268f))
 
 __kernel void grad_clamp(__global const float* x, __global const float* dy, __global float* dx,
-                         float lo, float hi) {
+                         float lo, float hi, int n) {
   size_t i = get_global_id(0);
+  if (i >= (size_t)n) return;
   dx[i] = (x[i] >= lo && x[i] <= hi) ? dy[i] : 0.0f;
 }

@@ -84,7 +84,8 @@ public struct StridedCopy: Sendable, Equatable {
   public var yStrides: [Int], yOffset: Int
 }
 
-/// Device memory: a handle owned by one backend. Returned to the backend's pool when released.
+/// Device memory: a handle owned by one backend. Returned to the backend's pool when released. The capacity is
+/// the request rounded up to the pool's size class.
 public final class Buffer: @unchecked Sendable {
   /// Backend-specific handle (`cl_mem` or a host pointer).
   public let handle: UnsafeMutableRawPointer
@@ -113,6 +114,8 @@ public struct BackendStats: Sendable, Equatable {
   public var programsFromCache = 0
   /// Kernel launches.
   public var launches = 0
+  /// Bytes of free buffers held in the pool for reuse (never above the pool's cap).
+  public var pooledBytes = 0
 }
 
 /// The device seam. Both backends implement every method.

@@ -17,7 +17,7 @@ struct GPUGen: ParsableCommand {
       Sample.self, Img2ImgCommand.self, Train.self, Encode.self, Decode.self, Reconstruct.self,
       Interpolate.self, Likelihood.self,
       Evaluate.self, Compare.self, Export.self, Devices.self, Bench.self,
-      Inpaint.self,
+      Inpaint.self, SelfTestCommand.self,
     ])
 }
 

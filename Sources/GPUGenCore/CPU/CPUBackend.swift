@@ -7,9 +7,29 @@ import Foundation
 /// Runs gpugen's ops on the host CPU.
 public final class CPUBackend: Backend, @unchecked Sendable {
   public let name: String
-  public var stats: BackendStats { lock.withLock { _stats } }
+  public var stats: BackendStats {
+    lock.withLock {
+      var s = _stats
+      s.pooledBytes = pool.bytes
+      return s
+    }
+  }
   private var _stats = BackendStats()
-  private var pool: [Int: [UnsafeMutableRawPointer]] = [:]
+  /// Free buffers by size class, at most a quarter of the memory (4 GiB at most; `GPUGEN_POOL_MB` overrides).
+  private var pool = BufferPool<UnsafeMutableRawPointer>(
+    capBytes: BufferPool<UnsafeMutableRawPointer>.defaultCap(
+      fallback: Swift.min(Int(ProcessInfo.processInfo.physicalMemory / 4), 4 << 30)))
+  /// The most bytes of free buffers the pool keeps; lowering it releases the excess at once.
+  var poolCapBytes: Int {
+    get { lock.withLock { pool.capBytes } }
+    set {
+      let released = lock.withLock { () -> [(UnsafeMutableRawPointer, Int)] in
+        pool.capBytes = newValue
+        return pool.trim()
+      }
+      for (p, _) in released { free(p) }
+    }
+  }
   private let lock = NSLock()
 
   public init() {
@@ -47,8 +67,8 @@ public final class CPUBackend: Backend, @unchecked Sendable {
   // MARK: Memory
 
   public func allocate(_ count: Int) throws -> Buffer {
-    let capacity = max(count, 1)
-    if let h = lock.withLock({ pool[capacity]?.popLast() }) {
+    let capacity = BufferPool<UnsafeMutableRawPointer>.sizeClass(count)
+    if let h = lock.withLock({ pool.take(capacity) }) {
       lock.withLock { _stats.poolHits += 1 }
       return Buffer(handle: h, capacity: capacity, backend: self)
     }
@@ -59,7 +79,10 @@ public final class CPUBackend: Backend, @unchecked Sendable {
       freePool()
       raw = Self.alignedAlloc(bytes)
     }
-    guard let raw else { throw GPUGenError.outOfMemory(bytes: bytes, device: "cpu (\(name))") }
+    guard let raw else {
+      throw GPUGenError.outOfMemory(
+        bytes: Swift.max(count, 1) * MemoryLayout<Float>.size, device: "cpu (\(name))")
+    }
     lock.withLock { _stats.allocations += 1 }
     return Buffer(handle: raw, capacity: capacity, backend: self)
   }
@@ -70,16 +93,13 @@ public final class CPUBackend: Backend, @unchecked Sendable {
   }
 
   public func recycle(handle: UnsafeMutableRawPointer, capacity: Int) {
-    lock.withLock { pool[capacity, default: []].append(handle) }
+    let released = lock.withLock { pool.put(handle, capacity: capacity) }
+    for (p, _) in released { free(p) }
   }
 
   public func freePool() {
-    let all = lock.withLock { () -> [UnsafeMutableRawPointer] in
-      let a = pool.values.flatMap { $0 }
-      pool.removeAll()
-      return a
-    }
-    for p in all { free(p) }
+    let all = lock.withLock { pool.removeAll() }
+    for (p, _) in all { free(p) }
   }
 
   public func upload(_ values: UnsafeBufferPointer<Float>, to buffer: Buffer) throws {

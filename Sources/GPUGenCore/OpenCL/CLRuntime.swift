@@ -82,19 +82,30 @@ func enumerateOpenCLDevices() throws -> [CLDeviceRef] {
   try clCheck(clGetPlatformIDs(count, &platforms, nil), "clGetPlatformIDs")
   var result: [CLDeviceRef] = []
   for case let platform? in platforms {
+    // A platform whose device query fails is skipped with one warning; the others stay usable.
+    // (GPUGEN_FAIL_PLATFORM=NAME makes the query fail for platforms whose name contains NAME: tests.)
+    let platformName = CLQuery.platformString(platform, cl_platform_info(CL_PLATFORM_NAME))
+    let simulated =
+      Environment.get("GPUGEN_FAIL_PLATFORM").map { !$0.isEmpty && platformName.contains($0) } ?? false
     var n: cl_uint = 0
-    let s = clGetDeviceIDs(platform, cl_device_type(CL_DEVICE_TYPE_ALL), 0, nil, &n)
-    if s == CL_DEVICE_NOT_FOUND || n == 0 { continue }
-    try clCheck(s, "clGetDeviceIDs")
+    var s =
+      simulated
+      ? CL_OUT_OF_HOST_MEMORY : clGetDeviceIDs(platform, cl_device_type(CL_DEVICE_TYPE_ALL), 0, nil, &n)
+    if s == CL_DEVICE_NOT_FOUND || (s == CL_SUCCESS && n == 0) { continue }
     var devices = [cl_device_id?](repeating: nil, count: Int(n))
-    try clCheck(
-      clGetDeviceIDs(platform, cl_device_type(CL_DEVICE_TYPE_ALL), n, &devices, nil), "clGetDeviceIDs")
+    if s == CL_SUCCESS { s = clGetDeviceIDs(platform, cl_device_type(CL_DEVICE_TYPE_ALL), n, &devices, nil) }
+    if s != CL_SUCCESS {
+      Diagnostics.warn(
+        "OpenCL platform '\(platformName)' failed to list its devices (\(clStatusName(s)) in clGetDeviceIDs); skipping it"
+      )
+      continue
+    }
     for case let device? in devices {
       let type = CLQuery.value(device, cl_device_info(CL_DEVICE_TYPE), cl_device_type.self)
       let fp64 = CLQuery.value(device, cl_device_info(CL_DEVICE_DOUBLE_FP_CONFIG), cl_ulong.self)
       let info = OpenCLDeviceInfo(
         index: result.count,
-        platform: CLQuery.platformString(platform, cl_platform_info(CL_PLATFORM_NAME)),
+        platform: platformName,
         platformVersion: CLQuery.platformString(platform, cl_platform_info(CL_PLATFORM_VERSION)),
         name: CLQuery.string(device, cl_device_info(CL_DEVICE_NAME)),
         vendor: CLQuery.string(device, cl_device_info(CL_DEVICE_VENDOR)),

@@ -19,6 +19,16 @@ enum KernelArg {
   case int16([Int])
 }
 
+/// Which family of kernel variants an OpenCL backend launches.
+public enum KernelVariants: String, Sendable, CaseIterable, Codable {
+  /// The variants chosen for the device's type: GPU variants on GPUs, CPU variants on CPU devices.
+  case device
+  /// The GPU variants on any device: work-group trees, `gemm_tiled`, per-element strided copies.
+  case gpu
+  /// The CPU variants on any device: one work-item per row, `gemm_packed`, copies by runs.
+  case cpu
+}
+
 /// Runs gpugen's ops on one OpenCL device.
 public final class OpenCLBackend: Backend, @unchecked Sendable {
   public let info: OpenCLDeviceInfo
@@ -26,7 +36,9 @@ public final class OpenCLBackend: Backend, @unchecked Sendable {
   public var stats: BackendStats {
     poolLock.lock()
     defer { poolLock.unlock() }
-    return _stats
+    var s = _stats
+    s.pooledBytes = pool.bytes
+    return s
   }
 
   let device: cl_device_id
@@ -40,6 +52,23 @@ public final class OpenCLBackend: Backend, @unchecked Sendable {
   private var _stats = BackendStats()
   /// Forces the work-group size of the row reductions (tests run the GPU path on CPU devices).
   var reduceGroupSizeOverride: Int?
+  /// Which kernel variants run (`gpugen selftest` forces the GPU variants on CPU devices and back).
+  public var kernelVariants = KernelVariants.device
+  /// Whether the GPU variants run: on a GPU by default, or when forced.
+  var usesGPUVariants: Bool {
+    switch kernelVariants {
+    case .device: return info.isGPU
+    case .gpu: return true
+    case .cpu: return false
+    }
+  }
+  /// The GEMM configuration of the variants in use: the device's (tuned) one, or the forced kind's default.
+  var activeGemmConfig: GemmConfig {
+    if kernelVariants == .device || usesGPUVariants == info.isGPU { return gemmConfig }
+    var asKind = info
+    asKind.type = usesGPUVariants ? "GPU" : "CPU"
+    return GemmConfig.defaultConfig(for: asKind)
+  }
   /// GPUGEN_PROFILE=1: synchronise after every kernel and accumulate its time (slows everything down).
   static let profiling = Environment.get("GPUGEN_PROFILE") == "1"
   private var kernelTimes: [String: (count: Int, ns: UInt64)] = [:]
@@ -49,14 +78,52 @@ public final class OpenCLBackend: Backend, @unchecked Sendable {
     poolLock.withLock { kernelTimes.map { ($0.key, $0.value.count, Double($0.value.ns) / 1e6) } }
       .sorted { $0.ms > $1.ms }
   }
-  private var pool: [Int: [cl_mem]] = [:]
+  /// Caps what `limits` reports for every kernel (tests make a pinned 16×16 tile not fit).
+  var workGroupLimitOverride: Int?
+  private var kernelLimits: [cl_kernel: KernelLimits] = [:]
+  /// Free buffers by size class, at most half the device's global memory (`GPUGEN_POOL_MB` overrides).
+  private var pool = BufferPool<cl_mem>(capBytes: 0)
+  /// The most bytes of free buffers the pool keeps; lowering it releases the excess at once.
+  var poolCapBytes: Int {
+    get { poolLock.withLock { pool.capBytes } }
+    set {
+      let released = poolLock.withLock { () -> [(cl_mem, Int)] in
+        pool.capBytes = newValue
+        return pool.trim()
+      }
+      release(released)
+    }
+  }
   private var programs: [String: cl_program] = [:]
   private var kernels: [String: cl_kernel] = [:]
-  private let poolLock = NSLock()
+  let poolLock = NSLock()
   private let queueLock = NSRecursiveLock()
 
+  /// GPUGEN_OPENCL_MEMORY_MB: the device memory this process may use, in bytes (tests simulate a small
+  /// device: allocations beyond it fail as on a device that size).
+  let memoryLimit: Int?
+  /// Bytes of device buffers now allocated (live and pooled).
+  private var deviceBytes = 0
+  /// The convolution workspace cap in floats, when set (`GPUGEN_WORKSPACE_MB`, or tests); see
+  /// `workspaceCapFloats`.
+  var workspaceCapOverride: Int? = Environment.get("GPUGEN_WORKSPACE_MB").flatMap(Int.init).map {
+    ($0 << 20) / 4
+  }
+  /// Convolutions run in chunks of images so far (their workspace exceeded the cap).
+  var chunkedConvolutions = 0
+
   init(_ ref: CLDeviceRef, cache: BinaryCache = BinaryCache()) throws {
-    info = ref.info
+    var info = ref.info
+    if let s = Environment.get("GPUGEN_OPENCL_MEMORY_MB"), let mb = Int(s), mb > 0 {
+      memoryLimit = mb << 20
+      info.globalMemory = info.globalMemory > 0 ? Swift.min(info.globalMemory, mb << 20) : mb << 20
+      // As devices of that size report: a quarter of the memory per allocation at most.
+      let quarter = info.globalMemory / 4
+      info.maxAllocation = info.maxAllocation > 0 ? Swift.min(info.maxAllocation, quarter) : quarter
+    } else {
+      memoryLimit = nil
+    }
+    self.info = info
     device = ref.device
     platform = ref.platform
     self.cache = cache
@@ -72,6 +139,8 @@ public final class OpenCLBackend: Backend, @unchecked Sendable {
       throw GPUGenError.openCL(call: "clCreateCommandQueue", status: status)
     }
     queue = q
+    pool.capBytes = BufferPool<cl_mem>.defaultCap(
+      fallback: info.globalMemory > 0 ? info.globalMemory / 2 : 1 << 30)
     gemmConfig = GemmConfig.defaultConfig(for: ref.info)
     if let tuned = GemmConfig.loadTuned(for: ref.info, cache: cache), tuned.fits(ref.info) {
       gemmConfig = tuned
@@ -242,6 +311,86 @@ public final class OpenCLBackend: Backend, @unchecked Sendable {
     return k
   }
 
+  // MARK: Work-group sizes
+
+  /// What the driver says one kernel can run with on this device.
+  struct KernelLimits: Equatable {
+    /// CL_KERNEL_WORK_GROUP_SIZE: the largest work-group this kernel runs with (registers, local memory).
+    var maxGroupSize: Int
+    /// CL_KERNEL_PREFERRED_WORK_GROUP_SIZE_MULTIPLE (the warp or wavefront width on GPUs).
+    var preferredMultiple: Int
+  }
+
+  /// The kernel's work-group limits (queried once per kernel; the device's limit where the query fails).
+  func limits(_ k: cl_kernel) -> KernelLimits {
+    queueLock.lock()
+    defer { queueLock.unlock() }
+    func capped(_ l: KernelLimits) -> KernelLimits {
+      guard let cap = workGroupLimitOverride else { return l }
+      return KernelLimits(
+        maxGroupSize: Swift.min(l.maxGroupSize, Swift.max(1, cap)), preferredMultiple: l.preferredMultiple)
+    }
+    if let l = kernelLimits[k] { return capped(l) }
+    var maxSize = 0, multiple = 0
+    var dev: cl_device_id? = device
+    if clGetKernelWorkGroupInfo(
+      k, dev, cl_kernel_work_group_info(CL_KERNEL_WORK_GROUP_SIZE), MemoryLayout<Int>.size, &maxSize, nil)
+      != CL_SUCCESS || maxSize <= 0
+    {
+      maxSize = Swift.max(1, info.maxWorkGroupSize)
+    }
+    dev = device
+    if clGetKernelWorkGroupInfo(
+      k, dev, cl_kernel_work_group_info(CL_KERNEL_PREFERRED_WORK_GROUP_SIZE_MULTIPLE), MemoryLayout<Int>.size,
+      &multiple, nil) != CL_SUCCESS || multiple <= 0
+    {
+      multiple = 1
+    }
+    let l = KernelLimits(maxGroupSize: maxSize, preferredMultiple: multiple)
+    kernelLimits[k] = l
+    return capped(l)
+  }
+
+  /// The kernel `name` built with `-D<macro>=<ls>` for the largest power of two `ls` ≤ `desired` that the
+  /// built kernel can run as one work-group (CL_KERNEL_WORK_GROUP_SIZE), and that `ls`.
+  func fittedGroup(_ name: String, family: String, macro: String, desired: Int) throws -> (cl_kernel, Int) {
+    var ls = 1
+    while ls * 2 <= Swift.max(desired, 1) { ls *= 2 }
+    while true {
+      let k = try kernel(name, family: family, options: "-D\(macro)=\(ls)")
+      let limit = limits(k).maxGroupSize
+      if ls <= limit || ls == 1 { return (k, ls) }
+      while ls > limit && ls > 1 { ls /= 2 }
+    }
+  }
+
+  /// The work-group size of one-dimensional elementwise launches of `k` over `count` items, a multiple of
+  /// the kernel's preferred multiple within its limit: 256 with the GPU variants; with the CPU variants one
+  /// work-group per compute unit, as a power of two up to 1024 (CPU devices such as PoCL run a work-group as a
+  /// loop and compile one loop per size: large groups, few distinct sizes; on PoCL 1024 runs a 1M-element add
+  /// as fast as PoCL's own choice, 4096 at half the speed).
+  func elementwiseGroupSize(_ k: cl_kernel, count: Int) -> Int {
+    let l = limits(k)
+    var target = Swift.min(256, l.maxGroupSize)
+    if !usesGPUVariants {
+      let perUnit = (count + Swift.max(info.computeUnits, 1) - 1) / Swift.max(info.computeUnits, 1)
+      var p = 1
+      while p * 2 <= Swift.min(perUnit, 1024, l.maxGroupSize) { p *= 2 }
+      target = p
+    }
+    let m = l.preferredMultiple
+    return m <= target ? target / m * m : target
+  }
+
+  /// Launches a one-dimensional kernel over `count` items with an explicit work-group size and the global
+  /// size padded to a multiple of it; the kernel skips items at or past `count` (its last argument, which
+  /// `args` must already hold).
+  func launchElementwise(_ k: cl_kernel, _ name: String, _ args: [KernelArg], count: Int) throws {
+    if count == 0 { return }
+    let ls = elementwiseGroupSize(k, count: count)
+    try launch(k, name, args, global: [(count + ls - 1) / ls * ls], local: [ls])
+  }
+
   // MARK: Launching
 
   /// Sets the arguments and enqueues `kernel` (no wait).
@@ -303,10 +452,13 @@ public final class OpenCLBackend: Backend, @unchecked Sendable {
   // MARK: Memory
 
   public func allocate(_ count: Int) throws -> Buffer {
-    let capacity = max(count, 1)
+    var capacity = BufferPool<cl_mem>.sizeClass(count)
+    // A request that fits the device's largest allocation only without the size-class rounding is made exact.
+    if info.maxAllocation > 0 && capacity * MemoryLayout<Float>.size > info.maxAllocation {
+      capacity = Swift.max(count, 1)
+    }
     poolLock.lock()
-    if var list = pool[capacity], let h = list.popLast() {
-      pool[capacity] = list
+    if let h = pool.take(capacity) {
       _stats.poolHits += 1
       poolLock.unlock()
       return Buffer(handle: UnsafeMutableRawPointer(h), capacity: capacity, backend: self)
@@ -319,7 +471,9 @@ public final class OpenCLBackend: Backend, @unchecked Sendable {
     } catch {
       freePool()
       do { handle = try createBuffer(bytes: bytes) } catch {
-        throw GPUGenError.outOfMemory(bytes: bytes, device: "\(info.name) (opencl:\(info.index))")
+        throw GPUGenError.outOfMemory(
+          bytes: Swift.max(count, 1) * MemoryLayout<Float>.size, device: "\(info.name) (opencl:\(info.index))"
+        )
       }
     }
     poolLock.withLock { _stats.allocations += 1 }
@@ -330,24 +484,34 @@ public final class OpenCLBackend: Backend, @unchecked Sendable {
     if info.maxAllocation > 0 && bytes > info.maxAllocation {
       throw GPUGenError.openCL(call: "clCreateBuffer(\(bytes) bytes)", status: CL_INVALID_BUFFER_SIZE)
     }
+    if let limit = memoryLimit, poolLock.withLock({ deviceBytes + bytes > limit }) {
+      throw GPUGenError.openCL(
+        call: "clCreateBuffer(\(bytes) bytes)", status: CL_MEM_OBJECT_ALLOCATION_FAILURE)
+    }
     var status: cl_int = 0
     guard let m = clCreateBuffer(context, cl_mem_flags(CL_MEM_READ_WRITE), bytes, nil, &status),
       status == CL_SUCCESS
     else { throw GPUGenError.openCL(call: "clCreateBuffer(\(bytes) bytes)", status: status) }
+    poolLock.withLock { deviceBytes += bytes }
     return m
   }
 
+  /// Releases pooled buffers (with their capacities in floats).
+  private func release(_ buffers: [(cl_mem, Int)]) {
+    for (m, _) in buffers { clReleaseMemObject(m) }
+    let bytes = buffers.reduce(0) { $0 + $1.1 * MemoryLayout<Float>.size }
+    if bytes > 0 { poolLock.withLock { deviceBytes -= bytes } }
+  }
+
+  /// Bytes of device buffers now allocated by this backend, live and pooled.
+  var allocatedBytes: Int { poolLock.withLock { deviceBytes } }
+
   public func recycle(handle: UnsafeMutableRawPointer, capacity: Int) {
-    poolLock.withLock { pool[capacity, default: []].append(OpaquePointer(handle)) }
+    release(poolLock.withLock { pool.put(OpaquePointer(handle), capacity: capacity) })
   }
 
   public func freePool() {
-    let all = poolLock.withLock { () -> [cl_mem] in
-      let a = pool.values.flatMap { $0 }
-      pool.removeAll()
-      return a
-    }
-    for m in all { clReleaseMemObject(m) }
+    release(poolLock.withLock { pool.removeAll() })
   }
 
   public func upload(_ values: UnsafeBufferPointer<Float>, to buffer: Buffer) throws {

@@ -30,7 +30,7 @@ extension OpenCLBackend {
       let k = try kernel("bn_train_vec", family: "norm", options: "-DNLS=1")
       try launch(k, "bn_train_vec", args, global: [g.c])
     } else {
-      let k = try kernel("bn_train", family: "norm", options: "-DNLS=\(ls)")
+      let (k, ls) = try fittedGroup("bn_train", family: "norm", macro: "NLS", desired: reduceGroupSize)
       try launch(k, "bn_train", args, global: [g.c * ls], local: [ls])
     }
   }
@@ -77,7 +77,7 @@ extension OpenCLBackend {
       let k = try kernel("bn_backward_vec", family: "norm", options: "-DNLS=1")
       try launch(k, "bn_backward_vec", args, global: [g.c])
     } else {
-      let k = try kernel("bn_backward", family: "norm", options: "-DNLS=\(ls)")
+      let (k, ls) = try fittedGroup("bn_backward", family: "norm", macro: "NLS", desired: reduceGroupSize)
       try launch(k, "bn_backward", args, global: [g.c * ls], local: [ls])
     }
   }

@@ -8,15 +8,17 @@ extension OpenCLBackend {
   {
     let name = "grad_\(op.rawValue)"
     let k = try kernel(name, family: "elementwise")
-    try launch(k, name, [.mem(mem(x)), .mem(mem(dy)), .mem(mem(dx)), .f32(alpha)], global: [count])
+    try launchElementwise(
+      k, name, [.mem(mem(x)), .mem(mem(dy)), .mem(mem(dx)), .f32(alpha), .i32(Int32(count))], count: count)
   }
 
   public func clampGrad(_ x: Buffer, _ dy: Buffer, _ dx: Buffer, count: Int, lower: Float, upper: Float)
     throws
   {
     let k = try kernel("grad_clamp", family: "elementwise")
-    try launch(
-      k, "grad_clamp", [.mem(mem(x)), .mem(mem(dy)), .mem(mem(dx)), .f32(lower), .f32(upper)], global: [count]
+    try launchElementwise(
+      k, "grad_clamp",
+      [.mem(mem(x)), .mem(mem(dy)), .mem(mem(dx)), .f32(lower), .f32(upper), .i32(Int32(count))], count: count
     )
   }
 
@@ -36,8 +38,8 @@ extension OpenCLBackend {
     _ x: Buffer, _ dy: Buffer, gamma: Buffer, beta: Buffer, dx: Buffer, dgamma: Buffer, dbeta: Buffer, n: Int,
     c: Int, hw: Int, groups: Int, eps: Float, silu: Bool
   ) throws {
-    let ls = reduceGroupSize
-    let k = try kernel("norm_group_backward", family: "norm", options: "-DNLS=\(ls)")
+    let (k, ls) = try fittedGroup(
+      "norm_group_backward", family: "norm", macro: "NLS", desired: reduceGroupSize)
     try launch(
       k, "norm_group_backward",
       [

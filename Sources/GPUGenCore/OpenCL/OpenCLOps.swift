@@ -11,13 +11,15 @@ extension OpenCLBackend {
 
   public func fill(_ y: Buffer, count: Int, value: Float) throws {
     let k = try kernel("elementwise_fill", family: "elementwise")
-    try launch(k, "elementwise_fill", [.mem(mem(y)), .f32(value)], global: [count])
+    try launchElementwise(
+      k, "elementwise_fill", [.mem(mem(y)), .f32(value), .i32(Int32(count))], count: count)
   }
 
   public func unary(_ op: UnaryOp, _ x: Buffer, _ y: Buffer, count: Int, alpha: Float) throws {
     let name = "elementwise_\(op.rawValue)"
     let k = try kernel(name, family: "elementwise")
-    try launch(k, name, [.mem(mem(x)), .mem(mem(y)), .f32(alpha)], global: [count])
+    try launchElementwise(
+      k, name, [.mem(mem(x)), .mem(mem(y)), .f32(alpha), .i32(Int32(count))], count: count)
   }
 
   public func binary(_ op: BinaryOp, _ a: Buffer, _ b: Buffer, _ y: Buffer, layout: BroadcastLayout) throws {
@@ -25,7 +27,8 @@ extension OpenCLBackend {
     if contiguous {
       let name = "binary_\(op.rawValue)_contig"
       let k = try kernel(name, family: "elementwise")
-      try launch(k, name, [.mem(mem(a)), .mem(mem(b)), .mem(mem(y))], global: [layout.count])
+      try launchElementwise(
+        k, name, [.mem(mem(a)), .mem(mem(b)), .mem(mem(y)), .i32(Int32(layout.count))], count: layout.count)
       return
     }
     try checkRank(layout.shape.count, op.rawValue)
@@ -52,30 +55,33 @@ extension OpenCLBackend {
   ) throws {
     let name = "binary_\(op.rawValue)_scalar"
     let k = try kernel(name, family: "elementwise")
-    try launch(
-      k, name, [.mem(mem(a)), .f32(scalar), .i32(scalarFirst ? 1 : 0), .mem(mem(y))], global: [count])
+    try launchElementwise(
+      k, name, [.mem(mem(a)), .f32(scalar), .i32(scalarFirst ? 1 : 0), .mem(mem(y)), .i32(Int32(count))],
+      count: count)
   }
 
   public func clamp(_ x: Buffer, _ y: Buffer, count: Int, lower: Float, upper: Float) throws {
     let k = try kernel("elementwise_clamp", family: "elementwise")
-    try launch(
-      k, "elementwise_clamp", [.mem(mem(x)), .mem(mem(y)), .f32(lower), .f32(upper)], global: [count])
+    try launchElementwise(
+      k, "elementwise_clamp", [.mem(mem(x)), .mem(mem(y)), .f32(lower), .f32(upper), .i32(Int32(count))],
+      count: count)
   }
 
   public func select(_ cond: Buffer, _ a: Buffer, _ b: Buffer, _ y: Buffer, layout: BroadcastLayout) throws {
     try checkRank(layout.shape.count, "where")
     let k = try kernel("elementwise_where", family: "elementwise")
-    try launch(
+    try launchElementwise(
       k, "elementwise_where",
       [
         .mem(mem(cond)), .mem(mem(a)), .mem(mem(b)), .mem(mem(y)), .i32(Int32(layout.shape.count)),
         .int16(layout.shape), .int16(layout.strides[0]), .int16(layout.strides[1]), .int16(layout.strides[2]),
-      ], global: [layout.count])
+        .i32(Int32(layout.count)),
+      ], count: layout.count)
   }
 
   public func copyStrided(_ x: Buffer, _ y: Buffer, _ c: StridedCopy) throws {
     try checkRank(c.shape.count, "copy")
-    if !info.isGPU, try copyRuns(x, y, c) { return }
+    if !usesGPUVariants, try copyRuns(x, y, c) { return }
     // Pad to rank ≥ 2; the two innermost axes map to NDRange dimensions 0 and 1.
     let pad = max(0, 2 - c.shape.count)
     let shape = Array(repeating: 1, count: pad) + c.shape
@@ -123,20 +129,21 @@ extension OpenCLBackend {
   /// Work-group size of the row reductions (RLS in reduce.cl).
   /// CPU devices run one work-item per row: PoCL executes a work-group as a loop, and barrier trees
   /// only add overhead there.
-  var reduceGroupSize: Int { reduceGroupSizeOverride ?? (info.isGPU ? min(64, info.maxWorkGroupSize) : 1) }
+  var reduceGroupSize: Int {
+    reduceGroupSizeOverride ?? (usesGPUVariants ? min(64, info.maxWorkGroupSize) : 1)
+  }
 
   public func reduce(
     _ op: ReduceOp, _ x: Buffer, _ y: Buffer, outer: Int, r: Int, inner: Int, correction: Int
   ) throws {
-    let opts = "-DRLS=\(reduceGroupSize)"
     if inner == 1 {
-      let k = try kernel("reduce_rows", family: "reduce", options: opts)
+      let (k, ls) = try fittedGroup("reduce_rows", family: "reduce", macro: "RLS", desired: reduceGroupSize)
       try launch(
         k, "reduce_rows",
         [.mem(mem(x)), .mem(mem(y)), .i32(Int32(r)), .i32(op.rawValue), .i32(Int32(correction))],
-        global: [outer * reduceGroupSize], local: [reduceGroupSize])
+        global: [outer * ls], local: [ls])
     } else {
-      let k = try kernel("reduce_axis", family: "reduce", options: opts)
+      let k = try kernel("reduce_axis", family: "reduce", options: "-DRLS=\(reduceGroupSize)")
       try launch(
         k, "reduce_axis",
         [
@@ -147,14 +154,14 @@ extension OpenCLBackend {
   }
 
   public func softmax(_ x: Buffer, _ y: Buffer, outer: Int, r: Int, inner: Int, log: Bool) throws {
-    let opts = "-DRLS=\(reduceGroupSize)"
     if inner == 1 {
-      let k = try kernel("reduce_softmax_rows", family: "reduce", options: opts)
+      let (k, ls) = try fittedGroup(
+        "reduce_softmax_rows", family: "reduce", macro: "RLS", desired: reduceGroupSize)
       try launch(
         k, "reduce_softmax_rows", [.mem(mem(x)), .mem(mem(y)), .i32(Int32(r)), .i32(log ? 1 : 0)],
-        global: [outer * reduceGroupSize], local: [reduceGroupSize])
+        global: [outer * ls], local: [ls])
     } else {
-      let k = try kernel("reduce_softmax_axis", family: "reduce", options: opts)
+      let k = try kernel("reduce_softmax_axis", family: "reduce", options: "-DRLS=\(reduceGroupSize)")
       try launch(
         k, "reduce_softmax_axis",
         [.mem(mem(x)), .mem(mem(y)), .i32(Int32(r)), .i32(Int32(inner)), .i32(log ? 1 : 0)],
@@ -163,7 +170,7 @@ extension OpenCLBackend {
   }
 
   public func gemm(_ d: GemmDescriptor, _ a: Buffer, _ b: Buffer, _ c: Buffer, bias: Buffer?) throws {
-    try gemm(d, a, b, c, bias: bias, config: gemmConfig.fitted(m: d.m, n: d.n))
+    try gemm(d, a, b, c, bias: bias, config: activeGemmConfig.fitted(m: d.m, n: d.n))
   }
 
   /// GEMM with an explicit tile configuration (used by the tuner).
@@ -171,7 +178,7 @@ extension OpenCLBackend {
     throws
   {
     if d.m == 0 || d.n == 0 || d.batch == 0 { return }
-    let k = try kernel(g.kernelName, family: "gemm", options: g.options)
+    let (g, k) = try fittedGemm(g)
     try launch(
       k, g.kernelName,
       [
@@ -182,6 +189,21 @@ extension OpenCLBackend {
         .mem(mem(bias ?? c)), .i32(bias == nil ? 0 : d.biasMode.rawValue), .i32(d.activation.rawValue),
         .f32(d.activationAlpha),
       ], global: g.globalSize(m: d.m, n: d.n, batch: d.batch), local: g.localSize)
+  }
+}
+
+extension OpenCLBackend {
+  /// The configuration and kernel that run `g` here: a pinned tile (16×16 work-items) that this kernel
+  /// cannot run as one work-group (CL_KERNEL_WORK_GROUP_SIZE) has the larger side of its work-group halved
+  /// until it fits, so a GEMM never fails at enqueue.
+  func fittedGemm(_ config: GemmConfig) throws -> (GemmConfig, cl_kernel) {
+    var g = config
+    var k = try kernel(g.kernelName, family: "gemm", options: g.options)
+    while g.variant == .tiled && g.wm * g.wn > limits(k).maxGroupSize && g.wm * g.wn > 1 {
+      if g.wm >= g.wn { g.wm /= 2 } else { g.wn /= 2 }
+      k = try kernel(g.kernelName, family: "gemm", options: g.options)
+    }
+    return (g, k)
   }
 }
 
@@ -206,6 +228,16 @@ extension OpenCLBackend {
     activation: Activation,
     activationAlpha: Float
   ) throws {
+    if try inChunks(
+      x, imageBias: nil, residual: nil, y, g, cout: cout,
+      { xc, _, _, yc, gc in
+        try conv2d(
+          xc, weight: weight, bias: bias, yc, gc, cout: cout, activation: activation,
+          activationAlpha: activationAlpha)
+      })
+    {
+      return
+    }
     if g.winogradCandidate(cout: cout) {
       try winograd(
         x, weight: weight, bias: bias, imageBias: nil, residual: nil, y, g, cout: cout,
@@ -239,6 +271,14 @@ extension OpenCLBackend {
     _ x: Buffer, weight: Buffer, bias: Buffer?, imageBias: Buffer?, residual: Buffer?, _ y: Buffer,
     _ g: ConvGeometry, cout: Int
   ) throws {
+    if try inChunks(
+      x, imageBias: imageBias, residual: residual, y, g, cout: cout,
+      { xc, ibc, rc, yc, gc in
+        try conv2dAdding(xc, weight: weight, bias: bias, imageBias: ibc, residual: rc, yc, gc, cout: cout)
+      })
+    {
+      return
+    }
     guard g.winogradCandidate(cout: cout) else {
       try conv2dThenAdd(
         x, weight: weight, bias: bias, imageBias: imageBias, residual: residual, y, g, cout: cout)
@@ -247,6 +287,59 @@ extension OpenCLBackend {
     try winograd(
       x, weight: weight, bias: bias, imageBias: imageBias, residual: residual, y, g, cout: cout,
       activation: .none, activationAlpha: 0)
+  }
+
+  /// The most floats a convolution's workspace (the im2col matrix, or Winograd's transformed input and
+  /// products) may take: `GPUGEN_WORKSPACE_MB` if set, else the smaller of CL_DEVICE_MAX_MEM_ALLOC_SIZE and an
+  /// eighth of the global memory.
+  var workspaceCapFloats: Int {
+    if let o = workspaceCapOverride { return Swift.max(o, 1) }
+    var cap = info.globalMemory > 0 ? info.globalMemory / 8 : 1 << 30
+    if info.maxAllocation > 0 { cap = Swift.min(cap, info.maxAllocation) }
+    return Swift.max(cap / 4, 1)
+  }
+
+  /// The workspace floats one image of `g` needs: Winograd's V and M (36·(C + Cout) per 4×4 tile), or the
+  /// im2col matrix (C·KH·KW·HO·WO; none for a 1×1 convolution).
+  func workspacePerImage(_ g: ConvGeometry, cout: Int) -> Int {
+    if g.winogradCandidate(cout: cout) { return 36 * (g.c + cout) * ((g.ho + 3) / 4) * ((g.wo + 3) / 4) }
+    return g.isPointwise ? 0 : g.k * g.ho * g.wo
+  }
+
+  /// Runs a convolution whose workspace would exceed `workspaceCapFloats` in chunks of images: each chunk's
+  /// input (and per-image bias and residual) is copied out, convolved by `body` into a chunk output, and copied
+  /// into place. Returns false, doing nothing, when the whole batch fits.
+  func inChunks(
+    _ x: Buffer, imageBias: Buffer?, residual: Buffer?, _ y: Buffer, _ g: ConvGeometry, cout: Int,
+    _ body: (Buffer, Buffer?, Buffer?, Buffer, ConvGeometry) throws -> Void
+  ) throws -> Bool {
+    let perImage = workspacePerImage(g, cout: cout)
+    guard g.n > 1, perImage > 0, g.n * perImage > workspaceCapFloats else { return false }
+    let chunk = Swift.max(1, workspaceCapFloats / perImage)
+    poolLock.withLock { chunkedConvolutions += 1 }
+    let (inImage, outImage) = (g.c * g.h * g.w, cout * g.ho * g.wo)
+    func slice(_ src: Buffer, from: Int, count: Int) throws -> Buffer {
+      let b = try allocate(count)
+      try copyStrided(
+        src, b, StridedCopy(shape: [count], xStrides: [1], xOffset: from, yStrides: [1], yOffset: 0))
+      return b
+    }
+    var n0 = 0
+    while n0 < g.n {
+      let nb = Swift.min(chunk, g.n - n0)
+      var gc = g
+      gc.n = nb
+      let xc = try slice(x, from: n0 * inImage, count: nb * inImage)
+      let ibc = try imageBias.map { try slice($0, from: n0 * cout, count: nb * cout) }
+      let rc = try residual.map { try slice($0, from: n0 * outImage, count: nb * outImage) }
+      let yc = try allocate(nb * outImage)
+      try body(xc, ibc, rc, yc, gc)
+      try copyStrided(
+        yc, y,
+        StridedCopy(shape: [nb * outImage], xStrides: [1], xOffset: 0, yStrides: [1], yOffset: n0 * outImage))
+      n0 += nb
+    }
+    return true
   }
 
   /// Winograd F(4×4, 3×3) (conv.cl): the weight transform U (36, Cout, C), the input transform V (36, C, T)
@@ -288,8 +381,7 @@ extension OpenCLBackend {
     _ x: Buffer, _ y: Buffer, gamma: Buffer, beta: Buffer, n: Int, c: Int, hw: Int, groups: Int, eps: Float,
     silu: Bool
   ) throws {
-    let ls = reduceGroupSize
-    if ls == 1 {
+    if reduceGroupSize == 1 {
       let k = try kernel("norm_group_vec", family: "norm", options: "-DNLS=1")
       try launch(
         k, "norm_group_vec",
@@ -299,7 +391,7 @@ extension OpenCLBackend {
         ], global: [n * groups])
       return
     }
-    let k = try kernel("norm_group", family: "norm", options: "-DNLS=\(ls)")
+    let (k, ls) = try fittedGroup("norm_group", family: "norm", macro: "NLS", desired: reduceGroupSize)
     try launch(
       k, "norm_group",
       [

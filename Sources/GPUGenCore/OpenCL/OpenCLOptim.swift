@@ -6,13 +6,9 @@ extension OpenCLBackend {
   /// CPU devices (which run a work-group as a loop), never above the device limit.
   var sumOfSquaresGroupSize: Int {
     var n = 1
-    while n * 2 <= Swift.min(info.isGPU ? 256 : 64, Swift.max(info.maxWorkGroupSize, 1)) { n *= 2 }
+    while n * 2 <= Swift.min(usesGPUVariants ? 256 : 64, Swift.max(info.maxWorkGroupSize, 1)) { n *= 2 }
     return n
   }
-
-  /// The global size of a one-item-per-element launch: `count` rounded up to a multiple of 64, so the driver
-  /// can pick a good work-group size (the kernels skip items past `count`).
-  private func elementwiseGlobal(_ count: Int) -> [Int] { [(count + 63) / 64 * 64] }
 
   public func optimizerStep(
     _ param: Buffer, _ grad: Buffer, _ state1: Buffer?, _ state2: Buffer?, count: Int, update: OptimizerUpdate
@@ -22,41 +18,47 @@ extension OpenCLBackend {
     switch update.kind {
     case .sgd:
       let k = try kernel("optim_sgd", family: "optim")
-      try launch(
+      try launchElementwise(
         k, "optim_sgd",
         [
           .mem(mem(param)), .mem(mem(grad)), .mem(mem(state1 ?? param)), .i32(Int32(count)), .float8(coef),
           .i32(flags),
-        ], global: elementwiseGlobal(count))
+        ], count: count)
     case .adam, .adamW:
       guard let state1, let state2 else {
         throw GPUGenError.invalidArgument("optimizerStep: Adam needs both state buffers")
       }
       let k = try kernel("optim_adam", family: "optim")
-      try launch(
+      try launchElementwise(
         k, "optim_adam",
         [
           .mem(mem(param)), .mem(mem(grad)), .mem(mem(state1)), .mem(mem(state2)), .i32(Int32(count)),
           .float8(coef), .float4(coef2), .i32(flags),
-        ], global: elementwiseGlobal(count))
+        ], count: count)
     }
   }
 
   public func emaUpdate(_ ema: Buffer, _ param: Buffer, count: Int, decay: Double) throws {
     if count == 0 { return }
     let k = try kernel("optim_ema", family: "optim")
-    try launch(
+    try launchElementwise(
       k, "optim_ema", [.mem(mem(ema)), .mem(mem(param)), .i32(Int32(count)), .f32(Float(1 - decay))],
-      global: elementwiseGlobal(count))
+      count: count)
   }
 
   /// Two launches: up to 1024 work-groups each write a tree-reduced partial sum (about 8 elements per
   /// work-item before the tree), then one work-group sums the partials into `y[slot]`. Small inputs need
   /// only the first launch, writing `y[slot]` directly.
   public func sumOfSquares(_ x: Buffer, _ y: Buffer, count: Int, slot: Int) throws {
-    let ls = sumOfSquaresGroupSize
+    var (partial, ls) = try fittedGroup(
+      "optim_sumsq_partial", family: "optim", macro: "OLS", desired: sumOfSquaresGroupSize)
+    var final = try kernel("optim_sumsq_final", family: "optim", options: "-DOLS=\(ls)")
+    while limits(final).maxGroupSize < ls && ls > 1 {
+      ls /= 2
+      partial = try kernel("optim_sumsq_partial", family: "optim", options: "-DOLS=\(ls)")
+      final = try kernel("optim_sumsq_final", family: "optim", options: "-DOLS=\(ls)")
+    }
     let groups = Swift.max(1, Swift.min(1024, (count + ls * 8 - 1) / (ls * 8)))
-    let partial = try kernel("optim_sumsq_partial", family: "optim")
     if groups == 1 {
       try launch(
         partial, "optim_sumsq_partial", [.mem(mem(x)), .i32(Int32(count)), .mem(mem(y)), .i32(Int32(slot))],
@@ -67,7 +69,6 @@ extension OpenCLBackend {
     try launch(
       partial, "optim_sumsq_partial", [.mem(mem(x)), .i32(Int32(count)), .mem(mem(partials)), .i32(0)],
       global: [groups * ls], local: [ls])
-    let final = try kernel("optim_sumsq_final", family: "optim")
     try launch(
       final, "optim_sumsq_final",
       [.mem(mem(partials)), .i32(Int32(groups)), .mem(mem(y)), .i32(Int32(slot))],
