@@ -184,5 +184,11 @@ extension CLITests {
       args, env: ["GPUGEN_OPENCL_MEMORY_MB": "128", "GPUGEN_WORKSPACE_MB": "100000", "GPUGEN_POOL_MB": "0"])
     XCTAssertEqual(s2, 1, e2)
     XCTAssertTrue(e2.contains("gpugen: error: out of memory"), e2)
+    // A batch whose activations alone cannot fit (3 × 2048 × 32·32·32 floats = 768 MiB) is refused up front.
+    var huge = args
+    huge[try XCTUnwrap(huge.firstIndex(of: "--sample-batch")) + 1] = "2048"
+    let (s3, _, e3) = try gpugen(huge, env: ["GPUGEN_OPENCL_MEMORY_MB": "128"])
+    XCTAssertEqual(s3, 2, e3)
+    XCTAssertTrue(e3.contains("a batch of 2048 images through the UNet needs 768.0 MiB"), e3)
   }
 }

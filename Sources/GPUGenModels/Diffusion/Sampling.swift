@@ -91,13 +91,19 @@ public struct DiffusionSampler {
     guard request.count > 0, request.batchSize > 0 else {
       throw ModelError.input("--n and --batch-size must be positive")
     }
-    // A batch's widest activation, and (a lower bound) eight such live at once, must fit on the device.
+    // A batch's widest activation (level i holds block_out_channels[i] channels at sample_size / 2^i), and
+    // three such live at once (a convolution's input, its output and the residual), must fit on the device:
+    // a lower bound, as the convolution workspaces run in chunks that fit (issue #14).
     if let config = (unet as? UNet2D)?.config {
       let batch = Swift.min(request.batchSize, request.count)
-      let widest = Swift.max(config.blockOutChannels.max() ?? 1, config.inChannels, config.outChannels)
-      let one = checkedProduct([batch, widest, config.sampleSize, config.sampleSize, 4])
+      var widest = Swift.max(config.inChannels, config.outChannels) * config.sampleSize * config.sampleSize
+      for (i, c) in config.blockOutChannels.enumerated() {
+        let side = Swift.max(config.sampleSize >> Swift.min(i, 62), 1)
+        widest = Swift.max(widest, checkedProduct([c, side, side]) ?? Int.max)
+      }
+      let one = checkedProduct([batch, widest, 4])
       try MemoryBudget.check(
-        one.flatMap { checkedProduct([$0, 8]) }, largestBuffer: one,
+        one.flatMap { checkedProduct([$0, 3]) }, largestBuffer: one,
         for: "a batch of \(batch) images through the UNet", on: device, flag: "--batch-size")
     }
     // The result is held on the host: check it fits before anything is allocated.
