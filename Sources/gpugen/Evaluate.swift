@@ -81,6 +81,8 @@ struct Evaluate: ParsableCommand {
   @Option(help: "Diffusion: DDIM η (default 0, deterministic).")
   var eta: Double?
 
+  @OptionGroup(title: "Classifier-free guidance (diffusion)") var guidanceOptions: GuidanceOptions
+
   @Option(help: "Seed of the sampling noise and of the choice of real images.")
   var seed: UInt64 = 0
 
@@ -98,11 +100,12 @@ struct Evaluate: ParsableCommand {
 
   /// The knobs of `family`, refusing another family's options.
   func knobs(for family: ModelFamily) throws -> GeneratorKnobs {
-    let given: [(String, ModelFamily, Bool)] = [
-      ("--sampler", .diffusion, sampler != nil), ("--steps", .diffusion, steps != nil),
-      ("--eta", .diffusion, eta != nil), ("--temperature", .vae, temperature != nil),
-      ("--truncation", .gan, truncation != nil), ("--truncation-mode", .gan, truncationMode != nil),
-    ]
+    let given: [(String, ModelFamily, Bool)] =
+      [
+        ("--sampler", .diffusion, sampler != nil), ("--steps", .diffusion, steps != nil),
+        ("--eta", .diffusion, eta != nil), ("--temperature", .vae, temperature != nil),
+        ("--truncation", .gan, truncation != nil), ("--truncation-mode", .gan, truncationMode != nil),
+      ] + guidanceOptions.given.map { ($0.0, ModelFamily.diffusion, $0.1) }
     if let (flag, owner, _) = given.first(where: { $0.2 && $0.1 != family }) {
       throw ModelError.input(
         "\(flag) is a \(owner.rawValue) option; this model is a \(family.rawValue) model")
@@ -111,6 +114,7 @@ struct Evaluate: ParsableCommand {
     if let sampler { k.sampler = sampler }
     k.steps = steps ?? (k.sampler == .ddpm ? nil : 20)
     if let eta { k.eta = eta }
+    k.guidance = try guidanceOptions.guidance()
     if let temperature {
       guard temperature > 0, temperature.isFinite else {
         throw ModelError.input("--temperature must be positive, got \(temperature)")
