@@ -121,12 +121,16 @@ struct TrainDiffusion: ParsableCommand {
             "\(classDropout != nil ? "--class-dropout" : "--class-conditional"): the data \(o.data) has no class labels"
           )
         }
-        if let k = cfg.numClassEmbeds, k != images.classCount {
+        // diffusers' convention: num_class_embeds = classes + 1 with the null label last. A config that
+        // embeds exactly the data's classes gains the null row; one with a row more already has it.
+        let dropout = classDropout != nil
+        if let k = cfg.numClassEmbeds, k != images.classCount, !(dropout && k == images.classCount + 1) {
           throw TrainingError.invalidOption(
-            "--class-dropout: the model embeds \(k) classes but the data has \(images.classCount)")
+            "--class-dropout: the model embeds \(k) classes but the data has \(images.classCount) "
+              + "(expected \(images.classCount), or \(images.classCount + 1) with the null label)")
         }
-        cfg.numClassEmbeds = images.classCount + (classDropout != nil ? 1 : 0)
-        cfg.hasNullClass = classDropout != nil
+        cfg.numClassEmbeds = images.classCount + (dropout ? 1 : 0)
+        cfg.hasNullClass = dropout
       }
       if let start {
         trainer = try DiffusionTrainer(
