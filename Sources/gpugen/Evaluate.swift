@@ -140,6 +140,9 @@ struct Evaluate: ParsableCommand {
     let folderURL = try ModelFolder.locate(model)
     let generator = try ImageGenerator.load(folderURL, device: device)
     let knobs = try knobs(for: generator.family)
+    if let g = knobs.guidance, let unet = generator.diffusionModel?.unet {
+      _ = try GuidedDenoiser(model: unet, guidance: g)  // a model without a null label: the error, before any work
+    }
     let classifierURL = try ClassifierFolder.locate(classifier)
     let net = try ImageClassifier.load(from: classifierURL, device: device)
     try GeneratorEvaluator.checkCount(n, classes: net.config.numClasses)

@@ -334,6 +334,46 @@ final class GuidanceTests: XCTestCase {
     let s3 = try sample(["--guidance-scale", "3"])
     XCTAssertNotEqual(s3, base)
     XCTAssertNotEqual(try sample(["--guidance-scale", "3", "--guidance-rescale", "0.7"]), s3)
+    // What `gpugen evaluate` runs: GeneratorKnobs.guidance guides ImageGenerator.sample.
+    let generator = try ImageGenerator.load(URL(fileURLWithPath: model), device: .cpu)
+    XCTAssertEqual(generator.classCount, 3)
+    func knobs(_ g: ClassifierFreeGuidance?) -> GeneratorKnobs {
+      var k = GeneratorKnobs()
+      (k.steps, k.guidance) = (3, g)
+      return k
+    }
+    let unguided = try generator.sample(
+      count: 3, batchSize: 3, seed: 0, knobs: knobs(nil), labels: [0, 1, 2])
+    XCTAssertEqual(
+      try generator.sample(
+        count: 3, batchSize: 3, seed: 0, knobs: knobs(ClassifierFreeGuidance(scale: 1)), labels: [0, 1, 2]),
+      unguided)
+    XCTAssertNotEqual(
+      try generator.sample(
+        count: 3, batchSize: 3, seed: 0, knobs: knobs(ClassifierFreeGuidance(scale: 3)), labels: [0, 1, 2]),
+      unguided)
+    XCTAssertTrue(knobs(ClassifierFreeGuidance(scale: 3)).describe(.diffusion).contains("guidance s 3"))
+    // img2img and inpaint take the guidance too (s = 1 is their plain run, bit for bit).
+    let image = d.appendingPathComponent("x.npy")
+    try NPY.write((0..<128).map { Float(sin(Double($0))) }, shape: [2, 1, 8, 8], to: image)
+    for command in [
+      ["img2img", "--strength", "0.8"],
+      ["inpaint", "--mask", "center", "--steps", "4", "--jump-length", "1"],
+    ] {
+      func edit(_ extra: [String]) throws -> [Float] {
+        let npy = d.appendingPathComponent("e\(UUID().uuidString).npy")
+        let r = try runGpugen(
+          command + [
+            "--model", model, "--image", image.path, "--device", "cpu", "--npy", npy.path, "--out",
+            d.appendingPathComponent("e.png").path,
+          ] + extra)
+        XCTAssertEqual(r.0, 0, "\(command): \(r.2)")
+        return try NPY.read(from: npy).values
+      }
+      let plainEdit = try edit([])
+      XCTAssertEqual(try edit(["--guidance-scale", "1"]), plainEdit, "\(command)")
+      XCTAssertNotEqual(try edit(["--guidance-scale", "4"]), plainEdit, "\(command)")
+    }
     // Bad input: exit status 2 with a message naming the flag.
     let bad: [([String], String)] = [
       (
@@ -357,6 +397,16 @@ final class GuidanceTests: XCTestCase {
       ),
       (["sample", "--model", model, "--guidance-rescale", "0.5", "--n", "1"], "--guidance-rescale"),
       (["sample", "--model", "vae", "--guidance-scale", "2", "--n", "1"], "--guidance-scale"),
+      (["evaluate", "--model", start, "--guidance-scale", "2", "--n", "3"], "null"),
+      (["evaluate", "--model", "vae", "--guidance-scale", "2", "--n", "10"], "--guidance-scale"),
+      (
+        ["img2img", "--model", start, "--image", image.path, "--strength", "0.5", "--guidance-scale", "2"],
+        "null"
+      ),
+      (
+        ["inpaint", "--model", start, "--image", image.path, "--mask", "half", "--guidance-scale", "2"],
+        "null"
+      ),
     ]
     for (args, word) in bad {
       let r = try runGpugen(args)
