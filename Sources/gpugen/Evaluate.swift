@@ -140,8 +140,9 @@ struct Evaluate: ParsableCommand {
     let folderURL = try ModelFolder.locate(model)
     let generator = try ImageGenerator.load(folderURL, device: device)
     let knobs = try knobs(for: generator.family)
+    // A model without a null label: the error, before any work.
     if let g = knobs.guidance, let unet = generator.diffusionModel?.unet {
-      _ = try GuidedDenoiser(model: unet, guidance: g)  // a model without a null label: the error, before any work
+      _ = try GuidedDenoiser(model: unet, guidance: g)
     }
     let classifierURL = try ClassifierFolder.locate(classifier)
     let net = try ImageClassifier.load(from: classifierURL, device: device)
