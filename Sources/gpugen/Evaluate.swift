@@ -13,7 +13,8 @@ struct Evaluate: ParsableCommand {
       "Measure a diffusion model's, a VAE's or a GAN's samples: FID, KID, precision/recall, density/coverage.",
     discussion: """
       Draws --n images (a multiple of the classifier's classes; a class-conditional model's image i is \
-      conditioned on class i mod classes) with the family's own knobs — diffusion: --sampler --steps --eta; \
+      conditioned on class i mod classes) with the family's own knobs — diffusion: --sampler --steps --eta, \
+      and --guidance-scale/--guidance-rescale for a model with a null label; \
       VAE: --temperature τ; GAN: --truncation ψ --truncation-mode — and measures them in the feature space of \
       a classifier (--classifier: by default the bundled Fashion-MNIST classifier, 92.25 % accurate on t10k, \
       128-d penultimate features) against a reference set of --n real images, balanced over the classes:
