@@ -106,7 +106,7 @@ struct BenchInpaint: ParsableCommand {
     let r1 = try Inpainting.plan(schedule: schedule, steps: speedSteps, jumpLength: 1, jumpNSample: 1)
     let m = speedBatch
     let images = (0..<(m * shape.reduce(1, *))).map { test.images[$0 % test.images.count] }
-    let classLabels = unet.config.numClassEmbeds.map { Array(0..<$0) }
+    let classLabels = unet.config.realClassCount.map { Array(0..<$0) }
     let keep = Inpainting.MaskPreset.center.keepMask(height: shape[1], width: shape[2])
     // Wall time is at the mercy of other processes on a shared machine; the process's CPU time much less so.
     func cpuSeconds() -> Double {

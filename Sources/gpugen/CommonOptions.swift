@@ -203,3 +203,58 @@ struct DistributedOptions: ParsableArguments {
       synchronizeBatchNorm: syncBatchnorm)
   }
 }
+
+/// Classifier-free guidance: `--guidance-scale s` and `--guidance-rescale φ` (sample, img2img, inpaint).
+struct GuidanceOptions: ParsableArguments {
+  @Option(
+    help: ArgumentHelp(
+      "Classifier-free guidance scale s: ε = ε_u + s·(ε_c − ε_u) (default 1: plain conditional sampling).",
+      discussion:
+        "Needs a model trained with --class-dropout (a null class label); one batched forward pass per step on the conditional and null-label copies of the batch.",
+      valueName: "s"))
+  var guidanceScale: Double?
+
+  @Option(
+    help: ArgumentHelp(
+      "diffusers' guidance_rescale φ in [0, 1]: pulls the guided output's per-image std towards the conditional one's.",
+      valueName: "φ"))
+  var guidanceRescale: Double?
+
+  /// The guidance asked for, validated; nil when neither flag is given.
+  func guidance() throws -> ClassifierFreeGuidance? {
+    if guidanceRescale != nil && guidanceScale == nil {
+      throw ModelError.input("--guidance-rescale needs --guidance-scale")
+    }
+    guard let s = guidanceScale else { return nil }
+    let g = ClassifierFreeGuidance(scale: s, rescale: guidanceRescale ?? 0)
+    try g.validate()
+    return g
+  }
+
+  /// The flags given, for the errors of commands whose model takes none.
+  var given: [(String, Bool)] {
+    [("--guidance-scale", guidanceScale != nil), ("--guidance-rescale", guidanceRescale != nil)]
+  }
+
+  /// `unet` itself, or guided when the flags are given (an error for a model without a null label).
+  func denoiser(_ unet: UNet2D) throws -> any Denoiser {
+    guard let g = try guidance() else { return unet }
+    return try GuidedDenoiser(model: unet, guidance: g)
+  }
+}
+
+/// `--class` checked against a diffusion model's real classes (the null label excluded); a class-conditional
+/// model without it cycles every real class.
+func diffusionClassLabels(_ labels: [Int]?, config: UNet2DConfig) throws -> [Int]? {
+  guard let classes = config.realClassCount else {
+    if labels != nil { throw ModelError.input("--class was given but this model is not class-conditional") }
+    return nil
+  }
+  if let bad = labels?.first(where: { $0 >= classes }) {
+    throw ModelError.input(
+      "--class \(bad) is out of range: the model has classes 0..<\(classes)"
+        + (config.hasNullClass
+          ? " (\(classes) is its null label: --guidance-scale 0 samples unconditionally)" : ""))
+  }
+  return labels ?? Array(0..<classes)
+}

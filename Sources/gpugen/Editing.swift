@@ -26,15 +26,7 @@ struct EditingModel {
 
   /// `--class` checked against the model; a class-conditional model without it cycles every class.
   func classLabels(_ text: String?) throws -> [Int]? {
-    let labels = try parseClassList(text)
-    guard let classes = unet.config.numClassEmbeds else {
-      if labels != nil { throw ModelError.input("--class was given but this model is not class-conditional") }
-      return nil
-    }
-    if let bad = labels?.first(where: { $0 >= classes }) {
-      throw ModelError.input("--class \(bad) is out of range: the model has classes 0..<\(classes)")
-    }
-    return labels ?? Array(0..<classes)
+    try diffusionClassLabels(try parseClassList(text), config: unet.config)
   }
 }
 
@@ -99,11 +91,14 @@ struct Img2ImgCommand: ParsableCommand {
   @Option(name: .customLong("batch-size"), help: "Images per UNet batch (default: min(n, 64)).")
   var batchSize: Int?
 
+  @OptionGroup(title: "Classifier-free guidance") var guidanceOptions: GuidanceOptions
+
   @OptionGroup var output: ImageOutputOptions
 
   func run() throws {
     try reportingUserErrors {
       try output.validate()
+      _ = try guidanceOptions.guidance()
       guard strength >= 0 && strength <= 1 else {
         throw ModelError.input("--strength must lie in [0, 1], got \(strength)")
       }
@@ -134,7 +129,8 @@ struct Img2ImgCommand: ParsableCommand {
       let bar = ProgressBar(total: max(plan.evaluations.count * batches, 1), label: "editing")
       let t0 = Date()
       let y = try Img2Img.run(
-        m.unet, images: x, count: n, classLabels: labels, plan: plan, seed: seed, batchSize: batch,
+        try guidanceOptions.denoiser(m.unet), images: x, count: n, classLabels: labels, plan: plan,
+        seed: seed, batchSize: batch,
         progress: { bar.advance($0) })
       if plan.evaluations.isEmpty { bar.advance() }
       let seconds = Date().timeIntervalSince(t0)

@@ -13,7 +13,8 @@ struct Evaluate: ParsableCommand {
       "Measure a diffusion model's, a VAE's or a GAN's samples: FID, KID, precision/recall, density/coverage.",
     discussion: """
       Draws --n images (a multiple of the classifier's classes; a class-conditional model's image i is \
-      conditioned on class i mod classes) with the family's own knobs — diffusion: --sampler --steps --eta; \
+      conditioned on class i mod classes) with the family's own knobs — diffusion: --sampler --steps --eta, \
+      and --guidance-scale/--guidance-rescale for a model with a null label; \
       VAE: --temperature τ; GAN: --truncation ψ --truncation-mode — and measures them in the feature space of \
       a classifier (--classifier: by default the bundled Fashion-MNIST classifier, 92.25 % accurate on t10k, \
       128-d penultimate features) against a reference set of --n real images, balanced over the classes:
@@ -81,6 +82,8 @@ struct Evaluate: ParsableCommand {
   @Option(help: "Diffusion: DDIM η (default 0, deterministic).")
   var eta: Double?
 
+  @OptionGroup(title: "Classifier-free guidance (diffusion)") var guidanceOptions: GuidanceOptions
+
   @Option(help: "Seed of the sampling noise and of the choice of real images.")
   var seed: UInt64 = 0
 
@@ -98,11 +101,12 @@ struct Evaluate: ParsableCommand {
 
   /// The knobs of `family`, refusing another family's options.
   func knobs(for family: ModelFamily) throws -> GeneratorKnobs {
-    let given: [(String, ModelFamily, Bool)] = [
-      ("--sampler", .diffusion, sampler != nil), ("--steps", .diffusion, steps != nil),
-      ("--eta", .diffusion, eta != nil), ("--temperature", .vae, temperature != nil),
-      ("--truncation", .gan, truncation != nil), ("--truncation-mode", .gan, truncationMode != nil),
-    ]
+    let given: [(String, ModelFamily, Bool)] =
+      [
+        ("--sampler", .diffusion, sampler != nil), ("--steps", .diffusion, steps != nil),
+        ("--eta", .diffusion, eta != nil), ("--temperature", .vae, temperature != nil),
+        ("--truncation", .gan, truncation != nil), ("--truncation-mode", .gan, truncationMode != nil),
+      ] + guidanceOptions.given.map { ($0.0, ModelFamily.diffusion, $0.1) }
     if let (flag, owner, _) = given.first(where: { $0.2 && $0.1 != family }) {
       throw ModelError.input(
         "\(flag) is a \(owner.rawValue) option; this model is a \(family.rawValue) model")
@@ -111,6 +115,7 @@ struct Evaluate: ParsableCommand {
     if let sampler { k.sampler = sampler }
     k.steps = steps ?? (k.sampler == .ddpm ? nil : 20)
     if let eta { k.eta = eta }
+    k.guidance = try guidanceOptions.guidance()
     if let temperature {
       guard temperature > 0, temperature.isFinite else {
         throw ModelError.input("--temperature must be positive, got \(temperature)")
@@ -136,6 +141,10 @@ struct Evaluate: ParsableCommand {
     let folderURL = try ModelFolder.locate(model)
     let generator = try ImageGenerator.load(folderURL, device: device)
     let knobs = try knobs(for: generator.family)
+    // A model without a null label: the error, before any work.
+    if let g = knobs.guidance, let unet = generator.diffusionModel?.unet {
+      _ = try GuidedDenoiser(model: unet, guidance: g)
+    }
     let classifierURL = try ClassifierFolder.locate(classifier)
     let net = try ImageClassifier.load(from: classifierURL, device: device)
     try GeneratorEvaluator.checkCount(n, classes: net.config.numClasses)

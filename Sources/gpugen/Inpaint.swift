@@ -62,6 +62,8 @@ struct Inpaint: ParsableCommand {
   @Option(name: .customLong("batch-size"), help: "Images per model batch (default: min(n, 64)).")
   var batchSize: Int?
 
+  @OptionGroup(title: "Classifier-free guidance") var guidanceOptions: GuidanceOptions
+
   @OptionGroup var output: ImageOutputOptions
 
   func run() throws {
@@ -70,6 +72,7 @@ struct Inpaint: ParsableCommand {
 
   func inpaint() throws {
     try output.validate()
+    _ = try guidanceOptions.guidance()
     guard jumpLength >= 1 else {
       throw ModelError.input("--jump-length J must be at least 1, got \(jumpLength)")
     }
@@ -92,10 +95,8 @@ struct Inpaint: ParsableCommand {
     let (images, n) = try Self.readImages(image, shape: shape)
     let keep = try Self.readMask(
       mask, convention: maskConvention, count: n, height: shape[1], width: shape[2])
-    if let l = labels, let classes = unet.config.numClassEmbeds, let bad = l.first(where: { $0 >= classes }) {
-      throw ModelError.input("--class \(bad) is out of range: the model has classes 0..<\(classes)")
-    }
-    let classLabels = labels ?? unet.config.numClassEmbeds.map { Array(0..<$0) }
+    let classLabels = try diffusionClassLabels(labels, config: unet.config)
+    let denoiser = try guidanceOptions.denoiser(unet)
     let schedule = try NoiseSchedule(config: try Inpainting.config(schedulerConfig: folder.schedulerConfig))
     let plan = try Inpainting.plan(
       schedule: schedule, steps: steps, jumpLength: jumpLength, jumpNSample: jumpNSample, eta: eta)
@@ -109,7 +110,8 @@ struct Inpaint: ParsableCommand {
     let start = Date()
     let request = Inpainting.Request(
       images: images, count: n, keep: keep, batchSize: batch, seed: seed, classLabels: classLabels)
-    let completed = try Inpainting.inpaint(unet, plan: plan, request: request, progress: { bar.advance($0) })
+    let completed = try Inpainting.inpaint(
+      denoiser, plan: plan, request: request, progress: { bar.advance($0) })
     let seconds = Date().timeIntervalSince(start)
     // The grid: each masked input (filled pixels grey) beside its completion.
     let per = shape.reduce(1, *), hw = shape[1] * shape[2]

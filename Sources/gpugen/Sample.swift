@@ -80,6 +80,8 @@ struct Sample: ParsableCommand {
       "Never clip x̂₀ (the scheduler's clip_sample), as DDIM inversion: reconstructs `gpugen encode`'s noise.")
   var noClip = false
 
+  @OptionGroup(title: "Classifier-free guidance (diffusion)") var guidanceOptions: GuidanceOptions
+
   @Option(help: "Write a strip of x̂₀ predictions across the steps (first images) to this PNG.")
   var trajectory: String?
 
@@ -110,11 +112,12 @@ struct Sample: ParsableCommand {
   func parseClasses() throws -> [Int]? { try parseClassList(classes) }
 
   func sampleGAN(_ url: URL, start t0: Date) throws {
-    let diffusionOnly: [(String, Bool)] = [
-      ("--sampler", sampler != nil), ("--steps", steps != nil), ("--eta", eta != nil), ("--karras", karras),
-      ("--noise", noise != nil), ("--trajectory", trajectory != nil), ("--temperature", temperature != nil),
-      ("--no-clip", noClip),
-    ]
+    let diffusionOnly: [(String, Bool)] =
+      [
+        ("--sampler", sampler != nil), ("--steps", steps != nil), ("--eta", eta != nil), ("--karras", karras),
+        ("--noise", noise != nil), ("--trajectory", trajectory != nil), ("--temperature", temperature != nil),
+        ("--no-clip", noClip),
+      ] + guidanceOptions.given
     if let flag = diffusionOnly.first(where: { $0.1 }) {
       throw ModelError.input(
         "\(flag.0) is a \(flag.0 == "--temperature" ? "VAE" : "diffusion") option; this model is a GAN (it takes --truncation, --truncation-mode, --class)"
@@ -184,12 +187,13 @@ struct Sample: ParsableCommand {
   }
 
   func sampleVAE(_ kind: ModelFolderKind, start t0: Date) throws {
-    let diffusionOnly: [(String, Bool)] = [
-      ("--sampler", sampler != nil), ("--steps", steps != nil), ("--eta", eta != nil), ("--karras", karras),
-      ("--class", classes != nil), ("--noise", noise != nil), ("--trajectory", trajectory != nil),
-      ("--truncation", truncation != nil), ("--truncation-mode", truncationMode != nil),
-      ("--no-clip", noClip),
-    ]
+    let diffusionOnly: [(String, Bool)] =
+      [
+        ("--sampler", sampler != nil), ("--steps", steps != nil), ("--eta", eta != nil), ("--karras", karras),
+        ("--class", classes != nil), ("--noise", noise != nil), ("--trajectory", trajectory != nil),
+        ("--truncation", truncation != nil), ("--truncation-mode", truncationMode != nil),
+        ("--no-clip", noClip),
+      ] + guidanceOptions.given
     if let flag = diffusionOnly.first(where: { $0.1 }) {
       throw ModelError.input(
         "\(flag.0) is a \(flag.0.hasPrefix("--truncation") ? "GAN" : "diffusion") option; this model is a VAE (it takes --temperature)"
@@ -231,6 +235,7 @@ struct Sample: ParsableCommand {
     if let s = steps, s <= 0 { throw ModelError.input("--steps must be positive") }
     try SamplingBounds.checkEta(eta)
     let labels = try parseClasses()
+    _ = try guidanceOptions.guidance()
     let device = try deviceOptions.resolve()
     // Load (or, on a first run, compile) every kernel program up front so startup is measured honestly.
     let k0 = Date()
@@ -242,9 +247,9 @@ struct Sample: ParsableCommand {
     try MemoryBudget.check(
       checkedProduct([n, unet.imageShape.reduce(1, *), 4]),
       for: "\(n) images of \(unet.imageShape) (the result)", on: Device.cpu, flag: "--n")
-    if let l = labels, let classes = unet.config.numClassEmbeds, let bad = l.first(where: { $0 >= classes }) {
-      throw ModelError.input("--class \(bad) is out of range: the model has classes 0..<\(classes)")
-    }
+    // A class-conditional model without --class cycles through every real class (never the null label).
+    let classLabels = try diffusionClassLabels(labels, config: unet.config)
+    let denoiser = try guidanceOptions.denoiser(unet)
     var plan = try SamplerPlanner.plan(
       kind, schedulerConfig: folder.schedulerConfig, steps: steps, eta: eta, karras: karras)
     if noClip { for i in plan.evaluations.indices { plan.evaluations[i].update.clipRange = nil } }
@@ -258,16 +263,14 @@ struct Sample: ParsableCommand {
       initial = a.values
     }
     let batch = min(batchSize ?? min(n, 64), n)
-    // A class-conditional model without --class cycles through every class.
-    let classLabels = labels ?? unet.config.numClassEmbeds.map { Array(0..<$0) }
     let request = SampleRequest(
       count: n, batchSize: batch, seed: seed, classLabels: classLabels, initialNoise: initial)
-    let sampler = DiffusionSampler(unet: unet, plan: plan)
+    let sampler = DiffusionSampler(unet: denoiser, plan: plan)
     let batches = (n + batch - 1) / batch
     let startup = Date().timeIntervalSince(t0)
     FileHandle.standardError.write(
       Data(
-        "gpugen: \(kind.rawValue), \(plan.evaluations.count) model evaluations, \(n) images in batches of \(batch) on \(device)\n"
+        "gpugen: \(kind.rawValue), \(plan.evaluations.count) model evaluations\(try guidanceOptions.guidance().map { $0.isActive ? " (guided: s = \($0.scale)\($0.rescale > 0 ? ", φ = \($0.rescale)" : ""), each on a doubled batch)" : "" } ?? ""), \(n) images in batches of \(batch) on \(device)\n"
           .utf8))
     let bar = ProgressBar(total: plan.evaluations.count * batches, label: "sampling")
     var strip: [[Float]] = []

@@ -45,6 +45,22 @@ struct TrainDiffusion: ParsableCommand {
   @Flag(help: "Condition on the data's class labels (sets num_class_embeds when the config has none).")
   var classConditional = false
 
+  @Option(
+    help: ArgumentHelp(
+      "Classifier-free guidance training: replace each sample's label by the null label with probability p.",
+      discussion:
+        "The model gets num_class_embeds = classes + 1, the last index the null label (diffusers' convention), so that `gpugen sample --guidance-scale` works. Implies --class-conditional.",
+      valueName: "p"))
+  var classDropout: Double?
+
+  @Option(
+    help: ArgumentHelp(
+      "Start from a trained model's weights (a pipeline or UNet folder; `default` for the bundled model).",
+      discussion:
+        "Its config and scheduler are the run's (--config is then an error); optimizer, EMA and step start afresh. With --class-dropout on a model without a null label the class embedding gains a row, initialised N(0, 1) as nn.Embedding (Philox, --seed).",
+      valueName: "DIR"))
+  var initFrom: String?
+
   @Flag(help: "Use the EMA power warmup 1 − (1 + step)^−3/4 instead of (1 + step)/(10 + step).")
   var emaWarmup = false
 
@@ -65,6 +81,7 @@ struct TrainDiffusion: ParsableCommand {
     o.prediction = prediction.diffusersName
     o.emaWarmup = emaWarmup
     o.weightDecay = weightDecay
+    o.classDropout = classDropout
     try o.validate()
     return o
   }
@@ -77,6 +94,11 @@ struct TrainDiffusion: ParsableCommand {
     let job = try TrainingJob(training: training, distributed: distributed, deviceOptions: deviceOptions)
     let trainer: DiffusionTrainer
     if training.resume {
+      if classDropout != nil || initFrom != nil {
+        throw TrainingError.invalidOption(
+          "--resume continues the saved run: its --class-dropout and weights are kept; drop --class-dropout and --init-from"
+        )
+      }
       let saved = try DiffusionTrainer.savedOptions(in: job.outDir)
       let cfg = try DiffusionTrainer.savedConfig(in: job.outDir)
       var given = try config.map { _ in try loadConfig() }
@@ -91,16 +113,35 @@ struct TrainDiffusion: ParsableCommand {
     } else {
       let o = try options()
       try job.checkBatch(o.batchSize)
-      var cfg = try loadConfig()
+      let start = try initFrom.map { try loadStart($0, prediction: o.prediction) }
+      var cfg = try start?.config ?? loadConfig()
       let images = try TrainingImages.load(
         source: o.data, sampleSize: cfg.sampleSize, channels: cfg.inChannels)
-      if classConditional && cfg.numClassEmbeds == nil {
+      let conditional = classConditional || classDropout != nil
+      if conditional && (cfg.numClassEmbeds == nil || (classDropout != nil && !cfg.hasNullClass)) {
         guard images.labels != nil else {
-          throw TrainingError.invalidOption("--class-conditional: the data \(o.data) has no class labels")
+          throw TrainingError.invalidOption(
+            "\(classDropout != nil ? "--class-dropout" : "--class-conditional"): the data \(o.data) has no class labels"
+          )
         }
-        cfg.numClassEmbeds = images.classCount
+        // diffusers' convention: num_class_embeds = classes + 1 with the null label last. A config that
+        // embeds exactly the data's classes gains the null row; one with a row more already has it.
+        let dropout = classDropout != nil
+        if let k = cfg.numClassEmbeds, k != images.classCount, !(dropout && k == images.classCount + 1) {
+          throw TrainingError.invalidOption(
+            "--class-dropout: the model embeds \(k) classes but the data has \(images.classCount) "
+              + "(expected \(images.classCount), or \(images.classCount + 1) with the null label)")
+        }
+        cfg.numClassEmbeds = images.classCount + (dropout ? 1 : 0)
+        cfg.hasNullClass = dropout
       }
-      trainer = try DiffusionTrainer(config: cfg, data: images, options: o, device: job.device)
+      if let start {
+        trainer = try DiffusionTrainer(
+          config: cfg, schedulerJSON: start.scheduler, startingFrom: start.weights, data: images, options: o,
+          device: job.device)
+      } else {
+        trainer = try DiffusionTrainer(config: cfg, data: images, options: o, device: job.device)
+      }
       try job.createOutput()
       let params = trainer.parameters.reduce(0) { $0 + $1.count }
       job.announce(
@@ -115,6 +156,40 @@ struct TrainDiffusion: ParsableCommand {
         ("the training options", "\(trainer.options)"), ("the model config", "\(trainer.config)"),
         ("the data", trainer.dataFingerprint),
       ])
+  }
+
+  /// `--init-from DIR`: the model's config, scheduler config (the default one for a bare UNet) and weights.
+  func loadStart(_ path: String, prediction: String) throws -> (
+    config: UNet2DConfig, scheduler: [String: Any], weights: [String: TensorData]
+  ) {
+    if config != nil {
+      throw TrainingError.invalidOption("--init-from takes the model's config: drop --config")
+    }
+    let url = path == "default" ? try DefaultModel.url() : URL(fileURLWithPath: path)
+    let folder = try DiffusionModelFolder.resolve(url)
+    let cfgURL = folder.unet.appendingPathComponent("config.json")
+    guard let d = FileManager.default.contents(atPath: cfgURL.path) else {
+      throw ModelError.missing(cfgURL.path)
+    }
+    let cfg = try UNet2DConfig(json: d, source: cfgURL.path)
+    let weightsURL = folder.unet.appendingPathComponent("diffusion_pytorch_model.safetensors")
+    let weights: [String: TensorData]
+    do { weights = try SafeTensors.read(contentsOf: weightsURL).tensors } catch {
+      throw ModelError.malformed(weightsURL.path, "\(error)")
+    }
+    var scheduler = DiffusionTrainer.defaultSchedulerJSON(prediction: prediction)
+    if let s = folder.schedulerConfig {
+      guard let sd = FileManager.default.contents(atPath: s.path),
+        let json = try? JSONSerialization.jsonObject(with: sd) as? [String: Any]
+      else { throw ModelError.malformed(s.path, "not a JSON object") }
+      let saved = json["prediction_type"] as? String ?? "epsilon"
+      guard saved == prediction else {
+        throw TrainingError.invalidOption(
+          "--init-from: the model predicts \(saved) but the run --prediction \(prediction)")
+      }
+      scheduler = json
+    }
+    return (cfg, scheduler, weights)
   }
 
   func loadConfig() throws -> UNet2DConfig {
@@ -160,7 +235,7 @@ final class DiffusionRun: TrainingRun {
   func writeSamples(to outDir: URL) throws {
     let unet = try trainer.emaUNet()
     let plan = try trainer.samplingPlan(.ddim, steps: 20)
-    let classes = unet.config.numClassEmbeds
+    let classes = unet.config.realClassCount
     let n = classes.map { $0 * 2 } ?? 16
     let sampler = DiffusionSampler(unet: unet, plan: plan)
     let images = try Tape.noGrad {

@@ -73,6 +73,9 @@ extension TrainDiffusion {
   /// Trains (or resumes) the toy denoiser.
   func trainToy() throws {
     try requireSingleProcess("toy training")
+    if classDropout != nil || initFrom != nil {
+      throw TrainingError.invalidOption("--class-dropout and --init-from are for image models, not toy data")
+    }
     let device = try deviceOptions.resolve()
     let outDir = try training.outputFolder()
     let trainer: ToyDiffusionTrainer

@@ -136,6 +136,19 @@ final class DistributedTests: XCTestCase {
     try assertSameWeights("gan", ["--data", "toy:ring8", "--batch-size", "64"])
   }
 
+  /// Class dropout (`--class-dropout`): each rank draws the labels of its share's global sample indices, so
+  /// two processes drop the same samples as one and the weights (the null label's row too) agree.
+  func testClassDropoutMatchesTheSingleProcessRun() throws {
+    let dir = try tmp()
+    try assertSameWeights(
+      "diffusion",
+      [
+        "--data", try images(in: dir), "--config", try unetConfig(in: dir), "--batch-size", "8",
+        "--class-dropout",
+        "0.5",
+      ])
+  }
+
   /// The logged (d_loss, g_loss, d_real, d_fake) of each step.
   func ganLosses(_ out: URL) throws -> [[Double]] {
     let text = try String(contentsOf: out.appendingPathComponent("log.csv"), encoding: .utf8)

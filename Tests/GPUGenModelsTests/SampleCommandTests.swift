@@ -120,6 +120,7 @@ final class SampleCommandTests: XCTestCase {
       JSONSerialization.jsonObject(with: Data(contentsOf: def.appendingPathComponent("config.json")))
         as? [String: Any])
     cfg["num_class_embeds"] = NSNull()
+    cfg["_gpugen_null_class"] = nil  // no class embedding: no null label either
     try JSONSerialization.data(withJSONObject: cfg).write(
       to: unconditional.appendingPathComponent("config.json"))
     let weights = try SafeTensors.read(

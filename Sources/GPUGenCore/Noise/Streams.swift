@@ -19,6 +19,9 @@ public enum Streams {
   public static let binarisation = 14
   /// Latents drawn from the prior for sampling (z of image i depends on (seed, i) only).
   public static let priorSample = 15
+  /// Classifier-free guidance training: the uniform u of each sample of global step s's batch (counter
+  /// (0, sample, s, stream)); the label becomes the null label when u ≤ p (`--class-dropout p`).
+  public static let classDropout = 16
   /// The VAE's reparameterisation noise ε in training (sample = the image's position in the global batch).
   public static let vaeReparameterisation = 17
   /// Toy 2-D data (`ToyDataset.sample`): sample i at step s is block (0, i, s, stream); words x, y are its two

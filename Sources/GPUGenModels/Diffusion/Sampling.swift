@@ -64,7 +64,7 @@ public protocol Denoiser {
 
 extension UNet2D: Denoiser {
   public var imageShape: [Int] { [config.inChannels, config.sampleSize, config.sampleSize] }
-  public var classCount: Int? { config.numClassEmbeds }
+  public var classCount: Int? { config.realClassCount }
 }
 
 /// Runs plans with a denoiser.

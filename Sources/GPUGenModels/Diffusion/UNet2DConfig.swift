@@ -22,11 +22,21 @@ public struct UNet2DConfig: Equatable, Sendable {
   public var normEps: Double = 1e-5
   public var addAttention = true
   public var numClassEmbeds: Int? = nil
+  /// True when the last class embedding is the null label of classifier-free guidance (diffusers'
+  /// convention: `num_class_embeds` = classes + 1); stored as `_gpugen_null_class` in config.json, a
+  /// private field diffusers ignores.
+  public var hasNullClass = false
   public var timeEmbeddingDim: Int? = nil
   /// False when `mid_block_type` is null (no mid block).
   public var hasMidBlock = true
 
   public init() {}
+
+  /// The null label (`num_class_embeds − 1`) of a model trained with class dropout, else nil.
+  public var nullClassLabel: Int? { hasNullClass ? numClassEmbeds.map { $0 - 1 } : nil }
+
+  /// The real classes: `num_class_embeds` less the null label (nil for an unconditional model).
+  public var realClassCount: Int? { numClassEmbeds.map { hasNullClass ? $0 - 1 : $0 } }
 
   /// Channels of the time embedding (4 × the first block's channels).
   public var timeEmbedDim: Int { timeEmbeddingDim ?? blockOutChannels[0] * 4 }
@@ -112,6 +122,7 @@ public struct UNet2DConfig: Equatable, Sendable {
       case "class_embed_type":
         if v != .null { throw bad(key, "only null (a class-embedding table) is supported, got \(v.summary)") }
       case "num_class_embeds": numClassEmbeds = v == .null ? nil : try int(key, v)
+      case "_gpugen_null_class": hasNullClass = try bool(key, v)
       case "time_embedding_dim": timeEmbeddingDim = v == .null ? nil : try int(key, v)
       case "mid_block_type":
         if v == .null { hasMidBlock = false } else { try only(key, v, "UNetMidBlock2D") }
@@ -165,6 +176,9 @@ public struct UNet2DConfig: Equatable, Sendable {
     if let d = timeEmbeddingDim, d <= 0 { throw bad("time_embedding_dim: \(d) must be positive") }
     if let h = attentionHeadDim, h <= 0 { throw bad("attention_head_dim must be positive") }
     if let n = numClassEmbeds, n <= 0 { throw bad("num_class_embeds must be positive") }
+    if hasNullClass && (numClassEmbeds ?? 0) < 2 {
+      throw bad("_gpugen_null_class needs num_class_embeds ≥ 2 (the real classes and the null label)")
+    }
   }
 }
 

@@ -34,6 +34,7 @@ extension UNet2DConfig {
       "time_embedding_dim": timeEmbeddingDim.map { $0 as Any } ?? NSNull(),
       "mid_block_type": hasMidBlock ? "UNetMidBlock2D" as Any : NSNull(),
     ]
+    if hasNullClass { d["_gpugen_null_class"] = true }
     d["num_train_timesteps"] = NSNull()
     return d
   }

@@ -11,6 +11,8 @@ public struct GeneratorKnobs: Sendable, Equatable {
   public var sampler: SamplerKind = .ddim
   public var steps: Int? = nil
   public var eta: Double = 0
+  /// Diffusion: classifier-free guidance (nil: none; needs a model with a null label).
+  public var guidance: ClassifierFreeGuidance? = nil
   /// VAE: the prior's temperature τ.
   public var temperature: Double = 1
   /// GAN: the truncation ψ (nil: none) and how it truncates.
@@ -26,6 +28,7 @@ public struct GeneratorKnobs: Sendable, Equatable {
     case .diffusion:
       return "\(sampler.rawValue), \(steps.map(String.init) ?? (sampler == .ddpm ? "all" : "20")) steps"
         + (sampler == .ddim && eta != 0 ? ", η \(eta)" : "")
+        + (guidance.map { ", guidance s \($0.scale)" + ($0.rescale > 0 ? " φ \($0.rescale)" : "") } ?? "")
     case .vae: return "τ \(temperature)"
     case .gan: return truncation.map { "ψ \($0) (\(truncationMode.rawValue))" } ?? "no truncation"
     }
@@ -130,8 +133,10 @@ public final class ImageGenerator {
     switch network {
     case .diffusion(let unet, let scheduler):
       let p = try plan(knobs, scheduler)
+      let denoiser: any Denoiser =
+        try knobs.guidance.map { try GuidedDenoiser(model: unet, guidance: $0) } ?? unet
       return try Tape.noGrad {
-        try DiffusionSampler(unet: unet, plan: p).sample(
+        try DiffusionSampler(unet: denoiser, plan: p).sample(
           SampleRequest(count: count, batchSize: batchSize, seed: seed, classLabels: labels),
           progress: progress)
       }

@@ -70,6 +70,9 @@ public struct DiffusionTrainingOptions: Codable, Equatable, Sendable, CommonTrai
   public var checkpointEvery = 500
   public var sampleEvery = 500
   public var seed: UInt64 = 0
+  /// Classifier-free guidance training (`--class-dropout p`): each sample's label is replaced by the model's
+  /// null label with probability p. nil (absent from older checkpoints) and 0 train plainly.
+  public var classDropout: Double? = nil
 
   public init() {}
 
@@ -81,6 +84,9 @@ public struct DiffusionTrainingOptions: Codable, Equatable, Sendable, CommonTrai
     }
     if !(weightDecay >= 0) || !weightDecay.isFinite {
       throw TrainingError.invalidOption("--weight-decay must be ≥ 0")
+    }
+    if let p = classDropout, !(p >= 0 && p <= 1) {
+      throw TrainingError.invalidOption("--class-dropout must be in [0, 1], got \(p)")
     }
   }
 }
@@ -177,9 +183,16 @@ public final class DiffusionTrainer {
       guard data.labels != nil else {
         throw TrainingError.invalidOption("the model is class-conditional but the data has no labels")
       }
-      guard data.classCount <= k else {
-        throw TrainingError.invalidOption("the data has \(data.classCount) classes but the model embeds \(k)")
+      let real = config.realClassCount ?? k
+      guard data.classCount <= real else {
+        throw TrainingError.invalidOption(
+          "the data has \(data.classCount) classes but the model embeds \(real)"
+            + (config.hasNullClass ? " (and the null label)" : ""))
       }
+    }
+    if let p = options.classDropout, p > 0, config.nullClassLabel == nil {
+      throw TrainingError.invalidOption(
+        "--class-dropout needs a class-conditional model with a null label (--class-conditional)")
     }
     self.config = config
     self.options = options
@@ -204,6 +217,65 @@ public final class DiffusionTrainer {
     learningRate = LearningRate(
       base: options.lr, warmupSteps: options.warmup,
       schedule: options.lrSchedule == "cosine" ? .cosine(totalSteps: options.steps) : .constant)
+  }
+
+  /// A new run whose weights start from `start` (`--init-from`: a trained model's weights) instead of the
+  /// initialisation; optimizer, EMA (a copy of the weights) and step start afresh. See `mergedWeights`.
+  public convenience init(
+    config: UNet2DConfig, schedulerJSON: [String: Any], startingFrom start: [String: TensorData],
+    data: TrainingImages, options: DiffusionTrainingOptions, device: Device
+  ) throws {
+    let fresh = try DiffusionTrainer.initialWeights(config: config, seed: options.seed)
+    try self.init(
+      config: config, schedulerJSON: schedulerJSON,
+      weights: try DiffusionTrainer.mergedWeights(start, into: fresh), data: data, options: options,
+      device: device)
+  }
+
+  /// `start`'s tensors over the run's initial weights `fresh`: every tensor of `fresh` must be in `start`
+  /// with its shape, except that a tensor may have fewer rows (axis 0) in `start` — the class embedding
+  /// gaining the null label — and then its remaining rows keep `fresh`'s values (nn.Embedding's N(0, 1),
+  /// drawn from Philox as `initialWeights` draws them). Anything else is an error naming the tensor.
+  public static func mergedWeights(_ start: [String: TensorData], into fresh: [String: TensorData]) throws
+    -> [String: TensorData]
+  {
+    let extra = Set(start.keys).subtracting(fresh.keys)
+    if let name = extra.sorted().first {
+      throw TrainingError.invalidOption("--init-from: the model has a tensor \(name) the run's UNet lacks")
+    }
+    var out = fresh
+    for (name, f) in fresh {
+      guard let s = start[name] else {
+        throw TrainingError.invalidOption("--init-from: the model lacks \(name)")
+      }
+      if s.shape == f.shape {
+        out[name] = s
+      } else if s.shape.count == f.shape.count, !s.shape.isEmpty, s.shape[0] < f.shape[0],
+        s.shape.dropFirst() == f.shape.dropFirst()
+      {
+        var v = f.values
+        v.replaceSubrange(0..<s.values.count, with: s.values)
+        out[name] = TensorData(shape: f.shape, values: v)
+      } else {
+        throw TrainingError.invalidOption(
+          "--init-from: \(name) is \(s.shape) in the model but \(f.shape) in the run")
+      }
+    }
+    return out
+  }
+
+  /// Labels with class dropout applied: row i (sample `firstSample + i` of global step `step`'s batch) becomes
+  /// `nullLabel` where its uniform u (`Streams.classDropout`, counter (0, sample, step)) is ≤ p, so the choice
+  /// depends on the global sample index only, never on the batch split or the device.
+  public static func droppingClasses(
+    _ labels: [Int], nullLabel: Int, p: Double, seed: UInt64, step: Int, firstSample: Int
+  ) throws -> [Int] {
+    guard p > 0, !labels.isEmpty else { return labels }
+    let u = try Tensor.randomUniform(
+      shape: [labels.count], seed: seed, step: step, stream: Streams.classDropout, firstSample: firstSample,
+      on: .cpu
+    ).toArray()
+    return zip(labels, u).map { Double($1) <= p ? nullLabel : $0 }
   }
 
   /// PyTorch's default initialisation for every parameter of `config`, drawn from Philox stream
@@ -293,7 +365,11 @@ public final class DiffusionTrainer {
     let (xt, target) = try DiffusionTrainer.noisedBatch(
       x0, timesteps: t, seed: options.seed, step: s, schedule: schedule, prediction: options.prediction,
       firstSample: share.lowerBound)
-    let labels = config.numClassEmbeds != nil ? idx.map { data.labels![$0] } : nil
+    var labels = config.numClassEmbeds != nil ? idx.map { data.labels![$0] } : nil
+    if let l = labels, let p = options.classDropout, let null = config.nullClassLabel {
+      labels = try DiffusionTrainer.droppingClasses(
+        l, nullLabel: null, p: p, seed: options.seed, step: s, firstSample: share.lowerBound)
+    }
 
     let tape = Tape()
     tape.watch(parameters)
