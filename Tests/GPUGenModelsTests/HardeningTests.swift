@@ -92,6 +92,10 @@ final class HardeningTests: XCTestCase {
     assertThrows("path named", containing: "malformed /x/b.npy: ") {
       _ = try NPY.parse(npy(shape: "(3,)", values: [1]), path: "/x/b.npy")
     }
+    // Found by the npy fuzz target: a ')' before the '(' made an inverted range (a trap).
+    assertThrows("reversed parentheses", containing: "malformed shape") {
+      _ = try NPY.parse(npy(shape: "6, )(1, ", values: [0]), path: "a.npy")
+    }
     for shape in [
       "(4611686018427387904, 3, 16, 16)", "(4294967296, 4294967296, 3, 16)", "(2305843009213693952,)",
     ] {

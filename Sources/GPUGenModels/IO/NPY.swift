@@ -55,7 +55,8 @@ public enum NPY {
     let isF4 = descr.hasPrefix("'<f4'") || descr.hasPrefix("'=f4'")
     let isF8 = descr.hasPrefix("'<f8'") || descr.hasPrefix("'=f8'")
     guard isF4 || isF8 else { throw bad("dtype \(descr.prefix { $0 != "," }) is not float32 or float64") }
-    guard let open = shapeText.firstIndex(of: "("), let close = shapeText.firstIndex(of: ")") else {
+    guard let open = shapeText.firstIndex(of: "("), let close = shapeText.firstIndex(of: ")"), open < close
+    else {
       throw bad("malformed shape")
     }
     let shape = try shapeText[shapeText.index(after: open)..<close].split(separator: ",").map {
