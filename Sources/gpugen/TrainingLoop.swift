@@ -243,11 +243,8 @@ struct TrainingJob {
   /// Checks that every rank runs the same thing (`items`: name and value), then runs the loop.
   func run(_ run: TrainingRun, agreeing items: [(name: String, value: String)]) throws {
     try parallel.checkAgreement(items + [("the step", "\(run.currentStep)")])
-    try runTrainingLoop(run, log: try log(for: run), outDir: outDir, device: device, parallel: parallel)
-  }
-
-  private func log(for run: TrainingRun) throws -> TrainingLog {
-    try log(columns: run.logColumns, keepingSteps: run.currentStep)
+    let log = try log(columns: run.logColumns, keepingSteps: run.currentStep)
+    try runTrainingLoop(run, log: log, outDir: outDir, device: device, parallel: parallel)
   }
 }
 

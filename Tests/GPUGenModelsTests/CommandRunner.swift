@@ -38,3 +38,25 @@ func runProgram(_ executable: URL, _ args: [String], env: [String: String] = [:]
   p.waitUntilExit()
   return (p.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
 }
+
+/// Writes a labelled IDX pair, `NAME-images-idx3-ubyte` and `NAME-labels-idx1-ubyte`, of `count` images of
+/// size×size in `dir`: image i has class i % `classes` and pixel (y, x) `pixel(i, class, y, x)` (0…255).
+/// Returns the image file.
+func writeLabelledIDX(
+  in dir: URL, name: String, count: Int, size: Int, classes: Int, pixel: (Int, Int, Int, Int) -> Int
+) throws -> URL {
+  func be32(_ v: Int) -> [UInt8] { [24, 16, 8, 0].map { UInt8((v >> $0) & 0xFF) } }
+  var images: [UInt8] = [0, 0, 8, 3] + be32(count) + be32(size) + be32(size)
+  var labels: [UInt8] = [0, 0, 8, 1] + be32(count)
+  for i in 0..<count {
+    let c = i % classes
+    labels.append(UInt8(c))
+    for y in 0..<size {
+      for x in 0..<size { images.append(UInt8(pixel(i, c, y, x))) }
+    }
+  }
+  let data = dir.appendingPathComponent("\(name)-images-idx3-ubyte")
+  try Data(images).write(to: data)
+  try Data(labels).write(to: dir.appendingPathComponent("\(name)-labels-idx1-ubyte"))
+  return data
+}

@@ -34,24 +34,9 @@ final class DistributedTests: XCTestCase {
 
   /// 64 labelled 28×28 images in 3 classes (an IDX pair) in `dir`; returns the image file's path.
   func images(in dir: URL) throws -> String {
-    func be32(_ v: Int) -> [UInt8] { [24, 16, 8, 0].map { UInt8((v >> $0) & 0xFF) } }
-    let n = 64
-    var images: [UInt8] = [0, 0, 8, 3] + be32(n) + be32(28) + be32(28)
-    var labels: [UInt8] = [0, 0, 8, 1] + be32(n)
-    for i in 0..<n {
-      let c = i % 3
-      labels.append(UInt8(c))
-      for y in 0..<28 {
-        for x in 0..<28 {
-          let v = c == 0 ? x * 9 : c == 1 ? y * 9 : (x + y) * 4
-          images.append(UInt8((v + 13 * i) % 256))
-        }
-      }
-    }
-    let data = dir.appendingPathComponent("fix-images-idx3-ubyte")
-    try Data(images).write(to: data)
-    try Data(labels).write(to: dir.appendingPathComponent("fix-labels-idx1-ubyte"))
-    return data.path
+    try writeLabelledIDX(in: dir, name: "fix", count: 64, size: 28, classes: 3) { i, c, y, x in
+      ((c == 0 ? x * 9 : c == 1 ? y * 9 : (x + y) * 4) + 13 * i) % 256
+    }.path
   }
 
   /// A 45k-parameter class-conditional 28×28 UNet config in `dir`.

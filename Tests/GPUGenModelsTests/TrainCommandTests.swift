@@ -42,20 +42,9 @@ final class TrainCommandTests: XCTestCase {
   /// A tiny labelled IDX dataset (40 images of 6×6, 3 classes) and an 8×8 class-conditional UNet config
   /// with attention, in `dir`.
   func fixture(in dir: URL) throws -> (data: String, config: String) {
-    func be32(_ v: Int) -> [UInt8] { [24, 16, 8, 0].map { UInt8((v >> $0) & 0xFF) } }
-    let n = 40
-    var images: [UInt8] = [0, 0, 8, 3] + be32(n) + be32(6) + be32(6)
-    var labels: [UInt8] = [0, 0, 8, 1] + be32(n)
-    for i in 0..<n {
-      let c = i % 3
-      labels.append(UInt8(c))
-      for y in 0..<6 {
-        for x in 0..<6 { images.append(UInt8((c == 0 ? x * 40 : c == 1 ? y * 40 : (x + y) * 20) + i % 7)) }
-      }
+    let data = try writeLabelledIDX(in: dir, name: "toy", count: 40, size: 6, classes: 3) { i, c, y, x in
+      (c == 0 ? x * 40 : c == 1 ? y * 40 : (x + y) * 20) + i % 7
     }
-    let data = dir.appendingPathComponent("toy-images-idx3-ubyte")
-    try Data(images).write(to: data)
-    try Data(labels).write(to: dir.appendingPathComponent("toy-labels-idx1-ubyte"))
     let config = dir.appendingPathComponent("unet.json")
     try Data(
       """

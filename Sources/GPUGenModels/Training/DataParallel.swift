@@ -83,9 +83,6 @@ public struct DataParallel: Sendable {
     return out
   }
 
-  /// Bytes all-reduced per step for `parameterCount` Float gradients (for the scaling model).
-  public static func bytesPerStep(parameterCount: Int) -> Int { parameterCount * 4 }
-
   /// Throws `DistributedError.mismatch` naming each item whose value differs between ranks, and the ranks
   /// that differ from rank 0 (one all-reduce per item; every rank must pass the same item names).
   public func checkAgreement(_ items: [(name: String, value: String)]) throws {
