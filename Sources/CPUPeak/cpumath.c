@@ -325,7 +325,7 @@ static inline __attribute__((always_inline)) void gg_wgrad_block(const float* xs
 }
 
 GG_CLONES void gpugen_conv_s1_wgrad(const float* x, const float* dy, float* dw, int B, int C, int H, int W, int Cout,
-                                    int KH, int KW, int pt, int pl, int HO, int WO, float* work) {
+                                    int KH, int KW, int pt, int pl, int HO, int WO, float* work, int s2d) {
   const int Hp = HO + KH - 1, Wp = WO + KW - 1, T = KH * KW, Co16 = (Cout + 15) / 16 * 16;
   const long xplane = (long)Hp * Wp, xstride = (long)C * xplane, P = (long)HO * WO, dstride = P * Co16;
   float* xpad = work;
@@ -333,6 +333,24 @@ GG_CLONES void gpugen_conv_s1_wgrad(const float* x, const float* dy, float* dw, 
   const int n = W < Wp - pl ? W : Wp - pl;
   __builtin_memset(xpad, 0, sizeof(float) * B * xstride);
   for (int b = 0; b < B; b++) {
+    if (s2d) {
+      // The padded space-to-depth of x (each image (C/4, H, W)) gathered straight into the workspace:
+      // channel 4c + 2a + e, row i, column j holds x[c, 2i + a − 1, 2j + e − 1] (zero outside x).
+      for (int ch = 0; ch < C; ch++) {
+        const int a = (ch >> 1) & 1, e = ch & 1;
+        const float* plane = x + ((long)b * (C / 4) + (ch >> 2)) * H * W;
+        float* dst = xpad + b * xstride + ch * xplane;
+        for (int i = 0; i < Hp; i++) {
+          const int iy = 2 * i + a - 1;
+          if (iy < 0 || iy >= H) continue;
+          const float* row = plane + (long)iy * W;
+          for (int j = 0; j < Wp; j++) {
+            const int ix = 2 * j + e - 1;
+            if (ix >= 0 && ix < W) dst[(long)i * Wp + j] = row[ix];
+          }
+        }
+      }
+    } else
     for (int c = 0; c < C; c++)
       for (int iy = 0; iy < H && n > 0; iy++) {
         const int yy = iy + pt;

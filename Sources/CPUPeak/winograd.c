@@ -194,7 +194,7 @@ GG_INLINE void gg_store_upto(float* p, const gg_v16* v, const float* r, int n) {
 // Input transform of one image's channels [cb, cb + 16), tile rows [ty0, ty0 + rows): xt ← the padded rows,
 // transposed to (row, column, 16 channels); V[ξ][t0 + tile][cb…] ← Bᵀ d B per tile.
 GG_CLONES static void gg_wino_input(const float* x, int C, int H, int W, int pt, int pl, int ty0, int cb,
-                                    const gg_wino_geom* q, float* xt, float* V, long t0) {
+                                    const gg_wino_geom* q, float* xt, float* V, long t0, int s2d) {
   const int Wr = q->Wr;
   for (int yy = 0; yy < q->Hx; yy++) {
     float* xr = xt + yy * q->xs;
@@ -209,7 +209,15 @@ GG_CLONES static void gg_wino_input(const float* x, int C, int H, int W, int pt,
       gg_v16 r[16];
       for (int l = 0; l < 16; l++) {
         r[l] = (gg_v16){0};
-        if (cb + l < C && valid > 0) gg_load_upto(r + l, x + ((long)(cb + l) * H + iy) * W + j0 - 16, valid);
+        if (cb + l >= C || valid <= 0) continue;
+        if (s2d) {
+          // Channel 4c + 2a + b, row iy, column j of the view is x[c, 2·iy + a, 2·j + b] (x is (C/4, 2H, 2W)).
+          const int ch = cb + l, n = valid < 16 ? valid : 16;
+          const float* p = x + ((long)(ch >> 2) * 2 * H + 2 * iy + ((ch >> 1) & 1)) * 2 * W + 2 * (j0 - 16) + (ch & 1);
+          for (int m = 0; m < n; m++) r[l][m] = p[2 * m];
+        } else {
+          gg_load_upto(r + l, x + ((long)(cb + l) * H + iy) * W + j0 - 16, valid);
+        }
       }
       gg_transpose16(r);
       for (int m = 0; m < 16; m++) gg_store16(xr + (long)(j0 + m) * 16, r[m]);
@@ -232,7 +240,7 @@ GG_CLONES static void gg_wino_input(const float* x, int C, int H, int W, int pt,
 // up to 4 tiles along a tile row: Aᵀ M A + bias per tile gives 16 vectors (position × channel); for each
 // of the 4 output rows a 16×16 transpose turns the group's vectors into one 16-wide row segment per channel.
 GG_CLONES static void gg_wino_output(const float* M, float* y, const float* res, int HO, int WO, int ty0, int k0,
-                                     int nk, int h, const float* bias, const gg_wino_geom* q, long t0) {
+                                     int nk, int h, const float* bias, const gg_wino_geom* q, long t0, int d2s) {
   const long plane = (long)HO * WO;
   gg_v16 b = (gg_v16){0};
   if (bias)
@@ -254,6 +262,22 @@ GG_CLONES static void gg_wino_output(const float* M, float* y, const float* res,
         for (int j = 0; j < 4; j++)
           for (int bb = 0; bb < 4; bb++) r[j * 4 + bb] = j < n ? o[j][a * 4 + bb] + b : (gg_v16){0};
         gg_transpose16(r);  // r[l]: channel k0 + l, output columns ox … ox + 15
+        if (d2s) {
+          // Channel 4o + 2a′ + b′, row R, column j goes to y[o, 2R + a′, 2j + b′] (y is (K/4, 2HO, 2WO)):
+          // channels 2i and 2i + 1 (b′ = 0, 1; k0 and nk are multiples of 4) interleave into one row.
+          for (int l = 0; l < nk; l += 2) {
+            const int ch = k0 + l;
+            const long off = ((long)(ch >> 2) * 2 * HO + 2 * (oy0 + a) + ((ch >> 1) & 1)) * 2 * WO + 2 * ox;
+            const gg_v16 lo = __builtin_shufflevector(r[l], r[l + 1], 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21,
+                                                      6, 22, 7, 23);
+            const gg_v16 hi = __builtin_shufflevector(r[l], r[l + 1], 8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13,
+                                                      29, 14, 30, 15, 31);
+            const int w2 = 2 * width;
+            gg_store_upto(y + off, &lo, res ? res + off : 0, w2 < 16 ? w2 : 16);
+            if (w2 > 16) gg_store_upto(y + off + 16, &hi, res ? res + off + 16 : 0, w2 - 16);
+          }
+          continue;
+        }
         for (int l = 0; l < nk; l++) {
           const long off = (long)(k0 + l) * plane + (long)(oy0 + a) * WO + ox;
           gg_store_upto(y + off, r + l, res ? res + off : 0, width);
@@ -266,9 +290,12 @@ GG_CLONES static void gg_wino_output(const float* M, float* y, const float* res,
 // (rows and columns outside x are zero), output tile rows [ty0, ty1) (4 output rows each) of every image.
 // bias: K floats per image at bias + g·biasStride (or NULL); res shaped like y (or NULL). U from
 // gpugen_wino_weights; work holds gpugen_wino_workspace(G, …, ty1 − ty0) floats.
+// layout bit 0: x is read as its space-to-depth view (each image (C/4, 2H, 2W) seen as (C, H, W), channel
+// 4c + 2a + b holding x[c, 2i + a, 2j + b]); bit 1: y is written depth-to-space (each image (K/4, 2HO, 2WO),
+// channel 4o + 2a + b going to y[o, 2i + a, 2j + b]; K a multiple of 4), res in that layout too.
 void gpugen_wino_conv(const float* x, float* y, int G, int C, int H, int W, int K, int pt, int pl, int HO, int WO,
                       int ty0, int ty1, const float* U, const float* bias, long biasStride, const float* res,
-                      float* work) {
+                      float* work, int layout) {
   const gg_wino_geom q = gg_wino_geometry(G, C, W, WO, K, ty1 - ty0, pl);
   float* xt = (float*)(((unsigned long)work + 63) & ~63UL);  // (Hx, Wr, 16) one image's 16 channels
   float* V = xt + q.Hx * q.xs;                                // (36, Tp, Cp)
@@ -278,7 +305,7 @@ void gpugen_wino_conv(const float* x, float* y, int G, int C, int H, int W, int 
     __builtin_memset(V + xi * q.vs + (long)q.T * q.Cp, 0, sizeof(float) * (q.Tp - q.T) * q.Cp);
   for (int g = 0; g < G; g++)
     for (int cb = 0; cb < q.Cp; cb += 16)
-      gg_wino_input(x + (long)g * C * H * W, C, H, W, pt, pl, ty0, cb, &q, xt, V, (long)g * q.P);
+      gg_wino_input(x + (long)g * C * H * W, C, H, W, pt, pl, ty0, cb, &q, xt, V, (long)g * q.P, layout & 1);
   const long out = (long)K * HO * WO;
   for (int kb = 0; kb < q.KB; kb++) {
     // The 36 GEMMs for 32 output channels; U[ξ][kb] (Cp × 32) stays in L1 across the tiles.
@@ -288,7 +315,8 @@ void gpugen_wino_conv(const float* x, float* y, int G, int C, int H, int W, int 
       const float* bg = bias ? bias + g * biasStride : 0;
       for (int h = 0; h < 2 && kb * 32 + h * 16 < K; h++) {
         const int k0 = kb * 32 + h * 16, nk = K - k0 < 16 ? K - k0 : 16;
-        gg_wino_output(M, y + g * out, res ? res + g * out : 0, HO, WO, ty0, k0, nk, h, bg, &q, (long)g * q.P);
+        gg_wino_output(M, y + g * out, res ? res + g * out : 0, HO, WO, ty0, k0, nk, h, bg, &q, (long)g * q.P,
+                       layout & 2);
       }
     }
   }

@@ -138,4 +138,80 @@ final class SubPixelConvTests: XCTestCase {
       for (p, f) in zip(plain, fused) { XCTAssertEqual(f, p > 0 ? p : 0.3 * p, accuracy: 1e-5, "\(d)") }
     }
   }
+
+  /// With Winograd forced on (the sizes above are below its threshold), the CPU's sub-pixel paths read the
+  /// space-to-depth view and write the depth-to-space output inside the Winograd kernel: channel counts that
+  /// are not multiples of the kernel's 16/32 blocks, odd sizes, rows wider than one 16-float store.
+  func testWinogradSubPixelLayoutsMatchTheReference() throws {
+    let saved = CPUBackend.winogradMinimumPositions
+    CPUBackend.winogradMinimumPositions = 0
+    defer { CPUBackend.winogradMinimumPositions = saved }
+    let d = Device.cpu
+    for (transposed, xs, ws) in [
+      (false, [3, 5, 10, 14], [17, 5, 4, 4]), (false, [2, 9, 14, 22], [33, 9, 4, 4]),
+      (true, [3, 17, 5, 7], [17, 5, 4, 4]), (true, [2, 16, 9, 11], [16, 9, 4, 4]),
+    ] {
+      let x = values(xs.reduce(1, *), seed: 11), w = values(ws.reduce(1, *), seed: 12)
+      let cout = transposed ? ws[1] : ws[0]
+      let bias = values(cout, seed: 13)
+      var (ref, shape) = reference(x, xs, w, ws, transposed: transposed)
+      for (i, _) in ref.enumerated() {
+        ref[i] += Double(bias[(i / (shape[2] * shape[3])) % cout])
+        if ref[i] < 0 { ref[i] *= transposed ? 0 : 0.2 }
+      }
+      let out = try run(
+        d, transposed: transposed, x: x, xs: xs, w: w, ws: ws, bias: bias, r: values(ref.count, seed: 14))
+      let scale = ref.map { Swift.abs($0) }.max()!
+      XCTAssertLessThan(
+        zip(out.y, ref).map { Swift.abs(Double($0) - $1) }.max()!, 1e-5 * scale, "\(transposed) \(xs)")
+      // The gradients (the adjoint sub-pixel convolutions, also through Winograd) against the direct kernel's.
+      CPUBackend.winogradMinimumPositions = Int.max
+      let direct = try run(
+        d, transposed: transposed, x: x, xs: xs, w: w, ws: ws, bias: bias, r: values(ref.count, seed: 14))
+      CPUBackend.winogradMinimumPositions = 0
+      for (a, b) in zip(out.grads, direct.grads) {
+        let s = a.map { Swift.abs($0) }.max()!
+        XCTAssertLessThan(zip(a, b).map { Swift.abs($0 - $1) }.max()!, 1e-5 * s, "\(xs) gradients")
+      }
+    }
+  }
+
+  /// The layouts themselves: Winograd reading x through its space-to-depth view, or writing depth-to-space,
+  /// equals the plain convolution of the rearranged tensors.
+  func testWinogradLayoutsEqualExplicitRearrangement() throws {
+    let saved = CPUBackend.winogradMinimumPositions
+    CPUBackend.winogradMinimumPositions = 0
+    defer { CPUBackend.winogradMinimumPositions = saved }
+    let d = Device.cpu
+    let cpu = try XCTUnwrap(d.backend as? CPUBackend)
+    let (n, c, h, w, k) = (2, 20, 6, 9, 24)
+    let g = ConvGeometry(
+      n: n, c: c, h: h, w: w, kh: 3, kw: 3, strideH: 1, strideW: 1, padT: 1, padL: 1, padB: 1, padR: 1)
+    let weight = try Tensor(values(k * c * 9, seed: 21), shape: [k, c, 3, 3], on: d)
+    let bias = try Tensor(values(k, seed: 22), shape: [k], on: d)
+    // Space-to-depth input: x (n, c/4, 2h, 2w).
+    let x = try Tensor(values(n * c * h * w, seed: 23), shape: [n, c / 4, 2 * h, 2 * w], on: d)
+    let s2d = try x.reshaped([n, c / 4, h, 2, w, 2]).permuted([0, 1, 3, 5, 2, 4]).reshaped([n, c, h, w])
+    let plain = try s2d.conv2d(weight: weight, bias: bias, padding: 1).toArray()
+    let y = try Tensor(uninitialized: [n, k, h, w], on: d)
+    XCTAssertTrue(
+      cpu.subPixelWinograd(
+        x.buffer, weight: weight.buffer, bias: bias.buffer, y.buffer, g, cout: k, activation: .none,
+        activationAlpha: 0, layout: .spaceToDepthInput))
+    let got = try y.toArray()
+    for (a, b) in zip(got, plain) { XCTAssertEqual(a, b, accuracy: 1e-4) }
+    // Depth-to-space output: y (n, k/4, 2h, 2w).
+    let x2 = try Tensor(values(n * c * h * w, seed: 24), shape: [n, c, h, w], on: d)
+    let z = try x2.conv2d(weight: weight, bias: bias, padding: 1)
+    let d2s = try z.reshaped([n, k / 4, 2, 2, h, w]).permuted([0, 1, 4, 2, 5, 3]).reshaped([
+      n, k / 4, 2 * h, 2 * w,
+    ])
+    .toArray()
+    let y2 = try Tensor(uninitialized: [n, k / 4, 2 * h, 2 * w], on: d)
+    XCTAssertTrue(
+      cpu.subPixelWinograd(
+        x2.buffer, weight: weight.buffer, bias: bias.buffer, y2.buffer, g, cout: k, activation: .leakyRelu,
+        activationAlpha: 0.3, layout: .depthToSpaceOutput))
+    for (a, b) in zip(try y2.toArray(), d2s) { XCTAssertEqual(a, b > 0 ? b : 0.3 * b, accuracy: 1e-4) }
+  }
 }

@@ -38,8 +38,10 @@ void gpugen_repeat(const float* x, float* y, long n, int k);
 long gpugen_conv_s1_workspace(int C, int HO, int WO, int KH, int KW);
 /// dW (Cout, C, KH, KW) += the weight gradient of a stride-1 convolution over B images x (B, C, H, W) and
 /// dy (B, Cout, HO, WO); `work` holds gpugen_conv_wgrad_workspace(B, C, Cout, HO, WO, KH, KW) floats.
+/// s2d ≠ 0: x is read as its padded space-to-depth (each image (C/4, H, W) seen as (C, HO + KH − 1,
+/// WO + KW − 1), channel 4c + 2a + e holding x[c, 2i + a − 1, 2j + e − 1]; pt and pl unused).
 void gpugen_conv_s1_wgrad(const float* x, const float* dy, float* dw, int B, int C, int H, int W, int Cout, int KH,
-                          int KW, int pt, int pl, int HO, int WO, float* work);
+                          int KW, int pt, int pl, int HO, int WO, float* work, int s2d);
 /// Floats of scratch gpugen_conv_s1_wgrad needs for B images.
 long gpugen_conv_wgrad_workspace(int B, int C, int Cout, int HO, int WO, int KH, int KW);
 /// Packs blocks [b0, b1) of 8 output channels of w (Cout, K) for gpugen_conv_s1: block b at wpack + 8·K·b.
@@ -74,7 +76,8 @@ void gpugen_fix_mmap_threshold(long bytes);
 /// at bias + g·biasStride, or NULL) + res (shaped like y, or NULL) for the output tile rows [ty0, ty1) (4 output
 /// rows each; all: 0, ⌈HO/4⌉), with gpugen_wino_workspace(G, C, W, WO, K, pl, ty1 − ty0) floats of scratch. A
 /// block (V and M) stays in L2 with gpugen_wino_group(C, HO, WO) whole images per call, or, for one image that
-/// is too large, gpugen_wino_rows(C, HO, WO) tile rows per call.
+/// is too large, gpugen_wino_rows(C, HO, WO) tile rows per call. layout: 0, or bit 0 to read x as its
+/// space-to-depth view (each image (C/4, 2H, 2W)), bit 1 to write y depth-to-space (each image (K/4, 2HO, 2WO)).
 long gpugen_wino_weights_size(int C, int K);
 void gpugen_wino_weights(const float* w, float* U, int C, int K, int kb0, int kb1, float* scratch);
 /// Floats of scratch one gpugen_wino_weights call needs.
@@ -83,7 +86,8 @@ int gpugen_wino_group(int C, int HO, int WO);
 int gpugen_wino_rows(int C, int HO, int WO);
 long gpugen_wino_workspace(int G, int C, int W, int WO, int K, int pl, int rows);
 void gpugen_wino_conv(const float* x, float* y, int G, int C, int H, int W, int K, int pt, int pl, int HO, int WO,
-                      int ty0, int ty1, const float* U, const float* bias, long biasStride, const float* res, float* work);
+                      int ty0, int ty1, const float* U, const float* bias, long biasStride, const float* res, float* work,
+                      int layout);
 #endif
 
 /// The CPUs in this process's affinity mask (0 where unknown).

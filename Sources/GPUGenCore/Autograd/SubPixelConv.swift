@@ -115,14 +115,28 @@ extension Tensor {
   ) throws -> Tensor {
     let (n, c, h, w) = (shape[0], shape[1], shape[2], shape[3])
     let o = weight.shape[0]
-    let s2d = try reshaped([n, c, h / 2, 2, w / 2, 2]).permuted([0, 1, 3, 5, 2, 4]).reshaped([
-      n, 4 * c, h / 2, w / 2,
-    ])
     // K[o, 4c + 2a + b, t, u] = W[o, c, 2t + a − 1, 2u + b − 1]: W[…, 2k₂ + a′, …] goes to a = 1 − a′,
     // t = k₂ + a′ (one strided copy into zeros).
     let k = try weight.scattered(
       into: [o, 4 * c, 3, 3], view: [o, c, 2, 2, 2, 2], destStrides: [36 * c, 36, 3, -15, 1, -8],
       destOffset: 27)
+    if imageBias == nil, residual == nil, let cpu = backend as? CPUBackend {
+      // Winograd reads the space-to-depth view straight from x (no rearranged copy).
+      let y = try Tensor(uninitialized: [n, o, h / 2, w / 2], on: device)
+      let g = ConvGeometry(
+        n: n, c: 4 * c, h: h / 2, w: w / 2, kh: 3, kw: 3, strideH: 1, strideW: 1, padT: 1, padL: 1, padB: 1,
+        padR: 1)
+      if y.count > 0
+        && cpu.subPixelWinograd(
+          buffer, weight: k.buffer, bias: bias?.buffer, y.buffer, g, cout: o, activation: activation,
+          activationAlpha: activationAlpha, layout: .spaceToDepthInput)
+      {
+        return y
+      }
+    }
+    let s2d = try reshaped([n, c, h / 2, 2, w / 2, 2]).permuted([0, 1, 3, 5, 2, 4]).reshaped([
+      n, 4 * c, h / 2, w / 2,
+    ])
     return try s2d.conv2d(
       weight: k, bias: bias, stride: (1, 1), padding: (1, 1, 1, 1), activation: activation,
       activationAlpha: activationAlpha, imageBias: imageBias, residual: residual)
@@ -135,10 +149,18 @@ extension Tensor {
     let (n, c, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
     let o = dy.shape[1]
     let (hp, wp) = (h / 2 + 1, w / 2 + 1)
-    let s2d = try x.paddedSpaceToDepth()
     let g = ConvGeometry(
       n: n, c: 4 * c, h: hp, w: wp, kh: 2, kw: 2, strideH: 1, strideW: 1, padT: 0, padL: 0, padB: 0, padR: 0)
-    let k = try Tensor.convWeightGradient(s2d, dy, g, cout: o)  // (O, (c, a, b)·(t, u))
+    var k: Tensor
+    if let cpu = x.backend as? CPUBackend {
+      // The CPU kernel gathers the padded space-to-depth from x itself.
+      k = try Tensor(uninitialized: [o, g.k], on: x.device)
+      if !cpu.weightGradient(x.buffer, dy.buffer, k.buffer, g, cout: o, spaceToDepth: true) {
+        k = try Tensor.convWeightGradient(try x.paddedSpaceToDepth(), dy, g, cout: o)
+      }
+    } else {
+      k = try Tensor.convWeightGradient(try x.paddedSpaceToDepth(), dy, g, cout: o)  // (O, (c, a, b)·(t, u))
+    }
     return try k.reshaped([o, c, 2, 2, 2, 2]).permuted([0, 1, 4, 2, 5, 3]).reshaped([o, c, 4, 4])
   }
 
@@ -189,6 +211,19 @@ extension Tensor {
     // The bias of output channel o is that of its four phases (o, a, b).
     let zBias = try bias.map {
       try ($0.reshaped([o, 1]) + Tensor.zeros([o, 4], on: x.device)).reshaped([4 * o])
+    }
+    if let cpu = x.backend as? CPUBackend {
+      // Winograd writes the depth-to-space output directly (no rearranged copy).
+      let y = try Tensor(uninitialized: outputShape, on: x.device)
+      let g = ConvGeometry(
+        n: n, c: c, h: h, w: w, kh: 3, kw: 3, strideH: 1, strideW: 1, padT: 1, padL: 1, padB: 1, padR: 1)
+      if y.count > 0
+        && cpu.subPixelWinograd(
+          x.buffer, weight: k.buffer, bias: zBias?.buffer, y.buffer, g, cout: 4 * o, activation: activation,
+          activationAlpha: activationAlpha, layout: .depthToSpaceOutput)
+      {
+        return y
+      }
     }
     // The activation commutes with depth-to-space, so it is fused into the convolution.
     let z = try x.conv2d(

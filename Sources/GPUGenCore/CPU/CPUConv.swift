@@ -224,7 +224,7 @@ extension CPUBackend {
   func winograd(
     _ xp: UnsafeMutablePointer<Float>, _ wp: UnsafeMutablePointer<Float>, _ yp: UnsafeMutablePointer<Float>,
     _ g: ConvGeometry, cout: Int, bias bp: (Int) -> UnsafeMutablePointer<Float>?, biasStride: Int,
-    residual rp: UnsafeMutablePointer<Float>?
+    residual rp: UnsafeMutablePointer<Float>?, layout: SubPixelLayout = .plain
   ) {
     let (c, k) = (Int32(g.c), Int32(cout))
     let u = UnsafeMutablePointer<Float>.allocate(capacity: gpugen_wino_weights_size(c, k))
@@ -253,7 +253,7 @@ extension CPUBackend {
             xp + n * inImage, yp + n * outImage, Int32(Swift.min(size, images.upperBound - n)), c, Int32(g.h),
             Int32(g.w), k, Int32(g.padT), Int32(g.padL), Int32(g.ho), Int32(g.wo), Int32(r),
             Int32(Swift.min(r + step, rows.upperBound)), u, bp(n), biasStride, rp.map { $0 + n * outImage },
-            work)
+            work, layout.rawValue)
         }
       }
     }
@@ -269,6 +269,33 @@ extension CPUBackend {
         }
       }
     }
+  }
+
+  /// A 3×3 stride-1 padding-1 convolution of geometry `g` (+ `bias`, then `activation`) through Winograd,
+  /// reading x as its space-to-depth view or writing y depth-to-space (`layout`), so that the sub-pixel
+  /// convolutions need no rearranging copy. False (nothing written) where Winograd does not apply.
+  func subPixelWinograd(
+    _ x: Buffer, weight: Buffer, bias: Buffer?, _ y: Buffer, _ g: ConvGeometry, cout: Int,
+    activation: Activation, activationAlpha: Float, layout: SubPixelLayout
+  ) -> Bool {
+    guard g.kh == 3, g.kw == 3, g.strideH == 1, g.strideW == 1, Self.winogradApplies(g, cout: cout),
+      layout != .spaceToDepthInput || g.c % 4 == 0, layout != .depthToSpaceOutput || cout % 4 == 0
+    else { return false }
+    let label =
+      Self.profiling ? "conv2d \(g.n)x\(g.c)x\(g.h)x\(g.w)->\(cout) k3 s1 \(layout)" : "conv2d"
+    timed(label) {
+      let yp = ptr(y), p = g.ho * g.wo
+      let shared = bias.map(ptr)
+      winograd(
+        ptr(x), ptr(weight), yp, g, cout: cout, bias: { _ in shared }, biasStride: 0, residual: nil,
+        layout: layout)
+      guard activation != .none else { return }
+      // Elementwise, so the layout of y does not matter.
+      Parallel.forEach(g.n * cout * p, cost: 2) { r in
+        for i in r { yp[i] = cpuActivate(yp[i], activation, activationAlpha) }
+      }
+    }
+    return true
   }
 
   public func groupNorm(
@@ -295,4 +322,16 @@ extension CPUBackend {
       }
     }
   }
+}
+
+/// How `CPUBackend.subPixelWinograd` reads its input and writes its output (the factor is 2).
+enum SubPixelLayout: Int32 {
+  /// Plain NCHW in and out.
+  case plain = 0
+  /// The input (N, C/4, 2H, 2W) is read as its space-to-depth view (N, C, H, W): channel 4c + 2a + b holds
+  /// x[c, 2i + a, 2j + b].
+  case spaceToDepthInput = 1
+  /// The output (N, K, H, W) is written depth-to-space as (N, K/4, 2H, 2W): channel 4o + 2a + b goes to
+  /// y[o, 2i + a, 2j + b].
+  case depthToSpaceOutput = 2
 }

@@ -106,9 +106,25 @@ extension CPUBackend {
     throws
     -> Bool
   {
+    weightGradient(x, dy, dw, g, cout: cout, spaceToDepth: false)
+  }
+
+  /// The stride-1 weight-gradient kernel; with `spaceToDepth`, x is the (N, C/4, 2(H − 1), 2(W − 1)) tensor
+  /// whose padded space-to-depth is g's input (N, C, H, W) (channel 4c + 2a + e, row i, column j holding
+  /// x[c, 2i + a − 1, 2j + e − 1]), gathered inside the kernel instead of materialised.
+  func weightGradient(
+    _ x: Buffer, _ dy: Buffer, _ dw: Buffer, _ g: ConvGeometry, cout: Int, spaceToDepth: Bool
+  )
+    -> Bool
+  {
     guard g.strideH == 1, g.strideW == 1, !g.isPointwise, g.n > 0, g.ho > 0, g.wo > 0 else { return false }
-    timed(Self.profiling ? "convWeightGrad \(g.n)x\(g.c)x\(g.h)x\(g.w)->\(cout) k\(g.kh)" : "convWeightGrad")
-    {
+    if spaceToDepth && (g.c % 4 != 0 || g.padT != 0 || g.padL != 0 || g.padB != 0 || g.padR != 0) {
+      return false
+    }
+    // The image x holds: the physical (C/4, 2(H − 1), 2(W − 1)) with spaceToDepth.
+    let (xh, xw) = spaceToDepth ? (2 * (g.h - 1), 2 * (g.w - 1)) : (g.h, g.w)
+    let label = "convWeightGrad \(g.n)x\(g.c)x\(g.h)x\(g.w)->\(cout) k\(g.kh)\(spaceToDepth ? " s2d" : "")"
+    timed(Self.profiling ? label : "convWeightGrad") {
       let xp = ptr(x), dyp = ptr(dy), dwp = ptr(dw)
       let size = cout * g.k
       let workers = Swift.min(Parallel.cores, g.n)
@@ -134,9 +150,10 @@ extension CPUBackend {
         while start < hi {
           let b = Swift.min(chunk, hi - start)
           gpugen_conv_s1_wgrad(
-            xp + start * g.c * g.h * g.w, dyp + start * cout * g.ho * g.wo, out, Int32(b), Int32(g.c),
-            Int32(g.h), Int32(g.w), Int32(cout), Int32(g.kh), Int32(g.kw), Int32(g.padT), Int32(g.padL),
-            Int32(g.ho), Int32(g.wo), work.assumingMemoryBound(to: Float.self))
+            xp + start * (spaceToDepth ? g.c / 4 : g.c) * xh * xw, dyp + start * cout * g.ho * g.wo, out,
+            Int32(b), Int32(g.c), Int32(xh), Int32(xw), Int32(cout), Int32(g.kh), Int32(g.kw), Int32(g.padT),
+            Int32(g.padL), Int32(g.ho), Int32(g.wo), work.assumingMemoryBound(to: Float.self),
+            spaceToDepth ? 1 : 0)
           start += b
         }
       }
