@@ -135,4 +135,16 @@ public enum CheckpointWriter {
       throw TrainingError.checkpoint("\(dir.appendingPathComponent(path).path): \(error)")
     }
   }
+
+  /// Reads a safetensors file of a checkpoint folder (optimizer moments, EMA weights) and refuses a NaN or
+  /// ±Inf in any of its tensors as a model's weights are refused on load, naming the file and the tensor.
+  public static func readFinite(_ path: String, in dir: URL) throws -> SafeTensorsFile {
+    let file = try read(path, in: dir)
+    for name in file.order {
+      do { try ModuleError.checkFinite(name, file.tensors[name]?.values ?? []) } catch let e as ModuleError {
+        throw TrainingError.checkpoint("\(path): \(e)")
+      }
+    }
+    return file
+  }
 }
