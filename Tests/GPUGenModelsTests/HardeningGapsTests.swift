@@ -165,6 +165,10 @@ extension HardeningTests {
       try Data("old".utf8).write(to: out.appendingPathComponent(f))
       try fm.linkItem(at: out.appendingPathComponent(f), to: keep.appendingPathComponent("\(i)"))
     }
+    // What a run killed while writing its plot and a sample grid left behind.
+    for stale in [".loss.png.tmp-99999-0", "samples/.step-00000009.png.tmp-99999-0"] {
+      try Data("half".utf8).write(to: out.appendingPathComponent(stale))
+    }
     let r = try runGpugen(args + ["--out", out.path])
     XCTAssertEqual(r.0, 0, r.2, line: line)
     for (i, f) in files.enumerated() {
