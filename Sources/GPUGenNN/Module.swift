@@ -34,6 +34,13 @@ public enum ModuleError: Error, CustomStringConvertible, Equatable {
       return "weight \(n) holds \(v) at flat index \(i); weights must be finite"
     }
   }
+
+  /// Throws `nonFinite` naming `name` at the first NaN or ±Inf of `values`.
+  public static func checkFinite(_ name: String, _ values: [Float]) throws {
+    if let i = values.firstIndex(where: { !$0.isFinite }) {
+      throw ModuleError.nonFinite(name: name, index: i, value: values[i])
+    }
+  }
 }
 
 /// A layer or model: named parameters, buffers and children, a train/eval mode, strict load and save.
@@ -204,9 +211,7 @@ open class Module {
       guard d.shape == expected || (d.values.count == t.count && (d.shape.isEmpty || expected.isEmpty)) else {
         throw ModuleError.shape(name: name, found: d.shape, expected: expected)
       }
-      if let i = d.values.firstIndex(where: { !$0.isFinite }) {
-        throw ModuleError.nonFinite(name: name, index: i, value: d.values[i])
-      }
+      try ModuleError.checkFinite(name, d.values)
       plan.append((t, d))
     }
     if strict {

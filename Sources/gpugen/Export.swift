@@ -55,12 +55,11 @@ struct Export: ParsableCommand {
         }
       }
     }
-    // Build the copy next to --out and rename it into place once complete.
-    let staging = target.deletingLastPathComponent().appendingPathComponent(
-      ".\(target.lastPathComponent).partial-\(getpid())")
-    try? fm.removeItem(at: staging)
-    do {
-      let pipeline = fm.fileExists(atPath: source.appendingPathComponent("model_index.json").path)
+    // Built in a hidden folder beside --out and renamed into place once complete: a failed export leaves none.
+    let pipeline = fm.fileExists(atPath: source.appendingPathComponent("model_index.json").path)
+    try fm.createDirectory(at: target.deletingLastPathComponent(), withIntermediateDirectories: true)
+    let outputs = StagedOutputs()
+    try outputs.stageFolder(target) { staging in
       let unetOut = pipeline ? staging.appendingPathComponent("unet") : staging
       try fm.createDirectory(at: unetOut, withIntermediateDirectories: true)
       if pipeline {
@@ -78,11 +77,8 @@ struct Export: ParsableCommand {
       try SafeTensors.write(
         file.order.map { ($0, file.tensors[$0]!) }, metadata: file.metadata, dtype: storage,
         to: unetOut.appendingPathComponent(weightsName))
-      try fm.moveItem(at: staging, to: target)
-    } catch {
-      try? fm.removeItem(at: staging)
-      throw error
     }
+    try outputs.commit()
     let before = (try? fm.attributesOfItem(atPath: weightsURL.path)[.size] as? Int) ?? 0
     let written = target.appendingPathComponent(
       fm.fileExists(atPath: target.appendingPathComponent("unet").path) ? "unet/\(weightsName)" : weightsName)
@@ -102,12 +98,10 @@ struct Export: ParsableCommand {
     guard !fm.fileExists(atPath: target.path) else {
       throw ModelError.input("\(out) already exists; choose a new --out folder")
     }
-    let staging = target.deletingLastPathComponent().appendingPathComponent(
-      ".\(target.lastPathComponent).partial-\(getpid())")
-    try? fm.removeItem(at: staging)
     var tensors = 0, bytes = 0
-    do {
-      try fm.createDirectory(at: staging, withIntermediateDirectories: true)
+    try fm.createDirectory(at: target.deletingLastPathComponent(), withIntermediateDirectories: true)
+    let outputs = StagedOutputs()
+    try outputs.stageFolder(target) { staging in
       try fm.copyItem(
         at: source.appendingPathComponent(GANModelConfig.fileName),
         to: staging.appendingPathComponent(GANModelConfig.fileName))
@@ -134,11 +128,8 @@ struct Export: ParsableCommand {
         tensors += file.order.count
         bytes += (try? fm.attributesOfItem(atPath: written.path)[.size] as? Int) ?? 0
       }
-      try fm.moveItem(at: staging, to: target)
-    } catch {
-      try? fm.removeItem(at: staging)
-      throw error
     }
+    try outputs.commit()
     print(
       "gpugen: wrote \(out): a GAN folder, \(tensors) tensors as \(storage.rawValue) (\(bytes) bytes of weights)"
     )

@@ -244,7 +244,9 @@ final class DiffusionRun: TrainingRun {
     }
     let dir = outDir.appendingPathComponent("samples")
     try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-    try Image8.grid(images, shape: [n] + sampler.imageShape, columns: classes ?? 8).zoomed(2).writePNG(
-      to: dir.appendingPathComponent(String(format: "step-%08d.png", trainer.step)))
+    let grid = try Image8.grid(images, shape: [n] + sampler.imageShape, columns: classes ?? 8).zoomed(2)
+    try StagedOutputs.replace(dir.appendingPathComponent(String(format: "step-%08d.png", trainer.step))) {
+      try grid.writePNG(to: $0)
+    }
   }
 }

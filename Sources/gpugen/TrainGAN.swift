@@ -278,12 +278,13 @@ final class GANRun: TrainingRun {
       let n = classes.map { 8 * $0.count } ?? 64
       let images = try GANOps.sample(
         model, count: n, batchSize: n, seed: 0, labels: classes, device: trainer.device)
-      try Image8.grid(images, shape: [n] + model.sampleShape, columns: classes?.count ?? 8)
-        .zoomed(2).writePNG(to: dir.appendingPathComponent(name))
+      let grid = try Image8.grid(images, shape: [n] + model.sampleShape, columns: classes?.count ?? 8).zoomed(
+        2)
+      try StagedOutputs.replace(dir.appendingPathComponent(name)) { try grid.writePNG(to: $0) }
     case .toy(let toy):
-      try ToyScatter.render(
-        signal.points, dataset: toy, title: "step \(trainer.step): \(signal.summary)"
-      ).writePNG(to: dir.appendingPathComponent(name))
+      let plot = ToyScatter.render(
+        signal.points, dataset: toy, title: "step \(trainer.step): \(signal.summary)")
+      try StagedOutputs.replace(dir.appendingPathComponent(name)) { try plot.writePNG(to: $0) }
     }
     try GANCollapse.append(step: trainer.step, signal, to: outDir)
   }

@@ -172,8 +172,10 @@ func writeToyScatter(_ points: [Float], dataset: ToyDataset, step: Int, to outDi
   let dir = outDir.appendingPathComponent("samples")
   try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
   let s = ToyMetrics.score(points, dataset: dataset)
-  try ToyScatter.render(points, dataset: dataset, title: "step \(step): \(s.summary)").writePNG(
-    to: dir.appendingPathComponent(String(format: "step-%08d.png", step)))
+  let plot = ToyScatter.render(points, dataset: dataset, title: "step \(step): \(s.summary)")
+  try StagedOutputs.replace(dir.appendingPathComponent(String(format: "step-%08d.png", step))) {
+    try plot.writePNG(to: $0)
+  }
 }
 
 /// The number of points each toy scatter plot during training shows.

@@ -209,18 +209,23 @@ final class VAERun: TrainingRun {
     try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
     let device = trainer.device
     let prior = try VAEOps.sample(model, count: 64, batchSize: 64, seed: 0, temperature: 1, device: device)
-    try Image8.grid(
+    let priorGrid = try Image8.grid(
       VAEOps.toSigned(prior, range: model.dataRange), shape: [64] + model.imageShape, columns: 8
-    )
-    .zoomed(2).writePNG(to: dir.appendingPathComponent(String(format: "prior-%08d.png", trainer.step)))
+    ).zoomed(2)
+    try StagedOutputs.replace(dir.appendingPathComponent(String(format: "prior-%08d.png", trainer.step))) {
+      try priorGrid.writePNG(to: $0)
+    }
     let data = trainer.data
     let n = Swift.min(16, data.count)
     let originals = VAETrainer.unitImages(data, Array(0..<n))
     let (mu, _) = try VAEOps.encode(model, images: originals, count: n, batchSize: n, device: device)
     let recon = try VAEOps.decode(model, latents: mu, count: n, batchSize: n, device: device)
     let both: [Float] = originals + recon
-    try Image8.grid(
+    let reconGrid = try Image8.grid(
       VAEOps.toSigned(both, range: model.dataRange), shape: [2 * n] + model.imageShape, columns: n
-    ).zoomed(2).writePNG(to: dir.appendingPathComponent(String(format: "recon-%08d.png", trainer.step)))
+    ).zoomed(2)
+    try StagedOutputs.replace(dir.appendingPathComponent(String(format: "recon-%08d.png", trainer.step))) {
+      try reconGrid.writePNG(to: $0)
+    }
   }
 }

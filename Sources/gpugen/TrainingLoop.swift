@@ -165,7 +165,8 @@ final class TrainingLog {
           color: colors.1)
       }
     }
-    try plot.render(width: 720, height: 400).writePNG(to: url)
+    let image = plot.render(width: 720, height: 400)
+    try StagedOutputs.replace(url) { try image.writePNG(to: $0) }
   }
 }
 

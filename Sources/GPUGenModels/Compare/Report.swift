@@ -237,6 +237,15 @@ public struct ComparisonReport: Sendable {
   /// Writes index.html, report.md, report.json (`json` plus the marker) and figures/ into `dir`.
   public func write(to dir: URL, json: [String: Any]) throws {
     try Self.checkOutputFolder(dir)
+    // Written whole into a hidden folder beside `dir`, which replaces `dir` (an earlier report) only at the
+    // end: a run that fails part way leaves the earlier report, or nothing.
+    let outputs = StagedOutputs()
+    try outputs.stageFolder(dir) { try writeFiles(to: $0, json: json) }
+    try outputs.commit()
+  }
+
+  /// Writes figures/, report.json, report.md and index.html into the folder `dir`.
+  func writeFiles(to dir: URL, json: [String: Any]) throws {
     let fm = FileManager.default
     let figures = dir.appendingPathComponent("figures")
     try fm.createDirectory(at: figures, withIntermediateDirectories: true)
@@ -255,8 +264,8 @@ public struct ComparisonReport: Sendable {
       ]
     }
     let data = try JSONSerialization.data(withJSONObject: o, options: [.prettyPrinted, .sortedKeys])
-    try data.write(to: dir.appendingPathComponent("report.json"), options: .atomic)
-    try Data(renderMarkdown().utf8).write(to: dir.appendingPathComponent("report.md"), options: .atomic)
-    try Data(renderHTML().utf8).write(to: dir.appendingPathComponent("index.html"), options: .atomic)
+    try data.write(to: dir.appendingPathComponent("report.json"))
+    try Data(renderMarkdown().utf8).write(to: dir.appendingPathComponent("report.md"))
+    try Data(renderHTML().utf8).write(to: dir.appendingPathComponent("index.html"))
   }
 }

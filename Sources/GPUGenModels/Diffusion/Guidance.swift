@@ -81,6 +81,19 @@ public struct GuidedDenoiser: Denoiser {
   /// The model's real classes (the null label excluded).
   public var classCount: Int? { model.classCount }
 
+  /// The model's estimate for the batch it is called on: twice `batch` (the conditional and the
+  /// unconditional copies) when guidance is active.
+  public func activationEstimate(batch: Int) -> ActivationEstimate? {
+    guard guidance.isActive else { return model.activationEstimate(batch: batch) }
+    let (doubled, overflow) = batch.multipliedReportingOverflow(by: 2)
+    guard var e = model.activationEstimate(batch: overflow ? Int.max : doubled) else { return nil }
+    if overflow { (e.bytes, e.largestBuffer) = (nil, nil) }
+    e.what =
+      "a batch of \(batch) images with classifier-free guidance (\(overflow ? "2 × \(batch)" : "\(doubled)") "
+      + "through the model at once)"
+    return e
+  }
+
   /// The guided output for x (N, C, H, W) under `classLabels` (one per sample, or one for all): one model call
   /// on the 2N batch [x; x] with labels [labels; null…], split into its conditional and unconditional halves.
   public func callAsFunction(_ x: Tensor, timesteps: [Double], classLabels: [Int]?) throws -> Tensor {

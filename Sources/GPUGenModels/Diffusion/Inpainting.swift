@@ -199,6 +199,7 @@ public enum Inpainting {
     guard q.count > 0, q.batchSize > 0 else {
       throw ModelError.input("the image count and batch size must be positive")
     }
+    try denoiser.activationEstimate(batch: Swift.min(q.batchSize, q.count))?.check(on: device)
     try MemoryBudget.check(
       checkedProduct([q.count, per, 4]), for: "\(q.count) images of \(shape) (the result)", on: Device.cpu,
       flag: "--n")

@@ -50,6 +50,26 @@ public struct SampleRequest: Sendable {
   }
 }
 
+/// The device memory one model call on a batch needs at once, as its denoiser estimates it (a lower bound).
+public struct ActivationEstimate: Sendable, Equatable {
+  /// The bytes live at once (nil: more than `Int` can count).
+  public var bytes: Int?
+  /// The largest single buffer among them (nil: more than `Int` can count).
+  public var largestBuffer: Int?
+  /// What needs them, for the message ("a batch of 8 images through the UNet").
+  public var what: String
+
+  /// An estimate of `bytes` in all, `largestBuffer` at most in one buffer, for `what`.
+  public init(bytes: Int?, largestBuffer: Int?, what: String) {
+    (self.bytes, self.largestBuffer, self.what) = (bytes, largestBuffer, what)
+  }
+
+  /// Throws unless the estimate fits on `device` (see `MemoryBudget.check`), naming --batch-size.
+  public func check(on device: Device) throws {
+    try MemoryBudget.check(bytes, largestBuffer: largestBuffer, for: what, on: device, flag: "--batch-size")
+  }
+}
+
 /// A model the samplers can drive: ε̂ (or v̂ / x̂₀) for a batch at one timestep.
 public protocol Denoiser {
   /// The device the model runs on.
@@ -60,11 +80,33 @@ public protocol Denoiser {
   var classCount: Int? { get }
   /// Evaluates the model on x (N, C, H, W).
   func callAsFunction(_ x: Tensor, timesteps: [Double], classLabels: [Int]?) throws -> Tensor
+  /// The device memory one call on a batch of `batch` samples needs at once; nil when the model gives none.
+  func activationEstimate(batch: Int) -> ActivationEstimate?
+}
+
+extension Denoiser {
+  /// No estimate (models small enough that any batch whose result fits in RAM fits).
+  public func activationEstimate(batch: Int) -> ActivationEstimate? { nil }
 }
 
 extension UNet2D: Denoiser {
   public var imageShape: [Int] { [config.inChannels, config.sampleSize, config.sampleSize] }
   public var classCount: Int? { config.realClassCount }
+
+  /// A batch's widest activation (level i holds block_out_channels[i] channels at sample_size / 2^i), and
+  /// three such live at once (a convolution's input, its output and the residual): a lower bound, as the
+  /// convolution workspaces run in chunks that fit (issue #14).
+  public func activationEstimate(batch: Int) -> ActivationEstimate? {
+    var widest = Swift.max(config.inChannels, config.outChannels) * config.sampleSize * config.sampleSize
+    for (i, c) in config.blockOutChannels.enumerated() {
+      let side = Swift.max(config.sampleSize >> Swift.min(i, 62), 1)
+      widest = Swift.max(widest, checkedProduct([c, side, side]) ?? Int.max)
+    }
+    let one = checkedProduct([batch, widest, 4])
+    return ActivationEstimate(
+      bytes: one.flatMap { checkedProduct([$0, 3]) }, largestBuffer: one,
+      what: "a batch of \(batch) images through the UNet")
+  }
 }
 
 /// Runs plans with a denoiser.
@@ -91,21 +133,9 @@ public struct DiffusionSampler {
     guard request.count > 0, request.batchSize > 0 else {
       throw ModelError.input("--n and --batch-size must be positive")
     }
-    // A batch's widest activation (level i holds block_out_channels[i] channels at sample_size / 2^i), and
-    // three such live at once (a convolution's input, its output and the residual), must fit on the device:
-    // a lower bound, as the convolution workspaces run in chunks that fit (issue #14).
-    if let config = (unet as? UNet2D)?.config {
-      let batch = Swift.min(request.batchSize, request.count)
-      var widest = Swift.max(config.inChannels, config.outChannels) * config.sampleSize * config.sampleSize
-      for (i, c) in config.blockOutChannels.enumerated() {
-        let side = Swift.max(config.sampleSize >> Swift.min(i, 62), 1)
-        widest = Swift.max(widest, checkedProduct([c, side, side]) ?? Int.max)
-      }
-      let one = checkedProduct([batch, widest, 4])
-      try MemoryBudget.check(
-        one.flatMap { checkedProduct([$0, 3]) }, largestBuffer: one,
-        for: "a batch of \(batch) images through the UNet", on: device, flag: "--batch-size")
-    }
+    // What one model call on a batch needs must fit on the device (a guided model's call runs on twice the
+    // batch: it reports that).
+    try unet.activationEstimate(batch: Swift.min(request.batchSize, request.count))?.check(on: device)
     // The result is held on the host: check it fits before anything is allocated.
     try MemoryBudget.check(
       checkedProduct([request.count, per, 4]), for: "\(request.count) images of \(imageShape) (the result)",

@@ -74,6 +74,8 @@ public enum GANCollapse {
         ? "collapse signal: modes covered" : "collapse signal: class-histogram entropy",
       xLabel: "step", yLabel: signal.name)
     plot.add(signal.name, x: rows.map(\.0), y: rows.map(\.1), color: RGB8(20, 60, 170))
-    try plot.writePNG(to: outDir.appendingPathComponent("collapse.png"), width: 720, height: 400)
+    try StagedOutputs.replace(outDir.appendingPathComponent("collapse.png")) {
+      try plot.writePNG(to: $0, width: 720, height: 400)
+    }
   }
 }

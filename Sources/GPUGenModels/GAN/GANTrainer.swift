@@ -445,7 +445,7 @@ public final class GANTrainer {
     }
     try load(t.generator, "training_state/generator.safetensors")
     try load(t.discriminator, "\(GANModel.discriminatorFolder)/\(ModelFolder.weightsFile)")
-    let exported = try CheckpointWriter.read(
+    let exported = try CheckpointWriter.readFinite(
       "\(GANModel.generatorFolder)/\(ModelFolder.weightsFile)", in: dir)
     let shadow = try t.namesG.map { name -> Tensor in
       guard let v = exported.tensors[name] else {
@@ -458,7 +458,7 @@ public final class GANTrainer {
       (t.optimizerG, "optimizer_g", t.namesG, state.optimizerStepG),
       (t.optimizerD, "optimizer_d", t.namesD, state.optimizerStepD),
     ] {
-      let o = try CheckpointWriter.read("training_state/\(file).safetensors", in: dir)
+      let o = try CheckpointWriter.readFinite("training_state/\(file).safetensors", in: dir)
       try opt.importState(try o.tensors.mapValues { try Tensor($0, on: device) }, step: n, names: names)
     }
     t.step = state.step

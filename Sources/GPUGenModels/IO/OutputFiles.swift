@@ -139,10 +139,10 @@ public struct OutputFolderLocked: Error, CustomStringConvertible, Equatable {
   }
 }
 
-/// Output files written all or nothing: each is written to a temporary file beside its destination, and
-/// `commit` renames them all into place; anything not committed is removed.
+/// Output files and folders written all or nothing: each is written to a temporary file or hidden folder
+/// beside its destination, and `commit` renames them all into place; anything not committed is removed.
 public final class StagedOutputs {
-  private var staged: [(temp: URL, final: URL)] = []
+  private var staged: [(temp: URL, final: URL, folder: Bool)] = []
 
   /// An empty set.
   public init() {}
@@ -153,18 +153,47 @@ public final class StagedOutputs {
     if FileManager.default.fileExists(atPath: path, isDirectory: &isDir), isDir.boolValue {
       throw FileSystemError(path: path, operation: "write", code: EISDIR)
     }
-    let parent = URL(fileURLWithPath: path).deletingLastPathComponent().path
+    try checkParent(of: URL(fileURLWithPath: path))
+  }
+
+  /// Throws unless the folder that is to hold `url` exists.
+  static func checkParent(of url: URL) throws {
+    var isDir: ObjCBool = false
+    let parent = url.deletingLastPathComponent().path
     if !FileManager.default.fileExists(atPath: parent, isDirectory: &isDir) {
       throw FileSystemError(path: parent, operation: "write into", code: ENOENT)
     }
     if !isDir.boolValue { throw FileSystemError(path: parent, operation: "write into", code: ENOTDIR) }
   }
 
+  /// The temporary beside `url` for this process's `index`-th staged output: `.NAME.tmp-PID-INDEX`.
+  static func temporary(for url: URL, index: Int) -> URL {
+    url.deletingLastPathComponent().appendingPathComponent(
+      ".\(url.lastPathComponent).tmp-\(getpid())-\(index)")
+  }
+
+  /// Removes the temporaries of `url` that processes no longer running left beside it (a killed or crashed
+  /// writer's half-written file or folder). Returns their names.
+  @discardableResult
+  public static func removeStaleTemporaries(of url: URL) -> [String] {
+    let dir = url.deletingLastPathComponent()
+    let prefix = ".\(url.lastPathComponent).tmp-"
+    let names = (try? FileManager.default.contentsOfDirectory(atPath: dir.path)) ?? []
+    var removed: [String] = []
+    for name in names.sorted() where name.hasPrefix(prefix) {
+      guard let pid = Int32(name.dropFirst(prefix.count).prefix { $0 != "-" }), pid > 0,
+        pid != getpid(), kill(pid, 0) != 0, errno == ESRCH
+      else { continue }
+      try? FileManager.default.removeItem(at: dir.appendingPathComponent(name))
+      removed.append(name)
+    }
+    return removed
+  }
+
   /// Writes one output through `write`, which is handed the temporary path beside `url`.
   public func stage(_ url: URL, _ write: (URL) throws -> Void) throws {
     try Self.checkDestination(url.path)
-    let temp = url.deletingLastPathComponent().appendingPathComponent(
-      ".\(url.lastPathComponent).tmp-\(getpid())-\(staged.count)")
+    let temp = Self.temporary(for: url, index: staged.count)
     // Create the file first, so that a folder that cannot take it fails with its errno, whatever `write` says.
     let fd = open(temp.path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
     guard fd >= 0 else { throw FileSystemError(path: url.path, operation: "write", code: errno) }
@@ -176,22 +205,75 @@ public final class StagedOutputs {
       }
       throw error
     }
-    staged.append((temp, url))
+    staged.append((temp, url, false))
   }
 
-  /// Renames every staged file into place.
-  public func commit() throws {
-    for (temp, final) in staged {
-      guard rename(temp.path, final.path) == 0 else {
-        throw FileSystemError(path: final.path, operation: "write", code: errno)
-      }
+  /// Writes one output folder through `write`, which is handed an empty hidden folder beside `url` to fill.
+  /// On `commit` the folder replaces `url` (a folder `url` already held is removed only then: the caller
+  /// decides beforehand whether it may be replaced).
+  public func stageFolder(_ folder: URL, _ write: (URL) throws -> Void) throws {
+    let url = folder.standardizedFileURL
+    var isDir: ObjCBool = false
+    if FileManager.default.fileExists(atPath: url.path, isDirectory: &isDir), !isDir.boolValue {
+      throw FileSystemError(path: url.path, operation: "write folder", code: ENOTDIR)
     }
-    staged = []
+    try Self.checkParent(of: url)
+    Self.removeStaleTemporaries(of: url)
+    let temp = Self.temporary(for: url, index: staged.count)
+    try? FileManager.default.removeItem(at: temp)
+    guard mkdir(temp.path, 0o755) == 0 else {
+      throw FileSystemError(path: url.path, operation: "write folder", code: errno)
+    }
+    do { try write(temp) } catch {
+      try? FileManager.default.removeItem(at: temp)
+      if let fs = FileSystemError.from(error, path: url.path) {
+        throw FileSystemError(path: url.path, operation: "write", code: fs.code)
+      }
+      throw error
+    }
+    staged.append((temp, url, true))
+  }
+
+  /// Writes one file through `write` (handed a temporary path beside `url`) and renames it over `url` at
+  /// once: a kill or a failure part way leaves the previous file whole (or none), never a truncated one.
+  public static func replace(_ url: URL, _ write: (URL) throws -> Void) throws {
+    removeStaleTemporaries(of: url)
+    let outputs = StagedOutputs()
+    try outputs.stage(url, write)
+    try outputs.commit()
+  }
+
+  /// Renames every staged file and folder into place (a folder that held the destination is removed).
+  public func commit() throws {
+    while let (temp, final, folder) = staged.first {
+      var isDir: ObjCBool = false
+      if folder, FileManager.default.fileExists(atPath: final.path, isDirectory: &isDir), isDir.boolValue {
+        // A folder cannot be renamed over a non-empty one: move the old aside, put the new in place, then
+        // remove the old (restored if the new cannot take its place).
+        let old = final.deletingLastPathComponent().appendingPathComponent(
+          ".\(final.lastPathComponent).tmp-\(getpid())-old")
+        try? FileManager.default.removeItem(at: old)
+        guard rename(final.path, old.path) == 0 else {
+          throw FileSystemError(path: final.path, operation: "replace", code: errno)
+        }
+        guard rename(temp.path, final.path) == 0 else {
+          let code = errno
+          _ = rename(old.path, final.path)
+          throw FileSystemError(path: final.path, operation: "write", code: code)
+        }
+        try? FileManager.default.removeItem(at: old)
+      } else {
+        guard rename(temp.path, final.path) == 0 else {
+          throw FileSystemError(path: final.path, operation: "write", code: errno)
+        }
+      }
+      staged.removeFirst()
+    }
   }
 
   /// Removes what was staged and not committed.
   public func discard() {
-    for (temp, _) in staged { unlink(temp.path) }
+    for (temp, _, _) in staged { try? FileManager.default.removeItem(at: temp) }
     staged = []
   }
 

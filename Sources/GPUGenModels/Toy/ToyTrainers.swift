@@ -134,7 +134,7 @@ final class ToyOptimization {
     } catch let e as ModuleError {
       throw TrainingError.checkpoint("training_state/model.safetensors: \(e)")
     }
-    let exported = try CheckpointWriter.read(ModelFolder.weightsFile, in: dir)
+    let exported = try CheckpointWriter.readFinite(ModelFolder.weightsFile, in: dir)
     let device = parameters.first?.device ?? .cpu
     let shadow = try names.map { name -> Tensor in
       guard let t = exported.tensors[name] else {
@@ -143,7 +143,7 @@ final class ToyOptimization {
       return try Tensor(t, on: device)
     }
     try ema.importState(shadow: shadow, optimizationStep: emaStep)
-    let opt = try CheckpointWriter.read("training_state/optimizer.safetensors", in: dir)
+    let opt = try CheckpointWriter.readFinite("training_state/optimizer.safetensors", in: dir)
     try optimizer.importState(
       try opt.tensors.mapValues { try Tensor($0, on: device) }, step: optimizerStep, names: names)
   }

@@ -66,7 +66,7 @@ extension DiffusionTrainer {
     let trainer = try DiffusionTrainer(
       config: config, schedulerJSON: sched, weights: raw.tensors, data: data, options: options, device: device
     )
-    let emaFile = try read("unet/diffusion_pytorch_model.safetensors")
+    let emaFile = try CheckpointWriter.readFinite("unet/diffusion_pytorch_model.safetensors", in: dir)
     let shadow = try trainer.names.map { name -> Tensor in
       guard let t = emaFile.tensors[name] else {
         throw TrainingError.checkpoint("EMA weight \(name) is missing")
@@ -74,7 +74,7 @@ extension DiffusionTrainer {
       return try Tensor(t, on: device)
     }
     try trainer.ema.importState(shadow: shadow, optimizationStep: state.emaStep)
-    let opt = try read("training_state/optimizer.safetensors")
+    let opt = try CheckpointWriter.readFinite("training_state/optimizer.safetensors", in: dir)
     try trainer.optimizer.importState(
       try opt.tensors.mapValues { try Tensor($0, on: device) }, step: state.optimizerStep,
       names: trainer.names)

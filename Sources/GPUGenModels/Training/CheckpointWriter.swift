@@ -39,18 +39,26 @@ public enum CheckpointWriter {
     }
   }
 
-  /// The prefix of every temporary entry a checkpoint write makes in the output folder.
+  /// Whether `name` is a temporary entry a write makes in the output folder: a checkpoint's folder or link,
+  /// or a file `StagedOutputs` writes before renaming it (`.loss.png.tmp-PID-N`, …).
   static func isTemporary(_ name: String) -> Bool {
-    (name.hasPrefix(".checkpoint-") || name.hasPrefix(".\(latestLink).")) && name.contains(".tmp-")
+    name.hasPrefix(".") && name.contains(".tmp-")
   }
 
-  /// Removes the temporary folders and links that killed or failed checkpoint writes left in `outDir`
-  /// (call it holding the folder's `OutputFolderLock`, so no other writer's are removed). Returns their names.
+  /// Removes the temporary folders, links and files that killed or failed writes (checkpoints, the loss and
+  /// collapse plots, sample grids) left in `outDir` and its samples/ folder (call it holding the folder's
+  /// `OutputFolderLock`, so no other writer's are removed). Returns their paths relative to `outDir`.
   @discardableResult
   public static func removeStaleTemporaries(in outDir: URL) -> [String] {
     let fm = FileManager.default
-    let stale = ((try? fm.contentsOfDirectory(atPath: outDir.path)) ?? []).filter(isTemporary).sorted()
-    for name in stale { try? fm.removeItem(at: outDir.appendingPathComponent(name)) }
+    var stale: [String] = []
+    for sub in ["", "samples/"] {
+      let dir = outDir.appendingPathComponent(sub)
+      for name in ((try? fm.contentsOfDirectory(atPath: dir.path)) ?? []).filter(isTemporary).sorted() {
+        try? fm.removeItem(at: dir.appendingPathComponent(name))
+        stale.append(sub + name)
+      }
+    }
     return stale
   }
 
@@ -134,5 +142,17 @@ public enum CheckpointWriter {
     do { return try SafeTensors.read(contentsOf: dir.appendingPathComponent(path)) } catch {
       throw TrainingError.checkpoint("\(dir.appendingPathComponent(path).path): \(error)")
     }
+  }
+
+  /// Reads a safetensors file of a checkpoint folder (optimizer moments, EMA weights) and refuses a NaN or
+  /// ±Inf in any of its tensors as a model's weights are refused on load, naming the file and the tensor.
+  public static func readFinite(_ path: String, in dir: URL) throws -> SafeTensorsFile {
+    let file = try read(path, in: dir)
+    for name in file.order {
+      do { try ModuleError.checkFinite(name, file.tensors[name]?.values ?? []) } catch let e as ModuleError {
+        throw TrainingError.checkpoint("\(path): \(e)")
+      }
+    }
+    return file
   }
 }

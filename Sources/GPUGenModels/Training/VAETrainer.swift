@@ -350,7 +350,7 @@ public final class VAETrainer {
     } catch let e as ModuleError {
       throw TrainingError.checkpoint("training_state/model.safetensors: \(e)")
     }
-    let exported = try CheckpointWriter.read(ModelFolder.weightsFile, in: dir)
+    let exported = try CheckpointWriter.readFinite(ModelFolder.weightsFile, in: dir)
     let shadow = try trainer.names.map { name -> Tensor in
       guard let t = exported.tensors[name] else {
         throw TrainingError.checkpoint("EMA weight \(name) is missing")
@@ -358,7 +358,7 @@ public final class VAETrainer {
       return try Tensor(t, on: device)
     }
     try trainer.ema.importState(shadow: shadow, optimizationStep: state.emaStep)
-    let opt = try CheckpointWriter.read("training_state/optimizer.safetensors", in: dir)
+    let opt = try CheckpointWriter.readFinite("training_state/optimizer.safetensors", in: dir)
     try trainer.optimizer.importState(
       try opt.tensors.mapValues { try Tensor($0, on: device) }, step: state.optimizerStep,
       names: trainer.names)
