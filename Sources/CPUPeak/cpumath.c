@@ -631,3 +631,44 @@ GG_CLONES void gpugen_gemm_nt_dots(const float* a, long lda, const float* b, lon
       c[i * ldc + j] = s;
     }
 }
+
+// Adam / AdamW over n floats, the float operations of CPUBackend.optimizerStep and Kernels/optim.cl in the same
+// order (fmaf where those use a fused multiply-add), so the result is bit-identical; compiled per ISA so that
+// the loop runs on whole vectors. flags: 1 decoupled weight decay (p·decay first), 2 L2 (g += p·wd), 4 the
+// small-w lerp form of the first moment (m + w·(g − m)), else g + (w − 1)·(g − m).
+GG_CLONES void gpugen_adam(float* restrict p, const float* restrict g, float* restrict m, float* restrict v, long n,
+                           float scale, float decay, float wd, float w, float wMinus1, float beta2, float c2,
+                           float bc2Sqrt, float eps, float negLR, int flags) {
+  const int decoupled = flags & 1, l2 = flags & 2, small = flags & 4;
+  for (long i = 0; i < n; i++) {
+    float pi = p[i];
+    float gi = g[i] * scale;
+    if (decoupled) pi = pi * decay;
+    if (l2) gi = __builtin_fmaf(pi, wd, gi);
+    const float mOld = m[i];
+    const float d = gi - mOld;
+    const float mi = small ? __builtin_fmaf(w, d, mOld) : __builtin_fmaf(wMinus1, d, gi);
+    const float vi = __builtin_fmaf(c2 * gi, gi, v[i] * beta2);
+    m[i] = mi;
+    v[i] = vi;
+    const float denom = __builtin_elementwise_sqrt(vi) / bc2Sqrt + eps;
+    p[i] = pi + (negLR * mi) / denom;
+  }
+}
+
+// e ← e − w·(e − p) over n floats (the EMA update of CPUBackend.emaUpdate, same operations).
+GG_CLONES void gpugen_ema(float* restrict e, const float* restrict p, long n, float w) {
+  for (long i = 0; i < n; i++) {
+    const float ei = e[i];
+    e[i] = ei - w * (ei - p[i]);
+  }
+}
+
+// dx = dy where x > 0, else 0 (relu ≠ 0) or alpha·dy (leaky ReLU), over n floats.
+GG_CLONES void gpugen_relu_grad(const float* restrict x, const float* restrict dy, float* restrict dx, long n,
+                                int relu, float alpha) {
+  if (relu)
+    for (long i = 0; i < n; i++) dx[i] = x[i] > 0 ? dy[i] : 0.0f;
+  else
+    for (long i = 0; i < n; i++) dx[i] = x[i] > 0 ? dy[i] : alpha * dy[i];
+}

@@ -172,6 +172,35 @@ extension TrainingOptionGroup {
     return outDir
   }
 
+  /// A resumed run keeps the options it was started with (only --steps may change): a flag given with
+  /// --resume that disagrees with the saved run is an error naming it, never silently ignored. `extra` are the
+  /// family's own flags: (flag, the value given or nil, the saved value), compared as text.
+  func refuseChangedOptions<O: CommonTrainingOptions>(saved: O, extra: [(String, String?, String)] = [])
+    throws
+  {
+    var given: [(String, String?, String)] = [
+      ("--batch-size", batchSize.map { "\($0)" }, "\(saved.batchSize)"),
+      ("--lr", lr.map { "\($0)" }, "\(saved.lr)"),
+      ("--warmup", warmup.map { "\($0)" }, "\(saved.warmup)"),
+      ("--lr-schedule", lrSchedule?.rawValue, saved.lrSchedule),
+      ("--ema-decay", emaDecay.map { "\($0)" }, "\(saved.emaDecay)"),
+      ("--clip-grad", clipGrad.map { "\($0)" }, "\(saved.clipGrad)"),
+      ("--checkpoint-every", checkpointEvery.map { "\($0)" }, "\(saved.checkpointEvery)"),
+      ("--sample-every", sampleEvery.map { "\($0)" }, "\(saved.sampleEvery)"),
+      // --data and --seed have defaults, so only a value other than the default is known to be given.
+      ("--data", data == "fashion-mnist" ? nil : data, saved.data),
+      ("--seed", seed == 0 ? nil : "\(seed)", "\(saved.seed)"),
+    ]
+    given += extra
+    for (flag, value, old) in given {
+      if let value, value != old {
+        throw TrainingError.invalidOption(
+          "\(flag) \(value): the run in \(out) was started with \(old), and --resume keeps a run's options (only --steps may change); drop \(flag), or start a new run in another --out"
+        )
+      }
+    }
+  }
+
   /// The line a resumed run prints.
   func announceResume(step: Int, of total: Int, on device: Device) {
     FileHandle.standardError.write(

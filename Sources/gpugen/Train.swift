@@ -100,6 +100,7 @@ struct TrainDiffusion: ParsableCommand {
         )
       }
       let saved = try DiffusionTrainer.savedOptions(in: job.outDir)
+      try training.refuseChangedOptions(saved: saved)
       let cfg = try DiffusionTrainer.savedConfig(in: job.outDir)
       var given = try config.map { _ in try loadConfig() }
       if given?.numClassEmbeds == nil { given?.numClassEmbeds = cfg.numClassEmbeds }

@@ -189,6 +189,23 @@ struct TrainGAN: ParsableCommand {
     let trainer: GANTrainer
     if training.resume {
       let saved = try GANTrainer.savedState(in: job.outDir)
+      let b = saved.options
+      try training.refuseChangedOptions(
+        saved: b,
+        extra: [
+          ("--loss", loss == .ns ? nil : loss.rawValue, b.loss.rawValue),
+          ("--n-dis", nDis == 1 ? nil : "\(nDis)", "\(b.nDis)"),
+          ("--lr-g", lrG.map { "\($0)" }, "\(b.lr)"), ("--lr-d", lrD.map { "\($0)" }, "\(b.lrD)"),
+          (
+            "--betas",
+            betas.map {
+              $0.split(separator: ",").map {
+                Double($0.trimmingCharacters(in: .whitespaces)).map { "\($0)" } ?? "?"
+              }
+              .joined(separator: ",")
+            }, "\(b.beta1),\(b.beta2)"
+          ),
+        ])
       try job.checkBatch(saved.options.batchSize)
       let data = try TrainGAN.loadData(saved.options.data, config: saved.generator)
       trainer = try GANTrainer.resume(from: job.outDir, data: data, device: job.device, steps: training.steps)

@@ -82,6 +82,7 @@ extension TrainDiffusion {
     let log: TrainingLog
     if training.resume {
       trainer = try ToyDiffusionTrainer.resume(from: outDir, device: device, steps: training.steps)
+      try training.refuseChangedOptions(saved: trainer.options)
       log = try TrainingLog(
         url: outDir.appendingPathComponent("log.csv"), columns: DiffusionRun.columns,
         keepingSteps: trainer.step)
@@ -126,6 +127,7 @@ extension TrainVAE {
     let log: TrainingLog
     if training.resume {
       trainer = try ToyVAETrainer.resume(from: outDir, device: device, steps: training.steps)
+      try training.refuseChangedOptions(saved: trainer.options)
       log = try TrainingLog(
         url: outDir.appendingPathComponent("log.csv"), columns: VAERun.columns, keepingSteps: trainer.step)
       training.announceResume(step: trainer.step, of: trainer.options.steps, on: device)

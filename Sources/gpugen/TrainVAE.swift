@@ -143,6 +143,7 @@ struct TrainVAE: ParsableCommand {
     let trainer: VAETrainer
     if training.resume {
       let saved = try VAETrainer.savedState(in: job.outDir)
+      try training.refuseChangedOptions(saved: saved.options)
       try refuseOtherConfig(
         try config.map { _ in try architecture() }, saved: saved.architecture, config: config,
         out: training.out)

@@ -199,8 +199,24 @@ final class GANCommandTests: XCTestCase {
     XCTAssertEqual(try NPY.read(from: npy).shape, [50, 2])
     XCTAssertTrue(FileManager.default.fileExists(atPath: png.path))
 
+    // A flag that would change the saved run is refused with --resume (never silently ignored), and nothing is
+    // trained or written; one equal to the saved value is accepted.
+    let before = try log(out).rows.count
+    for (flags, needle) in [
+      (["--lr-schedule", "cosine"], "--lr-schedule cosine"), (["--lr-d", "0.5"], "--lr-d 0.5"),
+      (["--loss", "hinge"], "--loss hinge"), (["--betas", "0.9,0.99"], "--betas 0.9,0.99"),
+      (["--batch-size", "7"], "--batch-size 7"), (["--seed", "3"], "--seed 3"),
+    ] {
+      let (s, _, e) = try gpugen(["train", "gan", "--resume", "--steps", "30", "--out", out.path] + flags)
+      XCTAssertEqual(s, 2, "\(flags): \(e)")
+      XCTAssertTrue(e.contains(needle) && e.contains("--resume keeps a run's options"), e)
+      XCTAssertEqual(try log(out).rows.count, before)
+    }
     // --resume continues to the new total.
-    let (s2, o2, e2) = try gpugen(["train", "gan", "--resume", "--steps", "30", "--out", out.path])
+    let schedule = try GANTrainer.savedState(in: out).options.lrSchedule
+    let (s2, o2, e2) = try gpugen([
+      "train", "gan", "--resume", "--steps", "30", "--out", out.path, "--lr-schedule", schedule,
+    ])
     XCTAssertEqual(s2, 0, e2)
     XCTAssertTrue(o2.contains("trained 10 steps"), o2)
     XCTAssertEqual(try log(out).rows.map { Int($0[0]) }, Array(1...30))

@@ -184,8 +184,16 @@ final class VAETests: XCTestCase {
     XCTAssertEqual(s0, 0, e0)
     let (s1, _, e1) = try runGpugen(trainArgs(f, out: split, steps: 10, extra: ["--lr", "3e-3"]))
     XCTAssertEqual(s1, 0, e1)
+    // A changed learning rate (or schedule) with --resume is refused, naming the flag; the saved one is accepted.
+    for (flag, value) in [("--lr", "0.0001"), ("--lr-schedule", "cosine"), ("--ema-decay", "0.5")] {
+      let (s, _, e) = try runGpugen([
+        "train", "vae", "--resume", "--steps", "24", "--out", split.path, "--device", "cpu", flag, value,
+      ])
+      XCTAssertEqual(s, 2, e)
+      XCTAssertTrue(e.contains("\(flag) \(value)") && e.contains("started with"), e)
+    }
     let (s2, _, e2) = try runGpugen([
-      "train", "vae", "--resume", "--steps", "24", "--out", split.path, "--device", "cpu",
+      "train", "vae", "--resume", "--steps", "24", "--out", split.path, "--device", "cpu", "--lr", "0.003",
     ])
     XCTAssertEqual(s2, 0, e2)
     for file in [

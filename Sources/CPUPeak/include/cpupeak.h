@@ -88,6 +88,14 @@ long gpugen_wino_workspace(int G, int C, int W, int WO, int K, int pl, int rows)
 void gpugen_wino_conv(const float* x, float* y, int G, int C, int H, int W, int K, int pt, int pl, int HO, int WO,
                       int ty0, int ty1, const float* U, const float* bias, long biasStride, const float* res, float* work,
                       int layout);
+/// Adam / AdamW over n floats with CPUBackend.optimizerStep's operations (bit-identical); flags: 1 decoupled
+/// decay, 2 L2, 4 the small-w lerp form of the first moment.
+void gpugen_adam(float* p, const float* g, float* m, float* v, long n, float scale, float decay, float wd, float w,
+                 float wMinus1, float beta2, float c2, float bc2Sqrt, float eps, float negLR, int flags);
+/// e ← e − w·(e − p) over n floats.
+void gpugen_ema(float* e, const float* p, long n, float w);
+/// dx = x > 0 ? dy : (relu ≠ 0 ? 0 : alpha·dy) over n floats (ReLU, leaky ReLU).
+void gpugen_relu_grad(const float* x, const float* dy, float* dx, long n, int relu, float alpha);
 #endif
 
 /// The CPUs in this process's affinity mask (0 where unknown).

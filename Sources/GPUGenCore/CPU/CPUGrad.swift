@@ -34,8 +34,11 @@ extension CPUBackend {
           let s = 1 / (1 + Foundation.exp(-v))
           return g * s * (1 - s)
         }
-      case .relu: each { v, g in v > 0 ? g : 0 }
-      case .leakyRelu: each { v, g in v > 0 ? g : alpha * g }
+      case .relu, .leakyRelu:
+        Parallel.forEach(count, cost: 2) { r in
+          let o = r.lowerBound
+          gpugen_relu_grad(xp + o, gp + o, yp + o, r.count, op == .relu ? 1 : 0, alpha)
+        }
       case .silu:
         Parallel.forEach(count, cost: 8) { r in
           gpugen_silu_grad(xp + r.lowerBound, gp + r.lowerBound, yp + r.lowerBound, r.count)

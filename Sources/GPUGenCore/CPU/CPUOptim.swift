@@ -1,6 +1,8 @@
 // Optimizer step, EMA update and sum of squares on the native CPU: the formulas of Kernels/optim.cl in the
 // same float operations (`addingProduct` where the kernel uses `fma`), split across cores.
 
+import CPUPeak
+
 extension CPUBackend {
   public func optimizerStep(
     _ param: Buffer, _ grad: Buffer, _ state1: Buffer?, _ state2: Buffer?, count: Int, update: OptimizerUpdate
@@ -40,22 +42,17 @@ extension CPUBackend {
       let eps = coef2[0], wMinus1 = coef2[1]
       let decoupled = flags & OptimizerUpdate.flagDecoupled != 0
       let small = flags & OptimizerUpdate.flagLerpSmall != 0
+      // The C loop (Sources/CPUPeak/cpumath.c) runs these operations on whole vectors:
+      // p ← p·decay (AdamW); g ← g·scale (+ p·wd, L2); m ← m + w·(g − m) or g + (w − 1)·(g − m);
+      // v ← v·β₂ + c₂·g²; p ← p + (−lr·m) / (√v / √(1 − β₂ᵗ) + ε).
+      let cflags = Int32((decoupled ? 1 : 0) | (l2 ? 2 : 0) | (small ? 4 : 0))
       timed("optimizerStep") {
-        Parallel.forEach(count, cost: 16) { range in
-          for i in range {
-            var p = pp[i]
-            var g = gp[i] * scale
-            if decoupled { p = p * decayFactor }
-            if l2 { g = g.addingProduct(p, wd) }
-            let mOld = mp[i]
-            let d = g - mOld
-            let m = small ? mOld.addingProduct(w, d) : g.addingProduct(wMinus1, d)
-            let v = (vp[i] * beta2).addingProduct(c2 * g, g)
-            mp[i] = m
-            vp[i] = v
-            let denom = v.squareRoot() / bc2Sqrt + eps
-            pp[i] = p + (negLR * m) / denom
-          }
+        Parallel.forEach(count, cost: 16) { r in
+          let o = r.lowerBound
+          gpugen_adam(
+            pp + o, gp + o, mp + o, vp + o, r.count, scale, decayFactor, wd, w, wMinus1, beta2, c2, bc2Sqrt,
+            eps,
+            negLR, cflags)
         }
       }
     }
@@ -65,12 +62,7 @@ extension CPUBackend {
     let ep = ptr(ema), pp = ptr(param)
     let w = Float(1 - decay)
     timed("emaUpdate") {
-      Parallel.forEach(count, cost: 4) { range in
-        for i in range {
-          let e = ep[i]
-          ep[i] = e - w * (e - pp[i])
-        }
-      }
+      Parallel.forEach(count, cost: 4) { r in gpugen_ema(ep + r.lowerBound, pp + r.lowerBound, r.count, w) }
     }
   }
 
