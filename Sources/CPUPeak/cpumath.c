@@ -290,50 +290,18 @@ long gpugen_conv_wgrad_workspace(int B, int C, int Cout, int HO, int WO, int KH,
   return (xfloats + 15) / 16 * 16 + (long)B * HO * WO * ((Cout + 15) / 16 * 16);
 }
 
-static inline __attribute__((always_inline)) void gg_wgrad_block(const float* xs, long xstride, const float* dyT,
-                                                                 long dstride, int Co16, int B, int HO, int WO,
-                                                                 int Wp, const long* off, int NV, int T,
-                                                                 float* dw, long dwRow, int o0, int Cout) {
-  gg_v16 acc[3][9];
-  for (int v = 0; v < 3; v++)
-    for (int t = 0; t < 9; t++) acc[v][t] = (gg_v16){0};
-#pragma clang loop unroll(disable)
-  for (int b = 0; b < B; b++, xs += xstride, dyT += dstride) {
-    const float* d = dyT;
-#pragma clang loop unroll(disable)
-    for (int oy = 0; oy < HO; oy++) {
-      const float* xr = xs + (long)oy * Wp;
-#pragma clang loop unroll(disable)
-      for (int ox = 0; ox < WO; ox++, d += Co16) {
-        gg_v16 dv[3];
-        for (int v = 0; v < NV; v++) __builtin_memcpy(&dv[v], d + 16 * v, sizeof(gg_v16));
-        for (int t = 0; t < T; t++) {
-          const float xv = xr[ox + off[t]];
-          for (int v = 0; v < NV; v++) acc[v][t] += dv[v] * xv;
-        }
-      }
-    }
-  }
-  // Copied out with constant indices so that acc stays in registers.
-  float lanes[3][9][16];
-  for (int v = 0; v < 3; v++)
-    for (int t = 0; t < 9; t++) gg_store16(lanes[v][t], acc[v][t]);
-  for (int v = 0; v < NV; v++)
-    for (int t = 0; t < T; t++) {
-      for (int j = 0; j < 16 && o0 + 16 * v + j < Cout; j++) dw[(long)(o0 + 16 * v + j) * dwRow + t] += lanes[v][t][j];
-    }
-}
-
-// gg_wgrad_block for two input channels at once (xs and xs + xplane, dW rows out and out + T) and T ≤ 4 taps:
-// each dY load feeds 2·T FMAs instead of T (2·NV·T ≤ 24 accumulators).
-static inline __attribute__((always_inline)) void gg_wgrad_block2(const float* xs, long xplane, long xstride,
-                                                                  const float* dyT, long dstride, int Co16, int B,
-                                                                  int HO, int WO, int Wp, const long* off, int NV,
-                                                                  int T, float* dw, long dwRow, int o0, int Cout) {
-  gg_v16 acc[2][3][4];
+// NC (1 or 2) input channels at xs, xs + xplane (dW columns from dw on, T per channel), 16·NV output channels
+// from o0, T ≤ 9 taps at the offsets off; NC, NV and T are constants after inlining, so acc stays in
+// registers (NC·NV·T ≤ 27). With two channels each dY load feeds twice the FMAs.
+static inline __attribute__((always_inline)) void gg_wgrad_block(const float* xs, long xplane, long xstride,
+                                                                 const float* dyT, long dstride, int Co16, int B,
+                                                                 int HO, int WO, int Wp, const long* off, int NC,
+                                                                 int NV, int T, float* dw, long dwRow, int o0,
+                                                                 int Cout) {
+  gg_v16 acc[2][3][9];
   for (int h = 0; h < 2; h++)
     for (int v = 0; v < 3; v++)
-      for (int t = 0; t < 4; t++) acc[h][v][t] = (gg_v16){0};
+      for (int t = 0; t < 9; t++) acc[h][v][t] = (gg_v16){0};
 #pragma clang loop unroll(disable)
   for (int b = 0; b < B; b++, xs += xstride, dyT += dstride) {
     const float* d = dyT;
@@ -344,7 +312,7 @@ static inline __attribute__((always_inline)) void gg_wgrad_block2(const float* x
       for (int ox = 0; ox < WO; ox++, d += Co16) {
         gg_v16 dv[3];
         for (int v = 0; v < NV; v++) __builtin_memcpy(&dv[v], d + 16 * v, sizeof(gg_v16));
-        for (int h = 0; h < 2; h++)
+        for (int h = 0; h < NC; h++)
           for (int t = 0; t < T; t++) {
             const float xv = xr[h * xplane + ox + off[t]];
             for (int v = 0; v < NV; v++) acc[h][v][t] += dv[v] * xv;
@@ -352,11 +320,12 @@ static inline __attribute__((always_inline)) void gg_wgrad_block2(const float* x
       }
     }
   }
-  float lanes[2][3][4][16];
-  for (int h = 0; h < 2; h++)
-    for (int v = 0; v < 3; v++)
-      for (int t = 0; t < 4; t++) gg_store16(lanes[h][v][t], acc[h][v][t]);
-  for (int h = 0; h < 2; h++)
+  // Copied out with constant indices so that acc stays in registers.
+  float lanes[2][3][9][16];
+  for (int h = 0; h < NC; h++)
+    for (int v = 0; v < NV; v++)
+      for (int t = 0; t < T; t++) gg_store16(lanes[h][v][t], acc[h][v][t]);
+  for (int h = 0; h < NC; h++)
     for (int v = 0; v < NV; v++)
       for (int t = 0; t < T; t++)
         for (int j = 0; j < 16 && o0 + 16 * v + j < Cout; j++)
@@ -415,37 +384,38 @@ GG_CLONES void gpugen_conv_s1_wgrad(const float* x, const float* dy, float* dw, 
       if (KH == 3 && KW == 3) {
         for (int t = 0; t < 9; t++) off[t] = (t / 3) * Wp + t % 3;
         if (nv == 3)
-          gg_wgrad_block(xs, xstride, dyT + o0, dstride, Co16, B, HO, WO, Wp, off, 3, 9, out, dwRow, o0, Cout);
+          gg_wgrad_block(xs, xplane, xstride, dyT + o0, dstride, Co16, B, HO, WO, Wp, off, 1, 3, 9, out, dwRow, o0, Cout);
         else if (nv == 2)
-          gg_wgrad_block(xs, xstride, dyT + o0, dstride, Co16, B, HO, WO, Wp, off, 2, 9, out, dwRow, o0, Cout);
+          gg_wgrad_block(xs, xplane, xstride, dyT + o0, dstride, Co16, B, HO, WO, Wp, off, 1, 2, 9, out, dwRow, o0, Cout);
         else
-          gg_wgrad_block(xs, xstride, dyT + o0, dstride, Co16, B, HO, WO, Wp, off, 1, 9, out, dwRow, o0, Cout);
+          gg_wgrad_block(xs, xplane, xstride, dyT + o0, dstride, Co16, B, HO, WO, Wp, off, 1, 1, 9, out, dwRow, o0, Cout);
       } else if (T == 4) {
         // 2×2 kernels (the space-to-depth form of 4×4 stride-2 convolutions): all taps in registers, two
         // input channels per pass where there is a pair.
         for (int t = 0; t < 4; t++) off[t] = (t / KW) * Wp + t % KW;
         if (c + 1 < C) {
           if (nv == 3)
-            gg_wgrad_block2(xs, xplane, xstride, dyT + o0, dstride, Co16, B, HO, WO, Wp, off, 3, 4, out, dwRow, o0,
-                            Cout);
+            gg_wgrad_block(xs, xplane, xstride, dyT + o0, dstride, Co16, B, HO, WO, Wp, off, 2, 3, 4, out, dwRow, o0,
+                           Cout);
           else if (nv == 2)
-            gg_wgrad_block2(xs, xplane, xstride, dyT + o0, dstride, Co16, B, HO, WO, Wp, off, 2, 4, out, dwRow, o0,
-                            Cout);
+            gg_wgrad_block(xs, xplane, xstride, dyT + o0, dstride, Co16, B, HO, WO, Wp, off, 2, 2, 4, out, dwRow, o0,
+                           Cout);
           else
-            gg_wgrad_block2(xs, xplane, xstride, dyT + o0, dstride, Co16, B, HO, WO, Wp, off, 1, 4, out, dwRow, o0,
-                            Cout);
+            gg_wgrad_block(xs, xplane, xstride, dyT + o0, dstride, Co16, B, HO, WO, Wp, off, 2, 1, 4, out, dwRow, o0,
+                           Cout);
           c++;  // the pair's second channel is done
         } else if (nv == 3)
-          gg_wgrad_block(xs, xstride, dyT + o0, dstride, Co16, B, HO, WO, Wp, off, 3, 4, out, dwRow, o0, Cout);
+          gg_wgrad_block(xs, xplane, xstride, dyT + o0, dstride, Co16, B, HO, WO, Wp, off, 1, 3, 4, out, dwRow, o0, Cout);
         else if (nv == 2)
-          gg_wgrad_block(xs, xstride, dyT + o0, dstride, Co16, B, HO, WO, Wp, off, 2, 4, out, dwRow, o0, Cout);
+          gg_wgrad_block(xs, xplane, xstride, dyT + o0, dstride, Co16, B, HO, WO, Wp, off, 1, 2, 4, out, dwRow, o0, Cout);
         else
-          gg_wgrad_block(xs, xstride, dyT + o0, dstride, Co16, B, HO, WO, Wp, off, 1, 4, out, dwRow, o0, Cout);
+          gg_wgrad_block(xs, xplane, xstride, dyT + o0, dstride, Co16, B, HO, WO, Wp, off, 1, 1, 4, out, dwRow, o0, Cout);
       } else {
         for (int t = 0; t < T; t++) {
           off[0] = (t / KW) * Wp + t % KW;
           for (int v = 0; v < nv; v++)
-            gg_wgrad_block(xs, xstride, dyT + o0 + 16 * v, dstride, Co16, B, HO, WO, Wp, off, 1, 1, out + t, dwRow,
+            gg_wgrad_block(xs, xplane, xstride, dyT + o0 + 16 * v, dstride, Co16, B, HO, WO, Wp, off, 1, 1, 1, out + t,
+                           dwRow,
                            o0 + 16 * v, Cout);
         }
       }
