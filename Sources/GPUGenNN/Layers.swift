@@ -306,7 +306,8 @@ public final class GroupNorm: Module, UnaryLayer {
 /// Batch normalisation over (N, C, H, W) (`nn.BatchNorm2d`), or over (N, C) features as `nn.BatchNorm1d`
 /// (same state): buffers running_mean, running_var and num_batches_tracked. Training normalises with the batch
 /// statistics and updates the running ones (momentum, or a cumulative average when `momentum` is nil);
-/// evaluation uses the running ones. One fused op; a following ReLU or leaky ReLU runs inside it (`Sequential` fuses an `ActivationLayer`).
+/// evaluation uses the running ones. One fused op; a following ReLU or leaky ReLU runs inside it
+/// (`Sequential` fuses an `ActivationLayer`).
 public final class BatchNorm2d: Module, FusableLayer {
   /// Affine scale (ones) and shift (zeros); nil without `affine` (no weight/bias parameters, as torch).
   public let weight: Tensor?, bias: Tensor?
