@@ -303,10 +303,11 @@ public final class GroupNorm: Module, UnaryLayer {
   }
 }
 
-/// Batch normalisation over (N, C, H, W) (`nn.BatchNorm2d`): buffers running_mean, running_var and
-/// num_batches_tracked. Training normalises with the batch statistics and updates the running ones
-/// (momentum, or a cumulative average when `momentum` is nil); evaluation uses the running ones. One fused
-/// op; a following ReLU or leaky ReLU runs inside it (`Sequential` fuses an `ActivationLayer`).
+/// Batch normalisation over (N, C, H, W) (`nn.BatchNorm2d`), or over (N, C) features as `nn.BatchNorm1d`
+/// (same state): buffers running_mean, running_var and num_batches_tracked. Training normalises with the batch
+/// statistics and updates the running ones (momentum, or a cumulative average when `momentum` is nil);
+/// evaluation uses the running ones. One fused op; a following ReLU or leaky ReLU runs inside it
+/// (`Sequential` fuses an `ActivationLayer`).
 public final class BatchNorm2d: Module, FusableLayer {
   /// Affine scale (ones) and shift (zeros); nil without `affine` (no weight/bias parameters, as torch).
   public let weight: Tensor?, bias: Tensor?
@@ -349,6 +350,11 @@ public final class BatchNorm2d: Module, FusableLayer {
 
   /// The normalisation followed by `activation` (ReLU and leaky ReLU fused into its kernels).
   public func callAsFunction(_ x: Tensor, activation: ActivationFunction) throws -> Tensor {
+    // (N, C) features (`nn.BatchNorm1d`): normalised as (N, C, 1, 1).
+    if x.rank == 2, x.shape[1] == runningMean.count {
+      let h = try self(try x.reshaped([x.shape[0], x.shape[1], 1, 1]), activation: activation)
+      return try h.reshaped(x.shape)
+    }
     guard x.rank == 4, x.shape[1] == runningMean.count else {
       throw GPUGenError.shapeMismatch(
         op: "BatchNorm2d (input NCHW vs channels)", lhs: x.shape, rhs: runningMean.shape)

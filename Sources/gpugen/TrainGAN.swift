@@ -24,7 +24,8 @@ struct TrainGAN: ParsableCommand {
       grid25 mode in minutes, though most samples still lie between modes (docs/GAN_TOY.md).
 
       --config takes a GAN folder (gan_config.json, generator/config.json, discriminator/config.json) or a \
-      JSON file {"generator": {…}, "discriminator": {…}} with the two config.json objects; the flags \
+      JSON file {"generator": {…}, "discriminator": {…}} with the two config.json objects (an MLP generator \
+      takes "norm": "batch" for batch norm in its hidden layers, as Tools/gan_toy_bn_generator.json); the flags \
       --spectral-norm, --pack, --class-conditional, --latent-dim and --loss then override it.
 
       Writes OUT/checkpoint (a GAN folder: the EMA generator and the discriminator, plus training_state/ for \

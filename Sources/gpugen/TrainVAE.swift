@@ -32,8 +32,8 @@ struct TrainVAE: ParsableCommand {
 
       Toy 2-D data (--data toy:ring8 or toy:grid25) trains an MLP VAE instead (ToyVAE: 3 hidden layers of 256, \
       SiLU, each way, a 2-D latent, a Gaussian likelihood with a learned σ; --config takes its config.json, \
-      --latent-dim overrides it) with the toy defaults (12000 steps, batch 256, lr 3e-3 cosine, β 1), in a few \
-      minutes on two CPU cores; OUT/checkpoint is a toy VAE folder and OUT/samples/ holds scatter plots of \
+      --latent-dim overrides it) with the toy defaults (20000 steps, batch 256, lr 3e-3 cosine, β 1), in about two \
+      minutes on two idle CPU cores; OUT/checkpoint is a toy VAE folder and OUT/samples/ holds scatter plots of \
       decoded prior samples with the toy scores.
       """)
 

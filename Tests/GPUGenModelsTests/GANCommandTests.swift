@@ -357,6 +357,26 @@ final class GANCommandTests: XCTestCase {
       packed.discriminator?.namedParameters.first { $0.name == "net.0.weight" }?.tensor.shape[1], 4)
   }
 
+  /// Tools/gan_toy_bn_generator.json (docs/GAN_TOY.md's closest setting to the grid25 target) trains an MLP
+  /// generator with batch norm in each hidden layer; the flags still apply on top of it.
+  func testBatchNormToyGeneratorConfigReachesTheRun() throws {
+    let config = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+      .deletingLastPathComponent().appendingPathComponent("Tools/gan_toy_bn_generator.json")
+    let out = try tmp().appendingPathComponent("bn")
+    let (s, _, e) = try gpugen([
+      "train", "gan", "--data", "toy:grid25", "--config", config.path, "--loss", "hinge", "--spectral-norm",
+      "--steps", "2", "--batch-size", "8", "--out", out.path,
+    ])
+    XCTAssertEqual(s, 0, e)
+    let saved = try GANTrainer.savedState(in: out)
+    XCTAssertEqual(saved.generator.norm, .batch)
+    XCTAssertEqual(saved.generator.hiddenDims, [256, 256, 256])
+    XCTAssertEqual(saved.discriminator.norm, .spectral)
+    let model = try GANModel.load(from: out.appendingPathComponent("checkpoint"), device: .cpu)
+    XCTAssertTrue(model.generator.namedModules.contains { $0.module is BatchNorm2d })
+    XCTAssertTrue(model.generator.namedBuffers.contains { $0.name == "net.1.running_mean" })
+  }
+
   /// Without flags, toy data trains with GANTrainingOptions.toyDefaults().
   func testToyDefaultsReachTheRun() throws {
     let d = try tmp()

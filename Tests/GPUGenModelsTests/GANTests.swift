@@ -278,6 +278,55 @@ final class GANTests: XCTestCase {
     XCTAssertEqual(try dn(try gn(try Tensor.randomNormal(shape: [2, 64], seed: 2))).shape, [2, 1])
   }
 
+  /// An MLP generator with norm batch is PyTorch's Sequential(Linear, BatchNorm1d, ReLU, …, Linear): each hidden
+  /// layer normalised with the batch's statistics in training (zero mean, unit variance per feature before the
+  /// affine) and with the running ones in evaluation.
+  func testMLPGeneratorWithBatchNorm() throws {
+    var c = tinyMLP(.generator, norm: .batch)
+    c.hiddenDims = [16, 8]
+    XCTAssertEqual(try GANNetworkConfig(json: try c.jsonData()), c)
+    let g = try GANGenerator(config: c, seed: 3, on: .cpu)
+    XCTAssertTrue(hasBatchNorm(g))
+    XCTAssertEqual(
+      shapes(g),
+      [
+        "net.0.weight": [16, 2], "net.0.bias": [16], "net.1.weight": [16], "net.1.bias": [16],
+        "net.3.weight": [8, 16], "net.3.bias": [8], "net.4.weight": [8], "net.4.bias": [8],
+        "net.6.weight": [2, 8], "net.6.bias": [2],
+      ])
+    XCTAssertEqual(
+      Set(bufferShapes(g).keys),
+      [
+        "net.1.running_mean", "net.1.running_var", "net.1.num_batches_tracked", "net.4.running_mean",
+        "net.4.running_var", "net.4.num_batches_tracked",
+      ])
+    // Training: the first hidden layer's pre-activations, normalised over the batch, have mean 0 and variance 1
+    // (γ = 1, β = 0), so ReLU keeps about half of them; the running mean moves off zero.
+    let z = try Tensor.randomNormal(shape: [64, 2], seed: 4)
+    let bn = try XCTUnwrap(g.net.layers[1] as? BatchNorm2d)
+    let h = try bn(try (g.net.layers[0] as! Linear)(z))
+    XCTAssertEqual(h.shape, [64, 16])
+    let v = try h.toArray()
+    for j in 0..<16 {
+      let col = (0..<64).map { Double(v[$0 * 16 + j]) }
+      let mean = col.reduce(0, +) / 64
+      let variance = col.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / 64
+      XCTAssertEqual(mean, 0, accuracy: 1e-4)
+      XCTAssertEqual(variance, 1, accuracy: 1e-2)
+    }
+    XCTAssertTrue(try bn.runningMean.toArray().contains { $0 != 0 })
+    let train = try g(z).toArray()
+    g.eval()
+    let eval = try g(z).toArray()
+    XCTAssertEqual(train.count, 128)
+    XCTAssertNotEqual(train, eval)
+    // The same generator without the norm has neither the batch norms nor their buffers.
+    c.norm = .none
+    let plain = try GANGenerator(config: c, seed: 3, on: .cpu)
+    XCTAssertFalse(hasBatchNorm(plain))
+    XCTAssertTrue(plain.namedBuffers.isEmpty)
+  }
+
   func testSampleSizes32And64WithThreeChannels() throws {
     for (size, widths) in [(32, [8, 16]), (64, [8, 16, 16])] {
       var g = GANNetworkConfig(role: .generator), d = GANNetworkConfig(role: .discriminator)
@@ -416,7 +465,7 @@ final class GANTests: XCTestCase {
       (#"{"_class_name": "DCGANDiscriminator", "latent_dim": 8}"#, ["latent_dim"]),
       (#"{"_class_name": "MLPGenerator", "sample_size": 28}"#, ["sample_size"]),
       (#"{"_class_name": "DCGANGenerator", "norm": "layer"}"#, ["norm layer"]),
-      (#"{"_class_name": "MLPDiscriminator", "norm": "batch"}"#, ["norm batch"]),
+      (#"{"_class_name": "MLPDiscriminator", "norm": "batch"}"#, ["norm batch", "MLP discriminator"]),
       (#"{"_class_name": "MLPGenerator", "num_classes": 3}"#, ["class-conditional MLP generator"]),
       (
         #"{"_class_name": "DCGANGenerator", "num_classes": 3, "norm": "spectral"}"#,

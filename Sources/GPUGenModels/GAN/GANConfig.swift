@@ -18,7 +18,8 @@ public enum GANLoss: String, Codable, Sendable, CaseIterable {
 
 /// The normalisation of a network's hidden layers.
 public enum GANNorm: String, Codable, Sendable, CaseIterable {
-  /// BatchNorm2d after each hidden convolution (conditional batch norm in a class-conditional generator).
+  /// BatchNorm2d after each hidden convolution (conditional batch norm in a class-conditional generator), or
+  /// BatchNorm1d after each hidden Linear of an MLP generator.
   case batch
   /// Spectral normalisation of every weight (Linear, Conv2d, ConvTranspose2d, Embedding); no batch norm.
   case spectral
@@ -147,9 +148,12 @@ public struct GANNetworkConfig: Equatable, Sendable {
       guard (1...16).contains(hiddenDims.count), hiddenDims.allSatisfy({ (1...65536).contains($0) }) else {
         throw bad("hidden_dims \(hiddenDims) needs 1 to 16 widths in 1...65536")
       }
-      if norm == .batch { throw bad("norm batch is for DCGAN networks; an MLP takes spectral or none") }
       if role == .generator && numClasses > 0 {
         throw bad("a class-conditional MLP generator is not supported (the discriminator may be conditional)")
+      }
+      if role == .discriminator && norm == .batch {
+        throw bad(
+          "norm batch in an MLP discriminator (it would mix the samples of a batch): choose spectral or none")
       }
     }
   }

@@ -8,7 +8,8 @@
 //
 // Other widths and depths follow the same pattern (s = sample_size / 2^depth). norm spectral drops the batch
 // norms and spectrally normalises every weight; norm none drops the batch norms. A class-conditional generator
-// has conditional batch norms (class-dependent γ, β); a class-conditional discriminator adds the projection
+// has conditional batch norms (class-dependent γ, β); an MLP generator with norm batch has Linear → BatchNorm1d →
+// ReLU in each hidden layer (the PacGAN/VEEGAN toy generator); a class-conditional discriminator adds the projection
 // term ⟨embed(y), h⟩ to its output (Miyato & Koyama 2018). PacGAN's discriminator takes `pack` samples
 // concatenated along the channels.
 import Foundation
@@ -116,7 +117,9 @@ public final class GANGenerator: Module {
     case .mlp:
       var prev = config.latentDim
       for h in config.hiddenDims {
-        layers += [try Linear(prev, h, on: device), ActivationLayer(.relu)]
+        layers.append(try Linear(prev, h, on: device))
+        if config.norm == .batch { layers.append(try BatchNorm2d(h, on: device)) }
+        layers.append(ActivationLayer(.relu))
         prev = h
       }
       layers.append(try Linear(prev, config.dataDim, on: device))
