@@ -84,6 +84,8 @@ struct Evaluate: ParsableCommand {
 
   @OptionGroup(title: "Classifier-free guidance (diffusion)") var guidanceOptions: GuidanceOptions
 
+  @OptionGroup(title: "x̂₀ clipping and dynamic thresholding (diffusion)") var x0Options: X0Options
+
   @Option(help: "Seed of the sampling noise and of the choice of real images.")
   var seed: UInt64 = 0
 
@@ -106,7 +108,7 @@ struct Evaluate: ParsableCommand {
         ("--sampler", .diffusion, sampler != nil), ("--steps", .diffusion, steps != nil),
         ("--eta", .diffusion, eta != nil), ("--temperature", .vae, temperature != nil),
         ("--truncation", .gan, truncation != nil), ("--truncation-mode", .gan, truncationMode != nil),
-      ] + guidanceOptions.given.map { ($0.0, ModelFamily.diffusion, $0.1) }
+      ] + (guidanceOptions.given + x0Options.given).map { ($0.0, ModelFamily.diffusion, $0.1) }
     if let (flag, owner, _) = given.first(where: { $0.2 && $0.1 != family }) {
       throw ModelError.input(
         "\(flag) is a \(owner.rawValue) option; this model is a \(family.rawValue) model")
@@ -116,6 +118,7 @@ struct Evaluate: ParsableCommand {
     k.steps = steps ?? (k.sampler == .ddpm ? nil : 20)
     if let eta { k.eta = eta }
     k.guidance = try guidanceOptions.guidance()
+    if family == .diffusion { k.bounding = try x0Options.bounding(guidance: k.guidance) }
     if let temperature {
       guard temperature > 0, temperature.isFinite else {
         throw ModelError.input("--temperature must be positive, got \(temperature)")
@@ -196,6 +199,7 @@ struct Evaluate: ParsableCommand {
         o["sampler"] = knobs.sampler.rawValue
         o["steps"] = knobs.steps ?? m.evaluationsPerImage
         o["eta"] = knobs.eta
+        o["x0_bounding"] = knobs.bounding.summary
       case .vae: o["temperature"] = knobs.temperature
       case .gan:
         o["truncation"] = knobs.truncation ?? 1
