@@ -14,7 +14,11 @@ struct Evaluate: ParsableCommand {
     discussion: """
       Draws --n images (a multiple of the classifier's classes; a class-conditional model's image i is \
       conditioned on class i mod classes) with the family's own knobs — diffusion: --sampler --steps --eta, \
-      and --guidance-scale/--guidance-rescale for a model with a null label; \
+      and --guidance-scale/--guidance-rescale for a model with a null label, with x̂₀ bounded as the scheduler \
+      config says (--scheduler-clipping) except under guidance with s > 1, where the default is \
+      \(X0Bounding.guidedDefault.summary) (a deliberate difference from diffusers, whose clip_sample saturates \
+      guided DDIM samples; --no-clip, --thresholding [--dynamic-thresholding-ratio r] [--sample-max-value m] \
+      choose); \
       VAE: --temperature τ; GAN: --truncation ψ --truncation-mode — and measures them in the feature space of \
       a classifier (--classifier: by default the bundled Fashion-MNIST classifier, 92.25 % accurate on t10k, \
       128-d penultimate features) against a reference set of --n real images, balanced over the classes:

@@ -21,6 +21,13 @@ struct Sample: ParsableCommand {
       Fashion-MNIST model that ships with gpugen is used (classes: 0 T-shirt/top, 1 trouser, 2 pullover,
       3 dress, 4 coat, 5 sandal, 6 shirt, 7 sneaker, 8 bag, 9 ankle boot).
 
+      x̂₀ is bounded as the model's scheduler config says (clip_sample, or dynamic thresholding with \
+      thresholding: true), except under classifier-free guidance with s > 1, where gpugen's default is \
+      \(X0Bounding.guidedDefault.summary): a deliberate difference from diffusers, whose clip_sample saturates \
+      guided DDIM samples (README, "Classifier-free guidance"). --scheduler-clipping keeps diffusers' \
+      behaviour; --no-clip and --thresholding choose another bounding; the run's header line names any \
+      bounding other than the scheduler config's.
+
       The noise of image i at step s depends only on (seed, i, s): the same seed gives the same images for
       any --batch-size and on every device (within float tolerance).
       """)
