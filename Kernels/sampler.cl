@@ -2,7 +2,8 @@
 // ancestral, Heun). Every update is a per-step choice of the scalar coefficients below, computed on the
 // host in Double from the schedule:
 //
-//   x0  = clip(ax·x + am·m)                 predicted clean sample (m is the model output)
+//   x0  = clip(ax·x + am·m)                 predicted clean sample (m is the model output); with dynamic
+//                                           thresholding clamp(ax·x + am·m, −s, s)/s, s = scales[sample]
 //   eps = ex·x + em·m                       predicted noise (from the unclipped x0, as diffusers does)
 //   out = cx·x + c0·x0 + ce·eps + cp·prev + cq·prev2 + cr·prev3 + cz·z
 //   aux = dx·x + d0·x0 + de·eps             a second output (multistep history, Heun's half-step)
@@ -13,9 +14,11 @@
 // step s depends only on (seed, i, s) and matches `noise_normal` with the same arguments.
 
 // coef: (ax, am, ex, em, cx, c0, ce, cp); coef2: (cz, dx, d0, clipRange, cq, cr, de, unused). flags: bit 0
-// clip, bit 1 prev, bit 2 noise, bit 3 aux, bit 4 prev2, bit 5 prev3. One work-item per Philox block: 4 consecutive elements of one sample.
+// clip, bit 1 prev, bit 2 noise, bit 3 aux, bit 4 prev2, bit 5 prev3, bit 6 threshold (scales: one s per
+// sample, computed on the host; replaces the clip). One work-item per Philox block: 4 consecutive elements of one sample.
 __kernel void sampler_step(__global const float* x, __global const float* m, __global const float* prev,
-                           __global const float* prev2, __global const float* prev3, __global float* out, __global float* aux, int perSample, int blocksPerSample,
+                           __global const float* prev2, __global const float* prev3, __global float* out, __global float* aux,
+                           __global const float* scales, int perSample, int blocksPerSample,
                            uint firstSample, uint seedLo, uint seedHi, uint step, uint stream, float8 coef,
                            float8 coef2, int flags) {
   const size_t gid = get_global_id(0);
@@ -31,7 +34,12 @@ __kernel void sampler_step(__global const float* x, __global const float* m, __g
     const size_t k = base + e;
     const float xv = x[k], mv = m[k];
     float x0 = coef.s0 * xv + coef.s1 * mv;
-    if (flags & 1) x0 = clamp(x0, -coef2.w, coef2.w);
+    if (flags & 64) {
+      const float s = scales[i];
+      x0 = clamp(x0, -s, s) / s;
+    } else if (flags & 1) {
+      x0 = clamp(x0, -coef2.w, coef2.w);
+    }
     const float eps = coef.s2 * xv + coef.s3 * mv;
     float o = coef.s4 * xv + coef.s5 * x0 + coef.s6 * eps + coef2.s0 * zs[e];
     if (flags & 2) o += coef.s7 * prev[k];

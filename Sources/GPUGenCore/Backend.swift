@@ -225,9 +225,11 @@ public protocol Backend: AnyObject {
 
   // Sampling.
   /// One fused sampler update over (samples, perSample) with Philox noise (see `SamplerUpdate`); `older` holds
-  /// prev2 and prev3 as far as `update.historyDepth` reads them.
+  /// prev2 and prev3 as far as `update.historyDepth` reads them. With `thresholdScales` (one s per sample),
+  /// x0 becomes clamp(x0, −s, s)/s instead of being clipped to `update.clipRange`.
   func samplerStep(
     _ x: Buffer, _ m: Buffer, prev: Buffer?, older: [Buffer], out: Buffer, aux: Buffer?,
+    thresholdScales: Buffer?,
     update: SamplerUpdate,
     samples: Int,
     perSample: Int, firstSample: Int, seed: UInt64, step: Int, stream: Int) throws

@@ -790,7 +790,8 @@ extension SelfTest {
         let out = try d.backend.allocate(n), aux = try d.backend.allocate(n)
         try d.backend.samplerStep(
           try upload(x, d), try upload(m, d), prev: try upload(prev, d),
-          older: [try upload(prev2, d), try upload(prev3, d)], out: out, aux: aux, update: u,
+          older: [try upload(prev2, d), try upload(prev3, d)], out: out, aux: aux, thresholdScales: nil,
+          update: u,
           samples: samples, perSample: per, firstSample: first, seed: seed, step: step, stream: stream)
         var wo: [Double] = [], wa: [Double] = []
         for i in 0..<samples {
@@ -803,6 +804,29 @@ extension SelfTest {
             wo.append(r.out)
             wa.append(r.aux)
           }
+        }
+        return SelfTestOutcome(got: try download(out, n, d) + download(aux, n, d), want: wo + wa)
+      },
+      SelfTestCheck("samplerStep (dynamic thresholding, aux)", tolerance: 2e-6) { d in
+        var u = SamplerUpdate()
+        (u.ax, u.am, u.ex, u.em, u.cx, u.c0, u.ce, u.dx, u.d0) = (
+          1.3, -0.4, 0.2, 0.9, 0.7, 0.3, -0.2, 0.1, 0.9
+        )
+        (u.clipRange, u.writesAux, u.threshold) = (1, true, DynamicThreshold(ratio: 0.9, maxValue: 2))
+        let n = samples * per
+        let x = values(n, seed: 61, -2, 2), m = values(n, seed: 62, -2, 2)
+        let x0 = (0..<n).map { Float(u.ax) * x[$0] + Float(u.am) * m[$0] }
+        let scales = u.threshold!.scales(x0, samples: samples, perSample: per)
+        let out = try d.backend.allocate(n), aux = try d.backend.allocate(n)
+        try d.backend.samplerStep(
+          try upload(x, d), try upload(m, d), prev: nil, older: [], out: out, aux: aux,
+          thresholdScales: try upload(scales, d), update: u, samples: samples, perSample: per,
+          firstSample: first, seed: seed, step: step, stream: stream)
+        var wo: [Double] = [], wa: [Double] = []
+        for k in 0..<n {
+          let r = u.apply(x: Double(x[k]), m: Double(m[k]), thresholdScale: Double(scales[k / per]))
+          wo.append(r.out)
+          wa.append(r.aux)
         }
         return SelfTestOutcome(got: try download(out, n, d) + download(aux, n, d), want: wo + wa)
       },

@@ -272,6 +272,66 @@ struct GuidanceOptions: ParsableArguments {
   }
 }
 
+/// How a diffusion run bounds the predicted x̂₀: the scheduler config's clip_sample and dynamic thresholding,
+/// overridable; under guidance with s > 1 and no flag, `X0Bounding.guidedDefault`.
+struct X0Options: ParsableArguments {
+  @Flag(
+    help:
+      "Never clip x̂₀ (the scheduler's clip_sample and thresholding off), as DDIM inversion: reconstructs `gpugen encode`'s noise."
+  )
+  var noClip = false
+
+  @Flag(
+    help: ArgumentHelp(
+      "diffusers' dynamic thresholding of x̂₀ (ddpm, ddim, dpmpp-*, unipc): per image s = clamp(quantile(|x̂₀|, r), 1, m), x̂₀ ← clamp(x̂₀, −s, s)/s.",
+      discussion:
+        "Takes precedence over the scheduler's clip_sample, as thresholding: true does in diffusers."))
+  var thresholding = false
+
+  @Option(help: ArgumentHelp("Dynamic thresholding's quantile r in [0, 1] (default 0.995).", valueName: "r"))
+  var dynamicThresholdingRatio: Double?
+
+  @Option(help: ArgumentHelp("Dynamic thresholding's largest s, m > 0 (default 1).", valueName: "m"))
+  var sampleMaxValue: Double?
+
+  @Flag(
+    help:
+      "Bound x̂₀ exactly as the scheduler config says (diffusers' behaviour), also under guidance with s > 1, where gpugen's default is \(X0Bounding.guidedDefault.summary)."
+  )
+  var schedulerClipping = false
+
+  /// The flags given, for the errors of commands and models that take none.
+  var given: [(String, Bool)] {
+    [
+      ("--no-clip", noClip), ("--thresholding", thresholding),
+      ("--dynamic-thresholding-ratio", dynamicThresholdingRatio != nil),
+      ("--sample-max-value", sampleMaxValue != nil), ("--scheduler-clipping", schedulerClipping),
+    ]
+  }
+
+  /// The bounding the flags ask for (nil: none given); contradictory flags are errors.
+  func explicit() throws -> X0Bounding? {
+    let modes = [
+      ("--no-clip", noClip), ("--thresholding", thresholding), ("--scheduler-clipping", schedulerClipping),
+    ]
+    .filter(\.1).map(\.0)
+    if modes.count > 1 { throw ModelError.input("\(modes.joined(separator: " and ")) contradict each other") }
+    if !thresholding, let f = given.dropFirst(2).prefix(2).first(where: \.1) {
+      throw ModelError.input("\(f.0) needs --thresholding")
+    }
+    if noClip { return X0Bounding.none }
+    if schedulerClipping { return .scheduler }
+    guard thresholding else { return nil }
+    return .threshold(
+      DynamicThreshold(ratio: dynamicThresholdingRatio ?? 0.995, maxValue: sampleMaxValue ?? 1))
+  }
+
+  /// The bounding of a run with `guidance` (nil: unguided): the flags', else gpugen's default for its scale.
+  func bounding(guidance: ClassifierFreeGuidance?) throws -> X0Bounding {
+    try explicit() ?? X0Bounding.defaultBounding(guidanceScale: guidance?.scale)
+  }
+}
+
 /// `--class` checked against a diffusion model's real classes (the null label excluded); a class-conditional
 /// model without it cycles every real class.
 func diffusionClassLabels(_ labels: [Int]?, config: UNet2DConfig) throws -> [Int]? {

@@ -93,12 +93,14 @@ struct Img2ImgCommand: ParsableCommand {
 
   @OptionGroup(title: "Classifier-free guidance") var guidanceOptions: GuidanceOptions
 
+  @OptionGroup(title: "x̂₀ clipping and dynamic thresholding") var x0Options: X0Options
+
   @OptionGroup var output: ImageOutputOptions
 
   func run() throws {
     try reportingUserErrors {
       try output.validate()
-      _ = try guidanceOptions.guidance()
+      let bounding = try x0Options.bounding(guidance: try guidanceOptions.guidance())
       guard strength >= 0 && strength <= 1 else {
         throw ModelError.input("--strength must lie in [0, 1], got \(strength)")
       }
@@ -119,12 +121,13 @@ struct Img2ImgCommand: ParsableCommand {
       }
       guard n > 0 else { throw ModelError.input("no images given") }
       let plan = try Img2Img.plan(
-        kind, schedulerConfig: m.schedulerConfig, steps: steps, strength: strength, eta: eta, karras: karras)
+        kind, schedulerConfig: m.schedulerConfig, steps: steps, strength: strength, eta: eta, karras: karras,
+        bounding: bounding)
       let batch = min(batchSize ?? min(n, 64), n)
       let batches = (n + batch - 1) / batch
       FileHandle.standardError.write(
         Data(
-          "gpugen: img2img, \(kind.rawValue), strength \(strength): \(plan.evaluations.count) model evaluations per image, \(n) images in batches of \(batch) on \(m.device)\n"
+          "gpugen: img2img, \(kind.rawValue), strength \(strength)\(bounding == .scheduler ? "" : ", \(bounding.summary)"): \(plan.evaluations.count) model evaluations per image, \(n) images in batches of \(batch) on \(m.device)\n"
             .utf8))
       let bar = ProgressBar(total: max(plan.evaluations.count * batches, 1), label: "editing")
       let t0 = Date()

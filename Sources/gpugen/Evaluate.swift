@@ -14,7 +14,11 @@ struct Evaluate: ParsableCommand {
     discussion: """
       Draws --n images (a multiple of the classifier's classes; a class-conditional model's image i is \
       conditioned on class i mod classes) with the family's own knobs — diffusion: --sampler --steps --eta, \
-      and --guidance-scale/--guidance-rescale for a model with a null label; \
+      and --guidance-scale/--guidance-rescale for a model with a null label, with x̂₀ bounded as the scheduler \
+      config says (--scheduler-clipping) except under guidance with s > 1, where the default is \
+      \(X0Bounding.guidedDefault.summary) (a deliberate difference from diffusers, whose clip_sample saturates \
+      guided DDIM samples; --no-clip, --thresholding [--dynamic-thresholding-ratio r] [--sample-max-value m] \
+      choose); \
       VAE: --temperature τ; GAN: --truncation ψ --truncation-mode — and measures them in the feature space of \
       a classifier (--classifier: by default the bundled Fashion-MNIST classifier, 92.25 % accurate on t10k, \
       128-d penultimate features) against a reference set of --n real images, balanced over the classes:
@@ -84,6 +88,8 @@ struct Evaluate: ParsableCommand {
 
   @OptionGroup(title: "Classifier-free guidance (diffusion)") var guidanceOptions: GuidanceOptions
 
+  @OptionGroup(title: "x̂₀ clipping and dynamic thresholding (diffusion)") var x0Options: X0Options
+
   @Option(help: "Seed of the sampling noise and of the choice of real images.")
   var seed: UInt64 = 0
 
@@ -106,7 +112,7 @@ struct Evaluate: ParsableCommand {
         ("--sampler", .diffusion, sampler != nil), ("--steps", .diffusion, steps != nil),
         ("--eta", .diffusion, eta != nil), ("--temperature", .vae, temperature != nil),
         ("--truncation", .gan, truncation != nil), ("--truncation-mode", .gan, truncationMode != nil),
-      ] + guidanceOptions.given.map { ($0.0, ModelFamily.diffusion, $0.1) }
+      ] + (guidanceOptions.given + x0Options.given).map { ($0.0, ModelFamily.diffusion, $0.1) }
     if let (flag, owner, _) = given.first(where: { $0.2 && $0.1 != family }) {
       throw ModelError.input(
         "\(flag) is a \(owner.rawValue) option; this model is a \(family.rawValue) model")
@@ -116,6 +122,7 @@ struct Evaluate: ParsableCommand {
     k.steps = steps ?? (k.sampler == .ddpm ? nil : 20)
     if let eta { k.eta = eta }
     k.guidance = try guidanceOptions.guidance()
+    if family == .diffusion { k.bounding = try x0Options.bounding(guidance: k.guidance) }
     if let temperature {
       guard temperature > 0, temperature.isFinite else {
         throw ModelError.input("--temperature must be positive, got \(temperature)")
@@ -196,6 +203,7 @@ struct Evaluate: ParsableCommand {
         o["sampler"] = knobs.sampler.rawValue
         o["steps"] = knobs.steps ?? m.evaluationsPerImage
         o["eta"] = knobs.eta
+        o["x0_bounding"] = knobs.bounding.summary
       case .vae: o["temperature"] = knobs.temperature
       case .gan:
         o["truncation"] = knobs.truncation ?? 1

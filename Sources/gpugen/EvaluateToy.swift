@@ -37,7 +37,7 @@ extension Evaluate {
         "\(f.0) is a \(f.2 == .gan ? "GAN" : f.2 == .vae ? "VAE" : "diffusion") option; this model is a toy 2-D \(family == .gan ? "GAN" : family.rawValue) model"
       )
     }
-    if let f = guidanceOptions.given.first(where: { $0.1 }) {
+    if let f = (guidanceOptions.given + x0Options.given).first(where: { $0.1 }) {
       throw ModelError.input(
         "\(f.0) needs a class-conditional image diffusion model; this is a toy 2-D model")
     }

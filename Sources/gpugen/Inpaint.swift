@@ -64,6 +64,8 @@ struct Inpaint: ParsableCommand {
 
   @OptionGroup(title: "Classifier-free guidance") var guidanceOptions: GuidanceOptions
 
+  @OptionGroup(title: "x̂₀ clipping and dynamic thresholding") var x0Options: X0Options
+
   @OptionGroup var output: ImageOutputOptions
 
   func run() throws {
@@ -72,7 +74,7 @@ struct Inpaint: ParsableCommand {
 
   func inpaint() throws {
     try output.validate()
-    _ = try guidanceOptions.guidance()
+    let bounding = try x0Options.bounding(guidance: try guidanceOptions.guidance())
     guard jumpLength >= 1 else {
       throw ModelError.input("--jump-length J must be at least 1, got \(jumpLength)")
     }
@@ -97,14 +99,15 @@ struct Inpaint: ParsableCommand {
       mask, convention: maskConvention, count: n, height: shape[1], width: shape[2])
     let classLabels = try diffusionClassLabels(labels, config: unet.config)
     let denoiser = try guidanceOptions.denoiser(unet)
-    let schedule = try NoiseSchedule(config: try Inpainting.config(schedulerConfig: folder.schedulerConfig))
+    let schedule = try NoiseSchedule(
+      config: try Inpainting.config(schedulerConfig: folder.schedulerConfig, bounding: bounding))
     let plan = try Inpainting.plan(
       schedule: schedule, steps: steps, jumpLength: jumpLength, jumpNSample: jumpNSample, eta: eta)
     let batch = min(batchSize ?? min(n, 64), n)
     let batches = (n + batch - 1) / batch
     FileHandle.standardError.write(
       Data(
-        "gpugen: RePaint, \(steps) steps, J = \(jumpLength), R = \(jumpNSample): \(plan.modelEvaluations) model evaluations per image (\(plan.actions.count - plan.modelEvaluations) undo steps), \(n) image\(n == 1 ? "" : "s") in batches of \(batch) on \(device)\n"
+        "gpugen: RePaint, \(steps) steps, J = \(jumpLength), R = \(jumpNSample)\(bounding == .scheduler ? "" : ", \(bounding.summary)"): \(plan.modelEvaluations) model evaluations per image (\(plan.actions.count - plan.modelEvaluations) undo steps), \(n) image\(n == 1 ? "" : "s") in batches of \(batch) on \(device)\n"
           .utf8))
     let bar = ProgressBar(total: plan.actions.count * batches, label: "inpainting")
     let start = Date()

@@ -21,6 +21,13 @@ struct Sample: ParsableCommand {
       Fashion-MNIST model that ships with gpugen is used (classes: 0 T-shirt/top, 1 trouser, 2 pullover,
       3 dress, 4 coat, 5 sandal, 6 shirt, 7 sneaker, 8 bag, 9 ankle boot).
 
+      x̂₀ is bounded as the model's scheduler config says (clip_sample, or dynamic thresholding with \
+      thresholding: true), except under classifier-free guidance with s > 1, where gpugen's default is \
+      \(X0Bounding.guidedDefault.summary): a deliberate difference from diffusers, whose clip_sample saturates \
+      guided DDIM samples (README, "Classifier-free guidance"). --scheduler-clipping keeps diffusers' \
+      behaviour; --no-clip and --thresholding choose another bounding; the run's header line names any \
+      bounding other than the scheduler config's.
+
       The noise of image i at step s depends only on (seed, i, s): the same seed gives the same images for
       any --batch-size and on every device (within float tolerance).
       """)
@@ -75,10 +82,7 @@ struct Sample: ParsableCommand {
   @Option(help: "Initial noise as a float32 .npy of shape (n, C, H, W), instead of the seeded noise.")
   var noise: String?
 
-  @Flag(
-    help:
-      "Never clip x̂₀ (the scheduler's clip_sample), as DDIM inversion: reconstructs `gpugen encode`'s noise.")
-  var noClip = false
+  @OptionGroup(title: "x̂₀ clipping and dynamic thresholding (diffusion)") var x0Options: X0Options
 
   @OptionGroup(title: "Classifier-free guidance (diffusion)") var guidanceOptions: GuidanceOptions
 
@@ -116,8 +120,7 @@ struct Sample: ParsableCommand {
       [
         ("--sampler", sampler != nil), ("--steps", steps != nil), ("--eta", eta != nil), ("--karras", karras),
         ("--noise", noise != nil), ("--trajectory", trajectory != nil), ("--temperature", temperature != nil),
-        ("--no-clip", noClip),
-      ] + guidanceOptions.given
+      ] + x0Options.given + guidanceOptions.given
     if let flag = diffusionOnly.first(where: { $0.1 }) {
       throw ModelError.input(
         "\(flag.0) is a \(flag.0 == "--temperature" ? "VAE" : "diffusion") option; this model is a GAN (it takes --truncation, --truncation-mode, --class)"
@@ -192,8 +195,7 @@ struct Sample: ParsableCommand {
         ("--sampler", sampler != nil), ("--steps", steps != nil), ("--eta", eta != nil), ("--karras", karras),
         ("--class", classes != nil), ("--noise", noise != nil), ("--trajectory", trajectory != nil),
         ("--truncation", truncation != nil), ("--truncation-mode", truncationMode != nil),
-        ("--no-clip", noClip),
-      ] + guidanceOptions.given
+      ] + x0Options.given + guidanceOptions.given
     if let flag = diffusionOnly.first(where: { $0.1 }) {
       throw ModelError.input(
         "\(flag.0) is a \(flag.0.hasPrefix("--truncation") ? "GAN" : "diffusion") option; this model is a VAE (it takes --temperature)"
@@ -235,7 +237,7 @@ struct Sample: ParsableCommand {
     if let s = steps, s <= 0 { throw ModelError.input("--steps must be positive") }
     try SamplingBounds.checkEta(eta)
     let labels = try parseClasses()
-    _ = try guidanceOptions.guidance()
+    let bounding = try x0Options.bounding(guidance: try guidanceOptions.guidance())
     let device = try deviceOptions.resolve()
     // Load (or, on a first run, compile) every kernel program up front so startup is measured honestly.
     let k0 = Date()
@@ -250,9 +252,9 @@ struct Sample: ParsableCommand {
     // A class-conditional model without --class cycles through every real class (never the null label).
     let classLabels = try diffusionClassLabels(labels, config: unet.config)
     let denoiser = try guidanceOptions.denoiser(unet)
-    var plan = try SamplerPlanner.plan(
-      kind, schedulerConfig: folder.schedulerConfig, steps: steps, eta: eta, karras: karras)
-    if noClip { for i in plan.evaluations.indices { plan.evaluations[i].update.clipRange = nil } }
+    let plan = try SamplerPlanner.plan(
+      kind, schedulerConfig: folder.schedulerConfig, steps: steps, eta: eta, karras: karras,
+      bounding: bounding)
     var initial: [Float]?
     if let path = noise {
       let a = try NPY.read(from: URL(fileURLWithPath: path))
@@ -270,7 +272,7 @@ struct Sample: ParsableCommand {
     let startup = Date().timeIntervalSince(t0)
     FileHandle.standardError.write(
       Data(
-        "gpugen: \(kind.rawValue), \(plan.evaluations.count) model evaluations\(try guidanceOptions.guidance().map { $0.isActive ? " (guided: s = \($0.scale)\($0.rescale > 0 ? ", φ = \($0.rescale)" : ""), each on a doubled batch)" : "" } ?? ""), \(n) images in batches of \(batch) on \(device)\n"
+        "gpugen: \(kind.rawValue), \(plan.evaluations.count) model evaluations\(try guidanceOptions.guidance().map { $0.isActive ? " (guided: s = \($0.scale)\($0.rescale > 0 ? ", φ = \($0.rescale)" : ""), each on a doubled batch)" : "" } ?? "")\(bounding == .scheduler ? "" : ", \(bounding.summary)"), \(n) images in batches of \(batch) on \(device)\n"
           .utf8))
     let bar = ProgressBar(total: plan.evaluations.count * batches, label: "sampling")
     var strip: [[Float]] = []

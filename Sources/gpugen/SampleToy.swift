@@ -26,8 +26,7 @@ extension Sample {
     }
     for (flag, given) in [
       ("--class", classes != nil), ("--noise", noise != nil), ("--trajectory", trajectory != nil),
-      ("--no-clip", noClip),
-    ] + guidanceOptions.given
+    ] + x0Options.given + guidanceOptions.given
     where given {
       throw ModelError.input("\(flag) does not apply to a toy 2-D model (unconditional points)")
     }

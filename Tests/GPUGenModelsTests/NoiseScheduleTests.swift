@@ -392,10 +392,12 @@ final class NoiseScheduleTests: XCTestCase {
     let euler = try SchedulerConfig(json: text)
     XCTAssertEqual(euler.timestepSpacing, .linspace)
     XCTAssertFalse(euler.clipSample, "Euler takes no clip_sample")
-    // The same file as DDIM: its defaults (leading, clip_sample), and thresholding is now its field.
-    XCTAssertThrowsError(try euler.reinterpreted(as: .ddim)) {
-      XCTAssertEqual(($0 as? SchedulerConfigError)?.field, "thresholding")
-    }
+    XCTAssertNil(euler.dynamicThreshold, "Euler takes no thresholding")
+    // The same file as DDIM: its defaults (leading, clip_sample), and thresholding is now its field (with
+    // diffusers' defaults for the ratio and the cap).
+    let asDDIM = try euler.reinterpreted(as: .ddim)
+    XCTAssertTrue(asDDIM.thresholding)
+    XCTAssertEqual(asDDIM.dynamicThreshold, DynamicThreshold(ratio: 0.995, maxValue: 1))
     let ddim = try SchedulerConfig(json: #"{"_class_name": "EulerDiscreteScheduler"}"#, family: .ddim)
     XCTAssertEqual(ddim.timestepSpacing, .leading)
     XCTAssertTrue(ddim.clipSample)
@@ -426,7 +428,9 @@ final class NoiseScheduleTests: XCTestCase {
       (#"{"beta_schedule": "sigmoid"}"#, .ddim, "beta_schedule"),
       (#"{"timestep_spacing": "uniform"}"#, .ddim, "timestep_spacing"),
       (#"{"prediction_type": "flow_prediction"}"#, .eulerDiscrete, "prediction_type"),
-      (#"{"thresholding": true}"#, .ddpm, "thresholding"),
+      (#"{"thresholding": true, "dynamic_thresholding_ratio": 1.5}"#, .ddpm, "dynamic_thresholding_ratio"),
+      (#"{"thresholding": true, "sample_max_value": 0}"#, .ddim, "sample_max_value"),
+      (#"{"thresholding": "yes"}"#, .dpmSolverMultistep, "thresholding"),
       (#"{"variance_type": "learned_range"}"#, .ddpm, "variance_type"),
       (#"{"variance_type": "learned_range"}"#, .dpmSolverMultistep, "variance_type"),
       (#"{"use_exponential_sigmas": true}"#, .eulerDiscrete, "use_exponential_sigmas"),

@@ -28,8 +28,9 @@ final class SamplerParityTests: XCTestCase {
 
   func testEverySamplerStepMatchesDiffusers() throws {
     let all = try cases()
-    XCTAssertGreaterThanOrEqual(all.count, 29)
+    XCTAssertGreaterThanOrEqual(all.count, 35)
     var covered = Set<SamplerKind>()
+    var thresholded = Set<SamplerKind>()
     for dir in all {
       let file = try SafeTensors.read(contentsOf: dir.appendingPathComponent("steps.safetensors"))
       let meta = try JSONValue(parsing: try XCTUnwrap(file.metadata["case"]))
@@ -56,6 +57,10 @@ final class SamplerParityTests: XCTestCase {
       let modelInput = t["model_input"]?.values
       var history = [[Double]](repeating: [Double](repeating: 0, count: per), count: 3)  // newest first
       var worst = 0.0
+      // With dynamic thresholding: the largest change it makes to a step over plain clipping to ±1, which must
+      // be visible for the case to test it (s strictly between 1 and sample_max_value somewhere).
+      var thresholdEffect = 0.0
+      if config.thresholding { XCTAssertNotNil(plan.evaluations.first?.update.threshold, name) }
       for (s, e) in plan.evaluations.enumerated() {
         XCTAssertEqual(Float(e.timestep), timesteps[s], accuracy: 1e-3, "\(name) step \(s) timestep")
         // diffusers draws (and multiplies by 0) noise at the last DDIM/Euler-a step; gpugen skips it.
@@ -64,6 +69,14 @@ final class SamplerParityTests: XCTestCase {
           XCTAssertEqual(s, plan.evaluations.count - 1, "\(name) step \(s)")
         }
         var aux = [Double](repeating: 0, count: per)
+        // Per-sample thresholds from this step's x̂₀ (2 samples of 16 values), as the sampler computes them.
+        var scales: [Float] = [1, 1]
+        if let t = e.update.threshold {
+          let x0 = (0..<per).map { k in
+            Float(e.update.ax) * sample[s * per + k] + Float(e.update.am) * out[s * per + k]
+          }
+          scales = t.scales(x0, samples: 2, perSample: per / 2)
+        }
         for k in 0..<per {
           let x = Double(sample[s * per + k]), m = Double(out[s * per + k])
           if let modelInput {
@@ -75,7 +88,15 @@ final class SamplerParityTests: XCTestCase {
           }
           let r = e.update.apply(
             x: x, m: m, prev: history[0][k], prev2: history[1][k], prev3: history[2][k],
-            z: Double(noise[s * per + k]))
+            z: Double(noise[s * per + k]), thresholdScale: Double(scales[k / (per / 2)]))
+          if e.update.threshold != nil {
+            var clipped = e.update
+            (clipped.threshold, clipped.clipRange) = (nil, 1)
+            let c = clipped.apply(
+              x: x, m: m, prev: history[0][k], prev2: history[1][k], prev3: history[2][k],
+              z: Double(noise[s * per + k]))
+            thresholdEffect = Swift.max(thresholdEffect, Swift.abs(c.out - r.out))
+          }
           let w = Double(want[s * per + k])
           worst = Swift.max(worst, Swift.abs(r.out - w) / Swift.max(1, Swift.abs(w)))
           aux[k] = r.aux
@@ -84,7 +105,15 @@ final class SamplerParityTests: XCTestCase {
       }
       print("sampler parity \(name): worst relative step error \(worst)")
       XCTAssertLessThanOrEqual(worst, 1e-5, "\(name): worst relative step error \(worst)")
+      if config.thresholding {
+        thresholded.insert(kind)
+        print(
+          "sampler parity \(name): dynamic thresholding moves a step by up to \(thresholdEffect) over clipping"
+        )
+        XCTAssertGreaterThan(thresholdEffect, 1e-2, "\(name): the thresholds never left 1")
+      }
     }
     XCTAssertEqual(covered, Set(SamplerKind.allCases))
+    XCTAssertEqual(thresholded, [.ddpm, .ddim, .dpmpp2m, .dpmpp2mSDE, .unipc])
   }
 }

@@ -3,6 +3,7 @@
 extension CPUBackend {
   public func samplerStep(
     _ x: Buffer, _ m: Buffer, prev: Buffer?, older: [Buffer], out: Buffer, aux: Buffer?,
+    thresholdScales: Buffer?,
     update u: SamplerUpdate,
     samples: Int,
     perSample: Int, firstSample: Int, seed: UInt64, step: Int, stream: Int
@@ -13,7 +14,7 @@ extension CPUBackend {
     let (cx, c0, ce, cp, cz) = (Float(u.cx), Float(u.c0), Float(u.ce), Float(u.cp), Float(u.cz))
     let (cq, cr) = (Float(u.cq), Float(u.cr))
     let (dx, d0, de) = (Float(u.dx), Float(u.d0), Float(u.de))
-    let clip = u.clipRange.map(Float.init)
+    let clip = u.clipRange.map(Float.init), sp = thresholdScales.map(ptr)
     let blocks = (perSample + 3) / 4
     Parallel.forEach(samples * blocks, cost: 64) { range in
       for g in range {
@@ -29,7 +30,12 @@ extension CPUBackend {
           let k = base + e
           let xv = xp[k], mv = mp[k]
           var x0 = ax * xv + am * mv
-          if let r = clip { x0 = Swift.min(Swift.max(x0, -r), r) }
+          if let sp {
+            let s = sp[i]
+            x0 = Swift.min(Swift.max(x0, -s), s) / s
+          } else if let r = clip {
+            x0 = Swift.min(Swift.max(x0, -r), r)
+          }
           let eps = ex * xv + em * mv
           var o = cx * xv + c0 * x0 + ce * eps + cz * z[e]
           if let pp { o += cp * pp[k] }

@@ -111,3 +111,15 @@ public struct GuidedDenoiser: Denoiser {
       conditional: try out.slice(axis: 0, start: 0, end: n), unconditional: try out.slice(axis: 0, start: n))
   }
 }
+
+extension X0Bounding {
+  /// The bounding a guided run uses when no flag chooses one (`guidedDefault` for s > 1); a deliberate
+  /// difference from diffusers, whose clip_sample saturates the guided x̂₀ (README: "Guidance").
+  public static let guidedDefault = X0Bounding.none
+
+  /// The bounding of a run with guidance scale `scale` (nil: unguided) and no bounding flag: the scheduler
+  /// config's, except `guidedDefault` when s > 1 (s = 1 stays plain conditional sampling, bit for bit).
+  public static func defaultBounding(guidanceScale scale: Double?) -> X0Bounding {
+    (scale ?? 1) > 1 ? guidedDefault : .scheduler
+  }
+}

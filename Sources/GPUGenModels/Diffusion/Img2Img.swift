@@ -13,16 +13,17 @@ public enum Img2Img {
 
   /// The plan of `kind` with `steps` steps (nil: the sampler's default) at `strength` s ∈ [0, 1]: the last
   /// int(N·s) steps (Heun: their evaluations), noise keys and multistep history as a fresh diffusers scheduler
-  /// with `set_begin_index` would have them, and the image and noise scales of the start.
+  /// with `set_begin_index` would have them, and the image and noise scales of the start; `bounding` overrides
+  /// the scheduler config's x̂₀ clipping.
   public static func plan(
     _ kind: SamplerKind, schedulerConfig url: URL?, steps: Int?, strength: Double, eta: Double = 0,
-    karras: Bool = false
+    karras: Bool = false, bounding: X0Bounding = .scheduler
   ) throws -> SamplingPlan {
     try SamplingBounds.checkEta(eta)
     guard strength >= 0 && strength <= 1 else {
       throw ModelError.input("--strength must lie in [0, 1], got \(strength)")
     }
-    let c = try SamplerPlanner.config(kind, schedulerConfig: url, karras: karras)
+    let c = try SamplerPlanner.config(kind, schedulerConfig: url, karras: karras, bounding: bounding)
     let schedule = try NoiseSchedule(config: c)
     let n = steps ?? (kind == .ddpm ? c.numTrainTimesteps : 20)
     guard n >= 1 else { throw ModelError.input("--steps must be positive") }

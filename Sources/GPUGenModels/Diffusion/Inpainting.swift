@@ -99,7 +99,11 @@ public enum Inpainting {
   /// The scheduler config as diffusers' `RePaintScheduler.from_config` reads a model's scheduler_config.json
   /// (its betas and clip_sample; RePaint clips to ±1 and has no zero-SNR rescaling), or RePaint's defaults.
   /// The prediction type is kept, so v- and x₀-prediction models inpaint correctly (diffusers' RePaint assumes ε).
-  public static func config(schedulerConfig url: URL?) throws -> SchedulerConfig {
+  /// `bounding` overrides clip_sample; its dynamic thresholding (which diffusers' RePaint lacks) acts on the
+  /// denoising steps' x̂₀ as DDPM's does.
+  public static func config(schedulerConfig url: URL?, bounding: X0Bounding = .scheduler) throws
+    -> SchedulerConfig
+  {
     var c: SchedulerConfig
     if let url {
       c = try SchedulerConfig(contentsOf: url, family: .ddpm)  // clip_sample defaults to true, as RePaint's
@@ -108,6 +112,7 @@ public enum Inpainting {
     }
     c.clipSampleRange = 1
     c.rescaleBetasZeroSNR = false
+    c = try bounding.applied(to: c, sampler: "inpaint")
     try c.validate()
     return c
   }
@@ -133,7 +138,8 @@ public enum Inpainting {
         let a = ac[t], aPrev = prev >= 0 ? ac[prev] : 1
         var u = SamplerUpdate()
         SamplerPlanner.discretePrediction(c.predictionType, a: a, r: r, into: &u)
-        u.clipRange = c.clipSample ? c.clipSampleRange : nil
+        u.threshold = c.dynamicThreshold
+        u.clipRange = u.threshold == nil && c.clipSample ? c.clipSampleRange : nil
         let variance = r(r(r(1 - aPrev) / r(1 - a)) * r(1 - r(a / aPrev)))
         let std = r(eta * r(variance.squareRoot()))
         u.c0 = r(aPrev.squareRoot())

@@ -35,26 +35,29 @@ public enum SamplerKind: String, CaseIterable, Sendable {
 public enum SamplerPlanner {
   /// The scheduler config a sampler uses: the model's scheduler_config.json read as the sampler's
   /// diffusers class (as `Scheduler.from_config(pipe.scheduler.config)` does), or that class's defaults.
-  public static func config(_ kind: SamplerKind, schedulerConfig url: URL?, karras: Bool = false) throws
-    -> SchedulerConfig
-  {
+  /// `bounding` overrides its clip_sample and thresholding.
+  public static func config(
+    _ kind: SamplerKind, schedulerConfig url: URL?, karras: Bool = false, bounding: X0Bounding = .scheduler
+  ) throws -> SchedulerConfig {
     try adjusted(
       try url.map { try SchedulerConfig(contentsOf: $0, family: kind.family) }
-        ?? SchedulerConfig(family: kind.family), for: kind, karras: karras)
+        ?? SchedulerConfig(family: kind.family), for: kind, karras: karras, bounding: bounding)
   }
 
   /// The scheduler config a sampler uses when the model's scheduler_config.json is held as text (`json`).
-  public static func config(_ kind: SamplerKind, schedulerJSON json: String, karras: Bool = false) throws
-    -> SchedulerConfig
-  {
-    try adjusted(try SchedulerConfig(json: json, family: kind.family), for: kind, karras: karras)
+  public static func config(
+    _ kind: SamplerKind, schedulerJSON json: String, karras: Bool = false, bounding: X0Bounding = .scheduler
+  ) throws -> SchedulerConfig {
+    try adjusted(
+      try SchedulerConfig(json: json, family: kind.family), for: kind, karras: karras, bounding: bounding)
   }
 
-  /// `c` with what the sampler fixes (DPM-Solver++ of order 2) and Karras sigmas when asked for, validated.
-  static func adjusted(_ config: SchedulerConfig, for kind: SamplerKind, karras: Bool) throws
-    -> SchedulerConfig
-  {
-    var c = config
+  /// `c` with what the sampler fixes (DPM-Solver++ of order 2), Karras sigmas when asked for and `bounding`,
+  /// validated.
+  static func adjusted(
+    _ config: SchedulerConfig, for kind: SamplerKind, karras: Bool, bounding: X0Bounding = .scheduler
+  ) throws -> SchedulerConfig {
+    var c = try bounding.applied(to: config, sampler: kind.rawValue)
     if [.dpmpp2m, .dpmpp2mSDE, .dpmpp3mSDE].contains(kind) {
       c.algorithmType = kind == .dpmpp2m ? .dpmSolverPlusPlus : .sdeDPMSolverPlusPlus
       c.solverOrder = kind == .dpmpp3mSDE ? 3 : 2
@@ -71,11 +74,12 @@ public enum SamplerPlanner {
     return c
   }
 
-  /// The plan for `kind` with `steps` steps (nil: 1000 for DDPM, else 20) and DDIM's `eta`.
+  /// The plan for `kind` with `steps` steps (nil: 1000 for DDPM, else 20), DDIM's `eta` and x̂₀'s `bounding`.
   public static func plan(
-    _ kind: SamplerKind, schedulerConfig url: URL?, steps: Int?, eta: Double = 0, karras: Bool = false
+    _ kind: SamplerKind, schedulerConfig url: URL?, steps: Int?, eta: Double = 0, karras: Bool = false,
+    bounding: X0Bounding = .scheduler
   ) throws -> SamplingPlan {
-    let c = try config(kind, schedulerConfig: url, karras: karras)
+    let c = try config(kind, schedulerConfig: url, karras: karras, bounding: bounding)
     let schedule = try NoiseSchedule(config: c)
     return try plan(
       kind, schedule: schedule, steps: steps ?? (kind == .ddpm ? c.numTrainTimesteps : 20), eta: eta)
@@ -83,9 +87,10 @@ public enum SamplerPlanner {
 
   /// The plan for `kind` with `steps` steps (nil: as above) on a scheduler config held as text.
   public static func plan(
-    _ kind: SamplerKind, schedulerJSON json: String, steps: Int?, eta: Double = 0, karras: Bool = false
+    _ kind: SamplerKind, schedulerJSON json: String, steps: Int?, eta: Double = 0, karras: Bool = false,
+    bounding: X0Bounding = .scheduler
   ) throws -> SamplingPlan {
-    let c = try config(kind, schedulerJSON: json, karras: karras)
+    let c = try config(kind, schedulerJSON: json, karras: karras, bounding: bounding)
     return try plan(
       kind, schedule: try NoiseSchedule(config: c),
       steps: steps ?? (kind == .ddpm ? c.numTrainTimesteps : 20),
@@ -125,7 +130,9 @@ public enum SamplerPlanner {
     let inf = try schedule.inference(numInferenceSteps: n)
     let ac = schedule.alphasCumprod
     let T = c.numTrainTimesteps
-    let clip = c.clipSample ? c.clipSampleRange : nil
+    // Thresholding takes precedence over clip_sample, as in diffusers.
+    let threshold = c.dynamicThreshold
+    let clip = threshold == nil && c.clipSample ? c.clipSampleRange : nil
     // diffusers computes step coefficients in float32: round where it rounds.
     let r = schedule.precision.round
     var evals: [SamplingPlan.Evaluation] = []
@@ -142,7 +149,7 @@ public enum SamplerPlanner {
         let a = ac[t]
         var u = SamplerUpdate()
         discretePrediction(c.predictionType, a: a, r: r, into: &u)
-        u.clipRange = clip
+        (u.clipRange, u.threshold) = (clip, threshold)
         let bt = r(1 - a)
         if kind == .ddpm {
           let aPrev = prev >= 0 ? ac[prev] : 1
@@ -184,6 +191,7 @@ public enum SamplerPlanner {
         case .vPrediction: (u.ax, u.am) = (aS, -sS)
         case .sample: (u.ax, u.am) = (0, 1)
         }
+        u.threshold = threshold
         u.writesAux = true
         (u.dx, u.d0) = (0, 1)
         let lowerOrderFinal =
@@ -393,7 +401,8 @@ public enum SamplerPlanner {
       case .sample: (u.ax, u.am, u.ex, u.em) = (0, 1, 1 / sS, -aS / sS)
       }
       u.writesAux = true
-      if c.predictX0 { u.d0 = 1 } else { u.de = 1 }
+      // diffusers thresholds UniPC's x̂₀ only with predict_x0 (its noise prediction is never thresholded).
+      if c.predictX0 { (u.d0, u.threshold) = (1, c.dynamicThreshold) } else { u.de = 1 }
       // coef[k]: the coefficient of M_{i−k} (k = 0: this step's converted output) in the corrected sample
       // minus x_i, then in x_{i+1}.
       var corr = [Double](repeating: 0, count: 4)
@@ -459,5 +468,45 @@ public enum SamplerPlanner {
       evals.append(SamplingPlan.Evaluation(timestep: tv, inputScale: 1, update: u))
     }
     return SamplingPlan(initNoiseSigma: inf.initNoiseSigma, evaluations: evals)
+  }
+}
+
+/// How a run bounds the predicted x̂₀, overriding the scheduler config's `clip_sample` and `thresholding`.
+public enum X0Bounding: Sendable, Equatable {
+  /// As the scheduler config says (diffusers' behaviour).
+  case scheduler
+  /// Never bound x̂₀ (clip_sample and thresholding off).
+  case none
+  /// Dynamic thresholding with these settings (`thresholding` on; it takes precedence over clip_sample).
+  case threshold(DynamicThreshold)
+
+  /// `config` with this bounding; thresholding for a family whose diffusers class has none is an error
+  /// naming `sampler`.
+  public func applied(to config: SchedulerConfig, sampler: String) throws -> SchedulerConfig {
+    var c = config
+    switch self {
+    case .scheduler: break
+    case .none: (c.clipSample, c.thresholding) = (false, false)
+    case .threshold(let t):
+      guard SchedulerConfig.supportsThresholding(c.family) else {
+        throw ModelError.input(
+          "--thresholding applies to ddpm, ddim, dpmpp-2m, dpmpp-2m-sde, dpmpp-3m-sde and unipc "
+            + "(diffusers' \(c.family.rawValue) has no dynamic thresholding), not \(sampler)")
+      }
+      do { try t.validate(ratioName: "--dynamic-thresholding-ratio", maxName: "--sample-max-value") } catch {
+        throw ModelError.input("\(error)")
+      }
+      (c.thresholding, c.dynamicThresholdingRatio, c.sampleMaxValue) = (true, t.ratio, t.maxValue)
+    }
+    return c
+  }
+
+  /// The bounding in words, for run headers.
+  public var summary: String {
+    switch self {
+    case .scheduler: return "x̂₀ bounded as the scheduler config says"
+    case .none: return "x̂₀ unclipped"
+    case .threshold(let t): return "dynamic thresholding (ratio \(t.ratio), max \(t.maxValue))"
+    }
   }
 }

@@ -212,6 +212,7 @@ public struct DiffusionSampler {
       if let trajectory, start == 0 {
         var u = SamplerUpdate()
         (u.ax, u.am, u.clipRange, u.c0) = (e.update.ax, e.update.am, e.update.clipRange, 1)
+        u.threshold = e.update.threshold
         try trajectory(
           s, try Tensor.samplerStep(x: x, modelOutput: m, prev: nil, update: u, seed: 0, step: 0).out)
       }

@@ -200,6 +200,24 @@ public struct SchedulerConfig: Sendable, Equatable {
   public var clipSample = false
   /// `clip_sample_range`.
   public var clipSampleRange = 1.0
+  /// `thresholding` (DDPM, DDIM, DPM-Solver, UniPC): diffusers' dynamic thresholding of x̂₀; it takes
+  /// precedence over `clip_sample`.
+  public var thresholding = false
+  /// `dynamic_thresholding_ratio`: the quantile of |x̂₀| dynamic thresholding takes.
+  public var dynamicThresholdingRatio = 0.995
+  /// `sample_max_value`: the largest threshold dynamic thresholding uses.
+  public var sampleMaxValue = 1.0
+
+  /// Whether `family`'s diffusers class takes `thresholding` (DDPM, DDIM, DPM-Solver, UniPC).
+  public static func supportsThresholding(_ family: SchedulerFamily) -> Bool {
+    [.ddpm, .ddim, .dpmSolverMultistep, .uniPCMultistep].contains(family)
+  }
+
+  /// The dynamic thresholding this config asks for (nil: none, or a family without it).
+  public var dynamicThreshold: DynamicThreshold? {
+    thresholding && Self.supportsThresholding(family)
+      ? DynamicThreshold(ratio: dynamicThresholdingRatio, maxValue: sampleMaxValue) : nil
+  }
   /// `variance_type` (DDPM).
   public var varianceType = DDPMVarianceType.fixedSmall
   /// `set_alpha_to_one` (DDIM): ᾱ before the first step is 1, else ᾱ₀.
@@ -306,15 +324,18 @@ public struct SchedulerConfig: Sendable, Equatable {
     switch family {
     case .ddpm:
       f.formUnion([
-        "variance_type", "clip_sample", "clip_sample_range", "thresholding", "rescale_betas_zero_snr",
+        "variance_type", "clip_sample", "clip_sample_range", "thresholding", "dynamic_thresholding_ratio",
+        "sample_max_value", "rescale_betas_zero_snr",
       ])
     case .ddim:
       f.formUnion([
-        "clip_sample", "clip_sample_range", "set_alpha_to_one", "thresholding", "rescale_betas_zero_snr",
+        "clip_sample", "clip_sample_range", "set_alpha_to_one", "thresholding", "dynamic_thresholding_ratio",
+        "sample_max_value", "rescale_betas_zero_snr",
       ])
     case .dpmSolverMultistep:
       f.formUnion([
-        "solver_order", "thresholding", "algorithm_type", "solver_type", "lower_order_final",
+        "solver_order", "thresholding", "dynamic_thresholding_ratio", "sample_max_value", "algorithm_type",
+        "solver_type", "lower_order_final",
         "euler_at_final",
         "use_karras_sigmas", "use_exponential_sigmas", "use_beta_sigmas", "use_lu_lambdas", "use_flow_sigmas",
         "final_sigmas_type", "lambda_min_clipped", "variance_type", "rescale_betas_zero_snr",
@@ -333,7 +354,8 @@ public struct SchedulerConfig: Sendable, Equatable {
       ])
     case .uniPCMultistep:
       f.formUnion([
-        "solver_order", "thresholding", "predict_x0", "solver_type", "lower_order_final", "disable_corrector",
+        "solver_order", "thresholding", "dynamic_thresholding_ratio", "sample_max_value", "predict_x0",
+        "solver_type", "lower_order_final", "disable_corrector",
         "solver_p", "use_karras_sigmas", "use_exponential_sigmas", "use_beta_sigmas", "use_flow_sigmas",
         "final_sigmas_type", "rescale_betas_zero_snr", "use_dynamic_shifting", "sigma_min", "sigma_max",
       ])
@@ -405,7 +427,9 @@ public struct SchedulerConfig: Sendable, Equatable {
     if let v = try flag("clip_sample") { clipSample = v }
     if let v = try number("clip_sample_range") { clipSampleRange = v }
     if let v = try flag("set_alpha_to_one") { setAlphaToOne = v }
-    try unsupportedIfTrue("thresholding", "dynamic thresholding is not implemented")
+    if let v = try flag("thresholding") { thresholding = v }
+    if let v = try number("dynamic_thresholding_ratio") { dynamicThresholdingRatio = v }
+    if let v = try number("sample_max_value") { sampleMaxValue = v }
     // A null variance_type behaves as fixed_small in DDPM and as the default (none) in DPM-Solver.
     if let v = f["variance_type"], v != .null {
       if family == .dpmSolverMultistep {
@@ -500,6 +524,12 @@ public struct SchedulerConfig: Sendable, Equatable {
     guard stepsOffset >= 0 else { throw invalid("steps_offset", "\(stepsOffset)", "≥ 0") }
     guard clipSampleRange > 0, clipSampleRange.isFinite else {
       throw invalid("clip_sample_range", "\(clipSampleRange)", "> 0")
+    }
+    guard dynamicThresholdingRatio >= 0, dynamicThresholdingRatio <= 1 else {
+      throw invalid("dynamic_thresholding_ratio", "\(dynamicThresholdingRatio)", "a number in [0, 1]")
+    }
+    guard sampleMaxValue > 0, sampleMaxValue.isFinite else {
+      throw invalid("sample_max_value", "\(sampleMaxValue)", "> 0")
     }
     guard (1...3).contains(solverOrder) else { throw invalid("solver_order", "\(solverOrder)", "1, 2 or 3") }
     if family == .dpmSolverMultistep && finalSigmasType == .zero

@@ -13,6 +13,8 @@ public struct GeneratorKnobs: Sendable, Equatable {
   public var eta: Double = 0
   /// Diffusion: classifier-free guidance (nil: none; needs a model with a null label).
   public var guidance: ClassifierFreeGuidance? = nil
+  /// Diffusion: how x̂₀ is bounded (default: as the scheduler config says).
+  public var bounding: X0Bounding = .scheduler
   /// VAE: the prior's temperature τ.
   public var temperature: Double = 1
   /// GAN: the truncation ψ (nil: none) and how it truncates.
@@ -29,6 +31,7 @@ public struct GeneratorKnobs: Sendable, Equatable {
       return "\(sampler.rawValue), \(steps.map(String.init) ?? (sampler == .ddpm ? "all" : "20")) steps"
         + (sampler == .ddim && eta != 0 ? ", η \(eta)" : "")
         + (guidance.map { ", guidance s \($0.scale)" + ($0.rescale > 0 ? " φ \($0.rescale)" : "") } ?? "")
+        + (bounding == .scheduler ? "" : ", \(bounding.summary)")
     case .vae: return "τ \(temperature)"
     case .gan: return truncation.map { "ψ \($0) (\(truncationMode.rawValue))" } ?? "no truncation"
     }
@@ -101,7 +104,7 @@ public final class ImageGenerator {
     if let s = knobs.steps, s <= 0 { throw ModelError.input("--steps must be positive, got \(s)") }
     try SamplingBounds.checkEta(knobs.eta)
     return try SamplerPlanner.plan(
-      knobs.sampler, schedulerConfig: scheduler, steps: knobs.steps, eta: knobs.eta)
+      knobs.sampler, schedulerConfig: scheduler, steps: knobs.steps, eta: knobs.eta, bounding: knobs.bounding)
   }
 
   /// The progress units `sample` reports for `count` images in batches of `batchSize`: model evaluations of

@@ -132,6 +132,29 @@ CASES = {
                                                                     final_sigmas_type="sigma_min"), 8, {},
                                       "UniPC bh2, order 3, Karras, final_sigmas_type sigma_min (last sigma the "
                                       "Karras minimum: h = 0 at the first-order last step)"),
+    # Dynamic thresholding (thresholding True): per-sample quantile of |x0| (ratio below 1 so the quantile
+    # interpolates between two sorted values), clamped to [1, sample_max_value]; it overrides clip_sample.
+    "ddim_thresh": (DDIMScheduler, dict(LINEAR, thresholding=True, dynamic_thresholding_ratio=0.9,
+                                        sample_max_value=2.5), 10, dict(eta=0.0),
+                    "DDIM eta 0, dynamic thresholding (ratio 0.9, max 2.5; clip_sample True is overridden)"),
+    "ddim_thresh_eta07_vpred": (DDIMScheduler, dict(LINEAR, thresholding=True, dynamic_thresholding_ratio=0.995,
+                                                    sample_max_value=1.5, prediction_type="v_prediction"), 10,
+                                dict(eta=0.7), "DDIM eta 0.7, v_prediction, dynamic thresholding (0.995, 1.5)"),
+    "ddpm_thresh_n10": (DDPMScheduler, dict(LINEAR, variance_type="fixed_small", thresholding=True,
+                                            dynamic_thresholding_ratio=0.9, sample_max_value=2.0), 10, {},
+                        "DDPM, 10 steps, dynamic thresholding (ratio 0.9, max 2)"),
+    "dpmpp2m_thresh": (DPMSolverMultistepScheduler, dict(LINEAR, algorithm_type="dpmsolver++", solver_order=2,
+                                                         lower_order_final=True, thresholding=True,
+                                                         dynamic_thresholding_ratio=0.9, sample_max_value=3.0),
+                       10, {}, "DPM-Solver++ 2M with dynamic thresholding (ratio 0.9, max 3)"),
+    "dpmpp2m_sde_thresh": (DPMSolverMultistepScheduler, dict(LINEAR, algorithm_type="sde-dpmsolver++",
+                                                             solver_order=2, lower_order_final=True,
+                                                             thresholding=True, dynamic_thresholding_ratio=0.9,
+                                                             sample_max_value=3.0), 10, {},
+                           "DPM++ 2M SDE with dynamic thresholding (ratio 0.9, max 3; noise injected)"),
+    "unipc_bh2_o2_thresh": (UniPCMultistepScheduler, dict(LINEAR, thresholding=True, dynamic_thresholding_ratio=0.9,
+                                                          sample_max_value=3.0), 10, {},
+                            "UniPC bh2, order 2, predict_x0, dynamic thresholding (ratio 0.9, max 3)"),
 }
 
 MODULES = [scheduling_ddim, scheduling_ddpm, scheduling_dpmsolver_multistep, scheduling_euler_ancestral_discrete,
