@@ -33,15 +33,14 @@ __kernel void conv_col2im(__global const float* col, __global float* x, int N, i
   const int ix = get_global_id(0), iy = get_global_id(1), nc = get_global_id(2);
   const int n = nc / C, c = nc % C;
   float acc = 0.0f;
-  for (int ky = 0; ky < KH; ky++) {
-    const int ty = iy + padT - ky;
-    if (ty < 0 || ty % strideH != 0) continue;
-    const int oy = ty / strideH;
+  // Only the taps with ky ≡ iy + padT (mod strideH) and ky ≤ iy + padT reach x (likewise kx): they are visited
+  // directly, in the same ascending order as a scan of every tap would add them.
+  const int ry = iy + padT, rx = ix + padL;
+  for (int ky = ry % strideH; ky < KH && ky <= ry; ky += strideH) {
+    const int oy = (ry - ky) / strideH;
     if (oy >= HO) continue;
-    for (int kx = 0; kx < KW; kx++) {
-      const int tx = ix + padL - kx;
-      if (tx < 0 || tx % strideW != 0) continue;
-      const int ox = tx / strideW;
+    for (int kx = rx % strideW; kx < KW && kx <= rx; kx += strideW) {
+      const int ox = (rx - kx) / strideW;
       if (ox >= WO) continue;
       const int r = (c * KH + ky) * KW + kx;
       const long plane = batchMajor ? (long)n * C * KH * KW + r : (long)r * N + n;
