@@ -151,17 +151,15 @@ extension Tensor {
     let (hp, wp) = (h / 2 + 1, w / 2 + 1)
     let g = ConvGeometry(
       n: n, c: 4 * c, h: hp, w: wp, kh: 2, kw: 2, strideH: 1, strideW: 1, padT: 0, padL: 0, padB: 0, padR: 0)
-    var k: Tensor
+    // The CPU kernel gathers the padded space-to-depth from x itself; elsewhere it is materialised.
+    // Either way the result is (O, (c, a, b)·(t, u)).
+    var k: Tensor?
     if let cpu = x.backend as? CPUBackend {
-      // The CPU kernel gathers the padded space-to-depth from x itself.
-      k = try Tensor(uninitialized: [o, g.k], on: x.device)
-      if !cpu.weightGradient(x.buffer, dy.buffer, k.buffer, g, cout: o, spaceToDepth: true) {
-        k = try Tensor.convWeightGradient(try x.paddedSpaceToDepth(), dy, g, cout: o)
-      }
-    } else {
-      k = try Tensor.convWeightGradient(try x.paddedSpaceToDepth(), dy, g, cout: o)  // (O, (c, a, b)·(t, u))
+      let out = try Tensor(uninitialized: [o, g.k], on: x.device)
+      if cpu.weightGradient(x.buffer, dy.buffer, out.buffer, g, cout: o, spaceToDepth: true) { k = out }
     }
-    return try k.reshaped([o, c, 2, 2, 2, 2]).permuted([0, 1, 4, 2, 5, 3]).reshaped([o, c, 4, 4])
+    let grad = try k ?? Tensor.convWeightGradient(try x.paddedSpaceToDepth(), dy, g, cout: o)
+    return try grad.reshaped([o, c, 2, 2, 2, 2]).permuted([0, 1, 4, 2, 5, 3]).reshaped([o, c, 4, 4])
   }
 
   /// convTranspose2d with a 4×4 stride-2 padding-1 kernel as a 3×3 convolution and depth-to-space, recorded

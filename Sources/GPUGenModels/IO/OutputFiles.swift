@@ -198,6 +198,12 @@ public final class StagedOutputs {
     let fd = open(temp.path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
     guard fd >= 0 else { throw FileSystemError(path: url.path, operation: "write", code: errno) }
     close(fd)
+    try Self.fill(temp, for: url, write)
+    staged.append((temp, url, false))
+  }
+
+  /// Runs `write` on the temporary `temp` of `url`; on failure removes it and names `url` in a file-system error.
+  private static func fill(_ temp: URL, for url: URL, _ write: (URL) throws -> Void) throws {
     do { try write(temp) } catch {
       try? FileManager.default.removeItem(at: temp)
       if let fs = FileSystemError.from(error, path: url.path) {
@@ -205,7 +211,6 @@ public final class StagedOutputs {
       }
       throw error
     }
-    staged.append((temp, url, false))
   }
 
   /// Writes one output folder through `write`, which is handed an empty hidden folder beside `url` to fill.
@@ -224,13 +229,7 @@ public final class StagedOutputs {
     guard mkdir(temp.path, 0o755) == 0 else {
       throw FileSystemError(path: url.path, operation: "write folder", code: errno)
     }
-    do { try write(temp) } catch {
-      try? FileManager.default.removeItem(at: temp)
-      if let fs = FileSystemError.from(error, path: url.path) {
-        throw FileSystemError(path: url.path, operation: "write", code: fs.code)
-      }
-      throw error
-    }
+    try Self.fill(temp, for: url, write)
     staged.append((temp, url, true))
   }
 
