@@ -32,6 +32,19 @@ GG_CLONES void gpugen_affine(const float* x, float* y, long n, float scale, floa
   }
 }
 
+GG_CLONES void gpugen_bias_act(float* y, long n, float b, int relu, float alpha) {
+  if (relu)
+    for (long i = 0; i < n; i++) {
+      const float v = y[i] + b;
+      y[i] = 0.0f > v ? 0.0f : v;
+    }
+  else
+    for (long i = 0; i < n; i++) {
+      const float v = y[i] + b;
+      y[i] = v >= 0.0f ? v : alpha * v;
+    }
+}
+
 GG_CLONES void gpugen_exp(const float* x, float* y, long n) {
   for (long i = 0; i < n; i++) y[i] = gg_expf(x[i]);
 }
@@ -286,8 +299,8 @@ void gpugen_conv_s1(const float* x, float* y, int C, int H, int W, int Cout, int
 // of dY, one broadcast of x per tap and NV·taps FMAs. No horizontal sums; each accumulator lane is one
 // weight. dW is (Cout, C·KH·KW), written with +=.
 long gpugen_conv_wgrad_workspace(int B, int C, int Cout, int HO, int WO, int KH, int KW) {
-  const long xfloats = (long)B * C * (HO + KH - 1) * (WO + KW - 1);
-  return (xfloats + 15) / 16 * 16 + (long)B * HO * WO * ((Cout + 15) / 16 * 16);
+  const long xfloats = (long)B * C * (HO + KH - 1) * (WO + KW - 1), Co16 = (Cout + 15) / 16 * 16;
+  return (xfloats + 15) / 16 * 16 + (long)B * HO * WO * Co16 + (long)C * KH * KW * Co16;
 }
 
 // NC (1 or 2) input channels at xs, xs + xplane (dW columns from dw on, T per channel), 16·NV output channels
@@ -296,12 +309,11 @@ long gpugen_conv_wgrad_workspace(int B, int C, int Cout, int HO, int WO, int KH,
 static inline __attribute__((always_inline)) void gg_wgrad_block(const float* xs, long xplane, long xstride,
                                                                  const float* dyT, long dstride, int Co16, int B,
                                                                  int HO, int WO, int Wp, const long* off, int NC,
-                                                                 int NV, int T, float* dw, long dwRow, int o0,
-                                                                 int Cout) {
-  gg_v16 acc[2][3][9];
+                                                                 int NV, int T, float* acc) {
+  gg_v16 a[2][3][9];
   for (int h = 0; h < 2; h++)
     for (int v = 0; v < 3; v++)
-      for (int t = 0; t < 9; t++) acc[h][v][t] = (gg_v16){0};
+      for (int t = 0; t < 9; t++) a[h][v][t] = (gg_v16){0};
 #pragma clang loop unroll(disable)
   for (int b = 0; b < B; b++, xs += xstride, dyT += dstride) {
     const float* d = dyT;
@@ -315,21 +327,16 @@ static inline __attribute__((always_inline)) void gg_wgrad_block(const float* xs
         for (int h = 0; h < NC; h++)
           for (int t = 0; t < T; t++) {
             const float xv = xr[h * xplane + ox + off[t]];
-            for (int v = 0; v < NV; v++) acc[h][v][t] += dv[v] * xv;
+            for (int v = 0; v < NV; v++) a[h][v][t] += dv[v] * xv;
           }
       }
     }
   }
-  // Copied out with constant indices so that acc stays in registers.
-  float lanes[2][3][9][16];
+  // One aligned vector store per accumulator into acc (rows h·T + t, Co16 floats apart; the caller transposes
+  // the whole (C·T, Co16) block into dW once, instead of 16 scattered adds per vector here).
   for (int h = 0; h < NC; h++)
     for (int v = 0; v < NV; v++)
-      for (int t = 0; t < T; t++) gg_store16(lanes[h][v][t], acc[h][v][t]);
-  for (int h = 0; h < NC; h++)
-    for (int v = 0; v < NV; v++)
-      for (int t = 0; t < T; t++)
-        for (int j = 0; j < 16 && o0 + 16 * v + j < Cout; j++)
-          dw[(long)(o0 + 16 * v + j) * dwRow + h * T + t] += lanes[h][v][t][j];
+      for (int t = 0; t < T; t++) gg_store16(acc + (long)(h * T + t) * Co16 + 16 * v, a[h][v][t]);
 }
 
 GG_CLONES void gpugen_conv_s1_wgrad(const float* x, const float* dy, float* dw, int B, int C, int H, int W, int Cout,
@@ -344,18 +351,22 @@ GG_CLONES void gpugen_conv_s1_wgrad(const float* x, const float* dy, float* dw, 
     if (s2d) {
       // The padded space-to-depth of x (each image (C/4, H, W)) gathered straight into the workspace:
       // channel 4c + 2a + e, row i, column j holds x[c, 2i + a − 1, 2j + e − 1] (zero outside x).
-      for (int ch = 0; ch < C; ch++) {
-        const int a = (ch >> 1) & 1, e = ch & 1;
-        const float* plane = x + ((long)b * (C / 4) + (ch >> 2)) * H * W;
-        float* dst = xpad + b * xstride + ch * xplane;
-        for (int i = 0; i < Hp; i++) {
-          const int iy = 2 * i + a - 1;
-          if (iy < 0 || iy >= H) continue;
+      // Row by row of x: row iy feeds row i = (iy + 1) / 2 of channels 4c + 2a + e (a = (iy + 1) mod 2), its
+      // even columns (e = 1) at j = ix / 2 and its odd ones (e = 0) at j = (ix + 1) / 2.
+      for (int c4 = 0; c4 < C / 4; c4++) {
+        const float* plane = x + ((long)b * (C / 4) + c4) * H * W;
+        for (int iy = 0; iy < H; iy++) {
+          const int a = (iy + 1) & 1, i = (iy + 1) >> 1;
+          if (i >= Hp) continue;
+          float* d0 = xpad + b * xstride + (4L * c4 + 2 * a) * xplane + (long)i * Wp;  // e = 0
+          float* d1 = d0 + xplane;                                                        // e = 1
           const float* row = plane + (long)iy * W;
-          for (int j = 0; j < Wp; j++) {
-            const int ix = 2 * j + e - 1;
-            if (ix >= 0 && ix < W) dst[(long)i * Wp + j] = row[ix];
-          }
+          const int n1 = (W + 1) / 2 < Wp ? (W + 1) / 2 : Wp, n0 = W / 2 + 1 < Wp ? W / 2 + 1 : Wp;
+          // (Scalar: rows are short, and vectorised stride-2 loads become gathers.)
+#pragma clang loop vectorize(disable)
+          for (int j = 0; j < n1; j++) d1[j] = row[2 * j];
+#pragma clang loop vectorize(disable)
+          for (int j = 1; j < n0; j++) d0[j] = row[2 * j - 1];
         }
       }
     } else
@@ -366,58 +377,81 @@ GG_CLONES void gpugen_conv_s1_wgrad(const float* x, const float* dy, float* dw, 
         __builtin_memcpy(xpad + b * xstride + c * xplane + (long)yy * Wp + pl, x + (((long)b * C + c) * H + iy) * W,
                          sizeof(float) * n);
       }
-    // dY (Cout, P) → (P, Co16), in 16 × 16 tiles.
+    // dY (Cout, P) → (P, Co16), in 16 × 16 tiles transposed in registers.
     float* dt = dyT + b * dstride;
     const float* src = dy + (long)b * Cout * P;
     for (long p0 = 0; p0 < P; p0 += 16)
-      for (int o0 = 0; o0 < Co16; o0 += 16)
-        for (long p = p0; p < p0 + 16 && p < P; p++)
-          for (int o = o0; o < o0 + 16; o++) dt[p * Co16 + o] = o < Cout ? src[(long)o * P + p] : 0.0f;
+      for (int o0 = 0; o0 < Co16; o0 += 16) {
+        gg_v16 r[16];
+        const int np = P - p0 < 16 ? (int)(P - p0) : 16;
+        for (int o = 0; o < 16; o++) {
+          if (o0 + o < Cout)
+            gg_load_upto(r + o, src + (long)(o0 + o) * P + p0, np);
+          else
+            r[o] = (gg_v16){0};
+        }
+        gg_transpose16(r);  // r[p]: channels o0 … o0 + 15 at position p0 + p
+        for (int p = 0; p < np; p++) gg_store16(dt + (p0 + p) * Co16 + o0, r[p]);
+      }
   }
   long off[9];
   const long dwRow = (long)C * T;
+  float* acc = dyT + (long)B * dstride;  // (C·T, Co16): acc[(c·T + t)·Co16 + o] = dW[o, c, t]
   for (int o0 = 0; o0 < Co16; o0 += 48) {
     const int nv = (Co16 - o0) / 16 < 3 ? (Co16 - o0) / 16 : 3;
     for (int c = 0; c < C; c++) {
       const float* xs = xpad + c * xplane;
-      float* out = dw + (long)c * T;
+      float* out = acc + (long)c * T * Co16 + o0;
       if (KH == 3 && KW == 3) {
         for (int t = 0; t < 9; t++) off[t] = (t / 3) * Wp + t % 3;
         if (nv == 3)
-          gg_wgrad_block(xs, xplane, xstride, dyT + o0, dstride, Co16, B, HO, WO, Wp, off, 1, 3, 9, out, dwRow, o0, Cout);
+          gg_wgrad_block(xs, xplane, xstride, dyT + o0, dstride, Co16, B, HO, WO, Wp, off, 1, 3, 9, out);
         else if (nv == 2)
-          gg_wgrad_block(xs, xplane, xstride, dyT + o0, dstride, Co16, B, HO, WO, Wp, off, 1, 2, 9, out, dwRow, o0, Cout);
+          gg_wgrad_block(xs, xplane, xstride, dyT + o0, dstride, Co16, B, HO, WO, Wp, off, 1, 2, 9, out);
         else
-          gg_wgrad_block(xs, xplane, xstride, dyT + o0, dstride, Co16, B, HO, WO, Wp, off, 1, 1, 9, out, dwRow, o0, Cout);
+          gg_wgrad_block(xs, xplane, xstride, dyT + o0, dstride, Co16, B, HO, WO, Wp, off, 1, 1, 9, out);
       } else if (T == 4) {
         // 2×2 kernels (the space-to-depth form of 4×4 stride-2 convolutions): all taps in registers, two
         // input channels per pass where there is a pair.
         for (int t = 0; t < 4; t++) off[t] = (t / KW) * Wp + t % KW;
         if (c + 1 < C) {
           if (nv == 3)
-            gg_wgrad_block(xs, xplane, xstride, dyT + o0, dstride, Co16, B, HO, WO, Wp, off, 2, 3, 4, out, dwRow, o0,
-                           Cout);
+            gg_wgrad_block(xs, xplane, xstride, dyT + o0, dstride, Co16, B, HO, WO, Wp, off, 2, 3, 4, out);
           else if (nv == 2)
-            gg_wgrad_block(xs, xplane, xstride, dyT + o0, dstride, Co16, B, HO, WO, Wp, off, 2, 2, 4, out, dwRow, o0,
-                           Cout);
+            gg_wgrad_block(xs, xplane, xstride, dyT + o0, dstride, Co16, B, HO, WO, Wp, off, 2, 2, 4, out);
           else
-            gg_wgrad_block(xs, xplane, xstride, dyT + o0, dstride, Co16, B, HO, WO, Wp, off, 2, 1, 4, out, dwRow, o0,
-                           Cout);
+            gg_wgrad_block(xs, xplane, xstride, dyT + o0, dstride, Co16, B, HO, WO, Wp, off, 2, 1, 4, out);
           c++;  // the pair's second channel is done
         } else if (nv == 3)
-          gg_wgrad_block(xs, xplane, xstride, dyT + o0, dstride, Co16, B, HO, WO, Wp, off, 1, 3, 4, out, dwRow, o0, Cout);
+          gg_wgrad_block(xs, xplane, xstride, dyT + o0, dstride, Co16, B, HO, WO, Wp, off, 1, 3, 4, out);
         else if (nv == 2)
-          gg_wgrad_block(xs, xplane, xstride, dyT + o0, dstride, Co16, B, HO, WO, Wp, off, 1, 2, 4, out, dwRow, o0, Cout);
+          gg_wgrad_block(xs, xplane, xstride, dyT + o0, dstride, Co16, B, HO, WO, Wp, off, 1, 2, 4, out);
         else
-          gg_wgrad_block(xs, xplane, xstride, dyT + o0, dstride, Co16, B, HO, WO, Wp, off, 1, 1, 4, out, dwRow, o0, Cout);
+          gg_wgrad_block(xs, xplane, xstride, dyT + o0, dstride, Co16, B, HO, WO, Wp, off, 1, 1, 4, out);
       } else {
         for (int t = 0; t < T; t++) {
           off[0] = (t / KW) * Wp + t % KW;
           for (int v = 0; v < nv; v++)
-            gg_wgrad_block(xs, xplane, xstride, dyT + o0 + 16 * v, dstride, Co16, B, HO, WO, Wp, off, 1, 1, 1, out + t,
-                           dwRow,
-                           o0 + 16 * v, Cout);
+            gg_wgrad_block(xs, xplane, xstride, dyT + o0 + 16 * v, dstride, Co16, B, HO, WO, Wp, off, 1, 1, 1,
+                           out + (long)t * Co16 + 16 * v);
         }
+      }
+    }
+  }
+  // dW[o, r] += acc[r][o] (r = c·T + t), in 16 × 16 tiles transposed in registers.
+  for (long r0 = 0; r0 < dwRow; r0 += 16) {
+    const int nr = dwRow - r0 < 16 ? (int)(dwRow - r0) : 16;
+    for (int o0 = 0; o0 < Cout; o0 += 16) {
+      gg_v16 m[16];
+      for (int i = 0; i < 16; i++) m[i] = i < nr ? gg_load16(acc + (r0 + i) * Co16 + o0) : (gg_v16){0};
+      gg_transpose16(m);  // m[o]: dW[o0 + o, r0 …]
+      const int no = Cout - o0 < 16 ? Cout - o0 : 16;
+      for (int o = 0; o < no; o++) {
+        float* d = dw + (long)(o0 + o) * dwRow + r0;
+        if (nr == 16)
+          gg_store16(d, gg_load16(d) + m[o]);
+        else
+          for (int i = 0; i < nr; i++) d[i] += m[o][i];
       }
     }
   }

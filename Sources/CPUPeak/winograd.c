@@ -15,8 +15,6 @@
 #include "cpupeak.h"
 #include "simd.h"
 
-#define GG_INLINE static inline __attribute__((always_inline))
-
 // 1-D input transform t = Bᵀ d over six vectors d[0·s], …, d[5·s].
 GG_INLINE void gg_wino_in(const gg_v16* d, int s, gg_v16* t, int ts) {
   const gg_v16 d0 = d[0], d1 = d[s], d2 = d[2 * s], d3 = d[3 * s], d4 = d[4 * s], d5 = d[5 * s];
@@ -49,27 +47,6 @@ GG_INLINE void gg_wino_w(const gg_v16* g, int s, gg_v16* u, int us) {
   u[5 * us] = g2;
 }
 
-// In-register 16×16 transpose: four stages; at stage b, rows i and i + b (bit b of i clear) swap their
-// elements whose column has bit b set in row i / clear in row i + b, so element (i, j) ends at (j, i).
-#define GG_LIST(...) __VA_ARGS__
-#define GG_TSTAGE(b, LO, HI)                                \
-  for (int i = 0; i < 16; i++)                              \
-    if (!(i & (b))) {                                       \
-      const gg_v16 x_ = r[i], y_ = r[i + (b)];              \
-      r[i] = __builtin_shufflevector(x_, y_, GG_LIST LO);   \
-      r[i + (b)] = __builtin_shufflevector(x_, y_, GG_LIST HI); \
-    }
-GG_INLINE void gg_transpose16(gg_v16* r) {
-  GG_TSTAGE(8, (0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23),
-            (8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31))
-  GG_TSTAGE(4, (0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27),
-            (4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31))
-  GG_TSTAGE(2, (0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29),
-            (2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31))
-  GG_TSTAGE(1, (0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30),
-            (1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31))
-}
-
 static inline int gg_cp(int C) { return (C + 15) / 16 * 16; }
 static inline int gg_kb(int K) { return (K + 31) / 32; }
 static inline long gg_round16(long n) { return (n + 15) / 16 * 16; }
@@ -85,12 +62,22 @@ GG_CLONES void gpugen_wino_weights(const float* w, float* U, int C, int K, int k
   const int Cp = gg_cp(C), KB = gg_kb(K);
   for (int kb = kb0; kb < kb1; kb++) {
     __builtin_memset(wt, 0, sizeof(float) * 9L * 32 * Cp);
-    for (int kk = 0; kk < 32 && kb * 32 + kk < K; kk++) {
-      const float* row = w + (long)(kb * 32 + kk) * C * 9;
-      // (Scalar: vectorised, this becomes a scatter, several times slower.)
-#pragma clang loop vectorize(disable)
-      for (int i = 0; i < C * 9; i++) wt[(long)i * 32 + kk] = row[i];
-    }
+    // wt[i][kk] = w[kb·32 + kk][i] (i = c·9 + tap < C·9): 16 × 16 tiles transposed in registers.
+    const int n = C * 9;
+    for (int h = 0; h < 2; h++)
+      for (int i0 = 0; i0 < n; i0 += 16) {
+        gg_v16 r[16];
+        const int ni = n - i0 < 16 ? n - i0 : 16;
+        for (int kk = 0; kk < 16; kk++) {
+          const int k = kb * 32 + h * 16 + kk;
+          if (k < K)
+            gg_load_upto(r + kk, w + (long)k * n + i0, ni);
+          else
+            r[kk] = (gg_v16){0};
+        }
+        gg_transpose16(r);  // r[i]: output channels kb·32 + h·16 … of weight i0 + i
+        for (int i = 0; i < ni; i++) gg_store16(wt + (long)(i0 + i) * 32 + h * 16, r[i]);
+      }
     for (int c = 0; c < Cp; c++)
       for (int h = 0; h < 2; h++) {
         gg_v16 g[9], t[18], u[36];
@@ -165,21 +152,6 @@ GG_CLONES static void gg_wino_gemm(const float* v, const float* u, float* m, int
       gg_store16(m + r * 32 + 16, a1[r]);
     }
   }
-}
-
-// *v = up to 16 floats of p (n valid), zero beyond. (Vectors by pointer: see gg_load16.)
-GG_INLINE void gg_load_upto(gg_v16* v, const float* p, int n) {
-  if (n >= 16) {
-    *v = gg_load16(p);
-    return;
-  }
-  *v = (gg_v16){0};
-  int i = 0;
-  if (n >= 8) {
-    *v = gg_join8(gg_load8(p), (gg_v8){0});
-    i = 8;
-  }
-  for (; i < n; i++) (*v)[i] = p[i];
 }
 
 // Stores n ≤ 16 floats of *v (+ the residual r, or NULL) at p.

@@ -20,7 +20,9 @@ extension Tensor {
         residual: residual)
     }
     let extras = imageBias != nil || residual != nil
-    if activation != .none, extras || Tape.recording([self, weight, bias]) != nil {
+    // Training keeps a ReLU / leaky ReLU fused: its derivative is read from the output.
+    let fusedGradient = Tensor.activationHasOutputGradient(activation, alpha: activationAlpha)
+    if activation != .none, extras || (!fusedGradient && Tape.recording([self, weight, bias]) != nil) {
       return try conv2d(
         weight: weight, bias: bias, stride: stride, padding: padding, imageBias: imageBias, residual: residual
       ).apply(activation.unaryOp, alpha: activationAlpha)
@@ -64,7 +66,10 @@ extension Tensor {
         activationAlpha: activationAlpha)
     }
     // The convolution's gradients, plus Σ_hw dY for the per-image bias and dY itself for the residual.
-    Tape.record(y, [self, weight] + [bias, imageBias, residual].compactMap { $0 }) { dy, needs in
+    Tape.record(y, [self, weight] + [bias, imageBias, residual].compactMap { $0 }) { dyOut, needs in
+      let dy =
+        activation == .none
+        ? dyOut : try dyOut.unaryGradient(activation.unaryOp, x: y, alpha: activationAlpha)
       let (dx, dw) = try Tensor.convBackward(
         x: self, weight: weight, dy, g, cout: cout, input: needs[0], weight: needs[1])
       var grads: [Tensor?] = [dx, try dw?.reshaped(weight.shape)]

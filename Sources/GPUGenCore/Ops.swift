@@ -10,7 +10,12 @@ extension Tensor {
   public func apply(_ op: UnaryOp, alpha: Float = 0.01) throws -> Tensor {
     let y = try Tensor(uninitialized: shape, on: device)
     if count > 0 { try backend.unary(op, buffer, y.buffer, count: count, alpha: alpha) }
-    Tape.record(y, [self]) { dy, _ in [try dy.unaryGradient(op, x: self, alpha: alpha)] }
+    Tape.record(y, [self]) { dy, _ in
+      // tanh′ = 1 − tanh², read from the output: the same floats as recomputing tanh, without a second
+      // transcendental per element.
+      if op == .tanh { return [try dy * (1 - y * y)] }
+      return [try dy.unaryGradient(op, x: self, alpha: alpha)]
+    }
     return y
   }
 

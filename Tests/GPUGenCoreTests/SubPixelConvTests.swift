@@ -92,9 +92,14 @@ final class SubPixelConvTests: XCTestCase {
   func testFourByFourStrideTwoConvolutionsMatchTheReferenceAndTheIm2colPath() throws {
     let devices = try Device.all()
     for (transposed, xs, ws) in [
-      (false, [3, 5, 10, 14], [7, 5, 4, 4]), (false, [2, 1, 28, 28], [4, 1, 4, 4]),
-      (true, [3, 6, 5, 7], [6, 4, 4, 4]), (true, [2, 8, 7, 7], [8, 1, 4, 4]),
+      // The first of each pair takes the CPU's sub-pixel path (≥ 16 channels each way in its 3×3 form), the
+      // second (a 1-channel image's first and last layer) im2col/col2im.
+      (false, [3, 5, 10, 14], [16, 5, 4, 4]), (false, [2, 1, 28, 28], [4, 1, 4, 4]),
+      (true, [3, 16, 5, 7], [16, 4, 4, 4]), (true, [2, 8, 7, 7], [8, 1, 4, 4]),
     ] {
+      XCTAssertEqual(
+        Tensor.subPixelPays(inputs: transposed ? ws[0] : 4 * ws[1], outputs: transposed ? 4 * ws[1] : ws[0]),
+        xs[1] != 1 && ws[1] != 1, "\(xs)")
       let x = values(xs.reduce(1, *), seed: 1), w = values(ws.reduce(1, *), seed: 2)
       let cout = transposed ? ws[1] : ws[0]
       let bias = values(cout, seed: 3)
@@ -127,8 +132,8 @@ final class SubPixelConvTests: XCTestCase {
   /// the sub-pixel convolution, OpenCL applies it after).
   func testTransposedConvolutionTakesItsActivationSlope() throws {
     for d in try Device.all() {
-      let x = try Tensor(values(2 * 3 * 5 * 5, seed: 7), shape: [2, 3, 5, 5], on: d)
-      let w = try Tensor(values(3 * 4 * 16, seed: 8), shape: [3, 4, 4, 4], on: d)
+      let x = try Tensor(values(2 * 16 * 5 * 5, seed: 7), shape: [2, 16, 5, 5], on: d)
+      let w = try Tensor(values(16 * 4 * 16, seed: 8), shape: [16, 4, 4, 4], on: d)
       let plain = try x.convTranspose2d(weight: w, stride: 2, padding: 1).toArray()
       let fused = try x.convTranspose2d(
         weight: w, stride: 2, padding: 1, activation: .leakyRelu, activationAlpha: 0.3

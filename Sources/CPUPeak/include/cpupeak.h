@@ -9,6 +9,8 @@ double gpugen_fma_loop(int64_t iters, float* sink);
 
 /// The vector ISA gpugen_fma_loop uses on this CPU.
 const char* gpugen_fma_isa(void);
+/// y ← act(y + b) in place: ReLU (max(v, 0), as `cpuActivate`) when `relu`, else leaky ReLU with slope alpha.
+void gpugen_bias_act(float* y, long n, float b, int relu, float alpha);
 /// y = x·scale + shift, then SiLU when `silu` (group norm's affine + activation).
 void gpugen_affine(const float* x, float* y, long n, float scale, float shift, int silu);
 /// y = e^x (Cephes polynomial, ≤ 2 ulp).

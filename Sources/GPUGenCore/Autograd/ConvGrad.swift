@@ -139,8 +139,8 @@ extension Tensor {
     activation: Activation = .none, activationAlpha: Float = 0.01
   ) throws -> Tensor {
     if activation != .none
-      && !(prefersSubPixel && weight.rank == 4 && weight.shape[2] == 4 && weight.shape[3] == 4 && stride == 2
-        && padding == 1 && outputPadding == 0
+      && !(canUseSubPixelTranspose(
+        weight: weight, stride: stride, padding: padding, outputPadding: outputPadding)
         && Tensor.activationHasOutputGradient(activation, alpha: activationAlpha))
     {
       return try convTranspose2d(
@@ -166,7 +166,8 @@ extension Tensor {
     if let bias, bias.count != cout {
       throw GPUGenError.shapeMismatch(op: "convTranspose2d (bias)", lhs: bias.shape, rhs: [cout])
     }
-    if prefersSubPixel && kh == 4 && kw == 4 && stride == 2 && padding == 1 && outputPadding == 0 {
+    if canUseSubPixelTranspose(weight: weight, stride: stride, padding: padding, outputPadding: outputPadding)
+    {
       return try subPixelConvTranspose2d(
         weight: weight, bias: bias, activation: activation, activationAlpha: activationAlpha)
     }

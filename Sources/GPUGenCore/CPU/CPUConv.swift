@@ -117,6 +117,8 @@ extension CPUBackend {
           let row = out + r * p, b = bp?[r] ?? 0
           if activation == .silu || activation == .none {
             gpugen_affine(row, row, p, 1, b, activation == .silu ? 1 : 0)
+          } else if activation == .relu || activation == .leakyRelu {
+            gpugen_bias_act(row, p, b, activation == .relu ? 1 : 0, activationAlpha)
           } else {
             for j in 0..<p { row[j] = cpuActivate(row[j] + b, activation, activationAlpha) }
           }
@@ -292,7 +294,11 @@ extension CPUBackend {
       guard activation != .none else { return }
       // Elementwise, so the layout of y does not matter.
       Parallel.forEach(g.n * cout * p, cost: 2) { r in
-        for i in r { yp[i] = cpuActivate(yp[i], activation, activationAlpha) }
+        if activation == .relu || activation == .leakyRelu {
+          gpugen_bias_act(yp + r.lowerBound, r.count, 0, activation == .relu ? 1 : 0, activationAlpha)
+        } else {
+          for i in r { yp[i] = cpuActivate(yp[i], activation, activationAlpha) }
+        }
       }
     }
     return true
