@@ -45,6 +45,34 @@ GG_CLONES void gpugen_bias_act(float* y, long n, float b, int relu, float alpha)
     }
 }
 
+void gpugen_copy_strided(const float* x, float* y, int rank, const long* shape, const long* xs, const long* ys,
+                         long r0, long r1) {
+  const int lead = rank - 2;
+  const long n1 = shape[rank - 2], n0 = shape[rank - 1];
+  const long x1 = xs[rank - 2], y1 = ys[rank - 2], x0 = xs[rank - 1], y0 = ys[rank - 1];
+  long idx[16], ox = 0, oy = 0, r = r0;
+  for (int d = lead - 1; d >= 0; d--) {
+    idx[d] = r % shape[d];
+    r /= shape[d];
+    ox += idx[d] * xs[d];
+    oy += idx[d] * ys[d];
+  }
+  for (long row = r0; row < r1; row++) {
+    const float* px = x + ox;
+    float* py = y + oy;
+    for (long i = 0; i < n1; i++, px += x1, py += y1)
+      for (long j = 0; j < n0; j++) py[j * y0] = px[j * x0];
+    for (int d = lead - 1; d >= 0; d--) {  // odometer over the leading axes
+      ox += xs[d];
+      oy += ys[d];
+      if (++idx[d] < shape[d]) break;
+      ox -= xs[d] * shape[d];
+      oy -= ys[d] * shape[d];
+      idx[d] = 0;
+    }
+  }
+}
+
 GG_CLONES void gpugen_exp(const float* x, float* y, long n) {
   for (long i = 0; i < n; i++) y[i] = gg_expf(x[i]);
 }
@@ -438,7 +466,9 @@ GG_CLONES void gpugen_conv_s1_wgrad(const float* x, const float* dy, float* dw, 
       }
     }
   }
-  // dW[o, r] += acc[r][o] (r = c·T + t), in 16 × 16 tiles transposed in registers.
+  // dW[o, r] += acc[r][o] (r = c·T + t), in 16 × 16 tiles transposed in registers. With s2d, the 16 columns
+  // of x's channel c (s2d channels 4c + 2a + b × taps 2ty + tx) go straight to the 4×4 stride-2 kernel
+  // dW[o, c, 2ty + a, 2tx + b] (dwRow is 16 per channel, so every tile is one channel).
   for (long r0 = 0; r0 < dwRow; r0 += 16) {
     const int nr = dwRow - r0 < 16 ? (int)(dwRow - r0) : 16;
     for (int o0 = 0; o0 < Cout; o0 += 16) {
@@ -448,6 +478,7 @@ GG_CLONES void gpugen_conv_s1_wgrad(const float* x, const float* dy, float* dw, 
       const int no = Cout - o0 < 16 ? Cout - o0 : 16;
       for (int o = 0; o < no; o++) {
         float* d = dw + (long)(o0 + o) * dwRow + r0;
+        if (s2d) m[o] = __builtin_shufflevector(m[o], m[o], 0, 4, 1, 5, 8, 12, 9, 13, 2, 6, 3, 7, 10, 14, 11, 15);
         if (nr == 16)
           gg_store16(d, gg_load16(d) + m[o]);
         else

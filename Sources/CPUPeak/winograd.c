@@ -179,15 +179,25 @@ GG_CLONES static void gg_wino_input(const float* x, int C, int H, int W, int pt,
     for (int j0 = 16; j0 < Wr; j0 += 16) {
       const int valid = W - (j0 - 16);  // x columns j0 − 16 … of this block that exist
       gg_v16 r[16];
-      for (int l = 0; l < 16; l++) {
-        r[l] = (gg_v16){0};
-        if (cb + l >= C || valid <= 0) continue;
-        if (s2d) {
-          // Channel 4c + 2a + b, row iy, column j of the view is x[c, 2·iy + a, 2·j + b] (x is (C/4, 2H, 2W)).
-          const int ch = cb + l, n = valid < 16 ? valid : 16;
-          const float* p = x + ((long)(ch >> 2) * 2 * H + 2 * iy + ((ch >> 1) & 1)) * 2 * W + 2 * (j0 - 16) + (ch & 1);
-          for (int m = 0; m < n; m++) r[l][m] = p[2 * m];
-        } else {
+      if (s2d) {
+        // Channel 4c + 2a + b, row iy, column j of the view is x[c, 2·iy + a, 2·j + b] (x is (C/4, 2H, 2W)):
+        // channels 2i and 2i + 1 (b = 0, 1; C is a multiple of 4) are the even and odd columns of one row of x,
+        // loaded once (2n floats, zero beyond) and split.
+        for (int l = 0; l < 16; l += 2) {
+          r[l] = r[l + 1] = (gg_v16){0};
+          if (cb + l >= C || valid <= 0) continue;
+          const int ch = cb + l, n2 = 2 * (valid < 16 ? valid : 16);
+          const float* p = x + ((long)(ch >> 2) * 2 * H + 2 * iy + ((ch >> 1) & 1)) * 2 * W + 2 * (j0 - 16);
+          gg_v16 lo, hi = (gg_v16){0};
+          gg_load_upto(&lo, p, n2);
+          if (n2 > 16) gg_load_upto(&hi, p + 16, n2 - 16);
+          r[l] = __builtin_shufflevector(lo, hi, 0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+          r[l + 1] = __builtin_shufflevector(lo, hi, 1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+        }
+      } else {
+        for (int l = 0; l < 16; l++) {
+          r[l] = (gg_v16){0};
+          if (cb + l >= C || valid <= 0) continue;
           gg_load_upto(r + l, x + ((long)(cb + l) * H + iy) * W + j0 - 16, valid);
         }
       }

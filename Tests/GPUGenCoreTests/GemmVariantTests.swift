@@ -12,6 +12,7 @@ final class GemmVariantTests: XCTestCase {
       GemmConfig(.tiled, tm: 4, tn: 4, wm: 8, wn: 8, kb: 16),
       GemmConfig(.tiled, tm: 2, tn: 8, wm: 8, wn: 16, kb: 32),
       GemmConfig(.tiled, tm: 8, tn: 16, wm: 8, wn: 4, kb: 32),
+      GemmConfig(.packed, tm: 8, tn: 16, wm: 8, wn: 16, kb: 64),
       GemmConfig(.packed, tm: 8, tn: 16, wm: 4, wn: 16, kb: 64),
       GemmConfig(.packed, tm: 6, tn: 8, wm: 2, wn: 4, kb: 16),
     ]

@@ -9,6 +9,10 @@ double gpugen_fma_loop(int64_t iters, float* sink);
 
 /// The vector ISA gpugen_fma_loop uses on this CPU.
 const char* gpugen_fma_isa(void);
+/// y[Σ i_d·ys_d] = x[Σ i_d·xs_d] over the index box `shape` (2 ≤ rank ≤ 16), for rows [r0, r1) of its leading
+/// rank − 2 axes: the last two axes as plain loops, the leading ones by an odometer.
+void gpugen_copy_strided(const float* x, float* y, int rank, const long* shape, const long* xs, const long* ys,
+                         long r0, long r1);
 /// y ← act(y + b) in place: ReLU (max(v, 0), as `cpuActivate`) when `relu`, else leaky ReLU with slope alpha.
 void gpugen_bias_act(float* y, long n, float b, int relu, float alpha);
 /// y = x·scale + shift, then SiLU when `silu` (group norm's affine + activation).
@@ -41,7 +45,8 @@ long gpugen_conv_s1_workspace(int C, int HO, int WO, int KH, int KW);
 /// dW (Cout, C, KH, KW) += the weight gradient of a stride-1 convolution over B images x (B, C, H, W) and
 /// dy (B, Cout, HO, WO); `work` holds gpugen_conv_wgrad_workspace(B, C, Cout, HO, WO, KH, KW) floats.
 /// s2d ≠ 0: x is read as its padded space-to-depth (each image (C/4, H, W) seen as (C, HO + KH − 1,
-/// WO + KW − 1), channel 4c + 2a + e holding x[c, 2i + a − 1, 2j + e − 1]; pt and pl unused).
+/// WO + KW − 1), channel 4c + 2a + e holding x[c, 2i + a − 1, 2j + e − 1]; pt and pl unused; KH = KW = 2) and
+/// dW is written as the 4×4 stride-2 kernel it is the gradient of: (Cout, C/4, 4, 4), dW[o, c, 2t + a, 2u + e].
 void gpugen_conv_s1_wgrad(const float* x, const float* dy, float* dw, int B, int C, int H, int W, int Cout, int KH,
                           int KW, int pt, int pl, int HO, int WO, float* work, int s2d);
 /// Floats of scratch gpugen_conv_s1_wgrad needs for B images.

@@ -166,14 +166,13 @@ extension Tensor {
     let (hp, wp) = (h / 2 + 1, w / 2 + 1)
     let g = ConvGeometry(
       n: n, c: 4 * c, h: hp, w: wp, kh: 2, kw: 2, strideH: 1, strideW: 1, padT: 0, padL: 0, padB: 0, padR: 0)
-    // The CPU kernel gathers the padded space-to-depth from x itself; elsewhere it is materialised.
-    // Either way the result is (O, (c, a, b)·(t, u)).
-    var k: Tensor?
+    // The CPU kernel gathers the padded space-to-depth from x itself and writes dW in place; elsewhere the
+    // padded space-to-depth is materialised and the result, (O, (c, a, b)·(t, u)), rearranged.
     if let cpu = x.backend as? CPUBackend {
-      let out = try Tensor(uninitialized: [o, g.k], on: x.device)
-      if cpu.weightGradient(x.buffer, dy.buffer, out.buffer, g, cout: o, spaceToDepth: true) { k = out }
+      let out = try Tensor(uninitialized: [o, c, 4, 4], on: x.device)
+      if cpu.weightGradient(x.buffer, dy.buffer, out.buffer, g, cout: o, spaceToDepth: true) { return out }
     }
-    let grad = try k ?? Tensor.convWeightGradient(try x.paddedSpaceToDepth(), dy, g, cout: o)
+    let grad = try Tensor.convWeightGradient(try x.paddedSpaceToDepth(), dy, g, cout: o)
     return try grad.reshaped([o, c, 2, 2, 2, 2]).permuted([0, 1, 4, 2, 5, 3]).reshaped([o, c, 4, 4])
   }
 

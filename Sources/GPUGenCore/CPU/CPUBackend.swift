@@ -276,6 +276,22 @@ public final class CPUBackend: Backend, @unchecked Sendable {
         // that the per-row bookkeeping is paid once per row of the axis before it.
         let outer = c.shape[c.shape.count - 2]
         let ox = c.xStrides[c.shape.count - 2], oy = c.yStrides[c.shape.count - 2]
+        if !(sx == 0 && sy == 1 && ox == 1 && oy == inner) && c.shape.count <= 16 {
+          // Kernel rearrangements ((O, C, 2, 2, 2, 2) and the like): the rows' bookkeeping in C.
+          Parallel.forEach(count / (inner * outer), cost: inner * outer) { rr in
+            c.shape.withUnsafeBufferPointer { sh in
+              c.xStrides.withUnsafeBufferPointer { xs in
+                c.yStrides.withUnsafeBufferPointer { ys in
+                  gpugen_copy_strided(
+                    xp, yp, Int32(c.shape.count), sh.baseAddress, xs.baseAddress, ys.baseAddress,
+                    rr.lowerBound,
+                    rr.upperBound)
+                }
+              }
+            }
+          }
+          return
+        }
         let lead = Array(c.shape.dropLast())
         let xs = Array(c.xStrides.dropLast()), ys = Array(c.yStrides.dropLast())
         Parallel.forEach(count / (inner * outer), cost: inner * outer) { rr in

@@ -114,14 +114,17 @@ extension CPUBackend {
 
   /// The stride-1 weight-gradient kernel; with `spaceToDepth`, x is the (N, C/4, 2(H − 1), 2(W − 1)) tensor
   /// whose padded space-to-depth is g's input (N, C, H, W) (channel 4c + 2a + e, row i, column j holding
-  /// x[c, 2i + a − 1, 2j + e − 1]), gathered inside the kernel instead of materialised.
+  /// x[c, 2i + a − 1, 2j + e − 1]), gathered inside the kernel instead of materialised, g's kernel is 2×2,
+  /// and dW comes out as the 4×4 stride-2 kernel (O, C/4, 4, 4) it is the gradient of.
   func weightGradient(
     _ x: Buffer, _ dy: Buffer, _ dw: Buffer, _ g: ConvGeometry, cout: Int, spaceToDepth: Bool
   )
     -> Bool
   {
     guard g.strideH == 1, g.strideW == 1, !g.isPointwise, g.n > 0, g.ho > 0, g.wo > 0 else { return false }
-    if spaceToDepth && (g.c % 4 != 0 || g.padT != 0 || g.padL != 0 || g.padB != 0 || g.padR != 0) {
+    if spaceToDepth
+      && (g.c % 4 != 0 || g.kh != 2 || g.kw != 2 || g.padT != 0 || g.padL != 0 || g.padB != 0 || g.padR != 0)
+    {
       return false
     }
     // The image x holds: the physical (C/4, 2(H − 1), 2(W − 1)) with spaceToDepth.

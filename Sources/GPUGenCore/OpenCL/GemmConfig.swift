@@ -78,9 +78,11 @@ public struct GemmConfig: Codable, Hashable, Sendable, CustomStringConvertible {
   }
 
   /// The default table: CPUs want large register blocks and few work-items; GPUs want many
-  /// work-items with small register blocks.
+  /// work-items with small register blocks. (CPUs: a 64 × 256 tile, measured on PoCL with 2 cores against
+  /// the earlier 32 × 256: training steps of the reference DCGAN 184 → 152 ms, ConvVAE 39.4 → 34.8 ms,
+  /// diffusion UNet 3.23 → 2.89 s.)
   static func defaultConfig(for info: OpenCLDeviceInfo) -> GemmConfig {
-    if !info.isGPU { return GemmConfig(.packed, tm: 8, tn: 16, wm: 4, wn: 16, kb: 64) }
+    if !info.isGPU { return GemmConfig(.packed, tm: 8, tn: 16, wm: 8, wn: 16, kb: 64) }
     if info.maxWorkGroupSize >= 256 { return GemmConfig(.tiled, tm: 4, tn: 4, wm: 16, wn: 16, kb: 16) }
     return GemmConfig(.tiled, tm: 4, tn: 4, wm: 8, wn: 8, kb: 16)
   }
