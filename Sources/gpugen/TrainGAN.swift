@@ -250,10 +250,16 @@ final class GANRun: TrainingRun {
   let trainer: GANTrainer
   let outDir: URL
   let recentD = RecentAverage(), recentG = RecentAverage()
-  /// The bundled classifier that judges image samples (nil on toy data, or when it cannot be loaded).
+  /// The bundled classifier that judges image samples (nil on toy data, or when it cannot be loaded: then a
+  /// warning says why, once, and collapse.csv holds nan).
   lazy var classifier: ImageClassifier? = {
     guard case .images = trainer.data else { return nil }
-    return try? ImageClassifier.bundled(device: trainer.device)
+    do { return try ImageClassifier.bundled(device: trainer.device) } catch {
+      FileHandle.standardError.write(
+        Data(
+          "gpugen: warning: no classifier for the collapse signal (\(error)); collapse.csv logs nan\n".utf8))
+      return nil
+    }
   }()
   init(_ trainer: GANTrainer, outDir: URL) {
     self.trainer = trainer

@@ -122,6 +122,11 @@ final class GANCommandTests: XCTestCase {
     XCTAssertTrue(exists(out, "samples/step-00000004.png"))
     XCTAssertEqual(try collapse(out).map(\.step), [4])
     XCTAssertEqual(try collapse(out).map(\.signal), ["class_entropy"])
+    // The bundled classifier judged the samples: an entropy in [0, ln 10], not nan.
+    for v in try collapse(out).map(\.value) {
+      XCTAssertTrue(v >= 0 && v <= Foundation.log(10.0) + 1e-9, "class entropy \(v)")
+    }
+    XCTAssertFalse(e.contains("no classifier"), e)
     let (header, rows) = try log(out)
     XCTAssertTrue(
       header.hasPrefix("step,d_loss,g_loss,d_real,d_fake,grad_norm_d,grad_norm_g,"), header)
@@ -166,6 +171,24 @@ final class GANCommandTests: XCTestCase {
     XCTAssertNotEqual(try sample("t05", ["--truncation", "0.5"]), x)
     XCTAssertNotEqual(try sample("scale", ["--truncation", "0.5", "--truncation-mode", "scale"]), x)
     XCTAssertNotEqual(try sample("seed", ["--seed", "1"]), x)
+  }
+
+  /// Without a classifier (here: GPUGEN_DEFAULT_CLASSIFIER naming a missing folder) the run still trains, says
+  /// once why the collapse signal is missing, and logs nan.
+  func testMissingClassifierIsAWarningAndANanSignal() throws {
+    let d = try tmp()
+    let out = d.appendingPathComponent("run")
+    let (s, _, e) = try runGpugen(
+      [
+        "train", "gan", "--config", try config(in: d), "--data", "fashion-mnist", "--steps", "4",
+        "--batch-size",
+        "8", "--sample-every", "2", "--out", out.path, "--device", "cpu",
+      ], env: ["GPUGEN_DEFAULT_CLASSIFIER": d.appendingPathComponent("missing").path])
+    XCTAssertEqual(s, 0, e)
+    XCTAssertEqual(e.components(separatedBy: "no classifier for the collapse signal").count, 2, e)
+    let signal = try collapse(out)
+    XCTAssertEqual(signal.map(\.step), [2, 4])
+    XCTAssertTrue(signal.allSatisfy { $0.value.isNaN })
   }
 
   func testToyRunLogsTheCollapseSignalSamplesAndResumes() throws {
