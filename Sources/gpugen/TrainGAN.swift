@@ -22,7 +22,7 @@ struct TrainGAN: ParsableCommand {
       and toy data an MLP pair (G latent 2, 256, 256, 256, each Linear → BatchNorm1d → ReLU; D 256, 256, 256, \
       LeakyReLU 0.2). Toy data has its own defaults: 40000 steps of batch 128, lr 1e-3 for both networks with a \
       cosine decay, β 0, 0.9; with them `gpugen train gan --data toy:grid25 --loss hinge --spectral-norm --out DIR` \
-      covers every grid25 mode, though a fifth to a quarter of the samples still lie between modes (docs/GAN_TOY.md).
+      covers every grid25 mode, though 15–28 % of the samples still lie between modes (docs/GAN_TOY.md).
 
       --config takes a GAN folder (gan_config.json, generator/config.json, discriminator/config.json) or a \
       JSON file {"generator": {…}, "discriminator": {…}} with the two config.json objects (an MLP generator \

@@ -50,7 +50,7 @@ public struct GANTrainingOptions: Codable, Equatable, Sendable, CommonTrainingOp
 
   /// The defaults for 2-D toy data (docs/GAN_TOY.md), with `GANNetworkConfig.toyGenerator` (batch norm) and
   /// `toyDiscriminator`: the closest recipe to the grid25 target found — with hinge + spectral norm they cover
-  /// every grid25 mode by both rules, with 72–82 % of the samples within 3σ of a mode (the target is 90 %).
+  /// every grid25 mode by both rules, with 72–85 % of the samples within 3σ of a mode (the target is 90 %).
   public static func toyDefaults() -> GANTrainingOptions {
     var o = compareToyDefaults()
     (o.steps, o.batchSize, o.lr, o.lrD, o.lrSchedule) = (40_000, 128, 1e-3, 1e-3, "cosine")
