@@ -37,23 +37,23 @@ struct TrainingOptionGroup: ParsableArguments {
 
   @Option(
     help:
-      "Optimizer steps in total (diffusion: 20000, vae: 10000, gan: 20000; on toy data diffusion 8000, vae 20000, gan 5000; on --resume: a new total)."
+      "Optimizer steps in total (diffusion: 20000, vae: 10000, gan: 20000; on toy data diffusion 8000, vae 20000, gan 40000; on --resume: a new total)."
   )
   var steps: Int?
 
-  @Option(help: "Batch size (diffusion, vae, gan: 64; on toy data diffusion 512, vae and gan 256).")
+  @Option(help: "Batch size (diffusion, vae, gan: 64; on toy data diffusion 512, vae 256, gan 128).")
   var batchSize: Int?
 
   @Option(
     help:
-      "Peak learning rate (diffusion: 1e-4 AdamW, vae: 1e-3 Adam, gan: 2e-4 Adam for both networks; diffusion and vae on toy data: 3e-3)."
+      "Peak learning rate (diffusion: 1e-4 AdamW, vae: 1e-3 Adam, gan: 2e-4 Adam for both networks; on toy data diffusion and vae 3e-3, gan 1e-3)."
   )
   var lr: Double?
 
   @Option(help: "Linear learning-rate warmup steps (diffusion: 500, on toy data 100; vae: 0).")
   var warmup: Int?
 
-  @Option(help: "Learning rate after warmup (default constant; diffusion and vae on toy data: cosine).")
+  @Option(help: "Learning rate after warmup (default constant; on toy data: cosine).")
   var lrSchedule: LRScheduleOption?
 
   @Option(help: "EMA decay cap (diffusion: 0.9999, on toy data 0.999; vae and gan: 0.999).")

@@ -106,8 +106,8 @@ final class DistributedTests: XCTestCase {
     try assertSameWeights(
       "diffusion", ["--data", data, "--config", try unetConfig(in: dir), "--batch-size", "8"])
     try assertSameWeights("vae", ["--data", data, "--batch-size", "16"])
-    // No BatchNorm here (a DCGAN with spectral norm in D, none in G; and the toy MLP GAN): BatchNorm's
-    // statistics are per rank unless synchronised (the next test).
+    // No BatchNorm here (a DCGAN with spectral norm in D, none in G; and the toy MLP pair without the toy
+    // generator's batch norm): BatchNorm's statistics are per rank unless synchronised (the next test).
     let gan = dir.appendingPathComponent("gan.json")
     try Data(
       """
@@ -118,7 +118,12 @@ final class DistributedTests: XCTestCase {
     try assertSameWeights(
       "gan",
       ["--data", data, "--config", gan.path, "--batch-size", "16", "--diffaugment", "translation,cutout"])
-    try assertSameWeights("gan", ["--data", "toy:ring8", "--batch-size", "64"])
+    let toy = dir.appendingPathComponent("toy.json")
+    try Data(
+      #"{"generator": {"_class_name": "MLPGenerator", "norm": "none"}, "discriminator": {"_class_name": "MLPDiscriminator"}}"#
+        .utf8
+    ).write(to: toy)
+    try assertSameWeights("gan", ["--data", "toy:ring8", "--config", toy.path, "--batch-size", "64"])
   }
 
   /// Class dropout (`--class-dropout`): each rank draws the labels of its share's global sample indices, so

@@ -225,8 +225,10 @@ final class GANCommandTests: XCTestCase {
     // A flag that would change the saved run is refused with --resume (never silently ignored), and nothing is
     // trained or written; one equal to the saved value is accepted.
     let before = try log(out).rows.count
+    // The toy default schedule is cosine: the other one.
+    let other = GANTrainingOptions.toyDefaults().lrSchedule == "cosine" ? "constant" : "cosine"
     for (flags, needle) in [
-      (["--lr-schedule", "cosine"], "--lr-schedule cosine"), (["--lr-d", "0.5"], "--lr-d 0.5"),
+      (["--lr-schedule", other], "--lr-schedule \(other)"), (["--lr-d", "0.5"], "--lr-d 0.5"),
       (["--loss", "hinge"], "--loss hinge"), (["--betas", "0.9,0.99"], "--betas 0.9,0.99"),
       (["--batch-size", "7"], "--batch-size 7"), (["--seed", "3"], "--seed 3"),
     ] {
@@ -410,8 +412,21 @@ final class GANCommandTests: XCTestCase {
     var expected = GANTrainingOptions.toyDefaults()
     (expected.data, expected.steps) = ("toy:ring8", 1)
     XCTAssertEqual(saved.options, expected)
-    XCTAssertEqual(saved.generator, GANNetworkConfig(architecture: .mlp, role: .generator))
-    XCTAssertEqual(saved.discriminator, GANNetworkConfig(architecture: .mlp, role: .discriminator))
+    XCTAssertEqual(saved.generator, GANNetworkConfig.toyGenerator)
+    XCTAssertEqual(saved.discriminator, GANNetworkConfig.toyDiscriminator)
+    // The grid25 recipe of docs/GAN_TOY.md: a batch-norm MLP generator, a plain MLP discriminator (hinge +
+    // spectral norm come from the flags), a cosine-decayed learning rate.
+    XCTAssertEqual(saved.generator.norm, .batch)
+    XCTAssertEqual([saved.generator.latentDim] + saved.generator.hiddenDims, [2, 256, 256, 256])
+    XCTAssertEqual(saved.discriminator.norm, .none)
+    XCTAssertEqual(saved.discriminator.hiddenDims, [256, 256, 256])
+    XCTAssertEqual(
+      [Double(expected.batchSize), expected.lr, expected.lrD, expected.beta1, expected.beta2],
+      [128, 1e-3, 1e-3, 0, 0.9])
+    XCTAssertEqual(GANTrainingOptions.toyDefaults().steps, 40_000)
+    XCTAssertEqual(expected.lrSchedule, "cosine")
+    let model = try GANModel.load(from: out.appendingPathComponent("checkpoint"), device: .cpu)
+    XCTAssertTrue(model.generator.namedModules.contains { $0.module is BatchNorm2d })
     XCTAssertEqual(
       saved.model,
       GANModelConfig(latentDim: 2, loss: .ns, conditional: false, numClasses: 0, data: "toy:ring8"))

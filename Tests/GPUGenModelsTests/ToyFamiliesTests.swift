@@ -341,7 +341,26 @@ final class ToyFamiliesTests: XCTestCase {
     XCTAssertGreaterThanOrEqual(vae.seconds, 0)
     XCTAssertEqual(ToyTraining.defaultSteps(.diffusion), DiffusionTrainingOptions.toyDefaults().steps)
     XCTAssertEqual(ToyTraining.defaultSteps(.vae), VAETrainingOptions.toyDefaults().steps)
-    XCTAssertEqual(ToyTraining.defaultSteps(.gan), GANTrainingOptions.toyDefaults().steps)
+    XCTAssertEqual(ToyTraining.defaultSteps(.gan), GANTrainingOptions.compareToyDefaults().steps)
+    XCTAssertEqual(ToyTraining.defaultSteps(.gan), 5_000)
+    // The GAN trains as compareToyDefaults() and the plain MLP pair say (not the batch-norm toy generator).
+    var o = GANTrainingOptions.compareToyDefaults()
+    (o.data, o.steps, o.seed) = ("toy:ring8", 2, 1)
+    let trainer = try GANTrainer(
+      model: GANModelConfig(latentDim: 2, loss: .ns, conditional: false, numClasses: 0, data: "toy:ring8"),
+      generator: GANNetworkConfig(architecture: .mlp, role: .generator),
+      discriminator: GANNetworkConfig(architecture: .mlp, role: .discriminator), data: .toy(.ring8),
+      options: o,
+      device: .cpu)
+    var losses: [[Double]] = []
+    while trainer.step < 2 {
+      let s = try trainer.trainStep()
+      losses.append([Double(s.dLoss), Double(s.gLoss)])
+    }
+    XCTAssertEqual(gan.losses, losses)
+    XCTAssertEqual(
+      [Double(o.batchSize), o.lr, o.lrD, o.beta1, o.beta2], [256, 2e-4, 2e-4, 0, 0.9])
+    XCTAssertEqual(o.lrSchedule, "constant")
     XCTAssertThrowsError(
       try ToyTraining.run(family: .vae, dataset: .ring8, seed: 1, steps: 1, sampleCount: 0, device: .cpu))
   }

@@ -73,6 +73,21 @@ public struct GANNetworkConfig: Equatable, Sendable {
     if architecture == .mlp { (norm, latentDim) = (.none, 2) }
   }
 
+  /// The MLP generator `gpugen train gan` trains on toy data without --config (docs/GAN_TOY.md): latent 2,
+  /// hidden 256, 256, 256, each Linear → BatchNorm1d → ReLU. Batch norm lets it make the steep transitions
+  /// between grid25's modes; without it most samples lie between modes.
+  public static var toyGenerator: GANNetworkConfig {
+    var c = GANNetworkConfig(architecture: .mlp, role: .generator)
+    c.norm = .batch
+    return c
+  }
+
+  /// The MLP discriminator `gpugen train gan` trains on toy data without --config: hidden 256, 256, 256,
+  /// LeakyReLU 0.2, no normalisation (--spectral-norm adds it).
+  public static var toyDiscriminator: GANNetworkConfig {
+    GANNetworkConfig(architecture: .mlp, role: .discriminator)
+  }
+
   /// The config.json class name.
   public var className: String {
     (architecture == .dcgan ? "DCGAN" : "MLP") + (role == .generator ? "Generator" : "Discriminator")

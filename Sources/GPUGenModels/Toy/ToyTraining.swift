@@ -1,6 +1,7 @@
 // Training any family on a toy 2-D data set in-process, with each family's toy defaults, then sampling and
 // scoring it: what a side-by-side comparison of the three families calls. GAN: GANTrainer with
-// `GANTrainingOptions.toyDefaults()` (non-saturating loss, the MLP pair), samples from the EMA generator.
+// `GANTrainingOptions.compareToyDefaults()` (non-saturating loss, the plain MLP pair without batch norm), samples
+// from the EMA generator.
 // Diffusion: ToyDiffusionTrainer with `DiffusionTrainingOptions.toyDefaults()`, samples from the EMA denoiser
 // with DPM-Solver++ 2M, 20 steps. VAE: ToyVAETrainer with `VAETrainingOptions.toyDefaults()`, samples are the EMA
 // decoder's means of z ~ N(0, I). Every draw is keyed by the seed, so a run is bitwise reproducible on the CPU.
@@ -37,7 +38,7 @@ public enum ToyTraining {
   /// The family's toy default number of training steps.
   public static func defaultSteps(_ family: ModelFamily) -> Int {
     switch family {
-    case .gan: return GANTrainingOptions.toyDefaults().steps
+    case .gan: return GANTrainingOptions.compareToyDefaults().steps
     case .diffusion: return DiffusionTrainingOptions.toyDefaults().steps
     case .vae: return VAETrainingOptions.toyDefaults().steps
     }
@@ -67,7 +68,7 @@ public enum ToyTraining {
     let start = Date()
     switch family {
     case .gan:
-      var o = GANTrainingOptions.toyDefaults()
+      var o = GANTrainingOptions.compareToyDefaults()
       (o.data, o.steps, o.seed) = (dataset.spec, total, seed)
       let g = GANNetworkConfig(architecture: .mlp, role: .generator)
       let d = GANNetworkConfig(architecture: .mlp, role: .discriminator)
