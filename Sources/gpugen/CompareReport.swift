@@ -415,7 +415,7 @@ struct ReportBuilder {
       ComparisonRow(
         key: "ease_of_training", title: "ease of training",
         measured:
-          "\(toyNote), each family's toy defaults: runs reaching ≥ \(successModes)/\(toy.modes.count) modes, the spread across seeds, the loss curves",
+          "\(toyNote), each family's toy defaults (the GAN's: plain NS, 5,000 steps, no batch norm): runs reaching ≥ \(successModes)/\(toy.modes.count) modes, the spread across seeds, the loss curves",
         cells: fams.map { f in
           guard let s = toySummary(f) else { return "no toy run" }
           return String(
@@ -659,7 +659,7 @@ struct ReportBuilder {
           + ". Default knobs: diffusion DDIM 20 steps, η 0; VAE τ 1; GAN no truncation.")
     }
     s.append(
-      "Toy runs: \(toy.spec), \(settings.seeds) seed(s) per family (seeds \(seed)…\(seed &+ UInt64(settings.seeds - 1))), each family's toy defaults."
+      "Toy runs: \(toy.spec), \(settings.seeds) seed(s) per family (seeds \(seed)…\(seed &+ UInt64(settings.seeds - 1))), each family's toy defaults (the GAN's: plain NS, 5,000 steps, no batch norm — the settings before the grid25 recipe)."
     )
     s.append(
       "Devices: \(devices.map(\.description).joined(separator: "; ")). Made by gpugen compare\(quick ? " --quick" : "") in \(String(format: "%.0f", elapsed)) s."
@@ -758,7 +758,7 @@ struct ReportBuilder {
           "Every number was measured by this run on the devices named above; the metrics are deterministic given the seed on the CPU backend, the timings are not.",
           "The feature space is a small classifier trained on Fashion-MNIST itself, not Inception: its FID and KID are not comparable with published FIDs, and a generator that matches the classifier's features can score well without matching everything a person sees.",
           "FID is biased at small N (see the calibration): compare FIDs only at one N. KID's spread at these N is wide in this 128-d feature space; precision, recall, density and coverage carry the fidelity/diversity split more clearly.",
-          "The bundled models are small and trained for minutes to hours on a CPU; a verdict here is about these models on this data, not about the families in general. The toy runs use each family's toy defaults; other settings change the ease-of-training row.",
+          "The bundled models are small and trained for minutes to hours on a CPU; a verdict here is about these models on this data, not about the families in general. The toy runs use each family's toy defaults (the GAN's: plain NS for 5,000 steps, not the longer grid25 recipe of gpugen train gan); other settings change the ease-of-training row.",
         ]))
     return out
   }
