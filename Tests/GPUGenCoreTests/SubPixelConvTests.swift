@@ -219,4 +219,49 @@ final class SubPixelConvTests: XCTestCase {
         activationAlpha: 0.3, layout: .depthToSpaceOutput))
     for (a, b) in zip(try y2.toArray(), d2s) { XCTAssertEqual(a, b > 0 ? b : 0.3 * b, accuracy: 1e-4) }
   }
+
+  /// The one-pixel-offset layouts of the 2×2 forms: Winograd F(4×4, 2×2) reading x through the space-to-depth
+  /// of x padded by one pixel equals the plain 2×2 convolution of that padded space-to-depth; writing
+  /// depth-to-space with the border cut equals the plain 2×2 padding-1 convolution, rearranged and cropped.
+  /// Odd view sizes and channel counts off the 16/32 blocks reach every partial tile and store.
+  func testWinogradOffsetLayoutsEqualExplicitRearrangement() throws {
+    let saved = CPUBackend.winogradMinimumPositions
+    CPUBackend.winogradMinimumPositions = 0
+    defer { CPUBackend.winogradMinimumPositions = saved }
+    let d = Device.cpu
+    let cpu = try XCTUnwrap(d.backend as? CPUBackend)
+    for (n, c, h, w, k) in [(2, 20, 6, 9, 24), (3, 36, 7, 7, 20), (1, 16, 10, 19, 40)] {
+      let weight = try Tensor(values(k * c * 4, seed: 31), shape: [k, c, 2, 2], on: d)
+      let bias = try Tensor(values(k, seed: 32), shape: [k], on: d)
+      // Padded space-to-depth input: x (n, c/4, 2h, 2w) seen as (n, c, h + 1, w + 1).
+      let x = try Tensor(values(n * c * h * w, seed: 33), shape: [n, c / 4, 2 * h, 2 * w], on: d)
+      let plain = try x.paddedSpaceToDepth().conv2d(weight: weight, bias: bias).toArray()
+      let g = ConvGeometry(n: n, c: c, h: h + 1, w: w + 1, kh: 2, kw: 2)
+      let y = try Tensor(uninitialized: [n, k, h, w], on: d)
+      XCTAssertTrue(
+        cpu.subPixelWinograd(
+          x.buffer, weight: weight.buffer, bias: bias.buffer, y.buffer, g, cout: k, activation: .none,
+          activationAlpha: 0, layout: .paddedSpaceToDepthInput))
+      let got = try y.toArray()
+      XCTAssertEqual(got.count, plain.count)
+      for (a, b) in zip(got, plain) { XCTAssertEqual(a, b, accuracy: 1e-4, "\(n) \(c) \(h) \(w) \(k)") }
+      // Depth-to-space output with the border cut: y (n, k/4, 2h, 2w) from x2 (n, c, h, w).
+      let x2 = try Tensor(values(n * c * h * w, seed: 34), shape: [n, c, h, w], on: d)
+      let z = try x2.conv2d(weight: weight, bias: bias, padding: 1)  // (n, k, h + 1, w + 1)
+      let d2s = try z.reshaped([n, k / 4, 2, 2, h + 1, w + 1]).permuted([0, 1, 4, 2, 5, 3]).reshaped([
+        n, k / 4, 2 * h + 2, 2 * w + 2,
+      ])
+      let cut = try d2s.slice(axis: 2, start: 1, end: 2 * h + 1).slice(axis: 3, start: 1, end: 2 * w + 1)
+        .toArray()
+      let y2 = try Tensor(values(n * k * h * w, seed: 35), shape: [n, k / 4, 2 * h, 2 * w], on: d)
+      let g2 = ConvGeometry(n: n, c: c, h: h, w: w, kh: 2, kw: 2, padT: 1, padL: 1, padB: 1, padR: 1)
+      XCTAssertTrue(
+        cpu.subPixelWinograd(
+          x2.buffer, weight: weight.buffer, bias: bias.buffer, y2.buffer, g2, cout: k, activation: .leakyRelu,
+          activationAlpha: 0.3, layout: .paddedDepthToSpaceOutput))
+      let got2 = try y2.toArray()
+      XCTAssertEqual(got2.count, cut.count)
+      for (a, b) in zip(got2, cut) { XCTAssertEqual(a, b > 0 ? b : 0.3 * b, accuracy: 1e-4) }
+    }
+  }
 }

@@ -77,24 +77,26 @@ void gpugen_gemm_nt_dots(const float* a, long lda, const float* b, long ldb, flo
 /// glibc: serve every allocation of at least `bytes` with mmap (disables the dynamic threshold, so large
 /// freed blocks go back to the system instead of staying in the heap). No-op elsewhere.
 void gpugen_fix_mmap_threshold(long bytes);
-/// Winograd F(4×4, 3×3) stride-1 convolution (winograd.c). The weights transformed once per call into U
-/// (gpugen_wino_weights_size(C, K) floats; output-channel blocks [kb0, kb1) of 32 per call, so cores can share
-/// the work), then gpugen_wino_conv runs G images x (G, C, H, W) → y (G, K, HO, WO) + bias (K floats per image
-/// at bias + g·biasStride, or NULL) + res (shaped like y, or NULL) for the output tile rows [ty0, ty1) (4 output
-/// rows each; all: 0, ⌈HO/4⌉), with gpugen_wino_workspace(G, C, W, WO, K, pl, ty1 − ty0) floats of scratch. A
-/// block (V and M) stays in L2 with gpugen_wino_group(C, HO, WO) whole images per call, or, for one image that
-/// is too large, gpugen_wino_rows(C, HO, WO) tile rows per call. layout: 0, or bit 0 to read x as its
-/// space-to-depth view (each image (C/4, 2H, 2W)), bit 1 to write y depth-to-space (each image (K/4, 2HO, 2WO)).
-long gpugen_wino_weights_size(int C, int K);
-void gpugen_wino_weights(const float* w, float* U, int C, int K, int kb0, int kb1, float* scratch);
+/// Winograd F(4×4, r×r) stride-1 convolution (winograd.c), r = 3 or 2. The weights (K, C, r, r) transformed
+/// once per call into U (gpugen_wino_weights_size(C, K, r) floats; output-channel blocks [kb0, kb1) of 32 per
+/// call, so cores can share the work), then gpugen_wino_conv runs G images x (G, C, H, W) → y (G, K, HO, WO) +
+/// bias (K floats per image at bias + g·biasStride, or NULL) + res (shaped like y, or NULL) for the output tile
+/// rows [ty0, ty1) (4 output rows each; all: 0, ⌈HO/4⌉), with gpugen_wino_workspace(G, C, W, WO, K, pl,
+/// ty1 − ty0, r) floats of scratch. A block (V and M) stays in L2 with gpugen_wino_group(C, HO, WO, r) whole
+/// images per call, or, for one image that is too large, gpugen_wino_rows(C, HO, WO, r) tile rows per call.
+/// layout: 0, or bit 0 to read x as its space-to-depth view (each image (C/4, 2H, 2W)), bit 1 to write y
+/// depth-to-space (each image (K/4, 2HO, 2WO)); bit 2 shifts either by one pixel (x (C/4, 2H − 2, 2W − 2) read
+/// as the space-to-depth of x padded by one; y (K/4, 2HO − 2, 2WO − 2) written with its one-pixel border cut).
+long gpugen_wino_weights_size(int C, int K, int r);
+void gpugen_wino_weights(const float* w, float* U, int C, int K, int kb0, int kb1, float* scratch, int r);
 /// Floats of scratch one gpugen_wino_weights call needs.
-long gpugen_wino_weights_scratch(int C);
-int gpugen_wino_group(int C, int HO, int WO);
-int gpugen_wino_rows(int C, int HO, int WO);
-long gpugen_wino_workspace(int G, int C, int W, int WO, int K, int pl, int rows);
+long gpugen_wino_weights_scratch(int C, int r);
+int gpugen_wino_group(int C, int HO, int WO, int r);
+int gpugen_wino_rows(int C, int HO, int WO, int r);
+long gpugen_wino_workspace(int G, int C, int W, int WO, int K, int pl, int rows, int r);
 void gpugen_wino_conv(const float* x, float* y, int G, int C, int H, int W, int K, int pt, int pl, int HO, int WO,
                       int ty0, int ty1, const float* U, const float* bias, long biasStride, const float* res, float* work,
-                      int layout);
+                      int layout, int r);
 /// Adam / AdamW over n floats with CPUBackend.optimizerStep's operations (bit-identical); flags: 1 decoupled
 /// decay, 2 L2, 4 the small-w lerp form of the first moment.
 void gpugen_adam(float* p, const float* g, float* m, float* v, long n, float scale, float decay, float wd, float w,

@@ -9,6 +9,12 @@
 //   W_T[o·4 + 2a + b, c, t, u] = W[c, o, a + 3 − 2t, b + 3 − 2u], and y[2i + a, 2j + b] = z[o·4 + 2a + b, i, j]
 //   (depth-to-space).
 //
+// On the native CPU backend, where Winograd applies, each runs instead as the 2×2 convolution that has no zero
+// taps — over the space-to-depth of x padded by one pixel (2×2, no padding), or, transposed, a 2×2 convolution
+// with padding 1 written depth-to-space with its one-pixel border cut — through Winograd F(4×4, 2×2), which
+// reads and writes those views in place (`SubPixelLayout`): 25 multiplies per 4×4 tile and channel pair
+// against the 3×3 form's 36.
+//
 // Each is one tape node whose gradients are the other one of the pair (input) and a 2×2 stride-1 weight
 // gradient of the padded space-to-depth (weight: only the 16 real taps); the kernel rearrangements and the
 // padded space-to-depth are single strided scatters into zeros.
@@ -22,6 +28,9 @@ extension Tensor {
   /// decode 8,845 → 13,424 images/s, training step 22.7 → 17.4 ms); on PoCL the first version lost (step 37 →
   /// 53 ms), so OpenCL devices keep im2col/col2im + GEMM.
   var prefersSubPixel: Bool { Tensor.subPixelEnabled && device.backend is CPUBackend }
+
+  /// Whether `GPUGEN_SUBPIXEL_2X2=0` turned the 2×2 Winograd forms off (the 3×3 forms run instead).
+  static let subPixel2x2Enabled = ProcessInfo.processInfo.environment["GPUGEN_SUBPIXEL_2X2"] != "0"
 
   /// A zero tensor of `shape` holding this tensor's values (row-major, viewed as `view`) at the offsets
   /// Σ index·destStrides + destOffset — one strided copy for a pad-and-rearrange. The map must be injective.
@@ -130,6 +139,20 @@ extension Tensor {
   ) throws -> Tensor {
     let (n, c, h, w) = (shape[0], shape[1], shape[2], shape[3])
     let o = weight.shape[0]
+    if Tensor.subPixel2x2Enabled, imageBias == nil, residual == nil, let cpu = backend as? CPUBackend {
+      // The 2×2 form: K₂[o, 4c + 2a + b, t, u] = W[o, c, 2t + a, 2u + b] over the padded space-to-depth.
+      let g = ConvGeometry(n: n, c: 4 * c, h: h / 2 + 1, w: w / 2 + 1, kh: 2, kw: 2)
+      let y = try Tensor(uninitialized: [n, o, h / 2, w / 2], on: device)
+      if y.count > 0 {
+        let k2 = try weight.reshaped([o, c, 2, 2, 2, 2]).permuted([0, 1, 3, 5, 2, 4])
+        if cpu.subPixelWinograd(
+          buffer, weight: k2.buffer, bias: bias?.buffer, y.buffer, g, cout: o, activation: activation,
+          activationAlpha: activationAlpha, layout: .paddedSpaceToDepthInput)
+        {
+          return y
+        }
+      }
+    }
     // K[o, 4c + 2a + b, t, u] = W[o, c, 2t + a − 1, 2u + b − 1]: W[…, 2k₂ + a′, …] goes to a = 1 − a′,
     // t = k₂ + a′ (one strided copy into zeros).
     let k = try weight.scattered(
@@ -213,6 +236,27 @@ extension Tensor {
   ) throws -> Tensor {
     let (n, h, w) = (x.shape[0], x.shape[2], x.shape[3])
     let (c, o) = (weight.shape[0], weight.shape[1])
+    // The bias of output channel o is that of its four phases (o, a, b).
+    let zBias = try bias.map {
+      try ($0.reshaped([o, 1]) + Tensor.zeros([o, 4], on: x.device)).reshaped([4 * o])
+    }
+    if Tensor.subPixel2x2Enabled, let cpu = x.backend as? CPUBackend {
+      // The 2×2 form, padding 1: K₂[4o + 2a + b, c, t, u] = W[c, o, 2(1 − t) + a, 2(1 − u) + b] (one strided
+      // copy), its (H + 1) × (W + 1) output written depth-to-space with the border cut.
+      let g = ConvGeometry(n: n, c: c, h: h, w: w, kh: 2, kw: 2, padT: 1, padL: 1, padB: 1, padR: 1)
+      let y = try Tensor(uninitialized: outputShape, on: x.device)
+      if y.count > 0 {
+        let k2 = try weight.scattered(
+          into: [4 * o, c, 2, 2], view: [c, o, 2, 2, 2, 2], destStrides: [4, 16 * c, -2, 8 * c, -1, 4 * c],
+          destOffset: 3)
+        if cpu.subPixelWinograd(
+          x.buffer, weight: k2.buffer, bias: zBias?.buffer, y.buffer, g, cout: 4 * o, activation: activation,
+          activationAlpha: activationAlpha, layout: .paddedDepthToSpaceOutput)
+        {
+          return y
+        }
+      }
+    }
     // K[4o + 2a + b, c, t, u] = W[c, o, a + 3 − 2t, b + 3 − 2u]: W[…, 2k₂ + a′, …] goes to a = 1 − a′,
     // t = 2 − k₂ − a′ (one strided copy into zeros).
     let kc = 9 * c
@@ -220,10 +264,6 @@ extension Tensor {
       into: [4 * o, c, 3, 3], view: [c, o, 2, 2, 2, 2],
       destStrides: [9, 4 * kc, -3, -2 * kc - 3, -1, -kc - 1],
       destOffset: 3 * kc + 8)
-    // The bias of output channel o is that of its four phases (o, a, b).
-    let zBias = try bias.map {
-      try ($0.reshaped([o, 1]) + Tensor.zeros([o, 4], on: x.device)).reshaped([4 * o])
-    }
     if let cpu = x.backend as? CPUBackend {
       // Winograd writes the depth-to-space output directly (no rearranged copy).
       let y = try Tensor(uninitialized: outputShape, on: x.device)

@@ -205,14 +205,21 @@ extension CPUBackend {
     }
   }
 
-  /// Winograd F(4×4, 3×3) (Sources/CPUPeak/winograd.c; see `ConvGeometry.winogradCandidate`). Each call
+  /// Winograd F(4×4, 3×3) (Sources/CPUPeak/winograd.c; see `ConvGeometry.winogradCandidate`), and F(4×4, 2×2)
+  /// for the sub-pixel paths (`subPixelWinograd`). Each call
   /// transforms the weights (≈ 30 ns per input/output channel pair); that is won back from about 500 output
   /// positions (batch × height × width) on, so it runs from 1,024 on.
   /// The transformed weights are 4× the weights; above 64 MB of them (e.g. 1,024 → 1,024 channels) the direct
   /// kernel runs instead.
   static func winogradApplies(_ g: ConvGeometry, cout: Int) -> Bool {
-    g.winogradCandidate(cout: cout) && g.padL <= 16 && g.n * g.ho * g.wo >= winogradMinimumPositions
-      && gpugen_wino_weights_size(Int32(g.c), Int32(cout)) <= 16 << 20
+    g.winogradCandidate(cout: cout) && winogradFits(g, cout: cout)
+  }
+
+  /// Whether Winograd F(4×4, r×r) suits geometry `g` beyond its kernel shape: the padding, enough output
+  /// positions, and transformed weights within 64 MB.
+  static func winogradFits(_ g: ConvGeometry, cout: Int) -> Bool {
+    g.padL <= 16 && g.n * g.ho * g.wo >= winogradMinimumPositions
+      && gpugen_wino_weights_size(Int32(g.c), Int32(cout), Int32(g.kh)) <= 16 << 20
   }
 
   /// Output positions (batch × height × width) from which a call runs Winograd; tests lower it to run small
@@ -228,34 +235,36 @@ extension CPUBackend {
     _ g: ConvGeometry, cout: Int, bias bp: (Int) -> UnsafeMutablePointer<Float>?, biasStride: Int,
     residual rp: UnsafeMutablePointer<Float>?, layout: SubPixelLayout = .plain
   ) {
-    let (c, k) = (Int32(g.c), Int32(cout))
-    let u = UnsafeMutablePointer<Float>.allocate(capacity: gpugen_wino_weights_size(c, k))
+    let (c, k, r) = (Int32(g.c), Int32(cout), Int32(g.kh))
+    let u = UnsafeMutablePointer<Float>.allocate(capacity: gpugen_wino_weights_size(c, k, r))
     defer { u.deallocate() }
-    Parallel.forEach((cout + 31) / 32, cost: 36 * 32 * g.c) { r in
-      let scratch = UnsafeMutablePointer<Float>.allocate(capacity: gpugen_wino_weights_scratch(c))
+    Parallel.forEach((cout + 31) / 32, cost: 36 * 32 * g.c) { blocks in
+      let scratch = UnsafeMutablePointer<Float>.allocate(capacity: gpugen_wino_weights_scratch(c, r))
       defer { scratch.deallocate() }
-      gpugen_wino_weights(wp, u, c, k, Int32(r.lowerBound), Int32(r.upperBound), scratch)
+      gpugen_wino_weights(wp, u, c, k, Int32(blocks.lowerBound), Int32(blocks.upperBound), scratch, r)
     }
-    let (inImage, outImage) = (g.c * g.h * g.w, cout * g.ho * g.wo)
+    // The one-pixel-offset layouts read and write images one pixel smaller on every side than the views.
+    let inImage = layout == .paddedSpaceToDepthInput ? g.c * (g.h - 1) * (g.w - 1) : g.c * g.h * g.w
+    let outImage = layout == .paddedDepthToSpaceOutput ? cout * (g.ho - 1) * (g.wo - 1) : cout * g.ho * g.wo
     let tileRows = (g.ho + 3) / 4
-    let group = Int(gpugen_wino_group(c, Int32(g.ho), Int32(g.wo)))
+    let group = Int(gpugen_wino_group(c, Int32(g.ho), Int32(g.wo), r))
     // One block: `group` whole images, or (group 1) up to `blockRows` tile rows of one image.
-    let blockRows = Int(gpugen_wino_rows(c, Int32(g.ho), Int32(g.wo)))
+    let blockRows = Int(gpugen_wino_rows(c, Int32(g.ho), Int32(g.wo), r))
     // Images [images], tile rows [rows] of each, one call per block.
     func run(_ images: Range<Int>, rows: Range<Int>) {
       let size = Swift.min(group, images.count)
       let step = size > 1 ? rows.count : Swift.min(blockRows, rows.count)
       let work = UnsafeMutablePointer<Float>.allocate(
         capacity: gpugen_wino_workspace(
-          Int32(size), c, Int32(g.w), Int32(g.wo), k, Int32(g.padL), Int32(step)))
+          Int32(size), c, Int32(g.w), Int32(g.wo), k, Int32(g.padL), Int32(step), r))
       defer { work.deallocate() }
       for n in stride(from: images.lowerBound, to: images.upperBound, by: size) {
-        for r in stride(from: rows.lowerBound, to: rows.upperBound, by: step) {
+        for row in stride(from: rows.lowerBound, to: rows.upperBound, by: step) {
           gpugen_wino_conv(
             xp + n * inImage, yp + n * outImage, Int32(Swift.min(size, images.upperBound - n)), c, Int32(g.h),
-            Int32(g.w), k, Int32(g.padT), Int32(g.padL), Int32(g.ho), Int32(g.wo), Int32(r),
-            Int32(Swift.min(r + step, rows.upperBound)), u, bp(n), biasStride, rp.map { $0 + n * outImage },
-            work, layout.rawValue)
+            Int32(g.w), k, Int32(g.padT), Int32(g.padL), Int32(g.ho), Int32(g.wo), Int32(row),
+            Int32(Swift.min(row + step, rows.upperBound)), u, bp(n), biasStride, rp.map { $0 + n * outImage },
+            work, layout.rawValue, r)
         }
       }
     }
@@ -273,20 +282,24 @@ extension CPUBackend {
     }
   }
 
-  /// A 3×3 stride-1 padding-1 convolution of geometry `g` (+ `bias`, then `activation`) through Winograd,
-  /// reading x as its space-to-depth view or writing y depth-to-space (`layout`), so that the sub-pixel
-  /// convolutions need no rearranging copy. False (nothing written) where Winograd does not apply.
+  /// A 3×3 (or, with the one-pixel-offset layouts, 2×2) stride-1 convolution of geometry `g` (+ `bias`, then
+  /// `activation`) through Winograd, reading x as its space-to-depth view or writing y depth-to-space
+  /// (`layout`), so that the sub-pixel convolutions need no rearranging copy. False (nothing written) where
+  /// Winograd does not apply.
   func subPixelWinograd(
     _ x: Buffer, weight: Buffer, bias: Buffer?, _ y: Buffer, _ g: ConvGeometry, cout: Int,
     activation: Activation, activationAlpha: Float, layout: SubPixelLayout
   ) -> Bool {
-    guard g.kh == 3, g.kw == 3, g.strideH == 1, g.strideW == 1, Self.winogradApplies(g, cout: cout),
-      layout != .spaceToDepthInput || g.c % 4 == 0, layout != .depthToSpaceOutput || cout % 4 == 0
+    let taps = layout.offset ? 2 : 3
+    guard g.kh == taps, g.kw == taps, g.strideH == 1, g.strideW == 1, ConvGeometry.winogradEnabled, g.c >= 16, cout >= 16,
+      Self.winogradFits(g, cout: cout), !layout.readsSpaceToDepth || g.c % 4 == 0,
+      !layout.writesDepthToSpace || cout % 4 == 0
     else { return false }
     let label =
-      Self.profiling ? "conv2d \(g.n)x\(g.c)x\(g.h)x\(g.w)->\(cout) k3 s1 \(layout)" : "conv2d"
+      Self.profiling ? "conv2d \(g.n)x\(g.c)x\(g.h)x\(g.w)->\(cout) k\(taps) s1 \(layout)" : "conv2d"
     timed(label) {
-      let yp = ptr(y), p = g.ho * g.wo
+      // The cut border of the offset depth-to-space layout is not in y.
+      let yp = ptr(y), p = layout == .paddedDepthToSpaceOutput ? (g.ho - 1) * (g.wo - 1) : g.ho * g.wo
       let shared = bias.map(ptr)
       winograd(
         ptr(x), ptr(weight), yp, g, cout: cout, bias: { _ in shared }, biasStride: 0, residual: nil,
@@ -340,4 +353,17 @@ enum SubPixelLayout: Int32 {
   /// The output (N, K, H, W) is written depth-to-space as (N, K/4, 2H, 2W): channel 4o + 2a + b goes to
   /// y[o, 2i + a, 2j + b].
   case depthToSpaceOutput = 2
+  /// The input (N, C/4, 2H − 2, 2W − 2) is read as the space-to-depth view (N, C, H, W) of itself padded by one
+  /// pixel: channel 4c + 2a + b holds x[c, 2i + a − 1, 2j + b − 1] (zero outside x).
+  case paddedSpaceToDepthInput = 5
+  /// The output (N, K, H, W) is written depth-to-space with its one-pixel border cut, as (N, K/4, 2H − 2, 2W − 2):
+  /// channel 4o + 2a + b goes to y[o, 2i + a − 1, 2j + b − 1] where that is inside y.
+  case paddedDepthToSpaceOutput = 6
+
+  /// Whether the input is read as a space-to-depth view.
+  var readsSpaceToDepth: Bool { rawValue & 1 != 0 }
+  /// Whether the output is written depth-to-space.
+  var writesDepthToSpace: Bool { rawValue & 2 != 0 }
+  /// Whether the view is shifted by one pixel (the 2×2 forms of the 4×4 stride-2 convolutions).
+  var offset: Bool { rawValue & 4 != 0 }
 }
