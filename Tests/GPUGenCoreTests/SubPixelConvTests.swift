@@ -118,7 +118,7 @@ final class SubPixelConvTests: XCTestCase {
         XCTAssertLessThan(err, 1e-5 * scale, "\(transposed ? "convT" : "conv") \(xs) on \(d)")
         results.append(out)
       }
-      // Every device (the CPU's sub-pixel path, OpenCL's im2col/col2im) gives the same gradients.
+      // Every device (the CPU's 2×2 Winograd forms, OpenCL's 3×3 forms) gives the same gradients.
       for other in results.dropFirst() {
         for (a, b) in zip(results[0].grads, other.grads) {
           let scale = a.map { Swift.abs($0) }.max()!

@@ -24,10 +24,14 @@ extension Tensor {
   /// Whether `GPUGEN_SUBPIXEL=0` turned these paths off (for comparisons).
   static let subPixelEnabled = ProcessInfo.processInfo.environment["GPUGEN_SUBPIXEL"] != "0"
 
-  /// The sub-pixel paths run on the native CPU backend, where they beat im2col (reference ConvVAE: encode +
-  /// decode 8,845 → 13,424 images/s, training step 22.7 → 17.4 ms); on PoCL the first version lost (step 37 →
-  /// 53 ms), so OpenCL devices keep im2col/col2im + GEMM.
-  var prefersSubPixel: Bool { Tensor.subPixelEnabled && device.backend is CPUBackend }
+  /// The sub-pixel paths run on every backend. On the native CPU they beat im2col (reference ConvVAE: encode +
+  /// decode 8,845 → 13,424 images/s, training step 22.7 → 17.4 ms). On PoCL a first version lost (step 37 → 53
+  /// ms), but with OpenCL's Winograd kernels and tuned GEMM they win there too (alternating runs on this 2-core
+  /// machine: DCGAN step 157–185 → 128–139 ms, sampling 3,300–3,500 → 5,100–5,700 images/s; ConvVAE step
+  /// 33–38 → 28–29 ms, encode + decode 4,900–5,200 → 7,100–7,300 images/s). The 3×3 forms also need fewer
+  /// multiply-adds than im2col + GEMM wherever Winograd takes them (9 against 16 per input/output channel pair
+  /// and output).
+  var prefersSubPixel: Bool { Tensor.subPixelEnabled }
 
   /// Whether `GPUGEN_SUBPIXEL_2X2=0` turned the 2×2 Winograd forms off (the 3×3 forms run instead).
   static let subPixel2x2Enabled = ProcessInfo.processInfo.environment["GPUGEN_SUBPIXEL_2X2"] != "0"
