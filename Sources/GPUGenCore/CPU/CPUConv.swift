@@ -291,7 +291,8 @@ extension CPUBackend {
     activation: Activation, activationAlpha: Float, layout: SubPixelLayout
   ) -> Bool {
     let taps = layout.offset ? 2 : 3
-    guard g.kh == taps, g.kw == taps, g.strideH == 1, g.strideW == 1, ConvGeometry.winogradEnabled, g.c >= 16, cout >= 16,
+    guard g.kh == taps, g.kw == taps, g.strideH == 1, g.strideW == 1, ConvGeometry.winogradEnabled, g.c >= 16,
+      cout >= 16,
       Self.winogradFits(g, cout: cout), !layout.readsSpaceToDepth || g.c % 4 == 0,
       !layout.writesDepthToSpace || cout % 4 == 0
     else { return false }
