@@ -417,7 +417,7 @@ final class GANCommandTests: XCTestCase {
     // The grid25 recipe of docs/GAN_TOY.md: a batch-norm MLP generator, a plain MLP discriminator (hinge +
     // spectral norm come from the flags), a cosine-decayed learning rate.
     XCTAssertEqual(saved.generator.norm, .batch)
-    XCTAssertEqual([saved.generator.latentDim] + saved.generator.hiddenDims, [2, 256, 256, 256])
+    XCTAssertEqual([saved.generator.latentDim] + saved.generator.hiddenDims, [2, 400, 400, 400, 400])
     XCTAssertEqual(saved.discriminator.norm, .none)
     XCTAssertEqual(saved.discriminator.hiddenDims, [256, 256, 256])
     XCTAssertEqual(
