@@ -143,18 +143,18 @@ extension Tensor {
   ) throws -> Tensor {
     let (n, c, h, w) = (shape[0], shape[1], shape[2], shape[3])
     let o = weight.shape[0]
-    if Tensor.subPixel2x2Enabled, imageBias == nil, residual == nil, let cpu = backend as? CPUBackend {
-      // The 2×2 form: K₂[o, 4c + 2a + b, t, u] = W[o, c, 2t + a, 2u + b] over the padded space-to-depth.
-      let g = ConvGeometry(n: n, c: 4 * c, h: h / 2 + 1, w: w / 2 + 1, kh: 2, kw: 2)
+    // The 2×2 form: K₂[o, 4c + 2a + b, t, u] = W[o, c, 2t + a, 2u + b] over the padded space-to-depth.
+    let g2 = ConvGeometry(n: n, c: 4 * c, h: h / 2 + 1, w: w / 2 + 1, kh: 2, kw: 2)
+    if Tensor.subPixel2x2Enabled, imageBias == nil, residual == nil, let cpu = backend as? CPUBackend,
+      n * h * w > 0, CPUBackend.subPixelWinogradApplies(g2, cout: o, layout: .paddedSpaceToDepthInput)
+    {
       let y = try Tensor(uninitialized: [n, o, h / 2, w / 2], on: device)
-      if y.count > 0 {
-        let k2 = try weight.reshaped([o, c, 2, 2, 2, 2]).permuted([0, 1, 3, 5, 2, 4])
-        if cpu.subPixelWinograd(
-          buffer, weight: k2.buffer, bias: bias?.buffer, y.buffer, g, cout: o, activation: activation,
-          activationAlpha: activationAlpha, layout: .paddedSpaceToDepthInput)
-        {
-          return y
-        }
+      let k2 = try weight.reshaped([o, c, 2, 2, 2, 2]).permuted([0, 1, 3, 5, 2, 4])
+      if cpu.subPixelWinograd(
+        buffer, weight: k2.buffer, bias: bias?.buffer, y.buffer, g2, cout: o, activation: activation,
+        activationAlpha: activationAlpha, layout: .paddedSpaceToDepthInput)
+      {
+        return y
       }
     }
     // K[o, 4c + 2a + b, t, u] = W[o, c, 2t + a − 1, 2u + b − 1]: W[…, 2k₂ + a′, …] goes to a = 1 − a′,
@@ -244,21 +244,21 @@ extension Tensor {
     let zBias = try bias.map {
       try ($0.reshaped([o, 1]) + Tensor.zeros([o, 4], on: x.device)).reshaped([4 * o])
     }
-    if Tensor.subPixel2x2Enabled, let cpu = x.backend as? CPUBackend {
-      // The 2×2 form, padding 1: K₂[4o + 2a + b, c, t, u] = W[c, o, 2(1 − t) + a, 2(1 − u) + b] (one strided
-      // copy), its (H + 1) × (W + 1) output written depth-to-space with the border cut.
-      let g = ConvGeometry(n: n, c: c, h: h, w: w, kh: 2, kw: 2, padT: 1, padL: 1, padB: 1, padR: 1)
+    // The 2×2 form, padding 1: K₂[4o + 2a + b, c, t, u] = W[c, o, 2(1 − t) + a, 2(1 − u) + b] (one strided
+    // copy), its (H + 1) × (W + 1) output written depth-to-space with the border cut.
+    let g2 = ConvGeometry(n: n, c: c, h: h, w: w, kh: 2, kw: 2, padT: 1, padL: 1, padB: 1, padR: 1)
+    if Tensor.subPixel2x2Enabled, let cpu = x.backend as? CPUBackend, n * h * w > 0,
+      CPUBackend.subPixelWinogradApplies(g2, cout: 4 * o, layout: .paddedDepthToSpaceOutput)
+    {
       let y = try Tensor(uninitialized: outputShape, on: x.device)
-      if y.count > 0 {
-        let k2 = try weight.scattered(
-          into: [4 * o, c, 2, 2], view: [c, o, 2, 2, 2, 2], destStrides: [4, 16 * c, -2, 8 * c, -1, 4 * c],
-          destOffset: 3)
-        if cpu.subPixelWinograd(
-          x.buffer, weight: k2.buffer, bias: zBias?.buffer, y.buffer, g, cout: 4 * o, activation: activation,
-          activationAlpha: activationAlpha, layout: .paddedDepthToSpaceOutput)
-        {
-          return y
-        }
+      let k2 = try weight.scattered(
+        into: [4 * o, c, 2, 2], view: [c, o, 2, 2, 2, 2], destStrides: [4, 16 * c, -2, 8 * c, -1, 4 * c],
+        destOffset: 3)
+      if cpu.subPixelWinograd(
+        x.buffer, weight: k2.buffer, bias: zBias?.buffer, y.buffer, g2, cout: 4 * o, activation: activation,
+        activationAlpha: activationAlpha, layout: .paddedDepthToSpaceOutput)
+      {
+        return y
       }
     }
     // K[4o + 2a + b, c, t, u] = W[c, o, a + 3 − 2t, b + 3 − 2u]: W[…, 2k₂ + a′, …] goes to a = 1 − a′,

@@ -282,6 +282,14 @@ extension CPUBackend {
     }
   }
 
+  /// Whether `subPixelWinograd` runs geometry `g` with `layout` (so callers can skip preparing its inputs).
+  static func subPixelWinogradApplies(_ g: ConvGeometry, cout: Int, layout: SubPixelLayout) -> Bool {
+    let taps = layout.offset ? 2 : 3
+    return g.kh == taps && g.kw == taps && g.strideH == 1 && g.strideW == 1 && ConvGeometry.winogradEnabled
+      && g.c >= 16 && cout >= 16 && winogradFits(g, cout: cout) && (!layout.readsSpaceToDepth || g.c % 4 == 0)
+      && (!layout.writesDepthToSpace || cout % 4 == 0)
+  }
+
   /// A 3×3 (or, with the one-pixel-offset layouts, 2×2) stride-1 convolution of geometry `g` (+ `bias`, then
   /// `activation`) through Winograd, reading x as its space-to-depth view or writing y depth-to-space
   /// (`layout`), so that the sub-pixel convolutions need no rearranging copy. False (nothing written) where
@@ -290,14 +298,9 @@ extension CPUBackend {
     _ x: Buffer, weight: Buffer, bias: Buffer?, _ y: Buffer, _ g: ConvGeometry, cout: Int,
     activation: Activation, activationAlpha: Float, layout: SubPixelLayout
   ) -> Bool {
-    let taps = layout.offset ? 2 : 3
-    guard g.kh == taps, g.kw == taps, g.strideH == 1, g.strideW == 1, ConvGeometry.winogradEnabled, g.c >= 16,
-      cout >= 16,
-      Self.winogradFits(g, cout: cout), !layout.readsSpaceToDepth || g.c % 4 == 0,
-      !layout.writesDepthToSpace || cout % 4 == 0
-    else { return false }
+    guard Self.subPixelWinogradApplies(g, cout: cout, layout: layout) else { return false }
     let label =
-      Self.profiling ? "conv2d \(g.n)x\(g.c)x\(g.h)x\(g.w)->\(cout) k\(taps) s1 \(layout)" : "conv2d"
+      Self.profiling ? "conv2d \(g.n)x\(g.c)x\(g.h)x\(g.w)->\(cout) k\(g.kh) s1 \(layout)" : "conv2d"
     timed(label) {
       // The cut border of the offset depth-to-space layout is not in y.
       let yp = ptr(y), p = layout == .paddedDepthToSpaceOutput ? (g.ho - 1) * (g.wo - 1) : g.ho * g.wo
