@@ -339,6 +339,33 @@ final class HardeningTests: XCTestCase {
     XCTAssertEqual(try fm.contentsOfDirectory(atPath: d.path), ["checkpoint-notes.txt"])
   }
 
+  func testACopiedCheckpointFolderResumesAndIsReplacedByTheNextCheckpoint() throws {
+    // `cp -rL` (or an archive) turns the `checkpoint` link into a plain folder and may drop checkpoint-<step>.
+    let d = try tmp()
+    let fm = FileManager.default
+    func files(_ step: Int) -> [(path: String, file: CheckpointFile)] {
+      [("a.json", .data(Data("\(step)".utf8))), (CheckpointWriter.stateFile, .data(Data("{}".utf8)))]
+    }
+    let written = try CheckpointWriter.write(files(10), step: 10, to: d)
+    let copy = try tmp()
+    try fm.copyItem(at: written, to: copy.appendingPathComponent(CheckpointWriter.latestLink))
+    XCTAssertEqual(try CheckpointWriter.latest(in: copy).lastPathComponent, CheckpointWriter.latestLink)
+    try CheckpointWriter.write(files(20), step: 20, to: copy)
+    XCTAssertEqual(
+      try fm.contentsOfDirectory(atPath: copy.path).sorted(),
+      [CheckpointWriter.latestLink, "checkpoint-00000020"])
+    XCTAssertEqual(
+      try fm.destinationOfSymbolicLink(atPath: copy.appendingPathComponent("checkpoint").path),
+      "checkpoint-00000020")
+    XCTAssertEqual(
+      try Data(contentsOf: CheckpointWriter.latest(in: copy).appendingPathComponent("a.json")),
+      Data("20".utf8))
+    // A kill after the copied folder was moved aside and before the link: the new checkpoint is the newest.
+    try fm.removeItem(at: copy.appendingPathComponent("checkpoint"))
+    try fm.copyItem(at: written, to: copy.appendingPathComponent("checkpoint-0-copied"))
+    XCTAssertEqual(try CheckpointWriter.latest(in: copy).lastPathComponent, "checkpoint-00000020")
+  }
+
   func testFileSystemErrorsNameThePathAndTheReason() throws {
     // Tests run as root, for whom permission bits do not apply: the errno mapping is checked directly, and a
     // read-only file system where the machine has one (/proc/sys as a container mounts it).

@@ -94,6 +94,14 @@ public enum CheckpointWriter {
     let linkTmp = outDir.appendingPathComponent(".\(latestLink).tmp-\(getpid())")
     try? fm.removeItem(at: linkTmp)
     try fm.createSymbolicLink(atPath: linkTmp.path, withDestinationPath: name)
+    // A run resumed from a copied `checkpoint` folder (cp -L, an archive): move that folder aside under a
+    // checkpoint- name that sorts below every step, so the rename below can replace it with the link and the
+    // loop after it removes it; a kill in between leaves the new checkpoint-<step> as the newest.
+    if (try? fm.destinationOfSymbolicLink(atPath: link.path)) == nil, fm.fileExists(atPath: link.path) {
+      let aside = outDir.appendingPathComponent("\(latestLink)-0-copied")
+      try? fm.removeItem(at: aside)
+      try rename(link, aside)
+    }
     try rename(linkTmp, link)
     try fsyncPath(outDir)
     for old in try fm.contentsOfDirectory(atPath: outDir.path)
@@ -104,7 +112,7 @@ public enum CheckpointWriter {
   }
 
   /// The folder the `checkpoint` link points at (or, if a kill came between the two renames, the newest
-  /// complete checkpoint-<step> folder).
+  /// complete checkpoint-<step> folder; or `checkpoint` itself where a copy made it a plain folder).
   public static func latest(in outDir: URL) throws -> URL {
     let fm = FileManager.default
     let link = outDir.appendingPathComponent(latestLink)
@@ -117,6 +125,8 @@ public enum CheckpointWriter {
     for c in candidates where fm.fileExists(atPath: outDir.appendingPathComponent("\(c)/\(stateFile)").path) {
       return outDir.appendingPathComponent(c)
     }
+    // `checkpoint` as a plain folder, as a copy that followed the link leaves it.
+    if fm.fileExists(atPath: link.appendingPathComponent(stateFile).path) { return link }
     throw TrainingError.checkpoint("no checkpoint in \(outDir.path) to resume from")
   }
 
