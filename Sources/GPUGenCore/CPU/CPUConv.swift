@@ -114,14 +114,7 @@ extension CPUBackend {
         if let res { for i in 0..<(cout * p) { out[i] += res[i] } }
         guard bp != nil || activation != .none else { return }
         for r in 0..<cout {
-          let row = out + r * p, b = bp?[r] ?? 0
-          if activation == .silu || activation == .none {
-            gpugen_affine(row, row, p, 1, b, activation == .silu ? 1 : 0)
-          } else if activation == .relu || activation == .leakyRelu {
-            gpugen_bias_act(row, p, b, activation == .relu ? 1 : 0, activationAlpha)
-          } else {
-            for j in 0..<p { row[j] = cpuActivate(row[j] + b, activation, activationAlpha) }
-          }
+          Self.biasActivate(out + r * p, count: p, bias: bp?[r] ?? 0, activation, activationAlpha)
         }
       }
       if direct && Self.winogradApplies(g, cout: cout) {
@@ -290,6 +283,17 @@ extension CPUBackend {
       && (!layout.writesDepthToSpace || cout % 4 == 0)
   }
 
+  /// `activation(v + bias)` over `count` floats in place, through the vectorised kernels where one exists.
+  static func biasActivate(
+    _ v: UnsafeMutablePointer<Float>, count: Int, bias: Float, _ activation: Activation, _ alpha: Float
+  ) {
+    switch activation {
+    case .none, .silu: gpugen_affine(v, v, count, 1, bias, activation == .silu ? 1 : 0)
+    case .relu, .leakyRelu: gpugen_bias_act(v, count, bias, activation == .relu ? 1 : 0, alpha)
+    default: for j in 0..<count { v[j] = cpuActivate(v[j] + bias, activation, alpha) }
+    }
+  }
+
   /// A 3×3 (or, with the one-pixel-offset layouts, 2×2) stride-1 convolution of geometry `g` (+ `bias`, then
   /// `activation`) through Winograd, reading x as its space-to-depth view or writing y depth-to-space
   /// (`layout`), so that the sub-pixel convolutions need no rearranging copy. False (nothing written) where
@@ -311,11 +315,7 @@ extension CPUBackend {
       guard activation != .none else { return }
       // Elementwise, so the layout of y does not matter.
       Parallel.forEach(g.n * cout * p, cost: 2) { r in
-        if activation == .relu || activation == .leakyRelu {
-          gpugen_bias_act(yp + r.lowerBound, r.count, 0, activation == .relu ? 1 : 0, activationAlpha)
-        } else {
-          for i in r { yp[i] = cpuActivate(yp[i], activation, activationAlpha) }
-        }
+        Self.biasActivate(yp + r.lowerBound, count: r.count, bias: 0, activation, activationAlpha)
       }
     }
     return true
