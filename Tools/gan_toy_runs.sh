@@ -6,7 +6,7 @@
 #       grid25 recipe (Tools/gan_toy_plain.json: the MLP pair without batch norm; 5,000 steps of batch 256, lr 2e-4
 #       constant, β 0, 0.9), pinned by flags so that the table stays reproducible;
 #   Tools/gan_toy_runs.sh --defaults [--seeds N] [--out DIR] the grid25 seed table at today's toy defaults (the
-#       4 × 400 batch-norm MLP generator, 40,000 steps of batch 128, lr 1e-3 with a cosine decay):
+#       4 × 400 batch-norm MLP generator, 60,000 steps of batch 128, lr 1e-3 with a cosine decay):
 #       `gpugen train gan --data toy:grid25 --loss hinge --spectral-norm`
 #       and the same with plain NS (`--loss ns`), scored with `gpugen sample --seed S`.
 #

@@ -37,7 +37,7 @@ struct TrainingOptionGroup: ParsableArguments {
 
   @Option(
     help:
-      "Optimizer steps in total (diffusion: 20000, vae: 10000, gan: 20000; on toy data diffusion 8000, vae 20000, gan 40000; on --resume: a new total)."
+      "Optimizer steps in total (diffusion: 20000, vae: 10000, gan: 20000; on toy data diffusion 8000, vae 20000, gan 60000; on --resume: a new total)."
   )
   var steps: Int?
 

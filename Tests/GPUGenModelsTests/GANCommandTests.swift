@@ -423,7 +423,7 @@ final class GANCommandTests: XCTestCase {
     XCTAssertEqual(
       [Double(expected.batchSize), expected.lr, expected.lrD, expected.beta1, expected.beta2],
       [128, 1e-3, 1e-3, 0, 0.9])
-    XCTAssertEqual(GANTrainingOptions.toyDefaults().steps, 40_000)
+    XCTAssertEqual(GANTrainingOptions.toyDefaults().steps, 60_000)
     XCTAssertEqual(expected.lrSchedule, "cosine")
     let model = try GANModel.load(from: out.appendingPathComponent("checkpoint"), device: .cpu)
     XCTAssertTrue(model.generator.namedModules.contains { $0.module is BatchNorm2d })
