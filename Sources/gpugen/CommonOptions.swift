@@ -62,19 +62,22 @@ struct TrainingOptionGroup: ParsableArguments {
   @Option(help: "Clip gradients to this global L2 norm, 0: no clipping (diffusion: 1, vae and gan: 0).")
   var clipGrad: Double?
 
-  @Option(help: "Write a checkpoint every K steps (default 500; on toy data: 1000).")
+  @Option(help: "Write a checkpoint every K steps (default 500; on toy data: 1000; --resume may change it).")
   var checkpointEvery: Int?
 
   @Option(
     help:
-      "Write sample grids (toy data: scatter plots) every K steps, 0: never (diffusion: 500, vae and gan: 1000; toy data: 1000)."
+      "Write sample grids (toy data: scatter plots) every K steps, 0: never (diffusion: 500, vae and gan: 1000; toy data: 1000; --resume may change it)."
   )
   var sampleEvery: Int?
 
   @Option(help: "Output folder.")
   var out = "gpugen-train"
 
-  @Flag(help: "Continue the run in --out from its latest checkpoint.")
+  @Flag(
+    help:
+      "Continue the run in --out from its latest checkpoint, bitwise as if never stopped; it keeps the saved options, except --steps, --checkpoint-every and --sample-every."
+  )
   var resume = false
 
   @Option(help: "Seed of every random draw (initial weights, data order, noise).")
@@ -172,7 +175,7 @@ extension TrainingOptionGroup {
     return outDir
   }
 
-  /// A resumed run keeps the options it was started with (only --steps may change): a flag given with
+  /// A resumed run keeps the options it was started with (only --steps, --checkpoint-every and --sample-every may change): a flag given with
   /// --resume that disagrees with the saved run is an error naming it, never silently ignored. `extra` are the
   /// family's own flags: (flag, the value given or nil, the saved value), compared as text.
   func refuseChangedOptions<O: CommonTrainingOptions>(saved: O, extra: [(String, String?, String)] = [])
@@ -185,8 +188,6 @@ extension TrainingOptionGroup {
       ("--lr-schedule", lrSchedule?.rawValue, saved.lrSchedule),
       ("--ema-decay", emaDecay.map { "\($0)" }, "\(saved.emaDecay)"),
       ("--clip-grad", clipGrad.map { "\($0)" }, "\(saved.clipGrad)"),
-      ("--checkpoint-every", checkpointEvery.map { "\($0)" }, "\(saved.checkpointEvery)"),
-      ("--sample-every", sampleEvery.map { "\($0)" }, "\(saved.sampleEvery)"),
       // --data and --seed have defaults, so only a value other than the default is known to be given.
       ("--data", data == "fashion-mnist" ? nil : data, saved.data),
       ("--seed", seed == 0 ? nil : "\(seed)", "\(saved.seed)"),
@@ -195,10 +196,15 @@ extension TrainingOptionGroup {
     for (flag, value, old) in given {
       if let value, value != old {
         throw TrainingError.invalidOption(
-          "\(flag) \(value): the run in \(out) was started with \(old), and --resume keeps a run's options (only --steps may change); drop \(flag), or start a new run in another --out"
+          "\(flag) \(value): the run in \(out) was started with \(old), and --resume keeps a run's options (only --steps, --checkpoint-every and --sample-every may change); drop \(flag), or start a new run in another --out"
         )
       }
     }
+  }
+
+  /// What --resume changes in the saved run: --steps, --checkpoint-every and --sample-every when given.
+  var resumeChanges: ResumeChanges {
+    ResumeChanges(steps: steps, checkpointEvery: checkpointEvery, sampleEvery: sampleEvery)
   }
 
   /// The line a resumed run prints.

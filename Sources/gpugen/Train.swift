@@ -109,7 +109,7 @@ struct TrainDiffusion: ParsableCommand {
       let images = try TrainingImages.load(
         source: saved.data, sampleSize: cfg.sampleSize, channels: cfg.inChannels)
       trainer = try DiffusionTrainer.resume(
-        from: job.outDir, data: images, device: job.device, steps: training.steps)
+        from: job.outDir, data: images, device: job.device, changes: training.resumeChanges)
       if job.isRoot { training.announceResume(step: trainer.step, of: trainer.options.steps, on: job.device) }
     } else {
       let o = try options()

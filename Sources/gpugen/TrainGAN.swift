@@ -210,7 +210,8 @@ struct TrainGAN: ParsableCommand {
         ])
       try job.checkBatch(saved.options.batchSize)
       let data = try TrainGAN.loadData(saved.options.data, config: saved.generator)
-      trainer = try GANTrainer.resume(from: job.outDir, data: data, device: job.device, steps: training.steps)
+      trainer = try GANTrainer.resume(
+        from: job.outDir, data: data, device: job.device, changes: training.resumeChanges)
       if job.isRoot { training.announceResume(step: trainer.step, of: trainer.options.steps, on: job.device) }
     } else {
       let o = try options()

@@ -81,7 +81,7 @@ extension TrainDiffusion {
     let trainer: ToyDiffusionTrainer
     let log: TrainingLog
     if training.resume {
-      trainer = try ToyDiffusionTrainer.resume(from: outDir, device: device, steps: training.steps)
+      trainer = try ToyDiffusionTrainer.resume(from: outDir, device: device, changes: training.resumeChanges)
       try training.refuseChangedOptions(saved: trainer.options)
       log = try TrainingLog(
         url: outDir.appendingPathComponent("log.csv"), columns: DiffusionRun.columns,
@@ -126,7 +126,7 @@ extension TrainVAE {
     let trainer: ToyVAETrainer
     let log: TrainingLog
     if training.resume {
-      trainer = try ToyVAETrainer.resume(from: outDir, device: device, steps: training.steps)
+      trainer = try ToyVAETrainer.resume(from: outDir, device: device, changes: training.resumeChanges)
       try training.refuseChangedOptions(saved: trainer.options)
       log = try TrainingLog(
         url: outDir.appendingPathComponent("log.csv"), columns: VAERun.columns, keepingSteps: trainer.step)

@@ -152,7 +152,7 @@ struct TrainVAE: ParsableCommand {
         source: saved.options.data, sampleSize: saved.architecture.sampleSize,
         channels: saved.architecture.imageChannels)
       trainer = try VAETrainer.resume(
-        from: job.outDir, data: images, device: job.device, steps: training.steps)
+        from: job.outDir, data: images, device: job.device, changes: training.resumeChanges)
       if job.isRoot { training.announceResume(step: trainer.step, of: trainer.options.steps, on: job.device) }
     } else {
       let o = try options()

@@ -237,17 +237,19 @@ final class GANCommandTests: XCTestCase {
       XCTAssertTrue(e.contains(needle) && e.contains("--resume keeps a run's options"), e)
       XCTAssertEqual(try log(out).rows.count, before)
     }
-    // --resume continues to the new total.
+    // --resume continues to the new total, with new checkpoint and sample intervals (saved for the next resume).
     let schedule = try GANTrainer.savedState(in: out).options.lrSchedule
     let (s2, o2, e2) = try gpugen([
       "train", "gan", "--resume", "--steps", "30", "--out", out.path, "--lr-schedule", schedule,
+      "--checkpoint-every", "4", "--sample-every", "5",
     ])
     XCTAssertEqual(s2, 0, e2)
     XCTAssertTrue(o2.contains("trained 10 steps"), o2)
     XCTAssertEqual(try log(out).rows.map { Int($0[0]) }, Array(1...30))
-    XCTAssertEqual(try collapse(out).map(\.step), [10, 20, 30])
+    XCTAssertEqual(try collapse(out).map(\.step), [10, 20, 25, 30])
     XCTAssertEqual(try CheckpointWriter.latest(in: out).lastPathComponent, "checkpoint-00000030")
-    XCTAssertEqual(try GANTrainer.savedState(in: out).options.steps, 30)
+    let resumed = try GANTrainer.savedState(in: out).options
+    XCTAssertEqual([resumed.steps, resumed.checkpointEvery, resumed.sampleEvery], [30, 4, 5])
   }
 
   /// Class-conditional, spectral norm, DiffAugment and n_dis 2 from the command line: 4 steps straight and 2 +

@@ -626,9 +626,15 @@ final class GANTests: XCTestCase {
     for _ in 0..<2 { _ = try resumed.trainStep() }
     assertSameState(try state(straight), try state(resumed), "resumed packed MLP run")
     XCTAssertEqual(try state(resumed)["counters"], [4, 4, 4, 4])
-    // `steps` replaces the total.
-    XCTAssertEqual(
-      try GANTrainer.resume(from: d, data: .toy(.ring8), device: .cpu, steps: 9).options.steps, 9)
+    // `changes` replace the total and the checkpoint and sample intervals, and are checked like new options.
+    let changed = try GANTrainer.resume(
+      from: d, data: .toy(.ring8), device: .cpu,
+      changes: ResumeChanges(steps: 9, checkpointEvery: 7, sampleEvery: 0)
+    ).options
+    XCTAssertEqual([changed.steps, changed.checkpointEvery, changed.sampleEvery], [9, 7, 0])
+    XCTAssertThrowsError(
+      try GANTrainer.resume(
+        from: d, data: .toy(.ring8), device: .cpu, changes: ResumeChanges(checkpointEvery: 0)))
   }
 
   func testNDisTakesKDiscriminatorStepsPerGeneratorStep() throws {

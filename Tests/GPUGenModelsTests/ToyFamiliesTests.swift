@@ -261,7 +261,8 @@ final class ToyFamiliesTests: XCTestCase {
     let vsplit = try ToyVAETrainer(config: smallVAE(), options: vaeOptions(steps: 6), device: .cpu)
     for _ in 0..<3 { _ = try vsplit.trainStep() }
     try vsplit.writeCheckpoint(to: d.appendingPathComponent("vb"))
-    let vr = try ToyVAETrainer.resume(from: d.appendingPathComponent("vb"), device: .cpu, steps: 6)
+    let vr = try ToyVAETrainer.resume(
+      from: d.appendingPathComponent("vb"), device: .cpu, changes: ResumeChanges(steps: 6))
     for _ in 0..<3 { _ = try vr.trainStep() }
     XCTAssertEqual(
       try folderBytes(va), try folderBytes(try vr.writeCheckpoint(to: d.appendingPathComponent("vb"))))

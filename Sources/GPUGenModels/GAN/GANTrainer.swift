@@ -435,8 +435,10 @@ public final class GANTrainer {
     return (s.options, m, g, disc, dir)
   }
 
-  /// Resumes the run whose latest checkpoint is in `outDir`, bit for bit; `steps` replaces the total.
-  public static func resume(from outDir: URL, data: GANData, device: Device, steps: Int? = nil) throws
+  /// Resumes the run whose latest checkpoint is in `outDir`, bit for bit, with what --resume changed (`changes`).
+  public static func resume(
+    from outDir: URL, data: GANData, device: Device, changes: ResumeChanges = ResumeChanges()
+  ) throws
     -> GANTrainer
   {
     let saved = try savedState(in: outDir)
@@ -446,7 +448,7 @@ public final class GANTrainer {
       let state = try? JSONDecoder().decode(GANCheckpointState.self, from: d)
     else { throw TrainingError.checkpoint("\(stateURL.path) is not a GAN training state") }
     var options = saved.options
-    if let steps { options.steps = steps }
+    try options.apply(changes)
     let t = try GANTrainer(
       model: saved.model, generator: saved.generator, discriminator: saved.discriminator, data: data,
       options: options, device: device)

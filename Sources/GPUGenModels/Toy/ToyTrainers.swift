@@ -289,13 +289,14 @@ public final class ToyDiffusionTrainer {
       .options
   }
 
-  /// Resumes the run whose latest checkpoint is in `outDir`, bit for bit; `steps` replaces the total.
-  public static func resume(from outDir: URL, device: Device, steps: Int? = nil) throws -> ToyDiffusionTrainer
+  /// Resumes the run whose latest checkpoint is in `outDir`, bit for bit, with what --resume changed (`changes`).
+  public static func resume(from outDir: URL, device: Device, changes: ResumeChanges = ResumeChanges()) throws
+    -> ToyDiffusionTrainer
   {
     let (state, dir) = try ToyOptimization.savedState(
       in: outDir, family: "diffusion", as: DiffusionTrainingOptions.self)
     var options = state.options
-    if let steps { options.steps = steps }
+    try options.apply(changes)
     let (config, _) = try ToyDenoiser.readFolder(dir)
     let schedURL = dir.appendingPathComponent(ToyDenoiser.schedulerFile)
     guard let d = try? Data(contentsOf: schedURL),
@@ -395,11 +396,13 @@ public final class ToyVAETrainer {
     try ToyOptimization.savedState(in: outDir, family: "vae", as: VAETrainingOptions.self).0.options
   }
 
-  /// Resumes the run whose latest checkpoint is in `outDir`, bit for bit; `steps` replaces the total.
-  public static func resume(from outDir: URL, device: Device, steps: Int? = nil) throws -> ToyVAETrainer {
+  /// Resumes the run whose latest checkpoint is in `outDir`, bit for bit, with what --resume changed (`changes`).
+  public static func resume(from outDir: URL, device: Device, changes: ResumeChanges = ResumeChanges()) throws
+    -> ToyVAETrainer
+  {
     let (state, dir) = try ToyOptimization.savedState(in: outDir, family: "vae", as: VAETrainingOptions.self)
     var options = state.options
-    if let steps { options.steps = steps }
+    try options.apply(changes)
     let config = try ToyVAE.readConfig(dir)
     let t = try ToyVAETrainer(config: config, options: options, device: device)
     try t.core.restore(from: dir, optimizerStep: state.optimizerStep, emaStep: state.emaStep)

@@ -44,8 +44,10 @@ extension DiffusionTrainer {
   }
 
   /// Resumes the run whose latest checkpoint is in `outDir`: model, optimizer, EMA and step, bit for bit.
-  /// `steps` replaces the saved total step count when given.
-  public static func resume(from outDir: URL, data: TrainingImages, device: Device, steps: Int? = nil) throws
+  /// `changes` are what --resume changed (ResumeChanges).
+  public static func resume(
+    from outDir: URL, data: TrainingImages, device: Device, changes: ResumeChanges = ResumeChanges()
+  ) throws
     -> DiffusionTrainer
   {
     let dir = try latestCheckpoint(in: outDir)
@@ -55,7 +57,7 @@ extension DiffusionTrainer {
       let state = try? JSONDecoder().decode(CheckpointState.self, from: stateData)
     else { throw TrainingError.checkpoint("\(stateURL.path) is missing or malformed") }
     var options = state.options
-    if let steps { options.steps = steps }
+    try options.apply(changes)
     let config = try UNet2DConfig(
       json: try Data(contentsOf: dir.appendingPathComponent("unet/config.json")), source: "unet/config.json")
     let schedURL = dir.appendingPathComponent("scheduler/scheduler_config.json")

@@ -42,6 +42,14 @@ extension CommonTrainingOptions {
     if sampleEvery < 0 { throw bad("--sample-every must be ≥ 0 (0 disables sample grids)") }
   }
 
+  /// Applies what --resume changed, then checks the result as a new run's options are checked.
+  public mutating func apply(_ changes: ResumeChanges) throws {
+    if let v = changes.steps { steps = v }
+    if let v = changes.checkpointEvery { checkpointEvery = v }
+    if let v = changes.sampleEvery { sampleEvery = v }
+    try validateCommon()
+  }
+
   /// Throws unless a training batch fits on `device`, naming --batch-size: `batchSize` samples of
   /// `valuesPerSample` values (a lower bound: the widest activation), `live` such tensors kept for backward.
   public func checkBatchFits(valuesPerSample: Int, live: Int, on device: Device) throws {
@@ -49,6 +57,24 @@ extension CommonTrainingOptions {
     try MemoryBudget.check(
       one.flatMap { checkedProduct([$0, live]) }, largestBuffer: one,
       for: "a training batch of \(batchSize)", on: device, flag: "--batch-size")
+  }
+}
+
+/// What `--resume` may change in a saved run: the total step count and how often checkpoints and sample grids
+/// are written. None of them enters the arithmetic, so the resumed run stays bitwise identical to one that was
+/// never stopped.
+public struct ResumeChanges: Equatable, Sendable {
+  /// A new total step count.
+  public var steps: Int?
+  /// A new checkpoint interval in steps.
+  public var checkpointEvery: Int?
+  /// A new sample-grid interval in steps (0: never).
+  public var sampleEvery: Int?
+  /// The changes; nil keeps the saved value.
+  public init(steps: Int? = nil, checkpointEvery: Int? = nil, sampleEvery: Int? = nil) {
+    self.steps = steps
+    self.checkpointEvery = checkpointEvery
+    self.sampleEvery = sampleEvery
   }
 }
 

@@ -332,8 +332,10 @@ public final class VAETrainer {
     return (s.options, try VAEArchitecture.read(dir))
   }
 
-  /// Resumes the run whose latest checkpoint is in `outDir`, bit for bit; `steps` replaces the total.
-  public static func resume(from outDir: URL, data: TrainingImages, device: Device, steps: Int? = nil) throws
+  /// Resumes the run whose latest checkpoint is in `outDir`, bit for bit, with what --resume changed (`changes`).
+  public static func resume(
+    from outDir: URL, data: TrainingImages, device: Device, changes: ResumeChanges = ResumeChanges()
+  ) throws
     -> VAETrainer
   {
     let dir = try CheckpointWriter.latest(in: outDir)
@@ -342,7 +344,7 @@ public final class VAETrainer {
       let state = try? JSONDecoder().decode(VAECheckpointState.self, from: d)
     else { throw TrainingError.checkpoint("\(url.path) is missing or is not a VAE training state") }
     var options = state.options
-    if let steps { options.steps = steps }
+    try options.apply(changes)
     let (_, architecture) = try savedState(in: outDir)
     let trainer = try VAETrainer(architecture: architecture, data: data, options: options, device: device)
     do {
