@@ -76,6 +76,22 @@ struct TrainGAN: ParsableCommand {
   @Option(help: "Latent dimensions (default: 64 for images, 2 for toy data, or the --config's).")
   var latentDim: Int?
 
+  @Option(
+    help: ArgumentHelp(
+      "Start from a trained GAN instead of the initialisation: a GAN folder, a run's checkpoint, or gan (the bundled one).",
+      discussion:
+        "Both networks and the EMA generator come from the folder (a checkpoint's trained generator from its training_state/); the optimizers, the EMA's update count and the step start afresh. The folder's configs define the networks, so not with --config.",
+      valueName: "dir"))
+  var initFrom: String?
+
+  @Option(
+    help: ArgumentHelp(
+      "Instance selection: train on this share (0, 1] of each class's images, those nearest their class's mean under the bundled classifier's features.",
+      discussion:
+        "A Gaussian per class (one for unlabelled data) in the 128-d features; each class keeps round(r · its count) images by Mahalanobis distance (DeVries et al. 2020). Precision rises and recall falls. The kept images are saved in each checkpoint, so --resume trains on the same ones.",
+      valueName: "r"))
+  var instanceSelection: Double?
+
   @OptionGroup var deviceOptions: DeviceOptions
 
   @OptionGroup(title: "Data-parallel training (under mpirun)") var distributed: DistributedOptions
@@ -95,6 +111,7 @@ struct TrainGAN: ParsableCommand {
     if let lrD { o.lrD = lrD }
     o.loss = loss
     o.nDis = nDis
+    o.instanceSelection = instanceSelection
     if let betas {
       let parts = betas.split(separator: ",").map { Double($0.trimmingCharacters(in: .whitespaces)) }
       guard parts.count == 2, let b1 = parts[0], let b2 = parts[1] else {
@@ -185,6 +202,36 @@ struct TrainGAN: ParsableCommand {
     return .images(try TrainingImages.load(source: spec, sampleSize: size, channels: channels))
   }
 
+  /// The data a run trains on: all of `full`, or the instance selection `options` asks for (the `saved` one on
+  /// --resume, else chosen now with the bundled classifier).
+  static func select(
+    _ full: GANData, options: GANTrainingOptions, saved: InstanceSelection.Saved?, announce: Bool = false
+  ) throws -> (data: GANData, selection: InstanceSelection.Saved?) {
+    guard let ratio = options.instanceSelection else { return (full, nil) }
+    guard case .images(let images) = full else {
+      throw TrainingError.invalidOption("--instance-selection is for image data, not \(options.data)")
+    }
+    if let saved {
+      guard saved.of == images.count else {
+        throw TrainingError.checkpoint(
+          "the checkpoint's instance selection is of \(saved.of) images, but \(options.data) has \(images.count)"
+        )
+      }
+      return (.images(try images.subset(saved.indices)), saved)
+    }
+    let classifier = try ImageClassifier.bundled(device: .cpu)
+    let kept = try InstanceSelection.select(images, ratio: ratio, classifier: classifier)
+    if announce {
+      FileHandle.standardError.write(
+        Data(
+          "gpugen: instance selection: training on \(kept.count) of \(images.count) images (\(ratio) of \(images.labels == nil ? "the set" : "each class"), nearest the mean under the bundled classifier's features)\n"
+            .utf8))
+    }
+    return (
+      .images(try images.subset(kept)), InstanceSelection.Saved(ratio: ratio, indices: kept, of: images.count)
+    )
+  }
+
   func train() throws {
     HostMemory.fixMmapThreshold(bytes: 1 << 20)
     let job = try TrainingJob(training: training, distributed: distributed, deviceOptions: deviceOptions)
@@ -207,20 +254,45 @@ struct TrainGAN: ParsableCommand {
               .joined(separator: ",")
             }, "\(b.beta1),\(b.beta2)"
           ),
+          (
+            "--instance-selection", instanceSelection.map { "\($0)" },
+            b.instanceSelection.map { "\($0)" } ?? "every image"
+          ),
         ])
+      if initFrom != nil {
+        throw TrainingError.invalidOption(
+          "--resume continues the saved run from its own weights: drop --init-from")
+      }
       try job.checkBatch(saved.options.batchSize)
-      let data = try TrainGAN.loadData(saved.options.data, config: saved.generator)
+      let data = try TrainGAN.select(
+        TrainGAN.loadData(saved.options.data, config: saved.generator), options: saved.options,
+        saved: try GANTrainer.savedSelection(in: saved.state)
+      ).data
       trainer = try GANTrainer.resume(
         from: job.outDir, data: data, device: job.device, changes: training.resumeChanges)
       if job.isRoot { training.announceResume(step: trainer.step, of: trainer.options.steps, on: job.device) }
     } else {
       let o = try options()
       try job.checkBatch(o.batchSize)
-      let given = try config.map(TrainGAN.readConfigs)
-      let data = try TrainGAN.loadData(o.data, config: given?.0)
+      let start = try initFrom.map { path -> URL in
+        if config != nil {
+          throw TrainingError.invalidOption("--init-from takes the folder's configs: drop --config")
+        }
+        let url = try ModelFolder.locate(path)
+        guard GANModel.isGANFolder(url) else {
+          throw TrainingError.invalidOption(
+            "--init-from: \(url.path) is not a GAN folder (gan_config.json, generator/)")
+        }
+        return url
+      }
+      let given = try (start?.path ?? config).map(TrainGAN.readConfigs)
+      let (data, selection) = try TrainGAN.select(
+        TrainGAN.loadData(o.data, config: given?.0), options: o, saved: nil, announce: job.isRoot)
       let (model, g, d) = try configs(data: data, options: o, given: given)
       trainer = try GANTrainer(
         model: model, generator: g, discriminator: d, data: data, options: o, device: job.device)
+      trainer.selection = selection
+      if let start { try trainer.initialize(from: start) }
       try job.createOutput()
       let what: String
       switch data {

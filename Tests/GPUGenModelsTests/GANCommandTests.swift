@@ -37,16 +37,16 @@ final class GANCommandTests: XCTestCase {
   }
 
   /// A tiny labelled IDX data set: 24 images of 8×8 in 3 classes.
-  func fixture(in dir: URL) throws -> String {
+  func fixture(in dir: URL, size: Int = 8) throws -> String {
     func be32(_ v: Int) -> [UInt8] { [24, 16, 8, 0].map { UInt8((v >> $0) & 0xFF) } }
     let n = 24
-    var images: [UInt8] = [0, 0, 8, 3] + be32(n) + be32(8) + be32(8)
+    var images: [UInt8] = [0, 0, 8, 3] + be32(n) + be32(size) + be32(size)
     var labels: [UInt8] = [0, 0, 8, 1] + be32(n)
     for i in 0..<n {
       let c = i % 3
       labels.append(UInt8(c))
-      for y in 0..<8 {
-        for x in 0..<8 {
+      for y in 0..<size {
+        for x in 0..<size {
           images.append(UInt8(min(255, (c == 0 ? x * 32 : c == 1 ? y * 32 : (x + y) * 16) + i % 5)))
         }
       }
@@ -469,6 +469,115 @@ final class GANCommandTests: XCTestCase {
   }
 
   // MARK: Bad input
+
+  /// --instance-selection trains on the kept share of each class, saves the choice in the checkpoint and
+  /// resumes on it bitwise; --init-from starts a new run from a GAN folder's weights with fresh optimizers. Their
+  /// misuses exit 2.
+  func testInstanceSelectionAndInitFrom() throws {
+    let d = try tmp()
+    let data = try fixture(in: d, size: 28), cfg = try config(in: d)
+    func train(_ out: URL, _ extra: [String], config: Bool = true) throws -> (Int32, String, String) {
+      try gpugen(
+        ["train", "gan", "--data", data, "--class-conditional", "--batch-size", "4", "--sample-every", "0"]
+          + (config ? ["--config", cfg] : []) + ["--out", out.path] + extra)
+    }
+    let split = d.appendingPathComponent("split"), straight = d.appendingPathComponent("straight")
+    let (s, _, e) = try train(split, ["--instance-selection", "0.5", "--steps", "2"])
+    XCTAssertEqual(s, 0, e)
+    XCTAssertTrue(e.contains("training on 12 of 24 images"), e)
+    let saved = try XCTUnwrap(try GANTrainer.savedSelection(in: CheckpointWriter.latest(in: split)))
+    XCTAssertEqual([saved.of, saved.indices.count], [24, 12])
+    XCTAssertEqual(saved.ratio, 0.5)
+    // The fixture's class is the index mod 3: each class keeps 4 of its 8 images.
+    XCTAssertEqual(Dictionary(grouping: saved.indices) { $0 % 3 }.mapValues(\.count), [0: 4, 1: 4, 2: 4])
+    // 2 steps + --resume 2 = 4 straight, bit for bit (the resumed run reads the saved selection).
+    XCTAssertEqual(try train(straight, ["--instance-selection", "0.5", "--steps", "4"]).0, 0)
+    let (s2, _, e2) = try gpugen(["train", "gan", "--resume", "--steps", "4", "--out", split.path])
+    XCTAssertEqual(s2, 0, e2)
+    let a = try files(try CheckpointWriter.latest(in: straight))
+    let b = try files(try CheckpointWriter.latest(in: split))
+    XCTAssertEqual(a.keys.sorted(), b.keys.sorted())
+    for (k, v) in a where b[k] != v { XCTFail("\(k) differs after resume") }
+    XCTAssertNotNil(a[InstanceSelection.checkpointFile])
+    // Without the selection (or with another share) the run trains on other images.
+    let all = d.appendingPathComponent("all"), most = d.appendingPathComponent("most")
+    XCTAssertEqual(try train(all, ["--steps", "4"]).0, 0)
+    XCTAssertEqual(try train(most, ["--instance-selection", "0.75", "--steps", "4"]).0, 0)
+    let g = "generator/\(ModelFolder.weightsFile)"
+    let others = [
+      try files(try CheckpointWriter.latest(in: all)), try files(try CheckpointWriter.latest(in: most)),
+    ]
+    for o in others { XCTAssertNotEqual(o[g], a[g]) }
+    XCTAssertNil(others[0][InstanceSelection.checkpointFile])
+    XCTAssertEqual(
+      try GANTrainer.savedSelection(in: CheckpointWriter.latest(in: most))?.indices.count, 18)
+
+    // --init-from: a 0-step run starts from the folder's networks (the trained generator of a checkpoint).
+    let start = straight.appendingPathComponent("checkpoint")
+    let fine = d.appendingPathComponent("fine")
+    let (s3, _, e3) = try train(fine, ["--init-from", start.path, "--steps", "0"], config: false)
+    XCTAssertEqual(s3, 0, e3)
+    let f = try files(try CheckpointWriter.latest(in: fine))
+    for k in [g, "discriminator/\(ModelFolder.weightsFile)", "training_state/generator.safetensors"] {
+      XCTAssertEqual(f[k], a[k], k)
+    }
+    let fresh = try XCTUnwrap(try GANTrainer.savedState(in: fine))
+    XCTAssertEqual(fresh.generator, try GANTrainer.savedState(in: straight).generator)
+    // It trains on: 2 steps from the started weights.
+    let (s4, _, e4) = try train(
+      d.appendingPathComponent("fine2"), ["--init-from", start.path, "--steps", "2"], config: false)
+    XCTAssertEqual(s4, 0, e4)
+
+    // Misuses: exit 2, naming the flag.
+    let toy = ["train", "gan", "--data", "toy:ring8", "--steps", "1"]
+    for (args, needle) in [
+      (
+        toy + ["--instance-selection", "0.5", "--out", d.appendingPathComponent("t").path],
+        "--instance-selection"
+      ),
+      (
+        [
+          "train", "gan", "--data", data, "--instance-selection", "0", "--out",
+          d.appendingPathComponent("z").path,
+        ],
+        "--instance-selection"
+      ),
+      (
+        [
+          "train", "gan", "--data", data, "--instance-selection", "1.5", "--out",
+          d.appendingPathComponent("o").path,
+        ],
+        "--instance-selection"
+      ),
+      (
+        ["train", "gan", "--resume", "--out", split.path, "--instance-selection", "0.7"],
+        "--instance-selection 0.7"
+      ),
+      (["train", "gan", "--resume", "--out", split.path, "--init-from", start.path], "--init-from"),
+      (
+        [
+          "train", "gan", "--data", data, "--config", cfg, "--init-from", start.path, "--out",
+          d.appendingPathComponent("c").path,
+        ], "--init-from"
+      ),
+      (
+        ["train", "gan", "--data", data, "--init-from", d.path, "--out", d.appendingPathComponent("n").path],
+        "--init-from"
+      ),
+    ] {
+      let (s, _, e) = try gpugen(args)
+      XCTAssertEqual(s, 2, "\(args): \(e)")
+      XCTAssertTrue(e.contains(needle), "\(args): \(e)")
+    }
+    // 8×8 images do not fit the classifier the selection scores with.
+    let small = try fixture(in: try tmp())
+    let (s5, _, e5) = try gpugen([
+      "train", "gan", "--data", small, "--config", try config(in: d, name: "g8.json", size: 8),
+      "--instance-selection", "0.5", "--out", d.appendingPathComponent("s").path,
+    ])
+    XCTAssertEqual(s5, 2, e5)
+    XCTAssertTrue(e5.contains("1×28×28"), e5)
+  }
 
   func testBadInputIsAClearErrorWithStatus2() throws {
     let d = try tmp()

@@ -637,6 +637,83 @@ final class GANTests: XCTestCase {
         from: d, data: .toy(.ring8), device: .cpu, changes: ResumeChanges(checkpointEvery: 0)))
   }
 
+  /// Instance selection: squared Mahalanobis distances against a direct 3 × 3 inverse (with the same ridge), each class keeping
+  /// round(ratio · count) images nearest its own mean (planted outliers go first), one group without labels, and
+  /// a share outside (0, 1] refused.
+  func testInstanceSelectionKeepsTheDensestShareOfEachClass() throws {
+    var state: UInt64 = 12_345
+    func uniform() -> Double {
+      state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+      return Double(state >> 11) / Double(1 << 53)
+    }
+    // Two classes of 40 correlated 3-d points around different means; the last point of each is far out.
+    var features: [Float] = []
+    var labels: [Int] = []
+    for c in 0..<2 {
+      for i in 0..<40 {
+        let (a, b, e) = (uniform() - 0.5, uniform() - 0.5, uniform() - 0.5)
+        var p = [a + 10 * Double(c), a + 0.3 * b, 2 * e - Double(c)]
+        if i == 39 { p = p.map { $0 + (c == 0 ? 4 : -4) } }
+        features += p.map(Float.init)
+        labels.append(c)
+      }
+    }
+    // Distances of class 0 against mean, covariance (n − 1) and its cofactor inverse.
+    let rows = Array(0..<40)
+    let got = InstanceSelection.mahalanobis(features: features, dimension: 3, rows: rows)
+    let x = rows.map { r in (0..<3).map { Double(features[r * 3 + $0]) } }
+    let mu = (0..<3).map { j in x.map { $0[j] }.reduce(0, +) / 40 }
+    var cv = [[Double]](repeating: [0, 0, 0], count: 3)
+    for p in x { for i in 0..<3 { for j in 0..<3 { cv[i][j] += (p[i] - mu[i]) * (p[j] - mu[j]) / 39 } } }
+    // The documented ridge: 1e-6 of the mean variance on the diagonal.
+    let ridge = 1e-6 * (cv[0][0] + cv[1][1] + cv[2][2]) / 3
+    for i in 0..<3 { cv[i][i] += ridge }
+    let det =
+      cv[0][0] * (cv[1][1] * cv[2][2] - cv[1][2] * cv[2][1]) - cv[0][1]
+      * (cv[1][0] * cv[2][2] - cv[1][2] * cv[2][0])
+      + cv[0][2] * (cv[1][0] * cv[2][1] - cv[1][1] * cv[2][0])
+    var inv = [[Double]](repeating: [0, 0, 0], count: 3)
+    for i in 0..<3 {
+      for j in 0..<3 {
+        let (r0, r1) = ((j + 1) % 3, (j + 2) % 3), (c0, c1) = ((i + 1) % 3, (i + 2) % 3)
+        inv[i][j] = (cv[r0][c0] * cv[r1][c1] - cv[r0][c1] * cv[r1][c0]) / det
+      }
+    }
+    for (k, p) in x.enumerated() {
+      let dx = (0..<3).map { p[$0] - mu[$0] }
+      var want = 0.0
+      for i in 0..<3 { for j in 0..<3 { want += dx[i] * inv[i][j] * dx[j] } }
+      XCTAssertEqual(got[k], want, accuracy: 1e-9 * want + 1e-12, "row \(k)")
+    }
+    XCTAssertEqual(got.indices.max { got[$0] < got[$1] }, 39, "the planted outlier is the farthest")
+
+    // Each class keeps round(ratio · 40), nearest its own mean first; the outliers are the first to go.
+    for (ratio, kept) in [(0.5, 20), (0.9, 36), (0.99, 40), (1.0, 40)] {
+      let sel = try InstanceSelection.select(features: features, dimension: 3, labels: labels, ratio: ratio)
+      XCTAssertEqual(sel, sel.sorted())
+      XCTAssertEqual(sel.filter { $0 < 40 }.count, kept, "\(ratio)")
+      XCTAssertEqual(sel.filter { $0 >= 40 }.count, kept, "\(ratio)")
+      if kept < 40 { XCTAssertFalse(sel.contains(39) || sel.contains(79), "\(ratio)") }
+      let threshold = sel.filter { $0 < 40 }.map { got[$0] }.max()!
+      for r in rows where !sel.contains(r) { XCTAssertGreaterThanOrEqual(got[r], threshold) }
+    }
+    // Without labels one Gaussian covers both clusters: the share is of the whole set.
+    let pooled = try InstanceSelection.select(features: features, dimension: 3, labels: nil, ratio: 0.5)
+    XCTAssertEqual(pooled.count, 40)
+    for bad in [0.0, -0.5, 1.5, .nan] {
+      XCTAssertThrowsError(
+        try InstanceSelection.select(features: features, dimension: 3, labels: labels, ratio: bad), "\(bad)")
+    }
+    // The subset keeps images and labels together.
+    let images = TrainingImages(
+      images: (0..<12).map(Float.init), labels: [0, 1, 2], count: 3, channels: 1, size: 2, classCount: 3)
+    let sub = try images.subset([2, 0])
+    XCTAssertEqual(sub.images, [8, 9, 10, 11, 0, 1, 2, 3])
+    XCTAssertEqual(sub.labels, [2, 0])
+    XCTAssertEqual([sub.count, sub.classCount], [2, 3])
+    XCTAssertThrowsError(try images.subset([3]))
+  }
+
   func testNDisTakesKDiscriminatorStepsPerGeneratorStep() throws {
     for k in [1, 3] {
       let t = try toyTrainer { $0.nDis = k }

@@ -38,6 +38,9 @@ public struct GANTrainingOptions: Codable, Equatable, Sendable, CommonTrainingOp
   public var clipGrad = 0.0
   /// DiffAugment policies applied to every batch D sees.
   public var diffAugment: [String] = []
+  /// Instance selection: the share of each class's images trained on, the densest under the bundled
+  /// classifier's features (`InstanceSelection`); nil: every image.
+  public var instanceSelection: Double?
   /// Steps between checkpoints.
   public var checkpointEvery = 500
   /// Steps between sample grids and the collapse signal (0: never).
@@ -78,6 +81,10 @@ public struct GANTrainingOptions: Codable, Equatable, Sendable, CommonTrainingOp
     if !(lrD > 0) || !lrD.isFinite { throw bad("--lr-d must be positive") }
     for (name, b) in [("β₁", beta1), ("β₂", beta2)] where !(b >= 0 && b < 1) {
       throw bad("--betas: \(name) = \(b) is not in [0, 1)")
+    }
+    if let r = instanceSelection {
+      try InstanceSelection.check(r)
+      if ToyDataset.isToy(data) { throw bad("--instance-selection is for image data, not \(data)") }
     }
     for p in diffAugment where DiffAugmentPolicy(rawValue: p) == nil {
       throw bad(
@@ -131,6 +138,8 @@ public final class GANTrainer {
   public let generatorConfig: GANNetworkConfig, discriminatorConfig: GANNetworkConfig
   /// The run's options.
   public let options: GANTrainingOptions
+  /// The instance selection the data was cut to (saved in each checkpoint; nil: every image).
+  public var selection: InstanceSelection.Saved?
   /// The device it trains on.
   public let device: Device
   /// The networks (training mode).
@@ -417,7 +426,64 @@ public final class GANTrainer {
           try CheckpointWriter.optimizerState(optimizerD, names: namesD)
         ),
         (CheckpointWriter.stateFile, .data(try JSONEncoder.sorted.encode(state))),
-      ], step: step, to: outDir)
+      ]
+        + (try selection.map {
+          [(InstanceSelection.checkpointFile, .data(try JSONEncoder.sorted.encode($0)))]
+        } ?? []),
+      step: step, to: outDir)
+  }
+
+  /// Loads the networks of the GAN folder `dir`: the discriminator, the EMA generator (its `generator/`, with
+  /// `emaStep` updates behind it) and the trained generator from `rawGenerator` (a path in `dir`), or from the
+  /// EMA weights when `rawGenerator` is nil or absent.
+  func loadWeights(from dir: URL, emaStep: Int, rawGenerator: String?) throws {
+    func read(_ path: String) throws -> [String: TensorData] {
+      try CheckpointWriter.readFinite(path, in: dir).tensors
+    }
+    func load(_ m: Module, _ path: String) throws {
+      do { try m.load(try read(path)) } catch let e as ModuleError {
+        throw TrainingError.checkpoint("\(dir.appendingPathComponent(path).path): \(e)")
+      }
+    }
+    let emaPath = "\(GANModel.generatorFolder)/\(ModelFolder.weightsFile)"
+    let raw = rawGenerator.flatMap {
+      FileManager.default.fileExists(atPath: dir.appendingPathComponent($0).path) ? $0 : nil
+    }
+    try load(generator, raw ?? emaPath)
+    try load(discriminator, "\(GANModel.discriminatorFolder)/\(ModelFolder.weightsFile)")
+    let exported = try read(emaPath)
+    let shadow = try namesG.map { name -> Tensor in
+      guard let v = exported[name] else { throw TrainingError.checkpoint("EMA weight \(name) is missing") }
+      return try Tensor(v, on: device)
+    }
+    try ema.importState(shadow: shadow, optimizationStep: emaStep)
+  }
+
+  /// Starts from the trained GAN folder `dir` (`--init-from`) instead of the initialisation: its discriminator,
+  /// its generator (the trained one of a checkpoint's training_state/, else the EMA one) and its EMA generator.
+  /// The optimizers, the EMA's update count and the step start afresh; the configs must be the folder's.
+  public func initialize(from dir: URL) throws {
+    guard GANModel.isGANFolder(dir) else {
+      throw TrainingError.invalidOption("--init-from: \(dir.path) is not a GAN folder")
+    }
+    guard
+      FileManager.default.fileExists(
+        atPath: dir.appendingPathComponent("\(GANModel.discriminatorFolder)/\(ModelFolder.weightsFile)").path)
+    else {
+      throw TrainingError.invalidOption(
+        "--init-from: \(dir.path) has no discriminator weights, which training needs")
+    }
+    try loadWeights(from: dir, emaStep: 0, rawGenerator: "training_state/generator.safetensors")
+  }
+
+  /// The instance selection saved with the checkpoint folder `dir` (nil when the run trains on every image).
+  public static func savedSelection(in dir: URL) throws -> InstanceSelection.Saved? {
+    let url = dir.appendingPathComponent(InstanceSelection.checkpointFile)
+    guard FileManager.default.fileExists(atPath: url.path) else { return nil }
+    guard let d = try? Data(contentsOf: url),
+      let s = try? JSONDecoder().decode(InstanceSelection.Saved.self, from: d)
+    else { throw TrainingError.checkpoint("\(url.path) is not an instance selection") }
+    return s
   }
 
   /// The options and configs saved with the latest checkpoint in `outDir`.
@@ -452,22 +518,7 @@ public final class GANTrainer {
     let t = try GANTrainer(
       model: saved.model, generator: saved.generator, discriminator: saved.discriminator, data: data,
       options: options, device: device)
-    func load(_ m: Module, _ path: String) throws {
-      do { try m.load(try CheckpointWriter.read(path, in: dir).tensors) } catch let e as ModuleError {
-        throw TrainingError.checkpoint("\(path): \(e)")
-      }
-    }
-    try load(t.generator, "training_state/generator.safetensors")
-    try load(t.discriminator, "\(GANModel.discriminatorFolder)/\(ModelFolder.weightsFile)")
-    let exported = try CheckpointWriter.readFinite(
-      "\(GANModel.generatorFolder)/\(ModelFolder.weightsFile)", in: dir)
-    let shadow = try t.namesG.map { name -> Tensor in
-      guard let v = exported.tensors[name] else {
-        throw TrainingError.checkpoint("EMA weight \(name) is missing")
-      }
-      return try Tensor(v, on: device)
-    }
-    try t.ema.importState(shadow: shadow, optimizationStep: state.emaStep)
+    try t.loadWeights(from: dir, emaStep: state.emaStep, rawGenerator: "training_state/generator.safetensors")
     for (opt, file, names, n) in [
       (t.optimizerG, "optimizer_g", t.namesG, state.optimizerStepG),
       (t.optimizerD, "optimizer_d", t.namesD, state.optimizerStepD),
@@ -476,6 +527,7 @@ public final class GANTrainer {
       try opt.importState(try o.tensors.mapValues { try Tensor($0, on: device) }, step: n, names: names)
     }
     t.step = state.step
+    t.selection = try savedSelection(in: dir)
     return t
   }
 }
