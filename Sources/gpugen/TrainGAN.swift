@@ -35,8 +35,8 @@ struct TrainGAN: ParsableCommand {
       D(G(z)) — probabilities for ns, logits for hinge — and both gradient norms); OUT/loss.png; and every \
       --sample-every steps a sample grid (images) or scatter plot (toy) in OUT/samples/ and the collapse \
       signal in OUT/collapse.csv and OUT/collapse.png: on images the class-histogram entropy of 1,000 samples \
-      from fixed z under the bundled classifier (ln 10 ≈ 2.30 when every class appears equally), on toy data \
-      the modes covered. Ctrl-C writes a checkpoint before exiting; a NaN/Inf stops at once with exit status \
+      from fixed z under the bundled classifier (or --classifier; ln 10 ≈ 2.30 when every class appears \
+      equally), on toy data the modes covered. Ctrl-C writes a checkpoint before exiting; a NaN/Inf stops at once with exit status \
       3. Every draw is Philox keyed by --seed, so on the CPU a resumed run is bitwise identical.
       """)
 
@@ -86,11 +86,17 @@ struct TrainGAN: ParsableCommand {
 
   @Option(
     help: ArgumentHelp(
-      "Instance selection: train on this share (0, 1] of each class's images, those nearest their class's mean under the bundled classifier's features.",
+      "Instance selection: train on this share (0, 1] of each class's images, those nearest their class's mean under the classifier's features (--classifier).",
       discussion:
-        "A Gaussian per class (one for unlabelled data) in the 128-d features; each class keeps round(r · its count) images by Mahalanobis distance (DeVries et al. 2020). Precision rises and recall falls. The kept images are saved in each checkpoint, so --resume trains on the same ones.",
+        "A Gaussian per class (one for unlabelled data) in the classifier's features (128-d for the bundled one); each class keeps round(r · its count) images by Mahalanobis distance (DeVries et al. 2020). Precision rises and recall falls. The kept images are saved in each checkpoint, so --resume trains on the same ones.",
       valueName: "r"))
   var instanceSelection: Double?
+
+  @Option(
+    help: ArgumentHelp(
+      "The classifier that scores --instance-selection and the collapse signal: a folder written by `gpugen train classifier`, or classifier (the bundled Fashion-MNIST one, the default).",
+      valueName: "dir"))
+  var classifier: String?
 
   @OptionGroup var deviceOptions: DeviceOptions
 
@@ -112,6 +118,7 @@ struct TrainGAN: ParsableCommand {
     o.loss = loss
     o.nDis = nDis
     o.instanceSelection = instanceSelection
+    o.classifier = try classifier.map { try ClassifierFolder.locate($0).path }
     if let betas {
       let parts = betas.split(separator: ",").map { Double($0.trimmingCharacters(in: .whitespaces)) }
       guard parts.count == 2, let b1 = parts[0], let b2 = parts[1] else {
@@ -202,6 +209,12 @@ struct TrainGAN: ParsableCommand {
     return .images(try TrainingImages.load(source: spec, sampleSize: size, channels: channels))
   }
 
+  /// The run's classifier (`--classifier`, else the bundled one) on `device`.
+  static func judge(_ options: GANTrainingOptions, device: Device) throws -> ImageClassifier {
+    guard let path = options.classifier else { return try ImageClassifier.bundled(device: device) }
+    return try ImageClassifier.load(from: URL(fileURLWithPath: path), device: device)
+  }
+
   /// The data a run trains on: all of `full`, or the instance selection `options` asks for (the `saved` one on
   /// --resume, else chosen now with the bundled classifier).
   static func select(
@@ -219,12 +232,12 @@ struct TrainGAN: ParsableCommand {
       }
       return (.images(try images.subset(saved.indices)), saved)
     }
-    let classifier = try ImageClassifier.bundled(device: .cpu)
+    let classifier = try judge(options, device: .cpu)
     let kept = try InstanceSelection.select(images, ratio: ratio, classifier: classifier)
     if announce {
       FileHandle.standardError.write(
         Data(
-          "gpugen: instance selection: training on \(kept.count) of \(images.count) images (\(ratio) of \(images.labels == nil ? "the set" : "each class"), nearest the mean under the bundled classifier's features)\n"
+          "gpugen: instance selection: training on \(kept.count) of \(images.count) images (\(ratio) of \(images.labels == nil ? "the set" : "each class"), nearest the mean under \(options.classifier ?? "the bundled classifier")'s features)\n"
             .utf8))
     }
     return (
@@ -257,6 +270,10 @@ struct TrainGAN: ParsableCommand {
           (
             "--instance-selection", instanceSelection.map { "\($0)" },
             b.instanceSelection.map { "\($0)" } ?? "every image"
+          ),
+          (
+            "--classifier", try classifier.map { try ClassifierFolder.locate($0).path },
+            b.classifier ?? "the bundled classifier"
           ),
         ])
       if initFrom != nil {
@@ -328,7 +345,7 @@ final class GANRun: TrainingRun {
   /// warning says why, once, and collapse.csv holds nan).
   lazy var classifier: ImageClassifier? = {
     guard case .images = trainer.data else { return nil }
-    do { return try ImageClassifier.bundled(device: trainer.device) } catch {
+    do { return try TrainGAN.judge(trainer.options, device: trainer.device) } catch {
       FileHandle.standardError.write(
         Data(
           "gpugen: warning: no classifier for the collapse signal (\(error)); collapse.csv logs nan\n".utf8))

@@ -569,14 +569,39 @@ final class GANCommandTests: XCTestCase {
       XCTAssertEqual(s, 2, "\(args): \(e)")
       XCTAssertTrue(e.contains(needle), "\(args): \(e)")
     }
-    // 8×8 images do not fit the classifier the selection scores with.
-    let small = try fixture(in: try tmp())
-    let (s5, _, e5) = try gpugen([
-      "train", "gan", "--data", small, "--config", try config(in: d, name: "g8.json", size: 8),
-      "--instance-selection", "0.5", "--out", d.appendingPathComponent("s").path,
-    ])
+    // 8×8 images do not fit the bundled classifier the selection scores with by default; --classifier gives
+    // one that fits, which then also judges the collapse signal (nan under the bundled one).
+    let small = try fixture(in: try tmp()), g8 = try config(in: d, name: "g8.json", size: 8)
+    let eight = ["train", "gan", "--data", small, "--config", g8, "--class-conditional", "--batch-size", "4"]
+    let (s5, _, e5) = try gpugen(
+      eight + ["--instance-selection", "0.5", "--out", d.appendingPathComponent("s").path])
     XCTAssertEqual(s5, 2, e5)
     XCTAssertTrue(e5.contains("1×28×28"), e5)
+    let judge = d.appendingPathComponent("judge")
+    try ImageClassifier(
+      config: ClassifierConfig(
+        inChannels: 1, imageSize: 8, numClasses: 3, convChannels: [4, 8, 8], featureDim: 16),
+      seed: 0, device: .cpu
+    ).save(to: judge)
+    let judged = d.appendingPathComponent("judged")
+    let (s6, _, e6) = try gpugen(
+      eight + [
+        "--instance-selection", "0.5", "--classifier", judge.path, "--steps", "2", "--sample-every", "2",
+        "--out",
+        judged.path,
+      ])
+    XCTAssertEqual(s6, 0, e6)
+    XCTAssertTrue(e6.contains("training on 12 of 24 images") && e6.contains(judge.path), e6)
+    let signal = try collapse(judged)
+    XCTAssertEqual(signal.map(\.step), [2])
+    XCTAssertTrue(signal[0].value.isFinite && signal[0].value <= Foundation.log(3.0) + 1e-9, "\(signal)")
+    let (s7, _, e7) = try gpugen([
+      "train", "gan", "--resume", "--out", judged.path, "--classifier", "classifier",
+    ])
+    XCTAssertEqual(s7, 2, e7)
+    XCTAssertTrue(e7.contains("--classifier"), e7)
+    let (s8, _, e8) = try gpugen(["train", "gan", "--resume", "--steps", "3", "--out", judged.path])
+    XCTAssertEqual(s8, 0, e8)
   }
 
   func testBadInputIsAClearErrorWithStatus2() throws {

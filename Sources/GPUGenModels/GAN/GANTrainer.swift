@@ -41,6 +41,8 @@ public struct GANTrainingOptions: Codable, Equatable, Sendable, CommonTrainingOp
   /// Instance selection: the share of each class's images trained on, the densest under the bundled
   /// classifier's features (`InstanceSelection`); nil: every image.
   public var instanceSelection: Double?
+  /// The classifier folder that scores instance selection and the collapse signal (nil: the bundled one).
+  public var classifier: String?
   /// Steps between checkpoints.
   public var checkpointEvery = 500
   /// Steps between sample grids and the collapse signal (0: never).
@@ -85,6 +87,9 @@ public struct GANTrainingOptions: Codable, Equatable, Sendable, CommonTrainingOp
     if let r = instanceSelection {
       try InstanceSelection.check(r)
       if ToyDataset.isToy(data) { throw bad("--instance-selection is for image data, not \(data)") }
+    }
+    if classifier != nil && ToyDataset.isToy(data) {
+      throw bad("--classifier judges images; toy data \(data) is scored by its modes")
     }
     for p in diffAugment where DiffAugmentPolicy(rawValue: p) == nil {
       throw bad(
