@@ -36,8 +36,8 @@ struct TrainGAN: ParsableCommand {
       --sample-every steps a sample grid (images) or scatter plot (toy) in OUT/samples/ and the collapse \
       signal in OUT/collapse.csv and OUT/collapse.png: on images the class-histogram entropy of 1,000 samples \
       from fixed z under the bundled classifier (or --classifier; ln 10 ≈ 2.30 when every class appears \
-      equally), on toy data the modes covered. Ctrl-C writes a checkpoint before exiting; a NaN/Inf stops at once with exit status \
-      3. Every draw is Philox keyed by --seed, so on the CPU a resumed run is bitwise identical.
+      equally), on toy data the modes covered. Ctrl-C writes a checkpoint before exiting; a NaN/Inf stops at \
+      once with exit status 3. Every draw is Philox keyed by --seed, so on the CPU a resumed run is bitwise identical.
       """)
 
   @OptionGroup var training: TrainingOptionGroup
@@ -216,7 +216,7 @@ struct TrainGAN: ParsableCommand {
   }
 
   /// The data a run trains on: all of `full`, or the instance selection `options` asks for (the `saved` one on
-  /// --resume, else chosen now with the bundled classifier).
+  /// --resume, else chosen now with the run's classifier, `judge`).
   static func select(
     _ full: GANData, options: GANTrainingOptions, saved: InstanceSelection.Saved?, announce: Bool = false
   ) throws -> (data: GANData, selection: InstanceSelection.Saved?) {

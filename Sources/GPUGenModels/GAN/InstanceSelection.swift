@@ -43,7 +43,7 @@ public enum InstanceSelection {
     if ratio == 1 { return Array(0..<data.count) }
     let (_, features) = try classifier.predict(data.images, count: data.count)
     return try select(
-      features: features, dimension: classifier.config.featureDim, labels: data.labels, ratio: ratio)
+      features: features, dimension: c.featureDim, labels: data.labels, ratio: ratio)
   }
 
   /// The selection on given features (row-major, `dimension` per image); `labels` nil: one group.
